@@ -1,0 +1,56 @@
+"""The ``kefu`` command. Each sub-command lives in its own module with a ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from kefu.models.policy import PolicyError
+
+# Sub-command modules, in the order ``kefu --help`` lists them.
+COMMAND_MODULES = [
+    "kefu.cli.deadlines",
+    "kefu.cli.db",
+    "kefu.cli.policy",
+    "kefu.cli.up",
+]
+
+
+class UsageError(Exception):
+    """Bad arguments: reported on one line, exit status 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2 — never a traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="kefu", description="Kefu — customer-service policies run as Prefect workflows.")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except UsageError as exc:
+        print(f"kefu {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""``kefu up``: bring the whole system up on its embedded defaults and keep it up until Ctrl-C.
+
+Order: validate the policy, migrate the database, start the Prefect server and wait until it answers,
+then start every other component (the runner serving Kefu's deployments, and what later parts add).
+Ctrl-C (or SIGTERM) stops every component, newest first, and waits for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kefu.models.db import default_engine
+from kefu.models.migrate import upgrade
+from kefu.models.policy import current_policy
+from kefu.settings import Settings, get_settings
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    shows: str = ""  # what a person opens, printed once the component is up
+    health_url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def prefect_env(settings: Settings) -> dict[str, str]:
+    """Environment shared by every process that talks to Prefect (embedded SQLite server under var/)."""
+    home = (settings.var_dir / "prefect").resolve()
+    return {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(settings.prefect_port),
+        "PREFECT_UI_API_URL": settings.prefect_api_url,
+    }
+
+
+def components(settings: Settings) -> list[Component]:
+    """Everything ``kefu up`` runs, in start order. Later parts of Kefu append theirs here."""
+    python = sys.executable
+    ui = settings.prefect_api_url.removesuffix("/api")
+    return [
+        Component(
+            "prefect-server",
+            [python, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(settings.prefect_port)],
+            shows=f"Prefect UI (runs, approvals, artifacts): {ui}",
+            health_url=f"{settings.prefect_api_url}/health",
+        ),
+        Component(
+            "runner",
+            [python, "-m", "kefu.deployments.serve"],
+            shows="Runner serving Kefu's deployments (see Deployments in the Prefect UI)",
+        ),
+    ]
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with status {process.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local address
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(delay)  # polling a process we do not control; there is nothing to await
+        delay = min(delay * 1.5, 2.0)
+    raise RuntimeError(f"did not answer {url} within {timeout:.0f} s")
+
+
+def stop_all(started: list[tuple[Component, subprocess.Popen[bytes]]]) -> None:
+    for component, process in reversed(started):
+        if process.poll() is None:
+            print(f"kefu up: stopping {component.name}", flush=True)
+            os.killpg(process.pid, signal.SIGTERM)
+    for component, process in reversed(started):
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            print(f"kefu up: {component.name} did not stop in 20 s; killing it", flush=True)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("up", help="start the whole system on its embedded defaults (Ctrl-C stops it)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    policy = current_policy()
+    print(f"kefu up: policy {settings.policy_file} is valid ({len(policy.complaints.severities)} severities)")
+    engine = default_engine()
+    upgrade(engine)
+    print(f"kefu up: database {engine.url.render_as_string(hide_password=True)} migrated")
+
+    env = {**os.environ, **prefect_env(settings)}
+    log_dir = settings.var_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started: list[tuple[Component, subprocess.Popen[bytes]]] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for component in components(settings):
+            log_path = Path(log_dir / f"{component.name}.log")
+            log = log_path.open("ab")
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+                component.argv,
+                env={**env, **component.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            started.append((component, process))
+            if component.health_url:
+                try:
+                    wait_healthy(component.health_url, process)
+                except RuntimeError as exc:
+                    print(f"kefu up: {component.name} {exc}; see {log_path}", file=sys.stderr)
+                    stop_all(started)
+                    return 1
+            print(f"kefu up: {component.name} started (log: {log_path})", flush=True)
+        print("\nKefu is up:")
+        for component, _ in started:
+            if component.shows:
+                print(f"  {component.shows}")
+        print("Press Ctrl-C to stop everything.\n", flush=True)
+        while True:
+            for component, process in started:
+                if process.poll() is not None:
+                    print(
+                        f"kefu up: {component.name} exited with status {process.returncode}; stopping", file=sys.stderr
+                    )
+                    stop_all(started)
+                    return 1
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nkefu up: stopping everything", flush=True)
+        stop_all(started)
+        print("kefu up: stopped", flush=True)
+        return 0

@@ -1,0 +1,1 @@
+"""Flows: one business process per file, read top to bottom as verb-named steps."""

@@ -1,0 +1,31 @@
+"""The system of record: ORM tables, the session factory and the policy model."""
+
+from kefu.models.base import Base, UTCDateTime, utcnow
+from kefu.models.complaints import AuditTrailIsAppendOnly, CaseEvent, Complaint, Milestone
+from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
+from kefu.models.people import CommunicationRecord, Customer, Staff, StaffRole
+
+__all__ = [
+    "AuditTrailIsAppendOnly",
+    "Base",
+    "CaseEvent",
+    "Channel",
+    "CommunicationRecord",
+    "Complaint",
+    "ComplaintStatus",
+    "Customer",
+    "CustomerTier",
+    "Milestone",
+    "MilestoneId",
+    "Role",
+    "Severity",
+    "Staff",
+    "StaffRole",
+    "UTCDateTime",
+    "utcnow",
+]
+
+# Tables of later parts register themselves on Base.metadata when imported.
+from kefu.models import casework as casework
+from kefu.models import intake as intake
+from kefu.models import notifications as notifications

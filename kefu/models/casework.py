@@ -1,0 +1,1 @@
+"""Tables of the casework part (placeholder until its issue lands)."""

@@ -1,0 +1,58 @@
+"""Enumerations stored in the database (as strings, so both SQLite and PostgreSQL read them plainly)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from kefu.models.policy import MilestoneId, Severity
+
+__all__ = [
+    "Channel",
+    "ComplaintStatus",
+    "CustomerTier",
+    "MilestoneId",
+    "Role",
+    "Severity",
+]
+
+
+class CustomerTier(StrEnum):
+    GENERAL = "general"  # 一般客户
+    KEY = "key"  # 重点客户
+
+
+class Role(StrEnum):
+    AGENT = "agent"  # 客服人员
+    SUPERVISOR = "supervisor"  # 主管
+    SENIOR_MANAGER = "senior_manager"  # 高层管理人员
+    MARKET = "market"  # 市场部
+    OPERATIONS = "operations"  # 运营部
+    FINANCE = "finance"  # 财务部
+    TECHNOLOGY = "technology"  # 技术部
+    PROJECT_MANAGER = "project_manager"  # 项目经理
+    DISPATCHER = "dispatcher"  # 物流调度员
+    AFTER_SALES = "after_sales"  # 售后服务人员
+
+
+class Channel(StrEnum):
+    """Where a complaint or a contact came in (seed 003 §3.1)."""
+
+    HOTLINE = "hotline"  # 客服热线
+    EMAIL = "email"  # 电子邮件
+    WEB = "web"  # 网站
+    IM = "im"  # 在线客服
+    FACE_TO_FACE = "face_to_face"  # 面谈
+    SOCIAL = "social"  # 社交媒体
+    PHONE = "phone"  # 电话 (outbound contact)
+    VISIT = "visit"  # 上门拜访
+
+
+class ComplaintStatus(StrEnum):
+    REGISTERED = "registered"
+    CLASSIFIED = "classified"
+    INVESTIGATING = "investigating"
+    PROPOSING = "proposing"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RESOLVING = "resolving"
+    RESOLVED = "resolved"
+    CLOSED = "closed"

@@ -1,0 +1,1 @@
+"""Tables of the intake part (placeholder until its issue lands)."""

@@ -1,0 +1,1 @@
+"""Tables of the notifications part (placeholder until its issue lands)."""

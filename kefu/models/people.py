@@ -1,0 +1,88 @@
+"""Customers and staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kefu.models.base import Base, utcnow
+from kefu.models.enums import CustomerTier, Role
+
+
+def _enum(enum_cls: type, name: str) -> Enum:
+    return Enum(enum_cls, name=name, native_enum=False, values_callable=lambda e: [m.value for m in e], length=32)
+
+
+class Customer(Base):
+    """客户基本信息 (seed 000 ch.4): name, contact person, contact methods, needs."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tier: Mapped[CustomerTier] = mapped_column(_enum(CustomerTier, "customer_tier"), default=CustomerTier.GENERAL)
+    name: Mapped[str] = mapped_column(String(200))
+    contact_person: Mapped[str | None] = mapped_column(String(100))
+    phones: Mapped[list[str]] = mapped_column(JSON, default=list)
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    address: Mapped[str | None] = mapped_column(String(500))
+    needs: Mapped[str | None] = mapped_column(Text)
+    account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @property
+    def is_key_account(self) -> bool:
+        return self.tier is CustomerTier.KEY
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    role_rows: Mapped[list[StaffRole]] = relationship(
+        back_populates="staff", cascade="all, delete-orphan", lazy="selectin"
+    )
+    supervisor: Mapped[Staff | None] = relationship(remote_side="Staff.id")
+
+    @property
+    def roles(self) -> set[Role]:
+        return {row.role for row in self.role_rows}
+
+    def grant(self, role: Role) -> None:
+        if role not in self.roles:
+            self.role_rows.append(StaffRole(role=role))
+
+
+class StaffRole(Base):
+    __tablename__ = "staff_roles"
+    __table_args__ = (UniqueConstraint("staff_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "staff_role"))
+
+    staff: Mapped[Staff] = relationship(back_populates="role_rows")
+
+
+class CommunicationRecord(Base):
+    """沟通记录: every contact with a customer (time, channel, summary, responsible person, follow-ups)."""
+
+    __tablename__ = "communication_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
+    at: Mapped[dt.datetime]
+    channel: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(Text)
+    responsible_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    follow_up_items: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,424 @@
+"""The policy model: every deadline, ladder, window, cadence and weight Kefu follows, as validated data.
+
+The policy file (``policy/kefu.yaml`` by default) is the only place where durations live. Flows and
+tasks ask this model; they never carry literal durations of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+class Severity(StrEnum):
+    """投诉等级 (seed 003 §3.2)."""
+
+    GENERAL = "general"  # 一般投诉
+    IMPORTANT = "important"  # 重要投诉
+    MAJOR = "major"  # 重大投诉
+
+
+class Unit(StrEnum):
+    """How a duration is counted (DESIGN.md §3)."""
+
+    MINUTES = "minutes"  # clock minutes
+    HOURS = "hours"  # clock hours
+    WORKING_HOURS = "working_hours"  # only inside business windows of working days
+    WORKING_DAYS = "working_days"  # end of the last window of the Nth working day after the start day
+
+
+class MilestoneId(StrEnum):
+    """The complaint milestones of DESIGN.md §1, by their exact ids."""
+
+    FIRST_CONTACT = "first_contact"
+    SOLUTION = "solution"
+    RESOLUTION = "resolution"
+    SUPERVISOR_REPORT = "supervisor_report"
+    PROGRESS_UPDATE = "progress_update"
+    TASK_FORCE = "task_force"
+    PRELIMINARY_PLAN = "preliminary_plan"
+    CALLBACK = "callback"
+
+
+class Anchor(StrEnum):
+    """The moment a milestone's clock starts."""
+
+    RECEIPT = "receipt"  # 接到投诉
+    RESOLUTION = "resolution"  # 投诉处理完成
+
+
+_DURATION = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s+(?P<unit>[a-z_]+)\s*$")
+_UNIT_ALIASES = {"minute": "minutes", "hour": "hours", "working_hour": "working_hours", "working_day": "working_days"}
+
+
+class Duration(BaseModel):
+    """An amount of time in one unit, written in the policy file as e.g. ``24 hours`` or ``7 working_days``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    amount: float = Field(gt=0)
+    unit: Unit
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _DURATION.match(value)
+            if not match:
+                raise ValueError(
+                    f"'{value}' is not a duration; write an amount and a unit, e.g. '24 hours', "
+                    f"'4 working_hours', '7 working_days' (units: {', '.join(u.value for u in Unit)})"
+                )
+            unit = _UNIT_ALIASES.get(match["unit"], match["unit"])
+            return {"amount": float(match["amount"]), "unit": unit}
+        return value
+
+    @model_validator(mode="after")
+    def _whole_working_days(self) -> Duration:
+        if self.unit is Unit.WORKING_DAYS and self.amount != int(self.amount):
+            raise ValueError("working_days must be a whole number of days")
+        return self
+
+    def __str__(self) -> str:
+        amount = int(self.amount) if self.amount == int(self.amount) else self.amount
+        return f"{amount} {self.unit.value}"
+
+
+PROMISED = "promised"
+
+
+class MilestoneRule(BaseModel):
+    """One row of the complaint deadline table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: MilestoneId
+    name: str = Field(min_length=1, description="The policy's own term, shown to staff.")
+    due: Duration | Literal["promised"] = Field(
+        description="How long after the anchor the milestone is due; 'promised' = the time promised "
+        "in the solution the customer accepted."
+    )
+    starts_at: Anchor = Anchor.RECEIPT
+
+
+class SeverityRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    milestones: list[MilestoneRule] = Field(min_length=1)
+    progress_update_interval: Duration | None = Field(
+        default=None, description="While unresolved, progress updates to the customer at this interval."
+    )
+
+    @field_validator("milestones")
+    @classmethod
+    def _unique_ids(cls, rules: list[MilestoneRule]) -> list[MilestoneRule]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.id in seen:
+                raise ValueError(f"milestone '{rule.id.value}' is listed twice")
+            seen.add(rule.id)
+        if MilestoneId.RESOLUTION not in seen:
+            raise ValueError("every severity needs a 'resolution' milestone")
+        return rules
+
+
+class ClassificationRule(BaseModel):
+    """How rules propose a severity; a person confirms or overrides (seed 003 §3.2)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    major_keywords: list[str] = Field(default_factory=list)
+    important_keywords: list[str] = Field(default_factory=list)
+    important_order_amount: float = Field(
+        gt=0, description="Order value (CNY) from which a case is at least important."
+    )
+    major_order_amount: float = Field(gt=0, description="Order value (CNY) from which a case is major.")
+    key_account_raises_to: Severity = Severity.IMPORTANT
+    urgent_raises_to: Severity = Severity.IMPORTANT
+    urgent_keywords: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> ClassificationRule:
+        if self.major_order_amount <= self.important_order_amount:
+            raise ValueError("major_order_amount must be larger than important_order_amount")
+        return self
+
+
+class ComplaintPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severities: dict[Severity, SeverityRule]
+    key_account_overrides: dict[Severity, dict[MilestoneId, Duration]] = Field(default_factory=dict)
+    callback: MilestoneRule
+    classification: ClassificationRule
+
+    @model_validator(mode="after")
+    def _complete(self) -> ComplaintPolicy:
+        missing = [s.value for s in Severity if s not in self.severities]
+        if missing:
+            raise ValueError(f"severities missing: {', '.join(missing)}")
+        for severity, overrides in self.key_account_overrides.items():
+            known = {rule.id for rule in self.severities[severity].milestones}
+            for milestone in overrides:
+                if milestone not in known:
+                    raise ValueError(
+                        f"key_account_overrides.{severity.value}.{milestone.value}: "
+                        f"'{severity.value}' complaints have no such milestone"
+                    )
+        if self.callback.id is not MilestoneId.CALLBACK or self.callback.starts_at is not Anchor.RESOLUTION:
+            raise ValueError("callback must have id 'callback' and start at 'resolution'")
+        if self.callback.due == PROMISED:
+            raise ValueError("callback needs a duration, not 'promised'")
+        return self
+
+    def milestone_rules(self, severity: Severity, key_account: bool) -> list[MilestoneRule]:
+        """The milestones of a severity, with the key-account targets applied where they are tighter."""
+        rules = []
+        overrides = self.key_account_overrides.get(severity, {}) if key_account else {}
+        for rule in self.severities[severity].milestones:
+            if rule.id in overrides:
+                rule = rule.model_copy(update={"due": overrides[rule.id]})
+            rules.append(rule)
+        return rules
+
+
+def _parse_window(value: Any) -> Any:
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+        if not match:
+            raise ValueError(f"'{value}' is not a business window; write it as 'HH:MM-HH:MM', e.g. '09:00-12:00'")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        return {"start": dt.time(h1, m1), "end": dt.time(h2, m2)}
+    return value
+
+
+class BusinessWindow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    start: dt.time
+    end: dt.time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusinessWindow:
+        if self.end <= self.start:
+            raise ValueError(f"window {self.start:%H:%M}-{self.end:%H:%M} ends before it starts")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+Window = Annotated[BusinessWindow, BeforeValidator(_parse_window)]
+
+
+class CalendarDay(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: dt.date
+    name: str = Field(min_length=1)
+
+
+class CalendarPolicy(BaseModel):
+    """Working days: the Chinese public-holiday calendar (with 调休) plus the company's own changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    country: Literal["CN"] = "CN"
+    confirmed_years: list[int] = Field(
+        default_factory=list,
+        description="Years whose official arrangement the company entered here by hand; counted as confirmed.",
+    )
+    extra_holidays: list[CalendarDay] = Field(default_factory=list, description="Company days off (removals).")
+    extra_workdays: list[CalendarDay] = Field(default_factory=list, description="Company working days (additions).")
+
+    @model_validator(mode="after")
+    def _no_day_both(self) -> CalendarPolicy:
+        both = {d.date for d in self.extra_holidays} & {d.date for d in self.extra_workdays}
+        if both:
+            days = ", ".join(sorted(d.isoformat() for d in both))
+            raise ValueError(f"{days}: listed both as extra holiday and extra workday")
+        return self
+
+
+class EscalationPolicy(BaseModel):
+    """升级: warn before a breach, then climb the ladder one level per breach/reminder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warn_at_percent: float = Field(gt=0, lt=100, description="Pre-breach warning when this share of the time is used.")
+    ladder: list[Literal["owner", "supervisor", "senior_manager"]] = Field(min_length=1)
+    reminder_interval: Duration
+
+    @field_validator("ladder")
+    @classmethod
+    def _ladder_order(cls, ladder: list[str]) -> list[str]:
+        if ladder[0] != "owner" or len(set(ladder)) != len(ladder):
+            raise ValueError("the ladder starts at 'owner' and names each level once")
+        return ladder
+
+
+class EnquiryPolicy(BaseModel):
+    """Seed 002 reply rules for enquiries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    direct_answer: Duration
+    cross_department_solution: Duration
+
+
+class ContactRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    every_months: int = Field(ge=1, le=24)
+    channels: list[Literal["phone", "visit", "email", "im"]] = Field(min_length=1)
+
+
+class ContactCadence(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: dict[str, ContactRule]
+    general: dict[str, ContactRule]
+
+
+class SurveyPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    full_survey_every_months: int = Field(ge=1, le=12, description="At least yearly (seed 003 §4).")
+    key_account_survey_every_months: int = Field(ge=1, le=12)
+    dimensions: dict[str, str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _key_more_often(self) -> SurveyPolicy:
+        if self.key_account_survey_every_months > self.full_survey_every_months:
+            raise ValueError("key accounts are surveyed at least as often as everyone else")
+        return self
+
+
+def _weights_sum_to_one(weights: dict[str, float], what: str) -> dict[str, float]:
+    if any(w < 0 for w in weights.values()):
+        raise ValueError(f"{what} weights cannot be negative")
+    if abs(sum(weights.values()) - 1.0) > 1e-9:
+        raise ValueError(f"{what} weights must add up to 1 (they add up to {sum(weights.values()):g})")
+    return weights
+
+
+class StaffAssessmentPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    evaluator_weights: dict[Literal["supervisor", "customer", "self"], float]
+    criteria_weights: dict[str, float] = Field(min_length=1)
+
+    @field_validator("evaluator_weights")
+    @classmethod
+    def _evaluators(cls, weights: dict[str, float]) -> dict[str, float]:
+        return _weights_sum_to_one(weights, "evaluator")
+
+    @field_validator("criteria_weights")
+    @classmethod
+    def _criteria(cls, weights: dict[str, float]) -> dict[str, float]:
+        return _weights_sum_to_one(weights, "criteria")
+
+
+class Policy(BaseModel):
+    """The whole policy file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1]
+    timezone: str = "Asia/Shanghai"
+    business_windows: list[Window] = Field(min_length=1)
+    calendar: CalendarPolicy = Field(default_factory=CalendarPolicy)
+    complaints: ComplaintPolicy
+    escalation: EscalationPolicy
+    enquiries: EnquiryPolicy
+    contact_cadence: ContactCadence
+    surveys: SurveyPolicy
+    staff_assessment: StaffAssessmentPolicy
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone '{value}'") from exc
+        return value
+
+    @field_validator("business_windows")
+    @classmethod
+    def _windows_apart(cls, windows: list[BusinessWindow]) -> list[BusinessWindow]:
+        ordered = sorted(windows, key=lambda w: w.start)
+        for before, after in itertools.pairwise(ordered):
+            if after.start < before.end:
+                raise ValueError(f"business windows {before} and {after} overlap")
+        return ordered
+
+
+class PolicyError(Exception):
+    """The policy file cannot be used; the message names the key and the reason."""
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"policy file {path} is invalid:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_policy(text: str, source: Path = Path("<policy>")) -> Policy:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy file {source} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy file {source} must hold a mapping at the top level")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(_format_errors(source, exc)) from exc
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"policy file {path} cannot be read: {exc.strerror}") from exc
+    return parse_policy(text, path)
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int) -> Policy:
+    return load_policy(Path(path))
+
+
+def current_policy() -> Policy:
+    """The policy file named by the settings (re-read when the file changes); raises PolicyError."""
+    from kefu.settings import get_settings
+
+    path = get_settings().policy_file
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise PolicyError(f"policy file {path} cannot be read: {exc.strerror}") from exc
+    return _load_cached(str(path), mtime)

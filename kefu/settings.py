@@ -1,0 +1,62 @@
+"""The one configuration object of Kefu (environment variables with the ``KEFU_`` prefix)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY_FILE = PROJECT_ROOT / "policy" / "kefu.yaml"
+
+
+class Settings(BaseSettings):
+    """Where Kefu keeps its data, which policy it follows and how it reaches the world.
+
+    Every field can be set from the environment, e.g. ``KEFU_DATABASE_URL``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KEFU_", env_file=".env", extra="ignore")
+
+    var_dir: Path = Field(default=Path("var"), description="Local state: SQLite files, logs, mail sink.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the system of record; empty means SQLite under var_dir.",
+    )
+    policy_file: Path = Field(default=DEFAULT_POLICY_FILE, description="The policy file (YAML).")
+    timezone: str = Field(default="Asia/Shanghai")
+
+    prefect_api_url: str = Field(default="http://127.0.0.1:4200/api")
+    prefect_port: int = 4200
+
+    intake_host: str = "127.0.0.1"
+    intake_port: int = 8000
+    intake_api_tokens: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("kefu-dev-token")],
+        description="Bearer tokens accepted by the intake API (channel gateways).",
+    )
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "kefu@example.com"
+    mail_sink_enabled: bool = Field(
+        default=True,
+        description="Embedded default: a local SMTP sink whose mails are shown at /outbox.",
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'kefu.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

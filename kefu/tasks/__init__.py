@@ -1,0 +1,1 @@
+"""Tasks: small idempotent side effects (database, mail, Prefect API), taking ids, not ORM objects."""
