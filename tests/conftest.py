@@ -25,6 +25,8 @@ from kefu.models.policy import Policy, load_policy
 from kefu.settings import DEFAULT_POLICY_FILE
 from kefu.worktime import WorkCalendar
 
+pytest_plugins = ["tests.prefect_fixtures"]
+
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
