@@ -95,7 +95,9 @@ def test_one_milestone_of_each_kind_per_case(db: Session) -> None:
     start = complaint.received_at
     for _ in range(2):
         db.add(
-            Milestone(complaint_id=complaint.id, milestone=MilestoneId.RESOLUTION, starts_at=start, unit="x", target="1")
+            Milestone(
+                complaint_id=complaint.id, milestone=MilestoneId.RESOLUTION, starts_at=start, unit="x", target="1"
+            )
         )
     with pytest.raises(IntegrityError):
         db.commit()

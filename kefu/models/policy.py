@@ -63,8 +63,29 @@ class Anchor(StrEnum):
     RESOLUTION = "resolution"  # 投诉处理完成
 
 
+PROMISED = "promised"
 _DURATION = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s+(?P<unit>[a-z_]+)\s*$")
 _UNIT_ALIASES = {"minute": "minutes", "hour": "hours", "working_hour": "working_hours", "working_day": "working_days"}
+
+
+def _duration_fields(text: str) -> dict[str, Any]:
+    match = _DURATION.match(text)
+    unit = _UNIT_ALIASES.get(match["unit"], match["unit"]) if match else ""
+    if not match or unit not in {u.value for u in Unit}:
+        raise ValueError(
+            f"'{text}' is not a duration; write an amount and a unit, e.g. '24 hours', "
+            f"'4 working_hours', '7 working_days' (units: {', '.join(u.value for u in Unit)})"
+        )
+    return {"amount": float(match["amount"]), "unit": unit}
+
+
+def _parse_due(value: Any) -> Any:
+    """A milestone's due: 'promised' or a duration, with one clear message when it is neither."""
+    if value == PROMISED or isinstance(value, Duration):
+        return value
+    if isinstance(value, str):
+        return Duration.model_validate(_duration_fields(value))
+    return Duration.model_validate(value)
 
 
 class Duration(BaseModel):
@@ -78,16 +99,7 @@ class Duration(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _parse_text(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            match = _DURATION.match(value)
-            if not match:
-                raise ValueError(
-                    f"'{value}' is not a duration; write an amount and a unit, e.g. '24 hours', "
-                    f"'4 working_hours', '7 working_days' (units: {', '.join(u.value for u in Unit)})"
-                )
-            unit = _UNIT_ALIASES.get(match["unit"], match["unit"])
-            return {"amount": float(match["amount"]), "unit": unit}
-        return value
+        return _duration_fields(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _whole_working_days(self) -> Duration:
@@ -100,9 +112,6 @@ class Duration(BaseModel):
         return f"{amount} {self.unit.value}"
 
 
-PROMISED = "promised"
-
-
 class MilestoneRule(BaseModel):
     """One row of the complaint deadline table."""
 
@@ -110,7 +119,7 @@ class MilestoneRule(BaseModel):
 
     id: MilestoneId
     name: str = Field(min_length=1, description="The policy's own term, shown to staff.")
-    due: Duration | Literal["promised"] = Field(
+    due: Annotated[Duration | Literal["promised"], BeforeValidator(_parse_due)] = Field(
         description="How long after the anchor the milestone is due; 'promised' = the time promised "
         "in the solution the customer accepted."
     )

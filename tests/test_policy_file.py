@@ -1,0 +1,123 @@
+"""The policy file is validated: a bad file stops everything with the key and the reason, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kefu.cli import main
+from kefu.models.policy import PolicyError, load_policy, parse_policy
+from kefu.settings import DEFAULT_POLICY_FILE
+
+
+def shipped() -> dict[str, object]:
+    data = yaml.safe_load(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_the_shipped_policy_file_is_valid() -> None:
+    policy = load_policy(DEFAULT_POLICY_FILE)
+    assert [str(w) for w in policy.business_windows] == ["09:00-12:00", "15:00-18:00"]
+    assert str(policy.complaints.callback.due) == "3 working_days"
+    assert policy.escalation.ladder == ["owner", "supervisor", "senior_manager"]
+
+
+def _broken(path: list[str | int], value: object) -> str:
+    data = shipped()
+    node: object = data
+    for part in path[:-1]:
+        node = node[part]  # type: ignore[index]
+    node[path[-1]] = value  # type: ignore[index]
+    return yaml.safe_dump(data, allow_unicode=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key", "reason"),
+    [
+        (
+            ["complaints", "severities", "major", "milestones", 1, "due"],
+            "6 hourz",
+            "complaints.severities.major.milestones.1.due",
+            "is not a duration",
+        ),
+        (
+            ["complaints", "severities", "important", "milestones", 2, "due"],
+            "7.5 working_days",
+            "complaints.severities.important.milestones.2.due",
+            "whole number",
+        ),
+        (
+            ["complaints", "severities", "general", "milestones", 0, "id"],
+            "first_call",
+            "complaints.severities.general.milestones.0.id",
+            "first_contact",
+        ),
+        (["business_windows", 1], "18:00-15:00", "business_windows.1", "ends before it starts"),
+        (["business_windows", 1], "11:00-13:00", "business_windows", "overlap"),
+        (["escalation", "warn_at_percent"], 120, "escalation.warn_at_percent", "less than 100"),
+        (["staff_assessment", "evaluator_weights", "self"], 0.5, "staff_assessment.evaluator_weights", "add up to 1"),
+        (
+            ["complaints", "key_account_overrides", "general", "task_force"],
+            "1 hours",
+            "key_account_overrides.general.task_force",
+            "no such milestone",
+        ),
+        (["timezone"], "Mars/Olympus", "timezone", "unknown time zone"),
+        (
+            ["calendar", "extra_holidays"],
+            [{"date": "2026-13-01", "name": "x"}],
+            "calendar.extra_holidays.0.date",
+            "date",
+        ),
+    ],
+)
+def test_a_bad_policy_names_the_key_and_the_reason(path: list[str | int], value: object, key: str, reason: str) -> None:
+    with pytest.raises(PolicyError) as error:
+        parse_policy(_broken(path, value))
+    message = str(error.value)
+    assert key in message
+    assert reason in message
+
+
+def test_an_unknown_key_is_refused_rather_than_ignored() -> None:
+    data = shipped()
+    data["escalation"]["warn_at_pecent"] = 80  # type: ignore[index]
+    with pytest.raises(PolicyError, match=r"escalation\.warn_at_pecent"):
+        parse_policy(yaml.safe_dump(data, allow_unicode=True))
+
+
+def test_a_file_that_is_not_yaml_is_reported_as_such() -> None:
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        parse_policy("complaints: [unclosed")
+
+
+def test_kefu_policy_check_reports_a_bad_file_on_stderr_with_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_broken(["escalation", "reminder_interval"], "soon"), encoding="utf-8")
+    assert main(["policy", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "escalation.reminder_interval" in err and "Traceback" not in err
+    assert main(["policy", "check", str(DEFAULT_POLICY_FILE)]) == 0
+
+
+def test_a_bad_configured_policy_stops_the_command_before_it_does_anything(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_broken(["complaints", "callback", "due"], "three days"), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "kefu", "deadlines", "--severity", "general", "--received-at", "2026-03-10T10:00"],
+        capture_output=True,
+        text=True,
+        env={"KEFU_POLICY_FILE": str(bad), "PATH": "/usr/bin:/bin", "KEFU_VAR_DIR": str(tmp_path)},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "complaints.callback.due" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""

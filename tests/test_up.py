@@ -1,0 +1,75 @@
+"""``kefu up`` (the first README command's last step) brings the system up, shows where everything is,
+serves Kefu's deployments to the Prefect server, and Ctrl-C stops it all cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.prefect_fixtures import free_port
+
+KEFU = str(Path(sys.executable).parent / "kefu")
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
+    # `kefu up` reports progress line by line; reading its stdout is the signal it gives.
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"'{marker}' not printed within {timeout:.0f} s; output so far:\n{''.join(seen)}")
+
+
+@pytest.mark.slow
+def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "KEFU_VAR_DIR": str(tmp_path / "var"),
+        "KEFU_PREFECT_PORT": str(port),
+        "KEFU_PREFECT_API_URL": api,
+        "KEFU_INTAKE_PORT": str(free_port()),
+        "KEFU_SMTP_PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    process = subprocess.Popen(
+        [KEFU, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output = _read_until(process, "Press Ctrl-C", timeout=150)
+        assert f"http://127.0.0.1:{port}" in output
+        assert "migrated" in output
+        assert (tmp_path / "var" / "kefu.db").exists()
+        names: list[str] = []
+        deadline = time.monotonic() + 60
+        while "calendar-check" not in names and time.monotonic() < deadline:
+            response = httpx.post(f"{api}/deployments/filter", json={}, timeout=10)
+            names = [d["name"] for d in response.json()]
+            if "calendar-check" not in names:
+                time.sleep(0.5)  # the runner registers its deployments shortly after it starts
+        assert "calendar-check" in names
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+        assert process.returncode == 0
+        assert "stopped" in rest
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{api}/health", timeout=2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
