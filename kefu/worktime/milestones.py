@@ -13,7 +13,7 @@ _UNIT_ZH = {
     Unit.MINUTES: "分钟（自然时间）",
     Unit.HOURS: "小时（自然时间）",
     Unit.WORKING_HOURS: "个工作小时（仅计工作日的工作时间段）",
-    Unit.WORKING_DAYS: "个工作日（至第N个工作日的下班时间，自次日起算）",
+    Unit.WORKING_DAYS: "个工作日（自次日起算，截至第{n}个工作日下班）",
 }
 _ANCHOR_ZH = {Anchor.RECEIPT: "接到投诉", Anchor.RESOLUTION: "处理完成"}
 
@@ -68,7 +68,8 @@ def explain(deadline: Deadline, anchor: Anchor) -> str:
     amount = deadline.duration.amount
     amount_text = f"{int(amount)}" if amount == int(amount) else f"{amount:g}"
     text = (
-        f"自{_ANCHOR_ZH[anchor]} {_fmt(deadline.start)} 起 {amount_text} {_UNIT_ZH[deadline.duration.unit]}，"
+        f"自{_ANCHOR_ZH[anchor]} {_fmt(deadline.start)} 起 {amount_text} "
+        f"{_UNIT_ZH[deadline.duration.unit].format(n=amount_text)}，"
         f"截止 {_fmt(deadline.due_at)}"
     )
     if deadline.holidays_skipped:
