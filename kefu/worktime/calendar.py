@@ -24,6 +24,7 @@ import datetime as dt
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -32,6 +33,9 @@ import numpy.typing as npt
 from holidays.countries.china import ChinaStaticHolidays
 
 from kefu.models.policy import Duration, Policy, Unit
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NS_PER_SECOND = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -320,3 +324,15 @@ class WorkCalendar:
             (_EPOCH + dt.timedelta(microseconds=int(v) // 1_000)).astimezone(self.tz)
             for v in self.deadlines_ns(ns, duration)
         ]
+
+    def deadlines_series(self, starts: pd.Series, duration: Duration) -> pd.Series:
+        """The vectorised path for reports: a pandas Series of aware timestamps in, local deadlines out."""
+        import pandas as pd
+
+        if not isinstance(starts.dtype, pd.DatetimeTZDtype):
+            raise ValueError("starts must be timezone-aware timestamps")
+        ns = starts.dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
+        due = self.deadlines_ns(ns, duration)
+        return pd.Series(pd.to_datetime(due, utc=True, unit="ns"), index=starts.index, name=starts.name).dt.tz_convert(
+            self.tz
+        )

@@ -186,3 +186,20 @@ def test_vectorised_and_scalar_deadlines_agree(
 ) -> None:
     vector = calendar.deadlines_ns(np.array([to_ns(s) for s in starts], dtype=np.int64), duration)
     assert vector.tolist() == [to_ns(calendar.deadline(s, duration).due_at) for s in starts]
+
+
+def test_reports_get_deadlines_for_a_whole_column_at_once(calendar: WorkCalendar) -> None:
+    import pandas as pd
+
+    received = pd.Series(
+        pd.to_datetime(["2026-09-30T16:00:00+08:00", "2026-02-13T10:00:00+08:00", "2026-03-10T02:00:00Z"], utc=True),
+        name="received_at",
+    )
+    due = calendar.deadlines_series(received, d("7 working_days"))
+    assert [t.isoformat() for t in due] == [
+        "2026-10-15T18:00:00+08:00",
+        "2026-03-02T18:00:00+08:00",
+        "2026-03-19T18:00:00+08:00",
+    ]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        calendar.deadlines_series(pd.Series(pd.to_datetime(["2026-03-10 10:00"])), d("1 working_days"))
