@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +13,10 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT, COMPLAINT_CASE_FLOW
 from kefu.intake.app import create_app
+from kefu.models.db import make_engine
+from kefu.models.migrate import upgrade
 from kefu.settings import Settings
 
 TOKEN = "gateway-test-token"
@@ -54,3 +59,64 @@ async def client(engine: Engine, clock: list[dt.datetime]) -> AsyncIterator[http
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://intake.test") as http:
         yield http
+
+
+_days = itertools.count()
+
+
+def unique_receipt_time() -> dt.datetime:
+    """A receipt time on a day no other test of this session uses: case numbers (and so the case flow
+    idempotency keys on the shared Prefect server) never collide between tests."""
+    return dt.datetime(2031, 1, 1, 2, 0, tzinfo=dt.UTC) + dt.timedelta(days=next(_days))
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite database (file) for the heavy tests that run on one backend only."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'kefu.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def case_deployment(prefect_server: str) -> str:
+    """The ``complaint-case`` deployment on the test Prefect server: its id.
+
+    Registered as metadata (flow + deployment) so tests can count case flow runs; a runner serving the
+    real or a stand-in flow under the same names takes these runs when a test starts one.
+    """
+    flow = httpx.post(f"{prefect_server}/flows/", json={"name": COMPLAINT_CASE_FLOW}, timeout=30)
+    flow.raise_for_status()
+    _, name = COMPLAINT_CASE_DEPLOYMENT.split("/")
+    deployment = httpx.post(
+        f"{prefect_server}/deployments/",
+        json={"name": name, "flow_id": flow.json()["id"], "parameter_openapi_schema": {}},
+        timeout=30,
+    )
+    deployment.raise_for_status()
+    return str(deployment.json()["id"])
+
+
+def case_runs(api_url: str, deployment_id: str, case_nos: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every run of the case deployment per case number (by its parameters), read from Prefect."""
+    runs: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = httpx.post(
+            f"{api_url}/flow_runs/filter",
+            json={"deployments": {"id": {"any_": [deployment_id]}}, "limit": 200, "offset": offset},
+            timeout=30,
+        )
+        page.raise_for_status()
+        runs.extend(page.json())
+        if len(page.json()) < 200:
+            break
+        offset += 200
+    wanted = set(case_nos)
+    found: dict[str, list[dict[str, Any]]] = {c: [] for c in case_nos}
+    for run in runs:
+        case_no = run["parameters"].get("case_no")
+        if case_no in wanted:
+            found[case_no].append(run)
+    return found

@@ -1,0 +1,312 @@
+"""The intake dispatcher: turns outbox rows into case flow runs, exactly one per complaint.
+
+Each outbox row becomes a run of the ``complaint-case`` deployment created with the idempotency key
+``complaint-case:<case_no>``: Prefect returns the same run for a repeated key, so a dispatcher that dies
+between "Prefect created the run" and "the row records it" creates nothing new when it tries again.
+Requests are retried with exponential backoff on 5xx answers (the SQLite Prefect server answers 503
+under concurrent writers) and connection errors (a Prefect server that is down or restarting).
+
+The reconciler (``reconcile``; run at start, periodically, and by ``kefu intake reconcile``) repairs what
+any crash can leave: complaints without an outbox row, rows without a confirmed run (it adopts the run
+Prefect already has for the key, or creates it), and rows whose recorded run Prefect no longer knows.
+
+Run it as ``python -m kefu.intake.dispatcher``; only case numbers travel to Prefect, never personal data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import random
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, select, update
+
+from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT, complaint_case_idempotency_key
+from kefu.models.complaints import Complaint
+from kefu.models.db import default_engine, unit_of_work
+from kefu.models.intake import IntakeOutbox
+from kefu.settings import get_settings
+
+log = logging.getLogger("kefu.intake.dispatcher")
+
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PrefectUnavailable(Exception):
+    """Prefect did not answer successfully after every retry (down, overloaded, or no deployment yet)."""
+
+
+class PrefectRuns:
+    """Creates and finds case flow runs through Prefect's REST API, with retries and backoff."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        deployment: str = COMPLAINT_CASE_DEPLOYMENT,
+        attempts: int = 8,
+        base_delay: float = 0.1,
+        max_delay: float = 5.0,
+        timeout: float = 30.0,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.deployment = deployment
+        self.attempts, self.base_delay, self.max_delay = attempts, base_delay, max_delay
+        self.http = httpx.AsyncClient(base_url=self.api_url, timeout=timeout)
+        self._deployment_id: str | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> PrefectRuns:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def _request(self, method: str, path: str, json: Any = None, *, missing_ok: bool = False) -> Any:
+        delay = self.base_delay
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = await self.http.request(method, path, json=json)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 300:
+                    return response.json()
+                if response.status_code == 404 and missing_ok:
+                    return None
+                if response.status_code < 500 and response.status_code not in (404, 408, 409, 429):
+                    raise PrefectUnavailable(f"{method} {path}: {response.status_code} {response.text[:300]}")
+                last = f"{response.status_code} {response.text[:200]}"
+            if attempt < self.attempts:
+                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+                delay = min(delay * 2, self.max_delay)
+        raise PrefectUnavailable(f"{method} {path} failed {self.attempts} times; last: {last}")
+
+    async def deployment_id(self) -> str:
+        if self._deployment_id is None:
+            flow_name, _, name = self.deployment.partition("/")
+            body = await self._request("GET", f"/deployments/name/{flow_name}/{name}")
+            self._deployment_id = str(body["id"])
+        return self._deployment_id
+
+    async def create_case_run(self, case_no: str) -> str:
+        """The id of the one case flow run of this case (created now, or the one the key already has)."""
+        deployment_id = await self.deployment_id()
+        body = await self._request(
+            "POST",
+            f"/deployments/{deployment_id}/create_flow_run",
+            {
+                "name": case_no,
+                "parameters": {"case_no": case_no},
+                "idempotency_key": complaint_case_idempotency_key(case_no),
+                "tags": ["kefu", "complaint"],
+            },
+        )
+        return str(body["id"])
+
+    async def runs_for_cases(self, case_nos: Sequence[str]) -> dict[str, list[str]]:
+        """Every run of the deployment per case (found by the idempotency key), in chunks."""
+        deployment_id = await self.deployment_id()
+        found: dict[str, list[str]] = {c: [] for c in case_nos}
+        by_key = {complaint_case_idempotency_key(c): c for c in case_nos}
+        keys = list(by_key)
+        for start in range(0, len(keys), 200):
+            chunk = keys[start : start + 200]
+            runs = await self._request(
+                "POST",
+                "/flow_runs/filter",
+                {
+                    "flow_runs": {"idempotency_key": {"any_": chunk}},
+                    "deployments": {"id": {"any_": [deployment_id]}},
+                    "limit": 200,
+                },
+            )
+            for run in runs:
+                found[by_key[run["idempotency_key"]]].append(str(run["id"]))
+        return found
+
+    async def existing_run_ids(self, run_ids: Sequence[str]) -> set[str]:
+        existing: set[str] = set()
+        ids = list(run_ids)
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
+            runs = await self._request(
+                "POST", "/flow_runs/filter", {"flow_runs": {"id": {"any_": chunk}}, "limit": 200}
+            )
+            existing.update(str(run["id"]) for run in runs)
+        return existing
+
+
+def prefect_api_url() -> str:
+    return os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
+
+
+def _mark_dispatched(engine: Engine, outbox_id: int, run_id: str, now: dt.datetime) -> None:
+    with unit_of_work(engine) as session:
+        session.execute(
+            update(IntakeOutbox)
+            .where(IntakeOutbox.id == outbox_id)
+            .values(dispatched_at=now, flow_run_id=run_id, last_error=None, next_attempt_at=None)
+        )
+
+
+def _mark_failed(engine: Engine, outbox_id: int, error: str, now: dt.datetime) -> None:
+    with unit_of_work(engine) as session:
+        row = session.get_one(IntakeOutbox, outbox_id)
+        row.attempts += 1
+        row.last_error = error[:2000]
+        row.next_attempt_at = now + dt.timedelta(seconds=min(2**row.attempts, 300))
+
+
+async def dispatch_once(
+    engine: Engine, runs: PrefectRuns, *, batch: int = 100, concurrency: int = 4, clock: Clock = _utcnow
+) -> int:
+    """Start the case flow runs of waiting outbox rows; returns how many got their run now."""
+    now = clock()
+    with unit_of_work(engine) as session:
+        pending = session.execute(
+            select(IntakeOutbox.id, IntakeOutbox.case_no)
+            .where(
+                IntakeOutbox.dispatched_at.is_(None),
+                (IntakeOutbox.next_attempt_at.is_(None)) | (IntakeOutbox.next_attempt_at <= now),
+            )
+            .order_by(IntakeOutbox.id)
+            .limit(batch)
+        ).all()
+    if not pending:
+        return 0
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(outbox_id: int, case_no: str) -> bool:
+        async with gate:
+            try:
+                run_id = await runs.create_case_run(case_no)
+            except PrefectUnavailable as exc:
+                log.warning("case %s: no flow run yet (%s); will retry", case_no, exc)
+                await asyncio.to_thread(_mark_failed, engine, outbox_id, str(exc), clock())
+                return False
+        await asyncio.to_thread(_mark_dispatched, engine, outbox_id, run_id, clock())
+        log.info("case %s: flow run %s", case_no, run_id)
+        return True
+
+    results = await asyncio.gather(*(one(i, c) for i, c in pending))
+    return sum(results)
+
+
+@dataclass
+class ReconcileReport:
+    outbox_rows_added: list[str] = field(default_factory=list)
+    runs_adopted: list[str] = field(default_factory=list)
+    runs_created: list[str] = field(default_factory=list)
+    runs_missing: list[str] = field(default_factory=list)
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
+    confirmed: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.confirmed} complaints have exactly one case flow run; "
+            f"outbox rows added {len(self.outbox_rows_added)}, runs adopted {len(self.runs_adopted)}, "
+            f"runs created {len(self.runs_created)}, recorded runs missing in Prefect {len(self.runs_missing)}, "
+            f"cases with more than one run {len(self.duplicates)}"
+        )
+
+
+async def reconcile(engine: Engine, runs: PrefectRuns, *, clock: Clock = _utcnow) -> ReconcileReport:
+    """Make every complaint have exactly one case flow run, whatever crashed and when."""
+    report = ReconcileReport()
+    with unit_of_work(engine) as session:
+        orphans = session.execute(
+            select(Complaint.id, Complaint.case_no, Complaint.received_at)
+            .outerjoin(IntakeOutbox, IntakeOutbox.complaint_id == Complaint.id)
+            .where(IntakeOutbox.id.is_(None))
+        ).all()
+        for complaint_id, case_no, received_at in orphans:
+            session.add(IntakeOutbox(complaint_id=complaint_id, case_no=case_no, created_at=received_at))
+            report.outbox_rows_added.append(case_no)
+    with unit_of_work(engine) as session:
+        rows = session.execute(select(IntakeOutbox.id, IntakeOutbox.case_no, IntakeOutbox.flow_run_id)).all()
+    found = await runs.runs_for_cases([case_no for _, case_no, _ in rows])
+    for outbox_id, case_no, recorded in rows:
+        run_ids = found.get(case_no, [])
+        if len(run_ids) > 1:
+            report.duplicates[case_no] = run_ids
+        if recorded is not None and recorded in run_ids:
+            report.confirmed += 1
+            continue
+        if recorded is not None:
+            report.runs_missing.append(case_no)
+        if run_ids:
+            await asyncio.to_thread(_mark_dispatched, engine, outbox_id, run_ids[0], clock())
+            report.runs_adopted.append(case_no)
+        else:
+            run_id = await runs.create_case_run(case_no)
+            await asyncio.to_thread(_mark_dispatched, engine, outbox_id, run_id, clock())
+            report.runs_created.append(case_no)
+        report.confirmed += 1
+    return report
+
+
+async def serve(
+    engine: Engine,
+    api_url: str,
+    *,
+    poll_interval: float = 0.25,
+    reconcile_every: float = 300.0,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Dispatch until ``stop`` is set: reconcile first (after any crash), then poll the outbox."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    async with PrefectRuns(api_url) as runs:
+        last_reconcile = -float("inf")
+        while not stop.is_set():
+            if loop.time() - last_reconcile >= reconcile_every:
+                try:
+                    report = await reconcile(engine, runs)
+                    log.info("reconciled: %s", report.summary())
+                    last_reconcile = loop.time()
+                except PrefectUnavailable as exc:
+                    log.warning("reconcile postponed: %s", exc)
+            try:
+                started = await dispatch_once(engine, runs)
+            except PrefectUnavailable as exc:
+                log.warning("dispatch postponed: %s", exc)
+                started = 0
+            if started == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=poll_interval)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = default_engine()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        api = prefect_api_url()
+        log.info("dispatching complaint case runs to %s", api)
+        await serve(engine, api, stop=stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
