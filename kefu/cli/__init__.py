@@ -14,6 +14,7 @@ from kefu.models.policy import PolicyError
 COMMAND_MODULES = [
     "kefu.cli.deadlines",
     "kefu.cli.db",
+    "kefu.cli.intake",
     "kefu.cli.policy",
     "kefu.cli.up",
 ]

@@ -63,6 +63,37 @@ def components(settings: Settings) -> list[Component]:
             [python, "-m", "kefu.deployments.serve"],
             shows="Runner serving Kefu's deployments (see Deployments in the Prefect UI)",
         ),
+        *intake_components(settings),
+    ]
+
+
+def intake_components(settings: Settings) -> list[Component]:
+    """The complaint form and API (uvicorn) and the dispatcher that starts one case flow per complaint."""
+    python = sys.executable
+    shown_host = "127.0.0.1" if settings.intake_host in {"0.0.0.0", "::"} else settings.intake_host  # noqa: S104
+    base = f"http://{shown_host}:{settings.intake_port}"
+    return [
+        Component(
+            "intake",
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "kefu.intake.app:create_app",
+                "--factory",
+                "--host",
+                settings.intake_host,
+                "--port",
+                str(settings.intake_port),
+            ],
+            shows=f"Complaint form (投诉表单): {base}  ·  status: {base}/status  ·  gateway API: {base}/docs",
+            health_url=f"{base}/healthz",
+        ),
+        Component(
+            "intake-dispatcher",
+            [python, "-m", "kefu.intake.dispatcher"],
+            shows="Intake dispatcher: starts one complaint-case flow run per complaint",
+        ),
     ]
 
 

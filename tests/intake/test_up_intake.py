@@ -1,0 +1,107 @@
+"""``make up`` serves the complaint form beside the Prefect UI, prints both addresses, and a complaint sent
+through the form or (retried) through the API gets its case number and its one case flow run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.intake.conftest import complaint_json
+from tests.prefect_fixtures import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.prefect]
+KEFU = str(Path(sys.executable).parent / "kefu")
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
+    # `kefu up` reports progress line by line on stdout: that is the signal it gives.
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"'{marker}' not printed within {timeout:.0f} s; output so far:\n{''.join(seen)}")
+
+
+def _case_flow_run(api: str, case_no: str, timeout: float) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [case_no]}}}, timeout=10)
+        if runs.status_code == 200 and runs.json():
+            result: list[dict[str, object]] = runs.json()
+            return result
+        time.sleep(0.5)  # the dispatcher is another process: poll Prefect with a deadline
+    return []
+
+
+def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(tmp_path: Path) -> None:
+    prefect_port, intake_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{prefect_port}/api"
+    env = {
+        **os.environ,
+        "KEFU_VAR_DIR": str(tmp_path / "var"),
+        "KEFU_PREFECT_PORT": str(prefect_port),
+        "KEFU_PREFECT_API_URL": api,
+        "KEFU_INTAKE_PORT": str(intake_port),
+        "KEFU_SMTP_PORT": str(free_port()),
+        "KEFU_INTAKE_API_TOKENS": '["up-test-token"]',
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    env.pop("KEFU_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [KEFU, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output = _read_until(process, "Press Ctrl-C", timeout=150)
+        intake = f"http://127.0.0.1:{intake_port}"
+        assert f"http://127.0.0.1:{prefect_port}" in output  # the Prefect UI
+        assert intake in output  # the complaint form beside it
+
+        form = httpx.get(intake + "/", timeout=10)
+        assert form.status_code == 200 and "投诉内容" in form.text
+        key = re.search(r'name="form_key" value="([0-9a-f]{32})"', form.text)
+        assert key
+        body = {k: v for k, v in complaint_json().items() if k not in {"channel", "urgent"}}
+        confirmation = httpx.post(intake + "/", data={**body, "form_key": key.group(1)}, timeout=10)
+        web_case = re.search(r'id="case-no">([A-Z0-9-]+)<', confirmation.text)
+        assert web_case, confirmation.text
+
+        headers = {"Authorization": "Bearer up-test-token", "Idempotency-Key": "gw-retry-1"}
+        first = httpx.post(f"{intake}/api/v1/complaints", json=complaint_json(), headers=headers, timeout=10)
+        retry = httpx.post(f"{intake}/api/v1/complaints", json=complaint_json(), headers=headers, timeout=10)
+        assert (first.status_code, retry.status_code) == (201, 200)
+        api_case = first.json()["case_no"]
+        assert retry.json()["case_no"] == api_case
+
+        deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+        if "complaint-case" not in [d["name"] for d in deployments]:
+            # The runner does not serve the case flow yet: the complaint waits safely in the outbox.
+            status = httpx.get(f"{intake}/api/v1/complaints/{api_case}", headers=headers, timeout=10).json()
+            assert status["flow_run_id"] is None
+            return
+        for case_no in (web_case.group(1), api_case):
+            runs = _case_flow_run(api, case_no, timeout=60)
+            assert len(runs) == 1, f"{case_no}: {runs}"
+            assert runs[0]["parameters"] == {"case_no": case_no}
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
