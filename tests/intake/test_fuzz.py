@@ -3,11 +3,12 @@ write, and script/HTML/SQL-injection strings are stored verbatim and always rend
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
@@ -18,9 +19,6 @@ from kefu.intake.app import create_app
 from kefu.models import CaseEvent, CommunicationRecord, Complaint, Customer
 from kefu.models.intake import IntakeOutbox
 from tests.intake.conftest import AUTH, RECEIVED, complaint_json, intake_settings
-
-# TestClient runs the real app in a thread for sync hypothesis tests; its httpx notice is not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 INJECTIONS = [
     "<script>alert('x')</script>",
@@ -85,17 +83,36 @@ def counts(engine: Engine) -> dict[str, int]:
         return {t.__tablename__: session.scalar(select(func.count()).select_from(t)) or 0 for t in (*WRITTEN, Customer)}
 
 
+class AppClient:
+    """The real app over httpx's ASGI transport, driven from sync hypothesis tests on one event loop."""
+
+    def __init__(self, engine: Engine) -> None:
+        app = create_app(intake_settings(), engine, clock=lambda: RECEIVED)
+        self.runner = asyncio.Runner()
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test")
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.runner.run(self.client.get(url, **kwargs))
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.runner.run(self.client.post(url, **kwargs))
+
+    def close(self) -> None:
+        self.runner.run(self.client.aclose())
+        self.runner.close()
+
+
 @pytest.fixture
 def http(sqlite_engine: Engine) -> Any:
-    app = create_app(intake_settings(), sqlite_engine, clock=lambda: RECEIVED)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
+    client = AppClient(sqlite_engine)
+    yield client
+    client.close()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies)
 def test_the_api_never_fails_and_never_writes_half_a_complaint(
-    http: TestClient, sqlite_engine: Engine, body: dict[str, Any]
+    http: AppClient, sqlite_engine: Engine, body: dict[str, Any]
 ) -> None:
     before = counts(sqlite_engine)
     response = http.post("/api/v1/complaints", json=body, headers=AUTH)
@@ -120,7 +137,7 @@ def test_the_api_never_fails_and_never_writes_half_a_complaint(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(evil=st.sampled_from(INJECTIONS), valid=st.booleans())
 def test_injection_strings_are_rendered_escaped_on_every_page(
-    http: TestClient, sqlite_engine: Engine, evil: str, valid: bool
+    http: AppClient, sqlite_engine: Engine, evil: str, valid: bool
 ) -> None:
     form = {
         "name": evil[:50],
