@@ -7,6 +7,7 @@ transaction with its outbox row (see ``service.register_complaint``); the dispat
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import importlib
@@ -190,13 +191,19 @@ def create_app(
     )
     app.state.engine = the_engine
 
+    # SQLite has one writer: queue this process's registrations on a lock instead of letting threads
+    # collide in SQLite's busy handler (which sleeps up to 100 ms per retry and wrecks tail latency).
+    write_lock: contextlib.AbstractContextManager[Any] = (
+        threading.Lock() if the_engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    )
+
     def register(
         submission: Submission, channel: Channel, key: str | None, received_at: dt.datetime
     ) -> tuple[Complaint, bool, Commitment | None, str | None]:
         policy, calendar = policy_and_calendar()
         for attempt in range(3):
             try:
-                with unit_of_work(the_engine) as session:
+                with write_lock, unit_of_work(the_engine) as session:
                     complaint, created = register_complaint(
                         session,
                         submission,
@@ -207,24 +214,29 @@ def create_app(
                         timezone=settings.timezone,
                     )
                     key_account = complaint.customer is not None and complaint.customer.is_key_account
-                    commitment = first_commitment(
-                        policy, calendar, complaint.severity, complaint.received_at, key_account=key_account
+                    run_id = (
+                        None
+                        if created
+                        else session.scalars(
+                            select(IntakeOutbox.flow_run_id).where(IntakeOutbox.complaint_id == complaint.id)
+                        ).first()
                     )
-                    outbox = session.scalars(
-                        select(IntakeOutbox.flow_run_id).where(IntakeOutbox.complaint_id == complaint.id)
-                    ).first()
-                if created:
-                    log.info(
-                        "complaint %s received via %s from %s",
-                        complaint.case_no,
-                        channel.value,
-                        mask_phone(submission.phone),
-                    )
-                return complaint, created, commitment, outbox
             except IntegrityError:
                 # A concurrent submission with the same key won the race: the next attempt finds its case.
                 if attempt == 2:
                     raise
+                continue
+            commitment = first_commitment(
+                policy, calendar, complaint.severity, complaint.received_at, key_account=key_account
+            )
+            if created:
+                log.info(
+                    "complaint %s received via %s from %s",
+                    complaint.case_no,
+                    channel.value,
+                    mask_phone(submission.phone),
+                )
+            return complaint, created, commitment, run_id
         raise AssertionError("unreachable")
 
     # ---------------------------------------------------------------- web form (customers)

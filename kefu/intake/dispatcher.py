@@ -165,16 +165,8 @@ def _mark_dispatched(engine: Engine, outbox_id: int, run_id: str, now: dt.dateti
         )
 
 
-def _mark_failed(engine: Engine, outbox_id: int, error: str, now: dt.datetime) -> None:
-    with unit_of_work(engine) as session:
-        row = session.get_one(IntakeOutbox, outbox_id)
-        row.attempts += 1
-        row.last_error = error[:2000]
-        row.next_attempt_at = now + dt.timedelta(seconds=min(2**row.attempts, 300))
-
-
 async def dispatch_once(
-    engine: Engine, runs: PrefectRuns, *, batch: int = 100, concurrency: int = 4, clock: Clock = _utcnow
+    engine: Engine, runs: PrefectRuns, *, batch: int = 16, concurrency: int = 4, clock: Clock = _utcnow
 ) -> int:
     """Start the case flow runs of waiting outbox rows; returns how many got their run now."""
     now = clock()
@@ -191,21 +183,45 @@ async def dispatch_once(
     if not pending:
         return 0
     gate = asyncio.Semaphore(concurrency)
+    started: list[tuple[int, str]] = []
+    failed: list[tuple[int, str]] = []
 
-    async def one(outbox_id: int, case_no: str) -> bool:
+    async def one(outbox_id: int, case_no: str) -> None:
         async with gate:
             try:
                 run_id = await runs.create_case_run(case_no)
             except PrefectUnavailable as exc:
                 log.warning("case %s: no flow run yet (%s); will retry", case_no, exc)
-                await asyncio.to_thread(_mark_failed, engine, outbox_id, str(exc), clock())
-                return False
-        await asyncio.to_thread(_mark_dispatched, engine, outbox_id, run_id, clock())
+                failed.append((outbox_id, str(exc)))
+                return
+        started.append((outbox_id, run_id))
         log.info("case %s: flow run %s", case_no, run_id)
-        return True
 
-    results = await asyncio.gather(*(one(i, c) for i, c in pending))
-    return sum(results)
+    try:
+        await asyncio.gather(*(one(i, c) for i, c in pending))
+    finally:
+        # One short write for the whole batch (SQLite has one writer; the intake app is the other).
+        await asyncio.to_thread(_record_batch, engine, started, failed, clock())
+    return len(started)
+
+
+def _record_batch(
+    engine: Engine, started: list[tuple[int, str]], failed: list[tuple[int, str]], now: dt.datetime
+) -> None:
+    if not started and not failed:
+        return
+    with unit_of_work(engine) as session:
+        for outbox_id, run_id in started:
+            session.execute(
+                update(IntakeOutbox)
+                .where(IntakeOutbox.id == outbox_id)
+                .values(dispatched_at=now, flow_run_id=run_id, last_error=None, next_attempt_at=None)
+            )
+        for outbox_id, error in failed:
+            row = session.get_one(IntakeOutbox, outbox_id)
+            row.attempts += 1
+            row.last_error = error[:2000]
+            row.next_attempt_at = now + dt.timedelta(seconds=min(2**row.attempts, 300))
 
 
 @dataclass

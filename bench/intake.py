@@ -1,0 +1,227 @@
+"""Intake under a burst: 2,000 complaints over HTTP with concurrency, on the embedded defaults.
+
+Starts everything for real in a scratch directory: a SQLite system of record, a SQLite Prefect server with
+the ``complaint-case`` deployment registered (runs are counted, not executed), the intake app under
+uvicorn and the intake dispatcher. Then it sends the burst through the gateway API (each request with
+its own Idempotency-Key) and measures:
+
+- accepted per second and p50/p90/p99/max latency of the burst;
+- the time from the burst's start until every complaint has its case flow run recorded;
+- lost (complaints without a run) and duplicated (cases with more than one run), read from Prefect.
+
+    .venv/bin/python bench/intake.py [--n 2000] [--concurrency 32]
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from kefu.models.db import make_engine
+from kefu.models.intake import IntakeOutbox
+from kefu.models.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def complaint(i: int) -> dict[str, Any]:
+    channels = ["hotline", "email", "web", "im", "face_to_face", "social"]
+    return {
+        "channel": channels[i % len(channels)],
+        "name": f"客户{i}",
+        "phone": f"13{(i % 9) + 1}{i:08d}",
+        "email": f"customer{i}@example.com",
+        "order_no": f"BENCH{i:08d}",
+        "product": "快递",
+        "place": "上海市",
+        "content": f"第{i}件：包裹延误两天，客服电话一直占线。",
+        "urgent": i % 10 == 0,
+    }
+
+
+async def burst(base: str, n: int, concurrency: int) -> tuple[list[float], float, Counter[int]]:
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
+
+        async def worker() -> None:
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": f"bench-{i}"}
+                started = time.perf_counter()
+                response = await http.post("/api/v1/complaints", json=complaint(i), headers=headers)
+                latencies.append(time.perf_counter() - started)
+                statuses[response.status_code] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, elapsed, statuses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--dispatch-timeout", type=float, default=900)
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="kefu-bench-intake-"))
+    db_url = f"sqlite:///{scratch / 'kefu.db'}"
+    engine = make_engine(db_url)
+    upgrade(engine)
+    prefect_port, intake_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{prefect_port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(scratch / "prefect"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "KEFU_DATABASE_URL": db_url,
+        "KEFU_VAR_DIR": str(scratch),
+        "KEFU_INTAKE_API_TOKENS": json.dumps([TOKEN]),
+        "KEFU_MAIL_SINK_ENABLED": "false",
+    }
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        with (scratch / f"{name}.log").open("wb") as log:
+            proc = subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+            )
+        processes.append(proc)
+        return proc
+
+    try:
+        server = start(
+            "prefect",
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
+        )
+        wait_http(f"{api}/health", server)
+        flow = httpx.post(f"{api}/flows/", json={"name": "complaint-case"}, timeout=30).json()
+        deployment = httpx.post(
+            f"{api}/deployments/", json={"name": "complaint-case", "flow_id": flow["id"]}, timeout=30
+        ).json()
+        app = start(
+            "intake",
+            [
+                sys.executable, "-m", "uvicorn", "kefu.intake.app:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(intake_port), "--log-level", "warning", "--no-access-log",
+            ],
+        )  # fmt: skip
+        wait_http(f"http://127.0.0.1:{intake_port}/healthz", app)
+        start("dispatcher", [sys.executable, "-m", "kefu.intake.dispatcher"])
+
+        t0 = time.perf_counter()
+        latencies, elapsed, statuses = asyncio.run(burst(f"http://127.0.0.1:{intake_port}", args.n, args.concurrency))
+        dispatched = 0
+        while time.perf_counter() - t0 < args.dispatch_timeout:
+            with engine.connect() as connection:
+                dispatched = connection.scalar(select(func.count()).where(IntakeOutbox.flow_run_id.is_not(None))) or 0
+            if dispatched >= statuses[201]:
+                break
+            time.sleep(0.2)
+        all_runs_after = time.perf_counter() - t0
+
+        runs: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = httpx.post(
+                f"{api}/flow_runs/filter",
+                json={"deployments": {"id": {"any_": [deployment["id"]]}}, "limit": 200, "offset": offset},
+                timeout=60,
+            ).json()
+            runs.extend(page)
+            if len(page) < 200:
+                break
+            offset += 200
+        per_case = Counter(run["parameters"]["case_no"] for run in runs)
+        with engine.connect() as connection:
+            complaints = connection.scalar(select(func.count()).select_from(IntakeOutbox)) or 0
+        result = {
+            "complaints_sent": args.n,
+            "concurrency": args.concurrency,
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "complaints_stored": complaints,
+            "burst_seconds": round(elapsed, 3),
+            "accepted_per_second": round(statuses[201] / elapsed, 1),
+            "latency_ms": {
+                "p50": round(percentile(latencies, 50) * 1000, 1),
+                "p90": round(percentile(latencies, 90) * 1000, 1),
+                "p99": round(percentile(latencies, 99) * 1000, 1),
+                "max": round(max(latencies) * 1000, 1),
+                "mean": round(statistics.fmean(latencies) * 1000, 1),
+            },
+            "seconds_until_every_complaint_has_its_case_flow_run": round(all_runs_after, 1),
+            "case_flow_runs": len(runs),
+            "lost": complaints - len(per_case),
+            "duplicated": sum(1 for count in per_case.values() if count > 1),
+            "database": "sqlite (embedded default)",
+            "prefect_server": "sqlite (embedded default)",
+        }
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    finally:
+        for proc in reversed(processes):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in processes:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    main()
