@@ -13,14 +13,13 @@ import json
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import String, bindparam, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from kefu.intake.validation import Submission, phone_last4
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import Channel, ComplaintStatus, MilestoneId, Severity
-from kefu.models.intake import CaseNumberCounter, IntakeIdempotencyKey, IntakeOutbox
+from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from kefu.models.people import CommunicationRecord, Customer
 from kefu.models.policy import Policy
 from kefu.worktime import WorkCalendar, plan_complaint_milestones
@@ -103,7 +102,7 @@ def _serialize(session: Session, keys: list[str]) -> None:
     """
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        session.execute(text("UPDATE intake_case_counters SET last = last WHERE day = ''"))
+        session.execute(_TAKE_WRITE_LOCK)
         return
     if dialect == "postgresql":
         for key in sorted(set(keys)):
@@ -111,31 +110,35 @@ def _serialize(session: Session, keys: list[str]) -> None:
             session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": digest})
 
 
+_TAKE_WRITE_LOCK = text("UPDATE intake_case_counters SET last = last WHERE day = ''")
+# One statement for both backends (SQLite >= 3.35 and PostgreSQL): atomic, and built once.
+_NEXT_NUMBER = text(
+    "INSERT INTO intake_case_counters (day, last) VALUES (:day, 1) "
+    "ON CONFLICT (day) DO UPDATE SET last = intake_case_counters.last + 1 RETURNING last"
+)
+_CUSTOMER_BY_PHONE = (
+    select(Customer).where(cast(Customer.phones, String).like(bindparam("pattern"))).order_by(Customer.id).limit(1)
+)
+_CUSTOMER_BY_EMAIL = (
+    select(Customer).where(func.lower(Customer.email) == bindparam("email")).order_by(Customer.id).limit(1)
+)
+_KEY_LOOKUP = select(IntakeIdempotencyKey).where(IntakeIdempotencyKey.key == bindparam("key"))
+
+
 def next_case_no(session: Session, received_at: dt.datetime, timezone: str) -> str:
     """'KF20261123-00042': the day (local time) and its running number, handed out atomically."""
     day = received_at.astimezone(ZoneInfo(timezone)).strftime("%Y%m%d")
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert(CaseNumberCounter) if dialect == "postgresql" else sqlite.insert(CaseNumberCounter)
-    statement = (
-        insert.values(day=day, last=1)
-        .on_conflict_do_update(index_elements=["day"], set_={"last": CaseNumberCounter.last + 1})
-        .returning(CaseNumberCounter.last)
-    )
-    number = session.execute(statement).scalar_one()
+    number = session.execute(_NEXT_NUMBER, {"day": day}).scalar_one()
     return f"{CASE_PREFIX}{day}-{number:05d}"
 
 
 def find_customer(session: Session, phone: str, email: str | None) -> Customer | None:
     """A returning complainant: matched by phone first, then by e-mail."""
-    by_phone = session.scalars(
-        select(Customer).where(cast(Customer.phones, String).like(f'%"{phone}"%')).order_by(Customer.id).limit(1)
-    ).first()
+    by_phone = session.scalars(_CUSTOMER_BY_PHONE, {"pattern": f'%"{phone}"%'}).first()
     if by_phone is not None:
         return by_phone
     if email:
-        return session.scalars(
-            select(Customer).where(func.lower(Customer.email) == email.lower()).order_by(Customer.id).limit(1)
-        ).first()
+        return session.scalars(_CUSTOMER_BY_EMAIL, {"email": email.lower()}).first()
     return None
 
 
@@ -149,8 +152,7 @@ def _customer_for(session: Session, submission: Submission) -> Customer:
             email=submission.email,
             address=submission.place,
         )
-        session.add(customer)
-        session.flush()
+        session.add(customer)  # inserted with the complaint's flush
         return customer
     if submission.phone not in customer.phones:
         customer.phones = [*customer.phones, submission.phone]
@@ -186,9 +188,7 @@ def register_complaint(
     _serialize(session, lock_keys)
     print_ = fingerprint(submission, channel)
     if idempotency_key:
-        existing = session.scalars(
-            select(IntakeIdempotencyKey).where(IntakeIdempotencyKey.key == idempotency_key)
-        ).one_or_none()
+        existing = session.scalars(_KEY_LOOKUP, {"key": idempotency_key}).one_or_none()
         if existing is not None:
             complaint = session.get_one(Complaint, existing.complaint_id)
             if existing.fingerprint != print_:
@@ -206,7 +206,7 @@ def register_complaint(
         severity=severity,
         status=ComplaintStatus.REGISTERED,
         urgent=urgent,
-        customer_id=customer.id,
+        customer=customer,
         order_ref=submission.order_no,
         order_amount=submission.order_amount,
         product=submission.product,
