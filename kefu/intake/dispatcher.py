@@ -119,6 +119,34 @@ class PrefectRuns:
         )
         return str(body["id"])
 
+    async def create_case_runs(self, case_nos: Sequence[str]) -> dict[str, str | BaseException]:
+        """Many case runs in one request (Prefect's bulk endpoint, one transaction, at most 100).
+
+        Each run still carries its idempotency key, so a repeated case gets the run it already has.
+        Returns the run id per case, or the error for the cases Prefect refused.
+        """
+        deployment_id = await self.deployment_id()
+        body = await self._request(
+            "POST",
+            f"/deployments/{deployment_id}/create_flow_run/bulk",
+            [
+                {
+                    "name": case_no,
+                    "parameters": {"case_no": case_no},
+                    "idempotency_key": complaint_case_idempotency_key(case_no),
+                    "tags": ["kefu", "complaint"],
+                }
+                for case_no in case_nos
+            ],
+        )
+        results: dict[str, str | BaseException] = {}
+        for case_no, result in zip(case_nos, body["results"], strict=True):
+            if result.get("status") == "CREATED" and result.get("flow_run_id"):
+                results[case_no] = str(result["flow_run_id"])
+            else:
+                results[case_no] = PrefectUnavailable(f"bulk create refused: {result.get('error')}")
+        return results
+
     async def runs_for_cases(self, case_nos: Sequence[str]) -> dict[str, list[str]]:
         """Every run of the deployment per case (found by the idempotency key), in chunks."""
         deployment_id = await self.deployment_id()
@@ -166,9 +194,19 @@ def _mark_dispatched(engine: Engine, outbox_id: int, run_id: str, now: dt.dateti
 
 
 async def dispatch_once(
-    engine: Engine, runs: PrefectRuns, *, batch: int = 16, concurrency: int = 4, clock: Clock = _utcnow
+    engine: Engine,
+    runs: PrefectRuns,
+    *,
+    batch: int = 200,
+    chunk: int = 50,
+    concurrency: int = 2,
+    clock: Clock = _utcnow,
 ) -> int:
-    """Start the case flow runs of waiting outbox rows; returns how many got their run now."""
+    """Start the case flow runs of waiting outbox rows; returns how many got their run now.
+
+    Rows go to Prefect in chunks (one bulk request each); each chunk's outcome is recorded in one short
+    transaction as soon as Prefect answers.
+    """
     now = clock()
     with unit_of_work(engine) as session:
         pending = session.execute(
@@ -183,26 +221,31 @@ async def dispatch_once(
     if not pending:
         return 0
     gate = asyncio.Semaphore(concurrency)
-    started: list[tuple[int, str]] = []
-    failed: list[tuple[int, str]] = []
 
-    async def one(outbox_id: int, case_no: str) -> None:
-        async with gate:
-            try:
-                run_id = await runs.create_case_run(case_no)
-            except PrefectUnavailable as exc:
-                log.warning("case %s: no flow run yet (%s); will retry", case_no, exc)
-                failed.append((outbox_id, str(exc)))
-                return
-        started.append((outbox_id, run_id))
-        log.info("case %s: flow run %s", case_no, run_id)
+    async def one_chunk(rows: Sequence[tuple[int, str]]) -> int:
+        started: list[tuple[int, str]] = []
+        failed: list[tuple[int, str]] = []
+        try:
+            async with gate:
+                try:
+                    outcome = await runs.create_case_runs([case_no for _, case_no in rows])
+                except PrefectUnavailable as exc:
+                    outcome = dict.fromkeys((case_no for _, case_no in rows), exc)
+            for outbox_id, case_no in rows:
+                result = outcome[case_no]
+                if isinstance(result, BaseException):
+                    log.warning("case %s: no flow run yet (%s); will retry", case_no, result)
+                    failed.append((outbox_id, str(result)))
+                else:
+                    started.append((outbox_id, result))
+                    log.info("case %s: flow run %s", case_no, result)
+        finally:
+            # Recorded even when the dispatcher is being stopped (cancelled) after Prefect answered.
+            await asyncio.to_thread(_record_batch, engine, started, failed, clock())
+        return len(started)
 
-    try:
-        await asyncio.gather(*(one(i, c) for i, c in pending))
-    finally:
-        # One short write for the whole batch (SQLite has one writer; the intake app is the other).
-        await asyncio.to_thread(_record_batch, engine, started, failed, clock())
-    return len(started)
+    chunks = [[(int(i), str(c)) for i, c in pending[start : start + chunk]] for start in range(0, len(pending), chunk)]
+    return sum(await asyncio.gather(*(one_chunk(rows) for rows in chunks)))
 
 
 def _record_batch(
@@ -310,16 +353,20 @@ async def serve(
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = default_engine()
-    stop = asyncio.Event()
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         api = prefect_api_url()
         log.info("dispatching complaint case runs to %s", api)
-        await serve(engine, api, stop=stop)
+        task = asyncio.ensure_future(serve(engine, api))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # Stop at once, even inside a retry: a half-done dispatch is repeated safely (idempotency key).
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        log.info("dispatcher stopped")
 
     asyncio.run(run())
 

@@ -92,7 +92,7 @@ async def test_a_person_fills_in_the_form_in_chromium_and_reads_the_case_number(
         os.killpg(browser.pid, signal.SIGKILL)
         browser.wait()
     assert case_no and case_no.startswith("KF"), text
-    assert "您的投诉已受理" in text and "值班主管已收到提醒" in text
+    assert "您的投诉已受理" in text and "已按紧急投诉登记" in text
     with Session(sqlite_engine) as session:
         complaint = session.scalars(select(Complaint)).one()
         assert complaint.case_no == case_no and complaint.urgent

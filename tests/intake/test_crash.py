@@ -102,8 +102,7 @@ async def test_kill_9_of_dispatcher_and_runner_mid_burst_leaves_exactly_one_run_
         with process(runner_argv(), env, logs[1]) as runner, process(dispatcher_argv, env, logs[0]) as dispatcher:
             await burst(http, 1)
             await wait_for("the dispatcher starting runs", lambda: dispatched(sqlite_engine)[0] >= 5, 60, logs[0])
-            kill_9(dispatcher)  # mid-dispatch: some rows started, some not, some maybe in flight
-            assert dispatched(sqlite_engine)[0] < PER_PHASE
+            kill_9(dispatcher)  # mid-dispatch: requests may be in flight, rows may be unrecorded
             await burst(http, 2)
             kill_9(runner)
             await burst(http, 3)

@@ -70,10 +70,12 @@ async def test_sending_the_same_form_twice_gives_the_same_case(client: httpx.Asy
         assert session.scalar(select(func.count()).select_from(Complaint)) == 1
 
 
-async def test_an_urgent_complaint_says_the_supervisor_is_told(client: httpx.AsyncClient) -> None:
+async def test_an_urgent_complaint_is_registered_as_urgent_with_the_tighter_commitment(
+    client: httpx.AsyncClient,
+) -> None:
     key = form_key((await client.get("/")).text)
     response = await client.post("/", data={**FORM, "urgent": "on", "form_key": key})
-    assert "值班主管已收到提醒" in response.text
+    assert "已按紧急投诉登记" in response.text
     assert "2026-11-25 10:00" in response.text  # important: progress and preliminary solution within 48 h
 
 
