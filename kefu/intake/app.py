@@ -30,8 +30,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from kefu.intake.service import (
+    STATUS_ZH,
     CaseStatus,
     Commitment,
     IdempotencyKeyReused,
@@ -265,8 +267,6 @@ def create_app(
             submission = validate_submission(values, now=received_at, timezone=settings.timezone)
         except SubmissionInvalid as exc:
             return page("form.html", 422, errors=exc.errors, values=values, labels=FIELD_LABELS, form_key=form_key)
-        from starlette.concurrency import run_in_threadpool
-
         try:
             complaint, _created, commitment, _run = await run_in_threadpool(
                 register, submission, Channel.WEB, f"web:{form_key}", received_at
@@ -317,8 +317,6 @@ def create_app(
             with unit_of_work(the_engine) as session:
                 return case_status_for_customer(session, case_no, last4, policy, calendar)
 
-        from starlette.concurrency import run_in_threadpool
-
         result = await run_in_threadpool(lookup)
         if result is None:
             return status_page(200, message=not_found, case_no=shown_case_no)
@@ -346,8 +344,6 @@ def create_app(
         return response
 
     def complaint_out(complaint: Complaint, commitment: Commitment | None, flow_run_id: str | None) -> dict[str, Any]:
-        from kefu.intake.service import STATUS_ZH
-
         return ComplaintOut(
             case_no=complaint.case_no,
             channel=complaint.channel.value,
@@ -440,8 +436,6 @@ def create_app(
             errors = exc.errors + errors
         if errors or submission is None or isinstance(channel, FieldError):
             return _errors(422, errors)
-        from starlette.concurrency import run_in_threadpool
-
         try:
             complaint, created, commitment, run_id = await run_in_threadpool(
                 register, submission, channel, f"api:{key}" if key else None, received_at

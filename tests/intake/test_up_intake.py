@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kefu.deployments.names import complaint_case_idempotency_key
 from tests.intake.conftest import complaint_json
 from tests.prefect_fixtures import free_port
 
@@ -39,7 +40,8 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> 
 def _case_flow_run(api: str, case_no: str, timeout: float) -> list[dict[str, object]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [case_no]}}}, timeout=10)
+        by_key = {"flow_runs": {"idempotency_key": {"any_": [complaint_case_idempotency_key(case_no)]}}}
+        runs = httpx.post(f"{api}/flow_runs/filter", json=by_key, timeout=10)
         if runs.status_code == 200 and runs.json():
             result: list[dict[str, object]] = runs.json()
             return result
