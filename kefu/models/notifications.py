@@ -1,1 +1,41 @@
-"""Tables of the notifications part (placeholder until its issue lands)."""
+"""Tables of the notifications part: the outbox of messages Kefu sends (one row = one mail)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kefu.models.base import Base, utcnow
+
+QUEUED = "queued"
+SENT = "sent"
+DEAD = "dead"
+
+
+class OutboxMessage(Base):
+    """One rendered, linted message waiting for (or past) delivery.
+
+    ``message_id`` is fixed when the row is written, so a retry after a crash sends the same
+    Message-ID and ``status`` flips to ``sent`` only after the server accepted the mail.
+    """
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_type: Mapped[str] = mapped_column(String(48), index=True)
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    internal: Mapped[bool] = mapped_column(default=False)
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED, index=True)
+    not_before: Mapped[dt.datetime] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
