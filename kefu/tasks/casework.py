@@ -1,0 +1,311 @@
+"""Side effects of the complaint case flow, as repository functions (take the session, never commit).
+
+Every function here is idempotent: a resumed case flow re-runs from the top (DESIGN.md §4), so each one
+checks the database before it writes. Audit events carry a ``key`` in their data; a step recorded once
+under a key is never recorded again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kefu.models.complaints import CaseEvent, Complaint, Milestone
+from kefu.models.enums import ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
+from kefu.models.people import Staff, StaffRole
+from kefu.models.policy import Policy
+from kefu.worktime import WorkCalendar, plan_complaint_milestones
+
+Clock = Callable[[], dt.datetime]
+_ORDER = [Severity.GENERAL, Severity.IMPORTANT, Severity.MAJOR]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class CaseNotFound(Exception):
+    pass
+
+
+class StepRejected(ValueError):
+    """Input a step cannot accept; nothing is recorded."""
+
+
+def get_case(session: Session, case_no: str) -> Complaint:
+    complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one_or_none()
+    if complaint is None:
+        raise CaseNotFound(case_no)
+    return complaint
+
+
+def _event_keys(session: Session, complaint_id: int, action: str) -> set[str]:
+    rows = session.scalars(
+        select(CaseEvent).where(CaseEvent.complaint_id == complaint_id, CaseEvent.action == action)
+    ).all()
+    return {str(row.data.get("key")) for row in rows}
+
+
+def record_event(
+    session: Session, complaint: Complaint, action: str, key: str, actor: str, at: dt.datetime, **data: Any
+) -> bool:
+    """Append an audit event once per (action, key). Returns whether it was written now."""
+    if key in _event_keys(session, complaint.id, action):
+        return False
+    session.add(CaseEvent(complaint_id=complaint.id, actor=actor, action=action, data={"key": key, **data}, at=at))
+    session.flush()
+    return True
+
+
+def _staff_with_role(session: Session, role: Role) -> Staff | None:
+    return session.scalars(
+        select(Staff).join(StaffRole).where(StaffRole.role == role, Staff.active.is_(True)).order_by(Staff.id)
+    ).first()
+
+
+def recipient_for(session: Session, complaint: Complaint, level: str) -> Staff | None:
+    """The person at one rung of the ladder (owner → supervisor → senior manager)."""
+    owner = complaint.owner
+    if level == "owner":
+        return owner
+    if level == "supervisor":
+        if owner is not None and owner.supervisor is not None:
+            return owner.supervisor
+        return _staff_with_role(session, Role.SUPERVISOR)
+    return _staff_with_role(session, Role.SENIOR_MANAGER)
+
+
+def notify(
+    session: Session, complaint: Complaint, *, level: str, reason: str, key: str, at: dt.datetime, **data: Any
+) -> bool:
+    """The one place case notifications leave from (recorded as events until the mailer takes them over).
+
+    Only ids and roles are recorded; names and addresses stay in the people tables.
+    """
+    person = recipient_for(session, complaint, level)
+    return record_event(
+        session,
+        complaint,
+        "notified",
+        key,
+        "system",
+        at,
+        level=level,
+        recipient_staff_id=person.id if person else None,
+        reason=reason,
+        **data,
+    )
+
+
+def is_key_account(complaint: Complaint) -> bool:
+    return complaint.customer is not None and complaint.customer.tier is CustomerTier.KEY
+
+
+def propose_severity(policy: Policy, complaint: Complaint) -> tuple[Severity, list[str]]:
+    """Rules: content keywords, order amount, key-account status and the urgent flag. Returns the reasons too."""
+    rule = policy.complaints.classification
+    reasons: list[str] = []
+    level = 0
+
+    def raise_to(severity: Severity, why: str) -> None:
+        nonlocal level
+        if _ORDER.index(severity) > level:
+            level = _ORDER.index(severity)
+        reasons.append(why)
+
+    for word in rule.major_keywords:
+        if word in complaint.content:
+            raise_to(Severity.MAJOR, f"keyword:{word}")
+    for word in rule.important_keywords:
+        if word in complaint.content:
+            raise_to(Severity.IMPORTANT, f"keyword:{word}")
+    amount = complaint.order_amount or Decimal(0)
+    if amount >= Decimal(str(rule.major_order_amount)):
+        raise_to(Severity.MAJOR, f"order_amount>={rule.major_order_amount}")
+    elif amount >= Decimal(str(rule.important_order_amount)):
+        raise_to(Severity.IMPORTANT, f"order_amount>={rule.important_order_amount}")
+    if is_key_account(complaint):
+        raise_to(rule.key_account_raises_to, "key_account")
+    if complaint.urgent:
+        raise_to(rule.urgent_raises_to, "urgent")
+    return _ORDER[level], reasons
+
+
+def plan_milestones(session: Session, complaint: Complaint, policy: Policy, calendar: WorkCalendar) -> None:
+    """Create or recompute the case's milestones from receipt time. Met milestones are never moved."""
+    plan = plan_complaint_milestones(
+        policy,
+        calendar,
+        complaint.severity,
+        complaint.received_at,
+        key_account=is_key_account(complaint),
+        resolved_at=complaint.resolved_at,
+        promised_at=complaint.promised_resolution_at,
+    )
+    existing = {m.milestone: m for m in complaint.milestones}
+    wanted = {p.id for p in plan.milestones}
+    for milestone_id, row in existing.items():
+        if milestone_id not in wanted and row.met_at is None:
+            complaint.milestones.remove(row)
+    for planned in plan.milestones:
+        current = existing.get(planned.id)
+        if current is None:
+            complaint.milestones.append(
+                Milestone(
+                    milestone=planned.id,
+                    starts_at=planned.starts_at,
+                    due_at=planned.due_at,
+                    unit=planned.unit,
+                    target=str(planned.target),
+                    provisional=planned.provisional,
+                    explanation=planned.explanation,
+                    paused_intervals=[],
+                )
+            )
+        elif current.met_at is None and (current.due_at != planned.due_at or current.starts_at != planned.starts_at):
+            current.starts_at, current.due_at = planned.starts_at, planned.due_at
+            current.unit, current.target = planned.unit, str(planned.target)
+            current.provisional, current.explanation = planned.provisional, planned.explanation
+            current.warned_at = current.breached_at = None
+            current.escalation_level = 0
+    session.flush()
+
+
+def register_case(
+    session: Session, case_no: str, policy: Policy, calendar: WorkCalendar, *, owner_id: int | None, now: dt.datetime
+) -> Complaint:
+    """Idempotent: the first receiver owns the case (首问责任制); milestones come from the policy."""
+    complaint = get_case(session, case_no)
+    if complaint.owner_id is None and owner_id is not None:
+        complaint.owner_id = owner_id
+        session.flush()
+        session.refresh(complaint, ["owner"])
+    if not complaint.milestones:
+        plan_milestones(session, complaint, policy, calendar)
+    record_event(session, complaint, "registered", "register", "system", now, owner_staff_id=complaint.owner_id)
+    if complaint.urgent:
+        notify(session, complaint, level="supervisor", reason="urgent", key="urgent", at=now)
+    return complaint
+
+
+def classify_case(
+    session: Session,
+    case_no: str,
+    policy: Policy,
+    calendar: WorkCalendar,
+    *,
+    severity: Severity | None,
+    actor: str,
+    reason: str | None,
+    now: dt.datetime,
+) -> Complaint:
+    """A person confirms the rules' proposal or overrides it with a reason (audited); milestones follow."""
+    complaint = get_case(session, case_no)
+    proposed, why = propose_severity(policy, complaint)
+    chosen = severity or proposed
+    if chosen is not proposed and not (reason and reason.strip()):
+        raise StepRejected(f"overriding the proposed severity '{proposed.value}' needs a reason")
+    if "classify" in _event_keys(session, complaint.id, "classified"):
+        return complaint
+    complaint.severity = chosen
+    complaint.status = ComplaintStatus.CLASSIFIED
+    plan_milestones(session, complaint, policy, calendar)
+    record_event(
+        session,
+        complaint,
+        "classified",
+        "classify",
+        actor,
+        now,
+        proposed=proposed.value,
+        rules=why,
+        severity=chosen.value,
+        override=chosen is not proposed,
+        reason=reason,
+    )
+    return complaint
+
+
+def meet_milestone(session: Session, complaint: Complaint, milestone: MilestoneId, at: dt.datetime) -> None:
+    for row in complaint.milestones:
+        if row.milestone is milestone and row.met_at is None:
+            row.met_at = at
+    session.flush()
+
+
+def complete_step(
+    session: Session,
+    case_no: str,
+    step: str,
+    key: str,
+    actor: str,
+    now: dt.datetime,
+    *,
+    meets: tuple[MilestoneId, ...] = (),
+    status: ComplaintStatus | None = None,
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """Record a completed human step once (by its suspend key), meet its milestones, move the status."""
+    complaint = get_case(session, case_no)
+    written = record_event(session, complaint, step, key, actor, now, **(data or {}))
+    if written:
+        for milestone in meets:
+            meet_milestone(session, complaint, milestone, now)
+        if status is not None:
+            complaint.status = status
+        session.flush()
+    return written
+
+
+def _ladder_level_due(calendar: WorkCalendar, policy: Policy, due_at: dt.datetime, level: int) -> dt.datetime:
+    """Level 1 at the breach, each further level (and reminder) one reminder interval later."""
+    moment = due_at
+    for _ in range(level - 1):
+        moment = calendar.deadline(moment, policy.escalation.reminder_interval).due_at
+    return moment
+
+
+def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
+    """Warnings, breaches, escalations and reminders due at ``now``; each fires once (keyed events).
+
+    Met milestones never fire. Returns what fired, for the run log (case numbers and ids only).
+    """
+    fired: list[str] = []
+    ladder = policy.escalation.ladder
+    pct = policy.escalation.warn_at_percent / 100
+    rows = session.scalars(
+        select(Milestone).where(Milestone.met_at.is_(None), Milestone.due_at.is_not(None), Milestone.starts_at <= now)
+    ).all()
+    for row in rows:
+        complaint = row.complaint
+        if complaint.status is ComplaintStatus.CLOSED or row.due_at is None:
+            continue
+        name = row.milestone.value
+        warn_at = row.starts_at + (row.due_at - row.starts_at) * pct
+        if row.warned_at is None and now >= warn_at and now < row.due_at:
+            row.warned_at = now
+            notify(session, complaint, level="owner", reason="warning", key=f"warn:{name}", at=now, milestone=name)
+            fired.append(f"{complaint.case_no}:{name}:warning")
+        if now < row.due_at:
+            continue
+        if row.breached_at is None:
+            row.breached_at = now
+            record_event(session, complaint, "breached", f"breach:{name}", "system", now, milestone=name)
+        level = row.escalation_level
+        while _ladder_level_due(calendar, policy, row.due_at, level + 1) <= now:
+            level += 1
+            rung = ladder[min(level, len(ladder) - 1)]
+            kind = "escalated" if level < len(ladder) else "reminder"
+            notify(session, complaint, level=rung, reason=kind, key=f"{kind}:{name}:{level}", at=now, milestone=name)
+            record_event(session, complaint, kind, f"{name}:{level}", "system", now, milestone=name, level=rung)
+            fired.append(f"{complaint.case_no}:{name}:{kind}:{rung}")
+            if level > 50:
+                break
+        row.escalation_level = level
+    session.flush()
+    return fired
