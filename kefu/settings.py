@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         default=True,
         description="Embedded default: a local SMTP sink whose mails are shown at /outbox.",
     )
+    mail_max_attempts: int = Field(default=8, ge=1, description="Delivery attempts before a dead letter.")
+    mail_retry_base_seconds: float = Field(default=30.0, gt=0, description="First retry delay; doubles.")
+    mail_retry_max_seconds: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
+    mail_batch_size: int = Field(default=200, ge=1, description="Outbox rows sent per delivery pass.")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1,1 +1,63 @@
-"""Notifications: one message type = one enum value, one template, one builder; the mailer."""
+"""Notifications: every message Kefu sends — phrasebook templates, phrase lint, send windows, SMTP.
+
+Public API (stable):
+
+``MessageType``
+    One value per message type; each has ``templates/<value>.txt.j2`` (first line = subject) and
+    ``templates/<value>.html.j2`` (autoescaped), a :class:`Spec` in ``SPECS`` (audience, required
+    context keys) and a builder in ``BUILDERS``.
+
+``enqueue(session, message_type, *, recipient_email, context, complaint_id=None, urgent=False,
+agreed_time=None, dedupe_key=None, now=None) -> OutboxMessage``
+    Renders and lints at once. A message with lint findings (seed 002 §五 forbidden phrases, rude
+    patterns, missing polite forms in customer messages, a missing required element) is not queued:
+    a ``CaseEvent(action="message_rejected", data={"reasons": [...]})`` is added to the session when
+    ``complaint_id`` is given and :class:`MessageRejected` is raised — catch it and commit to keep
+    the record. Otherwise an ``OutboxMessage`` row is added (flushed, never committed) with
+    ``not_before``: now for internal or urgent messages, ``agreed_time`` when the customer agreed one,
+    else the next business window of a working day. A repeated ``dedupe_key`` returns the existing
+    row. A context lacking a required key raises :class:`MessageContextError` (a programming error).
+
+``async deliver_due(engine, now=None) -> DeliveryReport``
+    Sends every due queued row over SMTP (settings ``smtp_*``); 4xx replies, dropped connections and
+    timeouts are retried with exponential backoff (``mail_retry_*``), 5xx replies and exhausted
+    attempts become dead letters (``dead_letters(engine)``, ``kefu mail dead``).
+
+``mask_pii(text)``: phone and ID numbers masked; applied to every internal message.
+"""
+
+from kefu.notifications.lint import Category, Finding, lint_text
+from kefu.notifications.messages import (
+    BUILDERS,
+    SPECS,
+    MessageContextError,
+    MessageType,
+    Rendered,
+    Renderer,
+    Spec,
+)
+from kefu.notifications.outbox import MessageRejected, enqueue, send_time
+from kefu.notifications.pii import mask_email, mask_pii
+from kefu.notifications.sender import DeadLetter, DeliveryReport, dead_letters, deliver_due
+
+__all__ = [
+    "BUILDERS",
+    "SPECS",
+    "Category",
+    "DeadLetter",
+    "DeliveryReport",
+    "Finding",
+    "MessageContextError",
+    "MessageRejected",
+    "MessageType",
+    "Rendered",
+    "Renderer",
+    "Spec",
+    "dead_letters",
+    "deliver_due",
+    "enqueue",
+    "lint_text",
+    "mask_email",
+    "mask_pii",
+    "send_time",
+]

@@ -336,3 +336,17 @@ class WorkCalendar:
         return pd.Series(pd.to_datetime(due, utc=True, unit="ns"), index=starts.index, name=starts.name).dt.tz_convert(
             self.tz
         )
+
+    def next_business_moment(self, moment: dt.datetime) -> dt.datetime:
+        """The first instant at or after ``moment`` inside a business window of a working day."""
+        local = moment.astimezone(self.tz)
+        day = local.date()
+        for _ in range(400):
+            if self.is_working_day(day):
+                for window in self.windows:
+                    start = dt.datetime.combine(day, window.start, self.tz)
+                    end = dt.datetime.combine(day, window.end, self.tz)
+                    if local < end:
+                        return max(local, start)
+            day += dt.timedelta(days=1)
+        raise ValueError(f"no working day within 400 days after {moment.isoformat()}")

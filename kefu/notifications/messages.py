@@ -1,0 +1,142 @@
+"""Message types, their templates and builders: one enum value, one template pair, one builder each."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
+
+from kefu.notifications.lint import Category, Finding, lint_text
+from kefu.notifications.pii import mask_pii
+
+
+class MessageType(StrEnum):
+    COMPLAINT_ACKNOWLEDGEMENT = "complaint_acknowledgement"
+    MAJOR_APOLOGY = "major_apology"
+    PROGRESS_UPDATE = "progress_update"
+    SOLUTION_PROPOSAL = "solution_proposal"
+    RESOLUTION_NOTICE = "resolution_notice"
+    CALLBACK_INVITATION = "callback_invitation"
+    SUPERVISOR_ESCALATION = "supervisor_escalation"
+    PRE_BREACH_WARNING = "pre_breach_warning"
+    TASK_FORCE_ASSIGNMENT = "task_force_assignment"
+    KEY_ACCOUNT_WELCOME = "key_account_welcome"
+    CONTACT_CADENCE_REMINDER = "contact_cadence_reminder"
+    HOLIDAY_GREETING = "holiday_greeting"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a message type needs: its audience and the context keys that must show in the text."""
+
+    internal: bool
+    required: tuple[str, ...]
+    urgent: bool = False
+
+
+SPECS: dict[MessageType, Spec] = {
+    MessageType.COMPLAINT_ACKNOWLEDGEMENT: Spec(False, ("case_no", "owner_name", "next_contact_at")),
+    MessageType.MAJOR_APOLOGY: Spec(
+        False, ("case_no", "owner_name", "task_force_lead", "commitment", "next_contact_at")
+    ),
+    MessageType.PROGRESS_UPDATE: Spec(False, ("case_no", "owner_name", "progress", "next_contact_at")),
+    MessageType.SOLUTION_PROPOSAL: Spec(
+        False, ("case_no", "owner_name", "solution", "reply_by", "accept_url", "reject_url")
+    ),
+    MessageType.RESOLUTION_NOTICE: Spec(False, ("case_no", "owner_name", "resolution")),
+    MessageType.CALLBACK_INVITATION: Spec(False, ("case_no", "owner_name", "survey_url")),
+    MessageType.SUPERVISOR_ESCALATION: Spec(
+        True, ("case_no", "owner_name", "severity", "milestone", "due_at", "reason"), urgent=True
+    ),
+    MessageType.PRE_BREACH_WARNING: Spec(True, ("case_no", "milestone", "due_at"), urgent=True),
+    MessageType.TASK_FORCE_ASSIGNMENT: Spec(True, ("case_no", "lead_name", "due_at"), urgent=True),
+    MessageType.KEY_ACCOUNT_WELCOME: Spec(False, ("manager_name", "manager_phone")),
+    MessageType.CONTACT_CADENCE_REMINDER: Spec(True, ("customer_name", "cadence", "due_at")),
+    MessageType.HOLIDAY_GREETING: Spec(False, ("holiday_name",)),
+}
+
+
+class MessageContextError(ValueError):
+    """The caller's context is missing a value the message type needs (a programming error)."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    message_type: MessageType
+    internal: bool
+    subject: str
+    text: str
+    html: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def zh_time(value: dt.datetime | str, tz: ZoneInfo) -> str:
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        raise MessageContextError(f"naive datetime {value!r} in a message context")
+    local = value.astimezone(tz)
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
+class Renderer:
+    """Renders and lints messages; the jinja environments are built once."""
+
+    def __init__(self, tz: ZoneInfo | str = "Asia/Shanghai", loader: Any = None) -> None:
+        self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+        loader = loader or PackageLoader("kefu.notifications", "templates")
+        self.text_env = Environment(loader=loader, undefined=StrictUndefined, autoescape=False)  # noqa: S701 (plain-text part)
+        self.html_env = Environment(loader=loader, undefined=StrictUndefined, autoescape=True)
+        for env in (self.text_env, self.html_env):
+            env.filters["zh_time"] = lambda v: zh_time(v, self.tz)
+
+    def render(self, message_type: MessageType, context: Mapping[str, Any]) -> Rendered:
+        message_type = MessageType(message_type)
+        spec = SPECS[message_type]
+        missing = [k for k in spec.required if context.get(k) in (None, "")]
+        if missing:
+            raise MessageContextError(f"{message_type.value}: context lacks {', '.join(missing)}")
+        try:
+            text_tmpl = self.text_env.get_template(f"{message_type.value}.txt.j2")
+            full = text_tmpl.render(context)
+            html = self.html_env.get_template(f"{message_type.value}.html.j2").render(context)
+        except UndefinedError as exc:
+            raise MessageContextError(f"{message_type.value}: {exc.message}") from exc
+        subject, _, text = full.strip().partition("\n")
+        text = text.strip() + "\n"
+        if spec.internal:
+            subject, text, html = mask_pii(subject), mask_pii(text), mask_pii(html)
+        findings = lint_text(subject + "\n" + text, customer_facing=not spec.internal)
+        for key in spec.required:
+            shown = zh_time(context[key], self.tz) if isinstance(context[key], dt.datetime) else str(context[key])
+            if spec.internal:
+                shown = mask_pii(shown)
+            if shown not in text and shown not in subject:
+                findings.append(Finding(Category.MISSING_ELEMENT, key))
+        return Rendered(message_type, spec.internal, subject.strip(), text, html, findings)
+
+
+def _builder(message_type: MessageType) -> Callable[..., dict[str, Any]]:
+    spec = SPECS[message_type]
+
+    def build(**context: Any) -> dict[str, Any]:
+        missing = [k for k in spec.required if context.get(k) in (None, "")]
+        if missing:
+            raise MessageContextError(f"{message_type.value}: missing {', '.join(missing)}")
+        return context
+
+    build.__name__ = f"build_{message_type.value}"
+    build.__doc__ = f"Context for {message_type.value}; requires {', '.join(spec.required)}."
+    return build
+
+
+BUILDERS: dict[MessageType, Callable[..., dict[str, Any]]] = {t: _builder(t) for t in MessageType}

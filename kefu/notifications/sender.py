@@ -1,0 +1,166 @@
+"""Delivery of due outbox rows over SMTP (aiosmtplib), with retries, backoff and dead letters.
+
+Exactly once: every row carries the Message-ID fixed at enqueue time and becomes ``sent`` only after
+the server accepted it; a row is sent at most once per pass, and a crash between acceptance and the
+commit re-sends the same Message-ID, which receivers (and Kefu's sink) treat as the same mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import aiosmtplib
+from sqlalchemy import Engine, select
+
+from kefu.models.base import utcnow
+from kefu.models.db import unit_of_work
+from kefu.models.notifications import DEAD, QUEUED, SENT, OutboxMessage
+from kefu.notifications.pii import mask_email
+from kefu.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    dead: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"sent": len(self.sent), "retried": len(self.retried), "dead": len(self.dead)}
+
+
+class PermanentFailure(Exception):
+    """The server refused the mail for good (5xx)."""
+
+
+def build_email(row: OutboxMessage, settings: Settings) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = row.recipient
+    msg["Subject"] = row.subject
+    msg["Message-ID"] = row.message_id
+    msg["Date"] = format_datetime(row.created_at)
+    msg["X-Kefu-Type"] = row.message_type
+    msg.set_content(row.body_text, charset="utf-8")
+    msg.add_alternative(row.body_html, subtype="html", charset="utf-8")
+    return msg
+
+
+def backoff(attempts: int, settings: Settings) -> dt.timedelta:
+    seconds = min(settings.mail_retry_base_seconds * 2 ** max(attempts - 1, 0), settings.mail_retry_max_seconds)
+    return dt.timedelta(seconds=seconds)
+
+
+def _classify(exc: BaseException) -> tuple[bool, str]:
+    """(permanent?, reason) for a failed send."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        text = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+        return all(c >= 500 for c in codes), text
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return exc.code >= 500, f"{exc.code} {exc.message}"
+    return False, f"{type(exc).__name__}: {exc}"
+
+
+def _client(settings: Settings) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        use_tls=settings.smtp_use_tls,
+        start_tls=settings.smtp_starttls if not settings.smtp_use_tls else False,
+        timeout=settings.smtp_timeout_seconds,
+    )
+
+
+async def deliver_due(
+    engine: Engine, now: dt.datetime | None = None, *, settings: Settings | None = None
+) -> DeliveryReport:
+    """Send every queued row whose time has come; one SMTP connection per pass, reopened after errors."""
+    settings = settings or get_settings()
+    now = now or utcnow()
+    report = DeliveryReport()
+    with unit_of_work(engine) as session:
+        ids = list(
+            session.scalars(
+                select(OutboxMessage.id)
+                .where(OutboxMessage.status == QUEUED, OutboxMessage.not_before <= now)
+                .order_by(OutboxMessage.not_before, OutboxMessage.id)
+                .limit(settings.mail_batch_size)
+            )
+        )
+    client: aiosmtplib.SMTP | None = None
+    try:
+        for row_id in ids:
+            with unit_of_work(engine) as session:
+                row = session.get(OutboxMessage, row_id)
+                if row is None or row.status != QUEUED:
+                    continue
+                email = build_email(row, settings)
+            error: BaseException | None = None
+            try:
+                if client is None or not client.is_connected:
+                    client = _client(settings)
+                    await client.connect()
+                await client.send_message(email)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                error = exc
+                if client is not None:
+                    client.close()
+                client = None
+            with unit_of_work(engine) as session:
+                row = session.get(OutboxMessage, row_id)
+                assert row is not None
+                row.attempts += 1
+                if error is None:
+                    row.status, row.sent_at, row.last_error = SENT, utcnow(), None
+                    report.sent.append(row_id)
+                    continue
+                permanent, reason = _classify(error)
+                row.last_error = reason
+                if permanent or row.attempts >= settings.mail_max_attempts:
+                    row.status = DEAD
+                    report.dead.append(row_id)
+                    log.warning("mail %s to %s is a dead letter: %s", row_id, mask_email(row.recipient), reason)
+                else:
+                    row.not_before = now + backoff(row.attempts, settings)
+                    report.retried.append(row_id)
+                    log.info("mail %s will be retried: %s", row_id, reason)
+    finally:
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()
+    return report
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    message_type: str
+    complaint_id: int | None
+    recipient: str
+    subject: str
+    attempts: int
+    last_error: str | None
+    created_at: dt.datetime
+
+
+def dead_letters(engine: Engine) -> list[DeadLetter]:
+    """The mails Kefu gave up on, oldest first (operators see them in ``kefu mail dead``)."""
+    with unit_of_work(engine) as session:
+        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.status == DEAD).order_by(OutboxMessage.id))
+        return [
+            DeadLetter(
+                r.id, r.message_type, r.complaint_id, r.recipient, r.subject, r.attempts, r.last_error, r.created_at
+            )
+            for r in rows
+        ]
