@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "kefu.cli.intake",
     "kefu.cli.policy",
     "kefu.cli.up",
+    "kefu.cli.step",
+    "kefu.cli.case",
 ]
 
 

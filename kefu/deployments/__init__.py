@@ -12,7 +12,10 @@ def all_deployments() -> list[Any]:
     """The runner deployments ``kefu up`` serves (imports flows lazily: start-up stays light)."""
     from prefect.schedules import Cron
 
+    from kefu.deployments.names import COMPLAINT_CASE_FLOW
     from kefu.flows.calendar_check import calendar_check
+    from kefu.flows.case_deadlines import case_deadlines
+    from kefu.flows.complaint_case import complaint_case
 
     return [
         calendar_check.to_deployment(
@@ -20,5 +23,16 @@ def all_deployments() -> list[Any]:
             schedule=Cron("0 8 * * *", timezone="Asia/Shanghai"),
             tags=["kefu", "calendar"],
             description="每天08:00列出未来的节假日与调休，提醒尚未确认的年度日历。",
+        ),
+        complaint_case.to_deployment(
+            name=COMPLAINT_CASE_FLOW,
+            tags=["kefu", "complaint"],
+            description="投诉处理流程：受理→分级→联系→调查→方案→客户确认→处理→回访→结案。",
+        ),
+        case_deadlines.to_deployment(
+            name="case-deadlines",
+            schedule=Cron("* * * * *", timezone="Asia/Shanghai"),
+            tags=["kefu", "deadlines"],
+            description="每分钟检查投诉时限：预警、超时升级与提醒（数据库为准，不重复发送）。",
         ),
     ]

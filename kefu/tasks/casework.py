@@ -309,3 +309,77 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
         row.escalation_level = level
     session.flush()
     return fired
+
+
+def _event_at(session: Session, complaint: Complaint, action: str, key: str) -> dt.datetime | None:
+    rows = session.scalars(
+        select(CaseEvent).where(CaseEvent.complaint_id == complaint.id, CaseEvent.action == action)
+    ).all()
+    return next((row.at for row in rows if row.data.get("key") == key), None)
+
+
+def promise_resolution(
+    session: Session, case_no: str, policy: Policy, calendar: WorkCalendar, promised_at: dt.datetime
+) -> None:
+    """General complaints: the completion time promised in the solution becomes the resolution milestone."""
+    complaint = get_case(session, case_no)
+    if complaint.promised_resolution_at != promised_at:
+        complaint.promised_resolution_at = promised_at
+        plan_milestones(session, complaint, policy, calendar)
+
+
+def mark_resolved(session: Session, case_no: str, policy: Policy, calendar: WorkCalendar, round_no: int) -> None:
+    """The resolution time is the recorded resolve step's; the callback clock starts there."""
+    complaint = get_case(session, case_no)
+    resolved = _event_at(session, complaint, "resolve", f"resolve-{round_no}")
+    if resolved is not None and complaint.resolved_at is None:
+        complaint.resolved_at = resolved
+        plan_milestones(session, complaint, policy, calendar)
+
+
+def reopen_case(session: Session, case_no: str, reopen_no: int, now: dt.datetime) -> None:
+    """An unsatisfied customer reopens the case to investigation (counted once per reopen)."""
+    complaint = get_case(session, case_no)
+    if record_event(session, complaint, "reopened", f"reopen-{reopen_no}", "system", now, reopen=reopen_no):
+        complaint.reopen_count = reopen_no
+        complaint.resolved_at = None
+        complaint.status = ComplaintStatus.INVESTIGATING
+        for row in list(complaint.milestones):
+            if row.milestone is MilestoneId.CALLBACK:
+                complaint.milestones.remove(row)
+        session.flush()
+
+
+def close_case(session: Session, case_no: str, now: dt.datetime) -> None:
+    complaint = get_case(session, case_no)
+    if record_event(session, complaint, "closed", "close", "system", now):
+        complaint.status = ComplaintStatus.CLOSED
+        complaint.closed_at = now
+        session.flush()
+
+
+def waiting_steps(session: Session, case_no: str | None = None) -> list[dict[str, Any]]:
+    """Steps a case run is suspended on (waiting, not yet completed), with the case's open deadlines."""
+    query = select(CaseEvent, Complaint).join(Complaint, Complaint.id == CaseEvent.complaint_id)
+    query = query.where(CaseEvent.action == "waiting")
+    if case_no is not None:
+        query = query.where(Complaint.case_no == case_no)
+    result = []
+    for event, complaint in session.execute(query.order_by(CaseEvent.id)).all():
+        step, key = str(event.data["step"]), str(event.data["key"])
+        if key in _event_keys(session, complaint.id, step):
+            continue
+        open_deadlines = {
+            m.milestone.value: m.due_at.isoformat() for m in complaint.milestones if m.met_at is None and m.due_at
+        }
+        result.append(
+            {
+                "case_no": complaint.case_no,
+                "step": step,
+                "key": key,
+                "flow_run_id": event.data["flow_run_id"],
+                "since": event.at.isoformat(),
+                "deadlines": open_deadlines,
+            }
+        )
+    return result

@@ -1,0 +1,51 @@
+"""``kefu case show CASE``: the timeline of a case (steps, who, when, milestones, escalations)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sqlalchemy import select
+
+from kefu.cli import UsageError
+from kefu.models.db import unit_of_work
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("case", help="complaint cases")
+    actions = parser.add_subparsers(dest="case_action", required=True)
+    show = actions.add_parser("show", help="the timeline of one case")
+    show.add_argument("case")
+    show.set_defaults(handler=run_show)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from kefu.models.complaints import CaseEvent
+    from kefu.tasks.casework import CaseNotFound, get_case
+
+    with unit_of_work() as session:
+        try:
+            complaint = get_case(session, args.case)
+        except CaseNotFound:
+            raise UsageError(f"no case {args.case}") from None
+        print(
+            f"{complaint.case_no}  severity={complaint.severity.value}  status={complaint.status.value}  "
+            f"owner_staff_id={complaint.owner_id}  reopened={complaint.reopen_count}"
+        )
+        print("milestones:")
+        for m in complaint.milestones:
+            state = "met " + m.met_at.isoformat() if m.met_at else ("BREACHED" if m.breached_at else "open")
+            print(
+                f"  {m.milestone.value:<18} due {m.due_at.isoformat() if m.due_at else '-':<26} {state}"
+                f"  level={m.escalation_level}"
+            )
+            if m.paused_intervals:
+                print(f"    paused: {m.paused_intervals}")
+        print("timeline:")
+        events = session.scalars(
+            select(CaseEvent).where(CaseEvent.complaint_id == complaint.id).order_by(CaseEvent.at, CaseEvent.id)
+        ).all()
+        for e in events:
+            extra = {k: v for k, v in e.data.items() if k not in ("key", "flow_run_id")}
+            print(f"  {e.at.isoformat()}  {e.action:<18} {e.actor:<14} {extra}")
+    return 0

@@ -1,0 +1,83 @@
+"""``kefu step``: the human steps case runs are waiting on, and completing them from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from kefu.cli import UsageError
+from kefu.models.db import unit_of_work
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("step", help="complaint case steps waiting for a person")
+    actions = parser.add_subparsers(dest="step_action", required=True)
+    listing = actions.add_parser("list", help="waiting steps with the case's open deadlines")
+    listing.add_argument("--case", help="only this case number")
+    listing.set_defaults(handler=run_list)
+    submit = actions.add_parser("submit", help="complete a waiting step (resumes the case run)")
+    submit.add_argument("case")
+    submit.add_argument("step")
+    source = submit.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="the step's input as JSON")
+    source.add_argument("--file", type=Path, help="a JSON file with the step's input")
+    submit.set_defaults(handler=run_submit)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from kefu.tasks.casework import waiting_steps
+
+    with unit_of_work() as session:
+        rows = waiting_steps(session, args.case)
+    if not rows:
+        print("no waiting steps")
+    for row in rows:
+        deadlines = ", ".join(f"{k} due {v}" for k, v in sorted(row["deadlines"].items(), key=lambda kv: kv[1]))
+        print(f"{row['case_no']}  {row['step']:<18} since {row['since']}  {deadlines}")
+    return 0
+
+
+def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The step's input model checks the data before anything reaches Prefect or the database."""
+    from pydantic import ValidationError
+
+    from kefu.flows.complaint_case import STEPS
+
+    if step not in STEPS:
+        raise UsageError(f"unknown step '{step}' (steps: {', '.join(STEPS)})")
+    try:
+        model = STEPS[step].input.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise UsageError(f"invalid input for step '{step}': {problems}") from None
+    result: dict[str, Any] = model.model_dump(mode="json", exclude={"metadata"})
+    return result
+
+
+def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    from kefu.tasks.casework import waiting_steps
+
+    checked = validate(step, data)
+    with unit_of_work() as session:
+        rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
+    if not rows:
+        raise UsageError(f"case {case_no} is not waiting on step '{step}'")
+    resume_flow_run(UUID(rows[-1]["flow_run_id"]), run_input=checked)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    text = args.data if args.data is not None else args.file.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--data is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError("the step input must be a JSON object")
+    submit(args.case, args.step, data)
+    print(f"{args.case} {args.step}: submitted")
+    return 0
