@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "kefu.cli.up",
     "kefu.cli.step",
     "kefu.cli.case",
+    "kefu.cli.mail",
 ]
 
 

@@ -64,6 +64,17 @@ def components(settings: Settings) -> list[Component]:
             shows="Runner serving Kefu's deployments (see Deployments in the Prefect UI)",
         ),
         *intake_components(settings),
+        *(
+            [
+                Component(
+                    "mail-sink",
+                    [python, "-m", "kefu.notifications.sink"],
+                    shows=f"SMTP sink on {settings.smtp_host}:{settings.smtp_port}; mails shown at /outbox",
+                )
+            ]
+            if settings.mail_sink_enabled
+            else []
+        ),
     ]
 
 
