@@ -112,6 +112,9 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", "", folded)
 
 
+_NEEDLES = [(category, phrase, normalise(phrase)) for category, phrases in FORBIDDEN.items() for phrase in phrases]
+
+
 @dataclass(frozen=True)
 class Finding:
     category: Category
@@ -125,10 +128,9 @@ def lint_text(text: str, *, customer_facing: bool) -> list[Finding]:
     """Findings of the phrase lint for one rendered text (subject and body together)."""
     flat = normalise(text)
     findings: list[Finding] = []
-    for category, phrases in FORBIDDEN.items():
-        for phrase in phrases:
-            if normalise(phrase) in flat:
-                findings.append(Finding(category, phrase))
+    for category, phrase, needle in _NEEDLES:
+        if needle in flat:
+            findings.append(Finding(category, phrase))
     for label, pattern in RUDE_PATTERNS:
         match = pattern.search(flat)
         if match:
