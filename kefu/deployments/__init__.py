@@ -16,6 +16,7 @@ def all_deployments() -> list[Any]:
     from kefu.flows.calendar_check import calendar_check
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case
+    from kefu.tasks.mail import deliver_mail
 
     return [
         calendar_check.to_deployment(
@@ -34,5 +35,12 @@ def all_deployments() -> list[Any]:
             schedule=Cron("* * * * *", timezone="Asia/Shanghai"),
             tags=["kefu", "deadlines"],
             description="每分钟检查投诉时限：预警、超时升级与提醒（数据库为准，不重复发送）。",
+        ),
+        deliver_mail.to_deployment(
+            name="deliver-mail",
+            schedule=Cron("* * * * *", timezone="Asia/Shanghai"),
+            concurrency_limit=1,  # one delivery pass at a time: passes do not claim rows
+            tags=["kefu", "mail"],
+            description="每分钟发送到期邮件（客户邮件在工作时间段内发出），并更新死信列表。",
         ),
     ]
