@@ -25,6 +25,21 @@ def free_port() -> int:
         return port
 
 
+def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
+    """Read a child's stdout until a line contains ``marker`` (the progress signal ``kefu up`` gives)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"'{marker}' not printed within {timeout:.0f} s; output so far:\n{''.join(seen)}")
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API URL of a Prefect server that lives for the whole test session."""

@@ -13,24 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.prefect_fixtures import free_port
+from tests.prefect_fixtures import free_port, read_until
 
 KEFU = str(Path(sys.executable).parent / "kefu")
-
-
-def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
-    # `kefu up` reports progress line by line; reading its stdout is the signal it gives.
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"'{marker}' not printed within {timeout:.0f} s; output so far:\n{''.join(seen)}")
 
 
 @pytest.mark.slow
@@ -51,7 +36,7 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(tmp_path: Path) -> N
         [KEFU, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     try:
-        output = _read_until(process, "Press Ctrl-C", timeout=150)
+        output = read_until(process, "Press Ctrl-C", timeout=150)
         assert f"http://127.0.0.1:{port}" in output
         assert "migrated" in output
         assert (tmp_path / "var" / "kefu.db").exists()

@@ -16,25 +16,10 @@ import pytest
 
 from kefu.deployments.names import complaint_case_idempotency_key
 from tests.intake.conftest import complaint_json
-from tests.prefect_fixtures import free_port
+from tests.prefect_fixtures import free_port, read_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 KEFU = str(Path(sys.executable).parent / "kefu")
-
-
-def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
-    # `kefu up` reports progress line by line on stdout: that is the signal it gives.
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"'{marker}' not printed within {timeout:.0f} s; output so far:\n{''.join(seen)}")
 
 
 def _case_flow_run(api: str, case_no: str, timeout: float) -> list[dict[str, object]]:
@@ -68,7 +53,7 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(tmp_p
         [KEFU, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     try:
-        output = _read_until(process, "Press Ctrl-C", timeout=150)
+        output = read_until(process, "Press Ctrl-C", timeout=150)
         intake = f"http://127.0.0.1:{intake_port}"
         assert f"http://127.0.0.1:{prefect_port}" in output  # the Prefect UI
         assert intake in output  # the complaint form beside it
