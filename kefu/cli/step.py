@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -58,6 +59,7 @@ def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
+    from prefect.exceptions import NotPausedError
     from prefect.flow_runs import resume_flow_run
 
     from kefu.tasks.casework import waiting_steps
@@ -67,7 +69,17 @@ def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
         rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
     if not rows:
         raise UsageError(f"case {case_no} is not waiting on step '{step}'")
-    resume_flow_run(UUID(rows[-1]["flow_run_id"]), run_input=checked)
+    run_id = UUID(rows[-1]["flow_run_id"])
+    # The step is announced just before the run suspends: give the suspend a moment to land (bounded).
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            resume_flow_run(run_id, run_input=checked)
+            return
+        except (NotPausedError, RuntimeError) as exc:
+            if time.monotonic() > deadline:
+                raise UsageError(f"case {case_no}: the run did not accept the input: {exc}") from None
+            time.sleep(0.2)
 
 
 def run_submit(args: argparse.Namespace) -> int:

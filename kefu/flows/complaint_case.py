@@ -143,7 +143,7 @@ def summary_markdown(case_no: str, step: str) -> str:
 
 def wait_for(step: Step, case_no: str, round_no: int = 0) -> Any:
     """Suspend until a person completes ``step`` (stable key per step and round); record it once."""
-    key = f"{step.name}-{round_no}"
+    key = f"{step.name.replace('_', '-')}-{round_no}"  # Prefect keys: lowercase, digits, dashes
     flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
     with unit_of_work() as session:
         complaint = casework.get_case(session, case_no)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -63,3 +67,72 @@ def make_complaint(db: Session) -> MakeComplaint:
         return complaint
 
     return make
+
+
+@pytest.fixture(scope="session")
+def case_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One migrated SQLite database shared by the served runner and the lifecycle tests."""
+    from kefu.models.db import make_engine
+    from kefu.models.migrate import upgrade
+    from kefu.settings import get_settings
+
+    path = tmp_path_factory.mktemp("casedb") / "kefu.db"
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    saved = os.environ.get("KEFU_DATABASE_URL")
+    os.environ["KEFU_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        if saved is None:
+            os.environ.pop("KEFU_DATABASE_URL", None)
+        else:
+            os.environ["KEFU_DATABASE_URL"] = saved
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def case_runner(prefect_server: str, case_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The served deployments (``python -m kefu.deployments.serve``), once per session, on the test DB and server."""
+    log_path = tmp_path_factory.mktemp("runner") / "runner.log"
+    env = {**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1", "KEFU_DATABASE_URL": case_db_url}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kefu.deployments.serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_deployment(process, log_path)
+        yield str(log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_deployment(process: subprocess.Popen[bytes], log_path: object, timeout: float = 60.0) -> None:
+    """The runner registers its deployments at start-up: poll the API (bounded) until the case one exists."""
+    from prefect.client.orchestration import get_client
+
+    from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the runner exited; see {log_path}")
+            try:
+                client.read_deployment_by_name(COMPLAINT_CASE_DEPLOYMENT)
+                return
+            except Exception:
+                time.sleep(0.5)
+    raise RuntimeError(f"the runner never registered its deployments; see {log_path}")
