@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     prefect_api_url: str = Field(default="http://127.0.0.1:4200/api")
     prefect_port: int = 4200
+    serve_only: list[str] = Field(
+        default_factory=list,
+        description="Serve only these deployment names (empty: all). Tests use it to run no schedules.",
+    )
 
     intake_host: str = "127.0.0.1"
     intake_port: int = 8000

@@ -23,7 +23,7 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(tmp_path: Path) -> N
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")},  # other fixtures' settings
         "KEFU_VAR_DIR": str(tmp_path / "var"),
         "KEFU_PREFECT_PORT": str(port),
         "KEFU_PREFECT_API_URL": api,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from prefect import serve
 
 from kefu.deployments import all_deployments
+from kefu.settings import get_settings
 
 
 def main() -> None:
-    serve(*all_deployments())
+    only = set(get_settings().serve_only)
+    serve(*[d for d in all_deployments() if not only or d.name in only])
 
 
 if __name__ == "__main__":

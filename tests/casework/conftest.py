@@ -98,7 +98,12 @@ def case_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def case_runner(prefect_server: str, case_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The served deployments (``python -m kefu.deployments.serve``), once per session, on the test DB and server."""
     log_path = tmp_path_factory.mktemp("runner") / "runner.log"
-    env = {**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1", "KEFU_DATABASE_URL": case_db_url}
+    env = {
+        **os.environ,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "KEFU_DATABASE_URL": case_db_url,
+        "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules loading the shared test server
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "kefu.deployments.serve"],

@@ -38,7 +38,7 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(tmp_p
     prefect_port, intake_port = free_port(), free_port()
     api = f"http://127.0.0.1:{prefect_port}/api"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")},  # other fixtures' settings
         "KEFU_VAR_DIR": str(tmp_path / "var"),
         "KEFU_PREFECT_PORT": str(prefect_port),
         "KEFU_PREFECT_API_URL": api,
