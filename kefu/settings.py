@@ -30,11 +30,23 @@ class Settings(BaseSettings):
 
     prefect_api_url: str = Field(default="http://127.0.0.1:4200/api")
     prefect_port: int = 4200
+    prefect_database_url: str | None = Field(
+        default=None,
+        description="The Prefect server's database (e.g. postgresql+asyncpg://user@host/db). Empty: embedded SQLite "
+        "under var/prefect, which answers 'database is locked' and stalls up to 60 s under concurrent case load.",
+    )
     serve_only: list[str] = Field(
         default_factory=list,
         description="Serve only these deployment names (empty: all). Tests use it to run no schedules.",
     )
 
+    runner_workers: int = Field(default=4, ge=1, le=64, description="Flow runs the runner executes at once.")
+    runner_poll_seconds: float = Field(default=1.0, gt=0, le=60, description="How often the runner looks for runs.")
+    runner_orphan_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A case run left Running/Pending by a runner on another host is re-run after this long.",
+    )
     intake_host: str = "127.0.0.1"
     intake_port: int = 8000
     intake_api_tokens: list[SecretStr] = Field(

@@ -37,7 +37,11 @@ class Component:
 def prefect_env(settings: Settings) -> dict[str, str]:
     """Environment shared by every process that talks to Prefect (embedded SQLite server under var/)."""
     home = (settings.var_dir / "prefect").resolve()
+    database = {}
+    if settings.prefect_database_url:  # production: PostgreSQL; the embedded SQLite stalls under load
+        database["PREFECT_API_DATABASE_CONNECTION_URL"] = settings.prefect_database_url
     return {
+        **database,
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": settings.prefect_api_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -60,7 +64,7 @@ def components(settings: Settings) -> list[Component]:
         ),
         Component(
             "runner",
-            [python, "-m", "kefu.deployments.serve"],
+            [python, "-m", "kefu.deployments.runner"],
             shows="Runner serving Kefu's deployments (see Deployments in the Prefect UI)",
         ),
         *intake_components(settings),

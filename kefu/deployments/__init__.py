@@ -1,46 +1,76 @@
 """Deployments: which flows Kefu serves, on which schedules and triggers.
 
-Every part of Kefu adds its deployments to ``all_deployments``; ``kefu up`` serves them all.
+Every part of Kefu adds its deployments to ``all_deployments``; ``kefu up`` serves them all in one runner
+process (``kefu.deployments.runner``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
-def all_deployments() -> list[Any]:
-    """The runner deployments ``kefu up`` serves (imports flows lazily: start-up stays light)."""
+@dataclass(frozen=True)
+class Served:
+    """A deployment and its flow. ``resumable``: the flow may be re-run from the top at any moment (every side
+    effect keyed in the database), so a run orphaned by a crashed runner is simply run again."""
+
+    flow: Any
+    deployment: Any
+    resumable: bool = False
+
+    @property
+    def name(self) -> str:
+        return str(self.deployment.name)
+
+
+def all_deployments() -> list[Served]:
+    """The deployments ``kefu up`` serves (imports flows lazily: start-up stays light)."""
     from prefect.schedules import Cron
 
     from kefu.deployments.names import COMPLAINT_CASE_FLOW
     from kefu.flows.calendar_check import calendar_check
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case
-    from kefu.tasks.mail import deliver_mail
+    from kefu.flows.deliver_mail import deliver_mail
 
     return [
-        calendar_check.to_deployment(
-            name="calendar-check",
-            schedule=Cron("0 8 * * *", timezone="Asia/Shanghai"),
-            tags=["kefu", "calendar"],
-            description="每天08:00列出未来的节假日与调休，提醒尚未确认的年度日历。",
+        Served(
+            calendar_check,
+            calendar_check.to_deployment(
+                name="calendar-check",
+                schedule=Cron("0 8 * * *", timezone="Asia/Shanghai"),
+                tags=["kefu", "calendar"],
+                description="每天08:00列出未来的节假日与调休，提醒尚未确认的年度日历。",
+            ),
         ),
-        complaint_case.to_deployment(
-            name=COMPLAINT_CASE_FLOW,
-            tags=["kefu", "complaint"],
-            description="投诉处理流程：受理→分级→联系→调查→方案→客户确认→处理→回访→结案。",
+        Served(
+            complaint_case,
+            complaint_case.to_deployment(
+                name=COMPLAINT_CASE_FLOW,
+                tags=["kefu", "complaint"],
+                description="投诉处理流程：受理→分级→联系→调查→方案→客户确认→处理→回访→结案。",
+            ),
+            resumable=True,
         ),
-        case_deadlines.to_deployment(
-            name="case-deadlines",
-            schedule=Cron("* * * * *", timezone="Asia/Shanghai"),
-            tags=["kefu", "deadlines"],
-            description="每分钟检查投诉时限：预警、超时升级与提醒（数据库为准，不重复发送）。",
+        Served(
+            case_deadlines,
+            case_deadlines.to_deployment(
+                name="case-deadlines",
+                schedule=Cron("* * * * *", timezone="Asia/Shanghai"),
+                tags=["kefu", "deadlines"],
+                description="每分钟检查投诉时限：预警、超时升级与提醒（数据库为准，不重复发送）。",
+            ),
+            resumable=True,
         ),
-        deliver_mail.to_deployment(
-            name="deliver-mail",
-            schedule=Cron("* * * * *", timezone="Asia/Shanghai"),
-            concurrency_limit=1,  # one delivery pass at a time: passes do not claim rows
-            tags=["kefu", "mail"],
-            description="每分钟发送到期邮件（客户邮件在工作时间段内发出），并更新死信列表。",
+        Served(
+            deliver_mail,
+            deliver_mail.to_deployment(
+                name="deliver-mail",
+                schedule=Cron("* * * * *", timezone="Asia/Shanghai"),
+                concurrency_limit=1,  # one delivery pass at a time: passes do not claim rows
+                tags=["kefu", "mail"],
+                description="每分钟发送到期邮件（客户邮件在工作时间段内发出），并更新死信列表。",
+            ),
         ),
     ]

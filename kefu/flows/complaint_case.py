@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
-from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
+from kefu.flows.waiting import RETRIES, RETRY_DELAY_SECONDS, Answers, run_client, suspend_until_answered
 from kefu.models.db import unit_of_work
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import current_policy
@@ -141,25 +141,28 @@ def summary_markdown(case_no: str, step: str) -> str:
     return "\n".join(lines)
 
 
-def wait_for(step: Step, case_no: str, round_no: int = 0) -> Any:
-    """Suspend until a person completes ``step`` (stable key per step and round); record it once."""
+def wait_for(step: Step, case_no: str, answers: Answers, round_no: int = 0) -> Any:
+    """Wait until a person completes ``step`` (stable key per step and round); record it once."""
     key = f"{step.name.replace('_', '-')}-{round_no}"  # Prefect keys: lowercase, digits, dashes
-    flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    with unit_of_work() as session:
-        complaint = casework.get_case(session, case_no)
-        casework.record_event(
-            session,
-            complaint,
-            "waiting",
-            key,
-            "system",
-            casework.system_clock(),
-            step=step.name,
-            flow_run_id=flow_run_id,
-        )
-    model = step.input.with_initial_data(description=summary_markdown(case_no, step.name))
-    answer = suspend_flow_run(wait_for_input=model, key=key, timeout=None)
-    data = answer.model_dump(mode="json", exclude={"metadata"}) if hasattr(answer, "model_dump") else {}
+    given = answers.given(key)
+    if given is not None:
+        answer = step.input(**given)
+    else:
+        with unit_of_work() as session:
+            complaint = casework.get_case(session, case_no)
+            casework.record_event(
+                session,
+                complaint,
+                "waiting",
+                key,
+                "system",
+                casework.system_clock(),
+                step=step.name,
+                flow_run_id=str(answers.flow_run_id),
+            )
+        model = step.input.with_initial_data(description=summary_markdown(case_no, step.name))
+        answer = suspend_until_answered(model, key)
+    data = answer.model_dump(mode="json", exclude={"metadata"})
     with unit_of_work() as session:
         casework.complete_step(
             session,
@@ -176,30 +179,35 @@ def wait_for(step: Step, case_no: str, round_no: int = 0) -> Any:
 
 
 def _set_tags(case_no: str) -> None:
-    from prefect.client.orchestration import get_client
-
     with unit_of_work() as session:
         complaint = casework.get_case(session, case_no)
         tags = ["kefu", "complaint", f"severity:{complaint.severity.value}"]
         tags.append("key-account" if casework.is_key_account(complaint) else "general-account")
     run = get_run_context().flow_run  # type: ignore[union-attr]
     if run is not None and set(tags) - set(run.tags):
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(run.id, tags=sorted(set(run.tags) | set(tags)))
+        run_client().update_flow_run(run.id, tags=sorted(set(run.tags) | set(tags)))
 
 
-@flow(name="complaint-case", flow_run_name="case {case_no}", persist_result=True, log_prints=False)
+@flow(
+    name="complaint-case",
+    flow_run_name="case {case_no}",
+    persist_result=True,
+    log_prints=False,
+    retries=RETRIES,  # an API or database hiccup re-runs the case from the top: every step is keyed
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+)
 def complaint_case(case_no: str) -> str:
     logger = get_run_logger()
     policy = current_policy()
     calendar = WorkCalendar(policy)
+    answers = Answers()
 
     # register (idempotent: owner, milestones, urgent notice to the supervisor)
     with unit_of_work() as session:
         casework.register_case(session, case_no, policy, calendar, owner_id=None, now=casework.system_clock())
 
     # classify: rules propose, a person confirms or overrides
-    answer = wait_for(CLASSIFY, case_no)
+    answer = wait_for(CLASSIFY, case_no, answers)
     with unit_of_work() as session:
         complaint = casework.get_case(session, case_no)
         if complaint.owner_id is None:
@@ -220,37 +228,37 @@ def complaint_case(case_no: str) -> str:
 
     # major: form the task force; then first contact or supervisor report as the severity requires
     if severity is Severity.MAJOR:
-        wait_for(FORM_TASK_FORCE, case_no)
+        wait_for(FORM_TASK_FORCE, case_no, answers)
     if severity is Severity.IMPORTANT:
-        wait_for(REPORT, case_no)
+        wait_for(REPORT, case_no, answers)
     else:
-        wait_for(CONTACT, case_no)
+        wait_for(CONTACT, case_no, answers)
 
     investigation = 0
     proposal = 0
     reopen = 0
     while True:
         # investigate: several departments, several rounds
-        while not wait_for(INVESTIGATE, case_no, investigation).done:
+        while not wait_for(INVESTIGATE, case_no, answers, investigation).done:
             investigation += 1
         investigation += 1
 
         # propose → customer approval; a rejection goes back to proposal
         while True:
-            proposed = wait_for(PROPOSE, case_no, proposal)
+            proposed = wait_for(PROPOSE, case_no, answers, proposal)
             if severity is Severity.GENERAL and proposed.promised_completion_at is not None:
                 with unit_of_work() as session:
                     casework.promise_resolution(session, case_no, policy, calendar, proposed.promised_completion_at)
-            approved = wait_for(APPROVE, case_no, proposal).accepted
+            approved = wait_for(APPROVE, case_no, answers, proposal).accepted
             proposal += 1
             if approved:
                 break
 
         # resolve (starts the callback clock), then the satisfaction callback
-        wait_for(RESOLVE, case_no, reopen)
+        wait_for(RESOLVE, case_no, answers, reopen)
         with unit_of_work() as session:
             casework.mark_resolved(session, case_no, policy, calendar, reopen)
-        callback = wait_for(CALLBACK, case_no, reopen)
+        callback = wait_for(CALLBACK, case_no, answers, reopen)
         if callback.satisfaction >= UNSATISFIED_BELOW:
             break
         reopen += 1

@@ -25,7 +25,6 @@ from kefu.models.policy import Policy
 from kefu.worktime import WorkCalendar, plan_complaint_milestones
 
 CASE_PREFIX = "KF"
-_SEVERITY_ORDER = [Severity.GENERAL, Severity.IMPORTANT, Severity.MAJOR]
 # Milestones whose time is promised to the customer (the others are internal: reports, task forces).
 CUSTOMER_FACING = {
     MilestoneId.FIRST_CONTACT,
@@ -71,27 +70,18 @@ def fingerprint(submission: Submission, channel: Channel) -> str:
 
 
 def propose_severity(policy: Policy, submission: Submission, *, key_account: bool) -> Severity:
-    """The severity the rules propose at intake (keywords, order value, urgency, key account)."""
-    rules = policy.complaints.classification
-    candidates = [Severity.GENERAL]
-    if any(word in submission.content for word in rules.major_keywords):
-        candidates.append(Severity.MAJOR)
-    if any(word in submission.content for word in rules.important_keywords):
-        candidates.append(Severity.IMPORTANT)
-    if submission.order_amount is not None:
-        if submission.order_amount >= rules.major_order_amount:
-            candidates.append(Severity.MAJOR)
-        elif submission.order_amount >= rules.important_order_amount:
-            candidates.append(Severity.IMPORTANT)
-    if is_urgent(policy, submission):
-        candidates.append(rules.urgent_raises_to)
-    if key_account:
-        candidates.append(rules.key_account_raises_to)
-    return max(candidates, key=_SEVERITY_ORDER.index)
+    """The severity the policy's rules propose at intake (the case flow asks a person to confirm it)."""
+    severity, _why = policy.complaints.classification.propose(
+        submission.content,
+        submission.order_amount,
+        key_account=key_account,
+        urgent=is_urgent(policy, submission),
+    )
+    return severity
 
 
 def is_urgent(policy: Policy, submission: Submission) -> bool:
-    return submission.urgent or any(w in submission.content for w in policy.complaints.classification.urgent_keywords)
+    return policy.complaints.classification.is_urgent(submission.content, flagged=submission.urgent)
 
 
 def _serialize(session: Session, keys: list[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -162,6 +163,29 @@ class ClassificationRule(BaseModel):
     key_account_raises_to: Severity = Severity.IMPORTANT
     urgent_raises_to: Severity = Severity.IMPORTANT
     urgent_keywords: list[str] = Field(default_factory=list)
+
+    def propose(
+        self, content: str, order_amount: Decimal | float | None, *, key_account: bool, urgent: bool
+    ) -> tuple[Severity, list[str]]:
+        """The severity these rules propose, and why (for the audit record). The highest rule wins."""
+        proposed: list[tuple[Severity, str]] = [(Severity.GENERAL, "default")]
+        proposed += [(Severity.MAJOR, f"keyword:{w}") for w in self.major_keywords if w in content]
+        proposed += [(Severity.IMPORTANT, f"keyword:{w}") for w in self.important_keywords if w in content]
+        amount = Decimal(str(order_amount or 0))
+        if amount >= Decimal(str(self.major_order_amount)):
+            proposed.append((Severity.MAJOR, f"order_amount>={self.major_order_amount}"))
+        elif amount >= Decimal(str(self.important_order_amount)):
+            proposed.append((Severity.IMPORTANT, f"order_amount>={self.important_order_amount}"))
+        if key_account:
+            proposed.append((self.key_account_raises_to, "key_account"))
+        if urgent:
+            proposed.append((self.urgent_raises_to, "urgent"))
+        order = list(Severity)
+        severity = max((s for s, _ in proposed), key=order.index)
+        return severity, [why for _, why in proposed[1:]]
+
+    def is_urgent(self, content: str, *, flagged: bool) -> bool:
+        return flagged or any(word in content for word in self.urgent_keywords)
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> ClassificationRule:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -19,10 +18,10 @@ from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
 from kefu.models.people import Staff, StaffRole
 from kefu.models.policy import Policy
+from kefu.notifications.case_notices import send_acknowledgement, send_case_notice, send_progress_update
 from kefu.worktime import WorkCalendar, plan_complaint_milestones
 
 Clock = Callable[[], dt.datetime]
-_ORDER = [Severity.GENERAL, Severity.IMPORTANT, Severity.MAJOR]
 
 
 def system_clock() -> dt.datetime:
@@ -83,11 +82,14 @@ def recipient_for(session: Session, complaint: Complaint, level: str) -> Staff |
 def notify(
     session: Session, complaint: Complaint, *, level: str, reason: str, key: str, at: dt.datetime, **data: Any
 ) -> bool:
-    """The one place case notifications leave from (recorded as events until the mailer takes them over).
+    """The one place case notices to staff leave from: a case event (once per key) and the mail it queues.
 
-    Only ids and roles are recorded; names and addresses stay in the people tables.
+    Only ids, roles and the mail's outcome are recorded; names and addresses stay in the people tables.
     """
+    if key in _event_keys(session, complaint.id, "notified"):
+        return False
     person = recipient_for(session, complaint, level)
+    mail = send_case_notice(session, complaint, person, reason=reason, key=key, at=at, milestone=data.get("milestone"))
     return record_event(
         session,
         complaint,
@@ -98,6 +100,7 @@ def notify(
         level=level,
         recipient_staff_id=person.id if person else None,
         reason=reason,
+        mail=mail,
         **data,
     )
 
@@ -107,33 +110,10 @@ def is_key_account(complaint: Complaint) -> bool:
 
 
 def propose_severity(policy: Policy, complaint: Complaint) -> tuple[Severity, list[str]]:
-    """Rules: content keywords, order amount, key-account status and the urgent flag. Returns the reasons too."""
-    rule = policy.complaints.classification
-    reasons: list[str] = []
-    level = 0
-
-    def raise_to(severity: Severity, why: str) -> None:
-        nonlocal level
-        if _ORDER.index(severity) > level:
-            level = _ORDER.index(severity)
-        reasons.append(why)
-
-    for word in rule.major_keywords:
-        if word in complaint.content:
-            raise_to(Severity.MAJOR, f"keyword:{word}")
-    for word in rule.important_keywords:
-        if word in complaint.content:
-            raise_to(Severity.IMPORTANT, f"keyword:{word}")
-    amount = complaint.order_amount or Decimal(0)
-    if amount >= Decimal(str(rule.major_order_amount)):
-        raise_to(Severity.MAJOR, f"order_amount>={rule.major_order_amount}")
-    elif amount >= Decimal(str(rule.important_order_amount)):
-        raise_to(Severity.IMPORTANT, f"order_amount>={rule.important_order_amount}")
-    if is_key_account(complaint):
-        raise_to(rule.key_account_raises_to, "key_account")
-    if complaint.urgent:
-        raise_to(rule.urgent_raises_to, "urgent")
-    return _ORDER[level], reasons
+    """The policy's classification rules on this complaint; returns the reasons too."""
+    return policy.complaints.classification.propose(
+        complaint.content, complaint.order_amount, key_account=is_key_account(complaint), urgent=complaint.urgent
+    )
 
 
 def plan_milestones(session: Session, complaint: Complaint, policy: Policy, calendar: WorkCalendar) -> None:
@@ -187,7 +167,9 @@ def register_case(
         session.refresh(complaint, ["owner"])
     if not complaint.milestones:
         plan_milestones(session, complaint, policy, calendar)
-    record_event(session, complaint, "registered", "register", "system", now, owner_staff_id=complaint.owner_id)
+    if record_event(session, complaint, "registered", "register", "system", now, owner_staff_id=complaint.owner_id):
+        mail = send_acknowledgement(session, complaint, now)
+        record_event(session, complaint, "acknowledged", "ack", "system", now, mail=mail)
     if complaint.urgent:
         notify(session, complaint, level="supervisor", reason="urgent", key="urgent", at=now)
     return complaint
@@ -307,7 +289,34 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
             if level > 50:
                 break
         row.escalation_level = level
+    fired.extend(_progress_updates(session, policy, calendar, now))
     session.flush()
+    return fired
+
+
+def _progress_updates(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
+    """Open major cases tell the customer how things stand at the policy's interval, each update once."""
+    interval = policy.complaints.severities[Severity.MAJOR].progress_update_interval
+    if interval is None:
+        return []
+    fired = []
+    open_major = session.scalars(
+        select(Complaint).where(
+            Complaint.severity == Severity.MAJOR,
+            Complaint.status.not_in([ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED]),
+            Complaint.resolved_at.is_(None),
+        )
+    ).all()
+    for complaint in open_major:
+        sent = _event_keys(session, complaint.id, "progress_update")
+        number, due = 1, calendar.deadline(complaint.received_at, interval).due_at
+        while due <= now:
+            following = calendar.deadline(due, interval).due_at
+            if f"progress-{number}" not in sent:
+                mail = send_progress_update(session, complaint, number=number, next_contact_at=following, at=now)
+                record_event(session, complaint, "progress_update", f"progress-{number}", "system", now, mail=mail)
+                fired.append(f"{complaint.case_no}:progress_update:{number}")
+            number, due = number + 1, following
     return fired
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -94,34 +96,57 @@ def case_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         get_settings.cache_clear()
 
 
+class RunnerProcess:
+    """Kefu's runner (``python -m kefu.deployments.runner``) on the test DB and server; can be killed and restarted."""
+
+    def __init__(self, db_url: str, log_path: Path) -> None:
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "KEFU_RUNNER_POLL_SECONDS": "0.2",
+            "KEFU_DATABASE_URL": db_url,
+            "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules loading the shared test server
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kefu.deployments.runner"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_deployment(self.process, self.log_path)
+
+    def kill_9(self) -> None:
+        """Like a machine crash: no clean-up of any kind."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 @pytest.fixture(scope="session")
-def case_runner(prefect_server: str, case_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The served deployments (``python -m kefu.deployments.serve``), once per session, on the test DB and server."""
-    log_path = tmp_path_factory.mktemp("runner") / "runner.log"
-    env = {
-        **os.environ,
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "KEFU_DATABASE_URL": case_db_url,
-        "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules loading the shared test server
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kefu.deployments.serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def case_runner(
+    prefect_server: str, case_db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunnerProcess]:
+    """The runner serving the case flow, once per session (tests that crash it start it again)."""
+    runner = RunnerProcess(case_db_url, tmp_path_factory.mktemp("runner") / "runner.log")
+    runner.start()
     try:
-        _wait_deployment(process, log_path)
-        yield str(log_path)
+        yield runner
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        runner.stop()
 
 
 def _wait_deployment(process: subprocess.Popen[bytes], log_path: object, timeout: float = 60.0) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("case_runner")
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
-def new_case(case_no: str, content: str) -> int:
+def new_case(case_no: str, content: str, *, key_account: bool = False) -> int:
     with unit_of_work() as session:
         agent = Staff(name="客服")
         agent.grant(Role.AGENT)
@@ -34,7 +35,7 @@ def new_case(case_no: str, content: str) -> int:
                 received_at=dt.datetime.now(SHANGHAI),
                 severity=Severity.GENERAL,
                 status=ComplaintStatus.REGISTERED,
-                customer=Customer(name="客户", tier=CustomerTier.GENERAL),
+                customer=Customer(name="客户", tier=CustomerTier.KEY if key_account else CustomerTier.GENERAL),
                 content=content,
             )
         )
@@ -118,3 +119,125 @@ def test_a_general_complaint_walks_every_step_with_a_rejection_and_a_reopen_and_
         assert met[MilestoneId.FIRST_CONTACT] and met[MilestoneId.SOLUTION] and met[MilestoneId.RESOLUTION]
         assert met[MilestoneId.CALLBACK]
     assert [k for a, k in events if a == "propose"] == ["propose-0", "propose-1", "propose-2"]
+
+
+def run_of(run_id: Any) -> Any:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id)
+
+
+def met(case_no: str) -> dict[MilestoneId, bool]:
+    with unit_of_work() as session:
+        complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one()
+        return {m.milestone: m.met_at is not None for m in complaint.milestones}
+
+
+def test_an_important_key_account_complaint_reports_to_the_supervisor_and_is_completed_like_the_ui_does(
+    prefect_server: str,
+) -> None:
+    case_no = "KF-LIFE-0002"
+    staff = new_case(case_no, "包裹丢件了", key_account=True)
+    run = start_run(case_no)
+    do(case_no, "classify", actor_staff_id=staff)
+    wait_step(case_no, "supervisor_report")
+    # The Prefect UI renders the form from the saved schema and description, then posts the resume.
+    schema = httpx.get(f"{prefect_server}/flow_runs/{run.id}/input/suspended-supervisor-report-0-schema")
+    assert schema.status_code == 200 and "summary" in schema.text
+    description = httpx.get(f"{prefect_server}/flow_runs/{run.id}/input/suspended-supervisor-report-0-description")
+    assert case_no in description.text and "supervisor_report" in description.text
+    resumed = httpx.post(
+        f"{prefect_server}/flow_runs/{run.id}/resume",
+        json={"run_input": {"actor_staff_id": staff, "summary": "已向王主管报告"}},
+    )
+    assert resumed.status_code == 201, resumed.text
+    do(case_no, "investigate", actor_staff_id=staff, departments=["运营部", "仓储部"], findings="分拣遗失")
+    do(case_no, "propose", actor_staff_id=staff, solution="全额赔偿")
+    do(case_no, "approve", actor_staff_id=staff, accepted=True)
+    do(case_no, "resolve", actor_staff_id=staff, summary="已赔付")
+    do(case_no, "callback", actor_staff_id=staff, satisfaction=4)
+    assert wait_final(run.id) == "COMPLETED"
+
+    flow_run = run_of(run.id)
+    assert flow_run.name == f"case {case_no}"
+    assert {"severity:important", "key-account"} <= set(flow_run.tags)
+    milestones = met(case_no)
+    assert milestones[MilestoneId.SUPERVISOR_REPORT] and milestones[MilestoneId.PROGRESS_UPDATE]
+    assert milestones[MilestoneId.RESOLUTION] and milestones[MilestoneId.CALLBACK]
+    events = actions(case_no)
+    assert len(events) == len(set(events))
+
+
+def test_a_major_complaint_forms_a_task_force_before_contacting_the_customer() -> None:
+    case_no = "KF-LIFE-0003"
+    staff = new_case(case_no, "搬运时受伤")
+    run = start_run(case_no)
+    do(case_no, "classify", actor_staff_id=staff)
+    wait_step(case_no, "task_force")
+    with unit_of_work() as session:
+        assert [r["step"] for r in waiting_steps(session, case_no)] == ["task_force"]
+    do(case_no, "task_force", actor_staff_id=staff, leader_staff_id=staff, member_staff_ids=[staff])
+    do(case_no, "first_contact", actor_staff_id=staff, summary="致歉并承诺专人跟进")
+    do(case_no, "investigate", actor_staff_id=staff, departments=["安全部"], findings="搬运不规范")
+    do(case_no, "propose", actor_staff_id=staff, solution="医疗费用全额承担")
+    do(case_no, "approve", actor_staff_id=staff, accepted=True)
+    do(case_no, "resolve", actor_staff_id=staff, summary="费用已支付")
+    do(case_no, "callback", actor_staff_id=staff, satisfaction=5)
+    assert wait_final(run.id) == "COMPLETED"
+    assert "severity:major" in run_of(run.id).tags
+    milestones = met(case_no)
+    assert all(milestones[m] for m in (MilestoneId.TASK_FORCE, MilestoneId.FIRST_CONTACT, MilestoneId.RESOLUTION))
+    assert milestones[MilestoneId.PRELIMINARY_PLAN]
+
+
+def test_a_runner_killed_in_the_middle_of_a_step_loses_nothing_and_repeats_nothing(case_runner: Any) -> None:
+    """kill -9 of the runner while it executes the case; after a restart the case goes on from where it was."""
+    from prefect.client.orchestration import get_client
+
+    case_no = "KF-LIFE-0004"
+    staff = new_case(case_no, "快递晚到两天")
+    run = start_run(case_no)
+    do(case_no, "classify", actor_staff_id=staff)
+    script: list[tuple[str, dict[str, Any]]] = [
+        ("first_contact", {"summary": "致歉"}),
+        ("investigate", {"departments": ["运营部"], "findings": "延误"}),
+        ("propose", {"solution": "退运费"}),
+        ("approve", {"accepted": True}),
+        ("resolve", {"summary": "已退"}),
+        ("callback", {"satisfaction": 5}),
+    ]
+    crashed_mid_execution = 0
+    with get_client(sync_client=True) as client:
+        for step, data in script:
+            wait_step(case_no, step)
+            submit(case_no, step, {"actor_staff_id": staff, **data})
+            if crashed_mid_execution:
+                continue
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # catch the run while the runner executes it
+                state = client.read_flow_run(run.id).state
+                if state is not None and state.type.value in {"PENDING", "RUNNING"}:
+                    case_runner.kill_9()
+                    crashed_mid_execution += 1
+                    case_runner.start()
+                    break
+                time.sleep(0.01)
+    assert crashed_mid_execution == 1, "the runner was never caught executing the case"
+    assert wait_final(run.id) == "COMPLETED"
+    events = actions(case_no)
+    assert len(events) == len(set(events)), "the re-run after the crash repeated a side effect"
+    assert [a for a, _ in events].count("closed") == 1
+
+
+def test_cancelling_a_waiting_case_from_the_ui_ends_its_run_as_cancelled(prefect_server: str) -> None:
+    case_no = "KF-LIFE-0005"
+    new_case(case_no, "快递晚到两天")
+    run = start_run(case_no)
+    wait_step(case_no, "classify")
+    # What the UI's "Cancel" button does: propose Cancelling; nothing executes a waiting run, the runner ends it.
+    response = httpx.post(
+        f"{prefect_server}/flow_runs/{run.id}/set_state", json={"state": {"type": "CANCELLING"}, "force": True}
+    )
+    assert response.status_code in (200, 201), response.text
+    assert wait_final(run.id) == "CANCELLED"

@@ -67,7 +67,7 @@ def runner_argv() -> list[str]:
         import kefu.flows.complaint_case  # noqa: F401  (the real case flow, once it exists)
     except ImportError:
         return [sys.executable, str(ROOT / "tests" / "intake" / "standin_case_flow.py")]
-    return [sys.executable, "-m", "kefu.deployments.serve"]
+    return [sys.executable, "-m", "kefu.deployments.runner"]
 
 
 async def test_kill_9_of_dispatcher_and_runner_mid_burst_leaves_exactly_one_run_per_complaint(
@@ -77,7 +77,7 @@ async def test_kill_9_of_dispatcher_and_runner_mid_burst_leaves_exactly_one_run_
         **os.environ,
         "KEFU_DATABASE_URL": sqlite_engine.url.render_as_string(hide_password=False),
         "PREFECT_API_URL": prefect_server,
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "KEFU_RUNNER_POLL_SECONDS": "0.2",
         "PYTHONPATH": str(ROOT),
     }
     dispatcher_argv = [sys.executable, "-m", "kefu.intake.dispatcher"]

@@ -5,15 +5,13 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from kefu.models.db import make_engine
+from kefu.models.db import default_engine
 from kefu.notifications import dead_letters, deliver_due, mask_email
-from kefu.settings import get_settings
 
 
 @task(task_run_name="deliver due mail", retries=2, retry_delay_seconds=[10, 60])
 async def deliver_due_mail() -> dict[str, int]:
-    engine = make_engine(get_settings().resolved_database_url())
-    report = await deliver_due(engine)
+    report = await deliver_due(default_engine())
     get_run_logger().info("mail delivery: %s", report.as_dict())
     return report.as_dict()
 
@@ -21,7 +19,7 @@ async def deliver_due_mail() -> dict[str, int]:
 @task(task_run_name="publish dead letters")
 def publish_dead_letters() -> int:
     """A table artifact ``mail-dead-letters`` (ids, type, case id, masked recipient, error): no personal data."""
-    letters = dead_letters(make_engine(get_settings().resolved_database_url()))
+    letters = dead_letters(default_engine())
     create_table_artifact(
         key="mail-dead-letters",
         table=[

@@ -1,0 +1,436 @@
+"""Complaint cases through the engine: complete cases per minute with scripted step inputs.
+
+Starts for real in a scratch directory: a SQLite system of record, a SQLite Prefect server and Kefu's
+runner (``kefu.deployments.runner``: runs executed in its worker threads) serving ``complaint-case`` and
+two bare baseline flows. Then, in one run:
+
+1. **bare baseline**: ``--bare`` runs of a flow that suspends once for a typed input and is resumed, through
+   the same runner and server: Prefect's own floor for one suspend/resume cycle (executions per second).
+2. **spawn baseline**: ``--spawn`` runs of a flow that does nothing, through Prefect's ``serve`` (one
+   process per run), which is what every case step used to cost.
+3. **cases**: ``--cases`` general complaints, ``--concurrency`` of them in flight, each walked through seven
+   human steps (classify, first contact, investigate, propose, approve, resolve, callback) by resuming the
+   run with the step's input exactly as ``kefu step submit`` does.
+
+Prints one JSON object: complete cases per second and per minute, engine time per step (from the resume
+call until the case waits on its next step, p50/p90/p99), where that time goes (from the runs' Prefect
+state history: resume → claimed by the runner → running → suspended again), and the ratios against the
+baselines. Goal (issue 3): at least 1 complete case per second sustained on this 2-core machine.
+
+    .venv/bin/python bench/case_engine.py [--cases 60] [--concurrency 12] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import flow
+from prefect.input import RunInput
+
+ROOT = Path(__file__).resolve().parents[1]
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+STEPS = ["classify", "first_contact", "investigate", "propose", "approve", "resolve", "callback"]
+
+
+class Ack(RunInput):
+    ok: bool
+
+
+@flow(name="bench-bare-suspend", persist_result=True)
+def bare_suspend() -> bool:
+    """One suspend for a typed input, like a case step with none of the case's work. It waits the way the case
+    flow does (``kefu.flows.waiting``): Prefect's own ``suspend_flow_run`` fails the run when a retried request
+    finds its input already saved (409), which happens under this load on the SQLite server."""
+    from kefu.flows.waiting import suspend_until_answered
+
+    return bool(suspend_until_answered(Ack, "ack-0").ok)
+
+
+@flow(name="bench-bare")
+def bare() -> None:
+    """Nothing at all: the cost of starting a run."""
+
+
+def step_input(step: str, staff_id: int) -> dict[str, Any]:
+    promised = (dt.datetime.now(SHANGHAI) + dt.timedelta(days=2)).isoformat()
+    data: dict[str, dict[str, Any]] = {
+        "classify": {},
+        "first_contact": {"summary": "已致歉并承诺两天内答复"},
+        "investigate": {"departments": ["运营部"], "findings": "中转站延误", "done": True},
+        "propose": {"solution": "退还运费", "promised_completion_at": promised},
+        "approve": {"accepted": True},
+        "resolve": {"summary": "运费已退还"},
+        "callback": {"satisfaction": 5, "comment": "满意"},
+    }
+    return {"actor_staff_id": staff_id, **data[step]}
+
+
+# --- the runner process (``--serve``): Kefu's runner with the baseline flow beside the case flow ---------
+
+
+def serve_in_process() -> None:
+    from kefu.deployments import Served, all_deployments
+    from kefu.deployments.runner import InProcessRunner
+    from kefu.settings import get_settings
+
+    settings = get_settings()
+    served = [d for d in all_deployments() if d.name == "complaint-case"]
+    served.append(Served(bare_suspend, bare_suspend.to_deployment(name="bench-bare-suspend")))
+    runner = InProcessRunner(
+        served,
+        workers=settings.runner_workers,
+        poll_seconds=settings.runner_poll_seconds,
+        orphan_seconds=settings.runner_orphan_seconds,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    runner.run()
+
+
+def serve_spawning() -> None:
+    from prefect import serve
+
+    serve(bare.to_deployment(name="bench-bare-spawn"))
+
+
+# --- the driver -----------------------------------------------------------------------------------------
+
+
+def wait_deployment(client: Any, name: str, process: subprocess.Popen[bytes], timeout: float = 120) -> UUID:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            return UUID(str(client.read_deployment_by_name(name).id))
+        except Exception:
+            time.sleep(0.3)
+    raise RuntimeError(f"deployment {name} never appeared")
+
+
+def count_states(client: Any, deployment_id: UUID) -> dict[str, int]:
+    from kefu.deployments.runner import runs_in_states
+
+    states = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "CRASHED"]
+    counts: dict[str, int] = defaultdict(int)
+    for run in runs_in_states(client, [deployment_id], states):
+        counts[run.state.type.value if run.state else "NONE"] += 1
+    return counts
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not happen within {timeout} s")
+
+
+def bare_baseline(client: Any, deployment_id: UUID, n: int) -> dict[str, Any]:
+    """n runs suspend, then all are resumed: executions per second for each phase."""
+    from prefect.flow_runs import resume_flow_run
+
+    t0 = time.perf_counter()
+    runs = [client.create_flow_run_from_deployment(deployment_id) for _ in range(n)]
+    wait_until(lambda: count_states(client, deployment_id)["PAUSED"] >= n, 300, "bare runs suspending")
+    t1 = time.perf_counter()
+    for run in runs:
+        resume_flow_run(run.id, run_input={"ok": True})
+    wait_until(lambda: count_states(client, deployment_id)["COMPLETED"] >= n, 300, "bare runs completing")
+    t2 = time.perf_counter()
+    return {
+        "runs": n,
+        "first_executions_per_s": round(n / (t1 - t0), 2),
+        "resumed_executions_per_s": round(n / (t2 - t1), 2),
+        "executions_per_s": round(2 * n / (t2 - t0), 2),
+    }
+
+
+def spawn_baseline(client: Any, deployment_id: UUID, n: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        client.create_flow_run_from_deployment(deployment_id)
+    wait_until(lambda: count_states(client, deployment_id)["COMPLETED"] >= n, 600, "spawned runs completing")
+    elapsed = time.perf_counter() - t0
+    return {"runs": n, "executions_per_s": round(n / elapsed, 2), "seconds_per_execution": round(elapsed / n, 3)}
+
+
+def make_cases(engine: Any, n: int) -> tuple[int, list[str]]:
+    from kefu.models.complaints import Complaint
+    from kefu.models.db import unit_of_work
+    from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Role, Severity
+    from kefu.models.people import Customer, Staff
+
+    case_nos = [f"KF-BENCH-{i:05d}" for i in range(n)]
+    with unit_of_work(engine) as session:
+        agent = Staff(name="客服甲")
+        agent.grant(Role.AGENT)
+        session.add(agent)
+        for case_no in case_nos:
+            session.add(
+                Complaint(
+                    case_no=case_no,
+                    channel=Channel.HOTLINE,
+                    received_at=dt.datetime.now(SHANGHAI),
+                    severity=Severity.GENERAL,
+                    status=ComplaintStatus.REGISTERED,
+                    customer=Customer(name="客户", tier=CustomerTier.GENERAL),
+                    content="快递晚到两天",
+                )
+            )
+        session.flush()
+        return agent.id, case_nos
+
+
+def drive_cases(
+    client: Any, engine: Any, deployment_id: UUID, staff_id: int, case_nos: list[str], concurrency: int
+) -> dict[str, Any]:
+    """Keep ``concurrency`` cases in flight; answer each step as soon as its case waits on it."""
+    from harness import percentile
+    from prefect.exceptions import NotPausedError
+    from prefect.flow_runs import resume_flow_run
+    from sqlalchemy import select
+
+    from kefu.models.complaints import CaseEvent, Complaint
+
+    queue = list(reversed(case_nos))
+    run_of: dict[str, UUID] = {}
+    started_at: dict[str, float] = {}
+    closed_at: dict[str, float] = {}
+    submitted_at: dict[str, float] = {}  # case → wall time of its last resume
+    step_seconds: list[float] = []
+    retry: list[tuple[str, str, str]] = []
+    last_event = 0
+    t0 = time.perf_counter()
+
+    def start_next() -> None:
+        case_no = queue.pop()
+        run_of[case_no] = client.create_flow_run_from_deployment(deployment_id, parameters={"case_no": case_no}).id
+        started_at[case_no] = time.perf_counter()
+
+    def answer(case_no: str, step: str) -> bool:
+        try:
+            resume_flow_run(run_of[case_no], run_input=step_input(step, staff_id))
+        except (NotPausedError, RuntimeError):
+            return False  # the step is announced just before the suspend lands: try again next round
+        submitted_at[case_no] = time.time()
+        return True
+
+    for _ in range(min(concurrency, len(queue))):
+        start_next()
+    while len(closed_at) < len(case_nos):
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(CaseEvent.id, CaseEvent.action, CaseEvent.data, CaseEvent.at, Complaint.case_no)
+                .join(Complaint, Complaint.id == CaseEvent.complaint_id)
+                .where(CaseEvent.id > last_event, CaseEvent.action.in_(["waiting", "closed"]))
+                .order_by(CaseEvent.id)
+            ).all()
+        todo = retry
+        retry = []
+        for event_id, action, data, at, case_no in rows:
+            last_event = event_id
+            if case_no in submitted_at:
+                step_seconds.append(at.timestamp() - submitted_at.pop(case_no))
+            if action == "closed":
+                closed_at[case_no] = time.perf_counter()
+                if queue:
+                    start_next()
+            else:
+                todo.append((case_no, data["step"], data["key"]))
+        for case_no, step, key in todo:
+            if not answer(case_no, step):
+                retry.append((case_no, step, key))
+        if not rows and not todo:
+            time.sleep(0.05)
+        if time.perf_counter() - t0 > 1800:
+            raise RuntimeError(f"only {len(closed_at)} of {len(case_nos)} cases closed in 30 min")
+    elapsed = time.perf_counter() - t0
+    ends = sorted(closed_at.values())
+    # Sustained rate: between the 10th and the 90th percentile of completions (no ramp-up, no tail).
+    lo, hi = ends[len(ends) // 10], ends[(len(ends) * 9) // 10]
+    middle = (len(ends) * 9) // 10 - len(ends) // 10
+    sustained = middle / (hi - lo) if hi > lo else float("nan")
+    per_case = [closed_at[c] - started_at[c] for c in case_nos]
+    return {
+        "cases": len(case_nos),
+        "concurrency": concurrency,
+        "steps_per_case": len(STEPS),
+        "elapsed_s": round(elapsed, 2),
+        "cases_per_s_overall": round(len(case_nos) / elapsed, 3),
+        "cases_per_s_sustained": round(sustained, 3),
+        "cases_per_min_sustained": round(sustained * 60, 1),
+        "case_wall_s_p50": round(statistics.median(per_case), 2),
+        "engine_s_per_step": {
+            "p50": round(percentile(step_seconds, 50), 3),
+            "p90": round(percentile(step_seconds, 90), 3),
+            "p99": round(percentile(step_seconds, 99), 3),
+            "n": len(step_seconds),
+        },
+        "_runs": [str(run_of[c]) for c in case_nos],
+    }
+
+
+def where_time_goes(client: Any, run_ids: list[str]) -> dict[str, Any]:
+    """Split each resumed execution by the run's state history: resume → Pending → Running → Paused."""
+    from harness import percentile
+
+    gaps: dict[str, list[float]] = defaultdict(list)
+    for run_id in run_ids:
+        states = sorted(client.read_flow_run_states(UUID(run_id)), key=lambda s: s.timestamp)
+        for before, after in itertools.pairwise(states):
+            label = f"{before.type.value.lower()}->{after.type.value.lower()}"
+            if label in {"scheduled->pending", "pending->running", "running->paused", "running->completed"}:
+                gaps[label].append((after.timestamp - before.timestamp).total_seconds())
+    names = {
+        "scheduled->pending": "resumed_to_claimed_by_runner",
+        "pending->running": "claimed_to_engine_running",
+        "running->paused": "flow_code_until_next_suspend",
+        "running->completed": "flow_code_last_execution",
+    }
+    return {
+        names[k]: {"mean_s": round(statistics.fmean(v), 4), "p90_s": round(percentile(v, 90), 4), "n": len(v)}
+        for k, v in gaps.items()
+    }
+
+
+def fresh_postgres_database(name: str) -> str:
+    """A new, empty database on the local PostgreSQL (user postgres, trust auth) for the Prefect server."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", type=int, default=60)
+    parser.add_argument("--concurrency", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--poll-seconds", type=float, default=1.0)
+    parser.add_argument("--bare", type=int, default=60)
+    parser.add_argument("--spawn", type=int, default=6)
+    parser.add_argument(
+        "--prefect-db",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the Prefect server's database: the embedded SQLite default, or a fresh PostgreSQL database",
+    )
+    parser.add_argument("--serve", choices=["in-process", "spawning"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve == "in-process":
+        return serve_in_process()
+    if args.serve == "spawning":
+        return serve_spawning()
+
+    from harness import free_port, wait_http
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from kefu.models.db import make_engine
+    from kefu.models.migrate import upgrade
+
+    scratch = Path(tempfile.mkdtemp(prefix="kefu-bench-case-"))
+    db_url = f"sqlite:///{scratch / 'kefu.db'}"
+    engine = make_engine(db_url)
+    upgrade(engine)
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(scratch / "prefect"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "KEFU_DATABASE_URL": db_url,
+        "KEFU_VAR_DIR": str(scratch),
+        "KEFU_RUNNER_WORKERS": str(args.workers),
+        "KEFU_RUNNER_POLL_SECONDS": str(args.poll_seconds),
+        "KEFU_MAIL_SINK_ENABLED": "false",
+    }
+    if args.prefect_db == "postgresql":
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_postgres_database(f"kefu_bench_prefect_{os.getpid()}")
+    os.environ.update({"KEFU_DATABASE_URL": db_url, "PREFECT_API_URL": api})
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        with (scratch / f"{name}.log").open("wb") as log:
+            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        processes.append(proc)
+        return proc
+
+    me = [sys.executable, str(Path(__file__).resolve())]
+    try:
+        server = start("prefect", [sys.executable, "-m", "prefect", "server", "start", "--port", str(port)])
+        wait_http(f"{api}/health", server)
+        with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            runner = start("runner", [*me, "--serve", "in-process"])
+            case_deployment = wait_deployment(client, "complaint-case/complaint-case", runner)
+            bare_deployment = wait_deployment(client, "bench-bare-suspend/bench-bare-suspend", runner)
+            print(f"bare baseline: {args.bare} suspend/resume runs...", file=sys.stderr)
+            bare_result = bare_baseline(client, bare_deployment, args.bare)
+            spawn_result: dict[str, Any] | None = None
+            if args.spawn:
+                print(f"spawn baseline: {args.spawn} runs through flow.serve...", file=sys.stderr)
+                spawner = start("spawner", [*me, "--serve", "spawning"])
+                spawn_deployment = wait_deployment(client, "bench-bare/bench-bare-spawn", spawner)
+                spawn_result = spawn_baseline(client, spawn_deployment, args.spawn)
+                spawner.send_signal(signal.SIGINT)
+                spawner.wait(timeout=60)
+            print(f"cases: {args.cases} with {args.concurrency} in flight...", file=sys.stderr)
+            staff_id, case_nos = make_cases(engine, args.cases)
+            cases = drive_cases(client, engine, case_deployment, staff_id, case_nos, args.concurrency)
+            runs = cases.pop("_runs")
+            breakdown = where_time_goes(client, runs[: min(20, len(runs))])
+        executions_per_case = len(STEPS) + 1
+        case_executions_per_s = cases["cases_per_s_sustained"] * executions_per_case
+        result = {
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+            "settings": {"workers": args.workers, "poll_seconds": args.poll_seconds, "prefect_db": args.prefect_db},
+            "cases": cases,
+            "where_the_time_goes": breakdown,
+            "bare_suspend_resume_baseline": bare_result,
+            "spawn_per_run_baseline": spawn_result,
+            "ratios": {
+                "case_execution_rate_vs_bare": round(case_executions_per_s / bare_result["executions_per_s"], 3),
+                "in_process_vs_spawn_executions": (
+                    round(bare_result["executions_per_s"] / spawn_result["executions_per_s"], 1)
+                    if spawn_result
+                    else None
+                ),
+            },
+            "goal_1_case_per_s_met": cases["cases_per_s_sustained"] >= 1.0,
+        }
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    finally:
+        for proc in reversed(processes):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        print(f"logs: {scratch}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

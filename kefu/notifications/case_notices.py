@@ -1,0 +1,164 @@
+"""The complaint case's mails: who hears what when the case flow or the deadline sweeper notifies.
+
+``casework.notify`` records each notice once per key as a case event and calls ``send_case_notice`` in the
+same transaction; the mail's dedupe key is the case, the notice and the person, so a replayed step or a
+repeated sweep never queues it twice. Internal mails are masked by the renderer (no phone numbers leave
+for staff); a message the phrase lint rejects is recorded on the case (``message_rejected``) and the case
+goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from kefu.models.policy import MilestoneId, current_policy
+from kefu.notifications.messages import MessageType
+from kefu.notifications.outbox import MessageRejected, enqueue
+
+if TYPE_CHECKING:
+    from kefu.models.complaints import Complaint, Milestone
+    from kefu.models.people import Staff
+
+
+def milestone_name(complaint: Complaint, milestone: MilestoneId) -> str:
+    """The policy's own term for a milestone of this case (e.g. 与客户取得联系)."""
+    policy = current_policy()
+    rules = [*policy.complaints.severities[complaint.severity].milestones, policy.complaints.callback]
+    return next((rule.name for rule in rules if rule.id is milestone), milestone.value)
+
+
+def severity_name(complaint: Complaint) -> str:
+    return current_policy().complaints.severities[complaint.severity].name
+
+
+REASON_ZH = {
+    "urgent": "紧急投诉，请立即跟进",
+    "escalated": "节点已超时，按升级规定转由您督办",
+    "reminder": "节点仍未完成，超时提醒",
+}
+NO_OWNER = "客服中心"
+
+
+def _milestone(complaint: Complaint, milestone: str | None) -> Milestone | None:
+    rows = [m for m in complaint.milestones if m.due_at is not None]
+    if milestone is not None:
+        return next((m for m in rows if m.milestone.value == milestone), None)
+    open_rows = [m for m in rows if m.met_at is None]
+    return min(open_rows, key=lambda m: m.due_at or m.starts_at) if open_rows else None
+
+
+def _first_phone(complaint: Complaint) -> str:
+    phones = complaint.customer.phones if complaint.customer else []
+    return phones[0] if phones else "未留"
+
+
+def send_case_notice(
+    session: Session,
+    complaint: Complaint,
+    person: Staff | None,
+    *,
+    reason: str,
+    key: str,
+    at: dt.datetime,
+    milestone: str | None = None,
+) -> str:
+    """Queue the mail for one notice to one person. Returns what happened, for the case event."""
+    if person is None:
+        return "no_recipient"
+    if not person.email:
+        return "no_address"
+    row = _milestone(complaint, milestone)
+    if row is None or row.due_at is None:
+        return "no_open_milestone"
+    label = milestone_name(complaint, row.milestone)
+    if reason == "warning":
+        message_type = MessageType.PRE_BREACH_WARNING
+        context: dict[str, object] = {"case_no": complaint.case_no, "milestone": label, "due_at": row.due_at}
+    else:
+        message_type = MessageType.SUPERVISOR_ESCALATION
+        context = {
+            "case_no": complaint.case_no,
+            "owner_name": complaint.owner.name if complaint.owner else NO_OWNER,
+            "severity": severity_name(complaint),
+            "milestone": label,
+            "due_at": row.due_at,
+            "reason": REASON_ZH.get(reason, reason),
+            "customer_phone": _first_phone(complaint),
+        }
+    context["recipient_name"] = person.name
+    try:
+        enqueue(
+            session,
+            message_type,
+            recipient_email=person.email,
+            context=context,
+            complaint_id=complaint.id,
+            dedupe_key=f"case:{complaint.case_no}:{key}:staff:{person.id}",
+            now=at,
+        )
+    except MessageRejected:
+        return "rejected"
+    return "queued"
+
+
+def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime) -> str:
+    """The customer hears the case number, who follows it and when we will be in touch (seed 003 §3.1)."""
+    customer = complaint.customer
+    if customer is None or not customer.email:
+        return "no_address"
+    row = _milestone(complaint, None)
+    if row is None or row.due_at is None:
+        return "no_open_milestone"
+    try:
+        enqueue(
+            session,
+            MessageType.COMPLAINT_ACKNOWLEDGEMENT,
+            recipient_email=customer.email,
+            context={
+                "case_no": complaint.case_no,
+                "owner_name": complaint.owner.name if complaint.owner else NO_OWNER,
+                "next_contact_at": row.due_at,
+                "customer_name": customer.name,
+            },
+            complaint_id=complaint.id,
+            urgent=complaint.urgent,
+            dedupe_key=f"case:{complaint.case_no}:ack",
+            now=at,
+        )
+    except MessageRejected:
+        return "rejected"
+    return "queued"
+
+
+PROGRESS_TEXT = "专项处理小组正在调查处理您的投诉，已安排专人负责，处理结果确定后将第一时间通知您。"
+
+
+def send_progress_update(
+    session: Session, complaint: Complaint, *, number: int, next_contact_at: dt.datetime, at: dt.datetime
+) -> str:
+    """A major case's periodic progress update to the customer (the policy's progress_update_interval)."""
+    customer = complaint.customer
+    if customer is None or not customer.email:
+        return "no_address"
+    try:
+        enqueue(
+            session,
+            MessageType.PROGRESS_UPDATE,
+            recipient_email=customer.email,
+            context={
+                "case_no": complaint.case_no,
+                "owner_name": complaint.owner.name if complaint.owner else NO_OWNER,
+                "progress": PROGRESS_TEXT,
+                "next_contact_at": next_contact_at,
+                "customer_name": customer.name,
+            },
+            complaint_id=complaint.id,
+            dedupe_key=f"case:{complaint.case_no}:progress:{number}",
+            now=at,
+        )
+    except MessageRejected:
+        return "rejected"
+    return "queued"
