@@ -109,6 +109,24 @@ def serve_spawning() -> None:
 # --- the driver -----------------------------------------------------------------------------------------
 
 
+def cpu_seconds(group: int) -> float:
+    """User + system CPU of every live process in a process group, threads included (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    user, nice, system, _idle, _iowait, irq, softirq, *_ = (int(v) for v in Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_deployment(client: Any, name: str, process: subprocess.Popen[bytes], timeout: float = 120) -> UUID:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -397,7 +415,14 @@ def main() -> None:
                 spawner.wait(timeout=60)
             print(f"cases: {args.cases} with {args.concurrency} in flight...", file=sys.stderr)
             staff_id, case_nos = make_cases(engine, args.cases)
+            own = {"prefect_server": server.pid, "kefu_runner": runner.pid, "driver": os.getpgid(0)}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in own.items()}
+            busy_before = machine_busy_seconds()
             cases = drive_cases(client, engine, case_deployment, staff_id, case_nos, args.concurrency)
+            cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in own.items()}
+            cpu["everything_else"] = round(machine_busy_seconds() - busy_before - sum(cpu.values()), 1)
+            cpu["per_case_total"] = round((machine_busy_seconds() - busy_before) / len(case_nos), 3)
+            cpu["available"] = round(cases["elapsed_s"] * (os.cpu_count() or 1), 1)
             runs = cases.pop("_runs")
             breakdown = where_time_goes(client, runs[: min(20, len(runs))])
         executions_per_case = len(STEPS) + 1
@@ -407,6 +432,7 @@ def main() -> None:
             "settings": {"workers": args.workers, "poll_seconds": args.poll_seconds, "prefect_db": args.prefect_db},
             "cases": cases,
             "where_the_time_goes": breakdown,
+            "cpu_seconds_during_cases": cpu,
             "bare_suspend_resume_baseline": bare_result,
             "spawn_per_run_baseline": spawn_result,
             "ratios": {

@@ -104,33 +104,54 @@ def send_case_notice(
     return "queued"
 
 
-def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime) -> str:
-    """The customer hears the case number, who follows it and when we will be in touch (seed 003 §3.1)."""
+def _to_customer(
+    session: Session,
+    complaint: Complaint,
+    message_type: MessageType,
+    *,
+    dedupe: str,
+    at: dt.datetime,
+    urgent: bool = False,
+    **context: object,
+) -> str:
     customer = complaint.customer
     if customer is None or not customer.email:
         return "no_address"
-    row = _milestone(complaint, None)
-    if row is None or row.due_at is None:
-        return "no_open_milestone"
     try:
         enqueue(
             session,
-            MessageType.COMPLAINT_ACKNOWLEDGEMENT,
+            message_type,
             recipient_email=customer.email,
             context={
                 "case_no": complaint.case_no,
                 "owner_name": complaint.owner.name if complaint.owner else NO_OWNER,
-                "next_contact_at": row.due_at,
                 "customer_name": customer.name,
+                **context,
             },
             complaint_id=complaint.id,
-            urgent=complaint.urgent,
-            dedupe_key=f"case:{complaint.case_no}:ack",
+            urgent=urgent,
+            dedupe_key=f"case:{complaint.case_no}:{dedupe}",
             now=at,
         )
     except MessageRejected:
         return "rejected"
     return "queued"
+
+
+def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime) -> str:
+    """The customer hears the case number, who follows it and when we will be in touch (seed 003 §3.1)."""
+    row = _milestone(complaint, None)
+    if row is None or row.due_at is None:
+        return "no_open_milestone"
+    return _to_customer(
+        session,
+        complaint,
+        MessageType.COMPLAINT_ACKNOWLEDGEMENT,
+        dedupe="ack",
+        at=at,
+        urgent=complaint.urgent,
+        next_contact_at=row.due_at,
+    )
 
 
 PROGRESS_TEXT = "专项处理小组正在调查处理您的投诉，已安排专人负责，处理结果确定后将第一时间通知您。"
@@ -140,25 +161,12 @@ def send_progress_update(
     session: Session, complaint: Complaint, *, number: int, next_contact_at: dt.datetime, at: dt.datetime
 ) -> str:
     """A major case's periodic progress update to the customer (the policy's progress_update_interval)."""
-    customer = complaint.customer
-    if customer is None or not customer.email:
-        return "no_address"
-    try:
-        enqueue(
-            session,
-            MessageType.PROGRESS_UPDATE,
-            recipient_email=customer.email,
-            context={
-                "case_no": complaint.case_no,
-                "owner_name": complaint.owner.name if complaint.owner else NO_OWNER,
-                "progress": PROGRESS_TEXT,
-                "next_contact_at": next_contact_at,
-                "customer_name": customer.name,
-            },
-            complaint_id=complaint.id,
-            dedupe_key=f"case:{complaint.case_no}:progress:{number}",
-            now=at,
-        )
-    except MessageRejected:
-        return "rejected"
-    return "queued"
+    return _to_customer(
+        session,
+        complaint,
+        MessageType.PROGRESS_UPDATE,
+        dedupe=f"progress:{number}",
+        at=at,
+        progress=PROGRESS_TEXT,
+        next_contact_at=next_contact_at,
+    )

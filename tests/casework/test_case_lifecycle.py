@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from kefu.cli import UsageError
+from kefu.cli import main
 from kefu.cli.step import submit
 from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT
 from kefu.models.complaints import CaseEvent, Complaint
@@ -84,13 +85,21 @@ def actions(case_no: str) -> list[tuple[str, str]]:
         return [(e.action, str(e.data.get("key"))) for e in rows]
 
 
-def test_a_general_complaint_walks_every_step_with_a_rejection_and_a_reopen_and_repeats_nothing() -> None:
+def test_a_general_complaint_walks_every_step_with_a_rejection_and_a_reopen_and_repeats_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     case_no = "KF-LIFE-0001"
     staff = new_case(case_no, "快递晚到两天")
     run = start_run(case_no)
-    do(case_no, "classify", actor_staff_id=staff)
-    with pytest.raises(UsageError, match="summary"):
-        submit(case_no, "first_contact", {"actor_staff_id": staff, "summary": ""})
+    wait_step(case_no, "classify")
+    assert main(["step", "list", "--case", case_no]) == 0
+    listing = capsys.readouterr().out
+    assert case_no in listing and "classify" in listing and "first_contact due" in listing
+    assert main(["step", "submit", case_no, "classify", "--data", json.dumps({"actor_staff_id": staff})]) == 0
+    wait_step(case_no, "first_contact")
+    assert main(["step", "submit", case_no, "first_contact", "--data", '{"actor_staff_id": 1, "summary": ""}']) == 2
+    assert "summary" in capsys.readouterr().err  # refused with the field named; the run keeps waiting
+    assert main(["step", "submit", case_no, "first_contact", "--data", "not json"]) == 2
     do(case_no, "first_contact", actor_staff_id=staff, summary="致歉并承诺")
     do(case_no, "investigate", actor_staff_id=staff, departments=["运营部"], findings="中转延误", done=False)
     do(case_no, "investigate", actor_staff_id=staff, departments=["技术部"], findings="系统排班错误")
@@ -119,6 +128,13 @@ def test_a_general_complaint_walks_every_step_with_a_rejection_and_a_reopen_and_
         assert met[MilestoneId.FIRST_CONTACT] and met[MilestoneId.SOLUTION] and met[MilestoneId.RESOLUTION]
         assert met[MilestoneId.CALLBACK]
     assert [k for a, k in events if a == "propose"] == ["propose-0", "propose-1", "propose-2"]
+
+    capsys.readouterr()
+    assert main(["case", "show", case_no]) == 0
+    shown = capsys.readouterr().out
+    assert "status=closed" in shown and "reopened=1" in shown
+    for action in ("classified", "first_contact", "approve", "reopened", "callback", "closed"):
+        assert action in shown
 
 
 def run_of(run_id: Any) -> Any:
