@@ -58,6 +58,17 @@ def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _check_override(session: Any, case_no: str, checked: dict[str, Any]) -> None:
+    """The policy's rule for classification, checked before the run gets the answer: an override needs a reason."""
+    from kefu.models.policy import current_policy
+    from kefu.tasks.casework import get_case, propose_severity
+
+    proposed, _why = propose_severity(current_policy(), get_case(session, case_no))
+    chosen = checked.get("severity") or proposed.value
+    if chosen != proposed.value and not str(checked.get("reason") or "").strip():
+        raise UsageError(f"overriding the proposed severity '{proposed.value}' with '{chosen}' needs a reason")
+
+
 def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
     from prefect.exceptions import NotPausedError
     from prefect.flow_runs import resume_flow_run
@@ -67,6 +78,8 @@ def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
     checked = validate(step, data)
     with unit_of_work() as session:
         rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
+        if rows and step == "classify":
+            _check_override(session, case_no, checked)
     if not rows:
         raise UsageError(f"case {case_no} is not waiting on step '{step}'")
     run_id = UUID(rows[-1]["flow_run_id"])

@@ -206,25 +206,33 @@ def complaint_case(case_no: str) -> str:
     with unit_of_work() as session:
         casework.register_case(session, case_no, policy, calendar, owner_id=None, now=casework.system_clock())
 
-    # classify: rules propose, a person confirms or overrides
-    answer = wait_for(CLASSIFY, case_no, answers)
-    with unit_of_work() as session:
-        complaint = casework.get_case(session, case_no)
-        if complaint.owner_id is None:
-            complaint.owner_id = answer.actor_staff_id
-        casework.classify_case(
-            session,
-            case_no,
-            policy,
-            calendar,
-            severity=answer.severity,
-            actor=f"staff:{answer.actor_staff_id}",
-            reason=answer.reason,
-            now=casework.system_clock(),
-        )
-        severity = complaint.severity
+    # classify: rules propose, a person confirms or overrides (an override without a reason is asked again)
+    attempt = 0
+    while True:
+        answer = wait_for(CLASSIFY, case_no, answers, attempt)
+        try:
+            with unit_of_work() as session:
+                complaint = casework.get_case(session, case_no)
+                if complaint.owner_id is None:
+                    complaint.owner_id = answer.actor_staff_id
+                casework.classify_case(
+                    session,
+                    case_no,
+                    policy,
+                    calendar,
+                    severity=answer.severity,
+                    actor=f"staff:{answer.actor_staff_id}",
+                    reason=answer.reason,
+                    now=casework.system_clock(),
+                )
+                severity = complaint.severity
+            break
+        except casework.StepRejected as refused:
+            with unit_of_work() as session:
+                casework.refuse_step(session, case_no, "classify", f"classify-{attempt}", str(refused))
+            attempt += 1
     _set_tags(case_no)
-    logger.info("case %s classified %s", case_no, severity.value)
+    logger.debug("case %s classified %s", case_no, severity.value)
 
     # major: form the task force; then first contact or supervisor report as the severity requires
     if severity is Severity.MAJOR:

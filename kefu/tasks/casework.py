@@ -213,6 +213,12 @@ def classify_case(
     return complaint
 
 
+def refuse_step(session: Session, case_no: str, step: str, key: str, reason: str) -> None:
+    """An answer the policy cannot accept (e.g. an override without a reason): recorded, and asked again."""
+    complaint = get_case(session, case_no)
+    record_event(session, complaint, "step_refused", key, "system", system_clock(), step=step, reason=reason)
+
+
 def meet_milestone(session: Session, complaint: Complaint, milestone: MilestoneId, at: dt.datetime) -> None:
     for row in complaint.milestones:
         if row.milestone is milestone and row.met_at is None:

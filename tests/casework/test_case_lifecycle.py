@@ -257,3 +257,37 @@ def test_cancelling_a_waiting_case_from_the_ui_ends_its_run_as_cancelled(prefect
     )
     assert response.status_code in (200, 201), response.text
     assert wait_final(run.id) == "CANCELLED"
+
+
+def test_an_override_without_a_reason_is_refused_and_asked_again_from_the_ui_and_the_cli(
+    prefect_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case_no = "KF-LIFE-0006"
+    staff = new_case(case_no, "包裹丢件了")  # the rules propose important
+    run = start_run(case_no)
+    wait_step(case_no, "classify")
+    # The UI form cannot know the rule: the run refuses the answer, records why and asks again.
+    httpx.post(
+        f"{prefect_server}/flow_runs/{run.id}/resume",
+        json={"run_input": {"actor_staff_id": staff, "severity": "general"}},
+    ).raise_for_status()
+    deadline = time.monotonic() + 30
+    while ("step_refused", "classify-0") not in actions(case_no):
+        assert time.monotonic() < deadline, "the refused override was never recorded"
+        time.sleep(0.2)
+    wait_step(case_no, "classify")
+    # The CLI checks the rule before the run gets the answer.
+    override = {"actor_staff_id": staff, "severity": "major"}
+    assert main(["step", "submit", case_no, "classify", "--data", json.dumps(override)]) == 2
+    assert "needs a reason" in capsys.readouterr().err
+    do(case_no, "classify", **override, reason="客户反映有人员受伤风险")
+    wait_step(case_no, "task_force")
+    with unit_of_work() as session:
+        complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one()
+        assert complaint.severity is Severity.MAJOR
+        classified = session.scalars(
+            select(CaseEvent).where(CaseEvent.complaint_id == complaint.id, CaseEvent.action == "classified")
+        ).one()
+        assert classified.data["override"] is True and classified.data["proposed"] == "important"
+    httpx.post(f"{prefect_server}/flow_runs/{run.id}/set_state", json={"state": {"type": "CANCELLING"}, "force": True})
+    assert wait_final(run.id) == "CANCELLED"
