@@ -20,6 +20,7 @@ from prefect.context import get_run_context
 from prefect.input import RunInput
 from pydantic import Field
 
+from kefu.deployments.names import CASE_RUN_NAME
 from kefu.flows.waiting import RETRIES, RETRY_DELAY_SECONDS, Answers, run_client, suspend_until_answered
 from kefu.models.db import unit_of_work
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
@@ -190,7 +191,7 @@ def _set_tags(case_no: str) -> None:
 
 @flow(
     name="complaint-case",
-    flow_run_name="case {case_no}",
+    flow_run_name=CASE_RUN_NAME,
     persist_result=True,
     log_prints=False,
     retries=RETRIES,  # an API or database hiccup re-runs the case from the top: every step is keyed

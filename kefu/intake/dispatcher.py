@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, select, update
 
-from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT, complaint_case_idempotency_key
+from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT, case_run_name, complaint_case_idempotency_key
 from kefu.models.complaints import Complaint
 from kefu.models.db import default_engine, unit_of_work
 from kefu.models.intake import IntakeOutbox
@@ -111,7 +111,7 @@ class PrefectRuns:
             "POST",
             f"/deployments/{deployment_id}/create_flow_run",
             {
-                "name": case_no,
+                "name": case_run_name(case_no),
                 "parameters": {"case_no": case_no},
                 "idempotency_key": complaint_case_idempotency_key(case_no),
                 "tags": ["kefu", "complaint"],
@@ -131,7 +131,7 @@ class PrefectRuns:
             f"/deployments/{deployment_id}/create_flow_run/bulk",
             [
                 {
-                    "name": case_no,
+                    "name": case_run_name(case_no),
                     "parameters": {"case_no": case_no},
                     "idempotency_key": complaint_case_idempotency_key(case_no),
                     "tags": ["kefu", "complaint"],

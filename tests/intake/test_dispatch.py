@@ -54,7 +54,7 @@ async def test_each_complaint_gets_one_case_flow_run_carrying_only_its_case_numb
     for case_no in case_nos:
         [run] = found[case_no]
         assert run["parameters"] == {"case_no": case_no}  # no names or phones in Prefect
-        assert run["name"] == case_no
+        assert run["name"] == f"case {case_no}"  # the name the case flow gives its runs
         assert run["idempotency_key"] == f"complaint-case:{case_no}"
         assert recorded[case_no] == run["id"]
 

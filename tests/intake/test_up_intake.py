@@ -34,6 +34,16 @@ def _case_flow_run(api: str, case_no: str, timeout: float) -> list[dict[str, obj
     return []
 
 
+def _wait_suspended(api: str, run_id: str, timeout: float) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state: dict[str, object] = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]
+        if state["type"] == "PAUSED":
+            return state
+        time.sleep(0.5)  # the runner is another process: poll Prefect with a deadline
+    raise AssertionError(f"run {run_id} never waited for a person")
+
+
 def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(tmp_path: Path) -> None:
     prefect_port, intake_port = free_port(), free_port()
     api = f"http://127.0.0.1:{prefect_port}/api"
@@ -74,16 +84,16 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(tmp_p
         api_case = first.json()["case_no"]
         assert retry.json()["case_no"] == api_case
 
-        deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
-        if "complaint-case" not in [d["name"] for d in deployments]:
-            # The runner does not serve the case flow yet: the complaint waits safely in the outbox.
-            status = httpx.get(f"{intake}/api/v1/complaints/{api_case}", headers=headers, timeout=10).json()
-            assert status["flow_run_id"] is None
-            return
         for case_no in (web_case.group(1), api_case):
             runs = _case_flow_run(api, case_no, timeout=60)
             assert len(runs) == 1, f"{case_no}: {runs}"
             assert runs[0]["parameters"] == {"case_no": case_no}
+            assert runs[0]["name"] == f"case {case_no}"
+            # What an operator finds in the UI: the run suspended on the first human step, its form saved.
+            state = _wait_suspended(api, str(runs[0]["id"]), timeout=60)
+            assert state["state_details"]["pause_key"] == "classify-0", state
+            schema = httpx.get(f"{api}/flow_runs/{runs[0]['id']}/input/suspended-classify-0-schema", timeout=10)
+            assert schema.status_code == 200 and "actor_staff_id" in schema.text
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
