@@ -291,3 +291,26 @@ def test_an_override_without_a_reason_is_refused_and_asked_again_from_the_ui_and
         assert classified.data["override"] is True and classified.data["proposed"] == "important"
     httpx.post(f"{prefect_server}/flow_runs/{run.id}/set_state", json={"state": {"type": "CANCELLING"}, "force": True})
     assert wait_final(run.id) == "CANCELLED"
+
+
+def test_a_prefect_server_killed_in_the_middle_of_a_case_loses_nothing(prefect_server_process: Any) -> None:
+    """kill -9 of the Prefect server while a case waits and again right after a step is answered."""
+    case_no = "KF-LIFE-0007"
+    staff = new_case(case_no, "快递晚到两天")
+    run = start_run(case_no)
+    do(case_no, "classify", actor_staff_id=staff)
+    wait_step(case_no, "first_contact")
+    prefect_server_process.kill_9()  # while the case waits for a person
+    prefect_server_process.start()
+    do(case_no, "first_contact", actor_staff_id=staff, summary="致歉")
+    prefect_server_process.kill_9()  # while the runner takes up the answer
+    prefect_server_process.start()
+    do(case_no, "investigate", actor_staff_id=staff, departments=["运营部"], findings="延误")
+    do(case_no, "propose", actor_staff_id=staff, solution="退运费")
+    do(case_no, "approve", actor_staff_id=staff, accepted=True)
+    do(case_no, "resolve", actor_staff_id=staff, summary="已退")
+    do(case_no, "callback", actor_staff_id=staff, satisfaction=5)
+    assert wait_final(run.id, timeout=120) == "COMPLETED"
+    events = actions(case_no)
+    assert len(events) == len(set(events)), "a side effect was repeated after the server restart"
+    assert met(case_no)[MilestoneId.FIRST_CONTACT]
