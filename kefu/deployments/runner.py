@@ -110,7 +110,16 @@ class InProcessRunner:
     # --- the loop ------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Poll until ``stop``; then let executing runs reach their next wait and return."""
+        """Poll until ``stop``; then let executing runs reach their next wait and return.
+
+        Runs with the Prefect settings of the thread that built the runner, whichever thread calls it.
+        """
+        from prefect.context import SettingsContext
+
+        with SettingsContext(profile=self._profile, settings=self._settings):
+            self._serve()
+
+    def _serve(self) -> None:
         from prefect.client.orchestration import get_client
 
         self.register()
@@ -190,22 +199,27 @@ class InProcessRunner:
     def _adopt_orphans_and_cancel(self, client: Any) -> None:
         from prefect.states import Cancelled, Scheduled
 
+        # Runs executing here before the query: one that is not among them cannot have been executing here
+        # when its state was read (only this thread starts runs), and one that finished since then was in it.
+        with self._lock:
+            executing_before = set(self._in_flight)
         now = dt.datetime.now(dt.UTC)
         for flow_run in runs_in_states(client, list(self._flows), [*CLAIMED_STATES, "CANCELLING"]):
-            with self._lock:
-                in_flight = flow_run.id in self._in_flight
-            if in_flight or flow_run.state is None:
+            if flow_run.id in executing_before or flow_run.state is None:
                 continue
-            if flow_run.state.type.value == "CANCELLING":
+            gone = claimant_gone(
+                flow_run.infrastructure_pid,
+                in_flight=False,
+                state_age=now - flow_run.state.timestamp,
+                orphan_after=self._orphan_after,
+            )
+            cancelling = flow_run.state.type.value == "CANCELLING"
+            if not (gone or (cancelling and not flow_run.infrastructure_pid)):
+                continue  # another live runner has it and will finish or cancel it
+            if cancelling:
                 client.set_flow_run_state(flow_run.id, Cancelled(message="已取消（操作员在界面中取消）"), force=True)
                 log.info("flow run %s cancelled", flow_run.id)
-                continue
-            if flow_run.deployment_id not in self._resumable:
-                continue
-            age = now - flow_run.state.timestamp
-            if claimant_gone(
-                flow_run.infrastructure_pid, in_flight=False, state_age=age, orphan_after=self._orphan_after
-            ):
+            elif flow_run.deployment_id in self._resumable:
                 message = f"重新执行：原执行者 {flow_run.infrastructure_pid or '未知'} 已不在"
                 client.set_flow_run_state(flow_run.id, Scheduled(name="Rescheduled", message=message), force=True)
                 log.warning("flow run %s orphaned by %s: rescheduled", flow_run.id, flow_run.infrastructure_pid)

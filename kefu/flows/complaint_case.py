@@ -24,7 +24,7 @@ from kefu.deployments.names import CASE_RUN_NAME
 from kefu.flows.waiting import RETRIES, RETRY_DELAY_SECONDS, Answers, run_client, suspend_until_answered
 from kefu.models.db import unit_of_work
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
-from kefu.models.policy import current_policy
+from kefu.models.policy import Policy, current_policy
 from kefu.tasks import casework
 from kefu.worktime import WorkCalendar
 
@@ -179,6 +179,34 @@ def wait_for(step: Step, case_no: str, answers: Answers, round_no: int = 0) -> A
     return answer
 
 
+def classify(case_no: str, answers: Answers, policy: Policy, calendar: WorkCalendar) -> Severity:
+    """The classification step: an answer the policy refuses (an override without a reason) is recorded and
+    asked again, so the operator is never left with a failed case."""
+    attempt = 0
+    while True:
+        answer = wait_for(CLASSIFY, case_no, answers, attempt)
+        try:
+            with unit_of_work() as session:
+                complaint = casework.get_case(session, case_no)
+                if complaint.owner_id is None:
+                    complaint.owner_id = answer.actor_staff_id  # 首问责任制: the first receiver owns the case
+                casework.classify_case(
+                    session,
+                    case_no,
+                    policy,
+                    calendar,
+                    severity=answer.severity,
+                    actor=f"staff:{answer.actor_staff_id}",
+                    reason=answer.reason,
+                    now=casework.system_clock(),
+                )
+                return complaint.severity
+        except casework.StepRejected as refused:
+            with unit_of_work() as session:
+                casework.refuse_step(session, case_no, "classify", f"classify-{attempt}", str(refused))
+            attempt += 1
+
+
 def _set_tags(case_no: str) -> None:
     with unit_of_work() as session:
         complaint = casework.get_case(session, case_no)
@@ -207,33 +235,9 @@ def complaint_case(case_no: str) -> str:
     with unit_of_work() as session:
         casework.register_case(session, case_no, policy, calendar, owner_id=None, now=casework.system_clock())
 
-    # classify: rules propose, a person confirms or overrides (an override without a reason is asked again)
-    attempt = 0
-    while True:
-        answer = wait_for(CLASSIFY, case_no, answers, attempt)
-        try:
-            with unit_of_work() as session:
-                complaint = casework.get_case(session, case_no)
-                if complaint.owner_id is None:
-                    complaint.owner_id = answer.actor_staff_id
-                casework.classify_case(
-                    session,
-                    case_no,
-                    policy,
-                    calendar,
-                    severity=answer.severity,
-                    actor=f"staff:{answer.actor_staff_id}",
-                    reason=answer.reason,
-                    now=casework.system_clock(),
-                )
-                severity = complaint.severity
-            break
-        except casework.StepRejected as refused:
-            with unit_of_work() as session:
-                casework.refuse_step(session, case_no, "classify", f"classify-{attempt}", str(refused))
-            attempt += 1
+    # classify: rules propose, a person confirms or overrides (with a reason); milestones follow
+    severity = classify(case_no, answers, policy, calendar)
     _set_tags(case_no)
-    logger.debug("case %s classified %s", case_no, severity.value)
 
     # major: form the task force; then first contact or supervisor report as the severity requires
     if severity is Severity.MAJOR:
