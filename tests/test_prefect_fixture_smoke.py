@@ -6,4 +6,4 @@ import httpx
 
 
 def test_the_test_prefect_server_is_healthy(prefect_server: str) -> None:
-    assert httpx.get(f"{prefect_server}/health", timeout=5).json() is True
+    assert httpx.get(f"{prefect_server}/health", timeout=30).json() is True

@@ -15,7 +15,7 @@ What the runner guarantees:
   older than ``runner_orphan_seconds``) is put back to Scheduled and runs again from the top: every side
   effect of those flows is keyed in the database, so nothing happens twice. This is what makes a kill -9
   of the runner, or a Prefect server restart in the middle of a step, lose no case.
-- **cancel**: a Cancelling run that is not executing here (a case waiting for a person) becomes Cancelled.
+- **cancel**: a Cancelling run that no live runner holds (a case waiting for a person) becomes Cancelled.
 - a failing flow fails its own run, never the runner; API outages are logged and retried every poll.
 """
 

@@ -8,15 +8,17 @@ import time
 
 import httpx
 
-from kefu.deployments import all_deployments
+from kefu.deployments import Served, all_deployments
 from kefu.deployments.runner import InProcessRunner
 
 
 def test_the_runner_takes_a_run_of_the_deliver_mail_deployment_to_completion(
     prefect_server: str, case_db_url: str
 ) -> None:
-    served = [d for d in all_deployments() if d.name == "deliver-mail"]
-    runner = InProcessRunner(served, workers=2, poll_seconds=0.2, orphan_seconds=300)
+    [mail] = [d for d in all_deployments() if d.name == "deliver-mail"]
+    # The same flow and concurrency limit, without the every-minute schedule piling runs on the shared server.
+    unscheduled = mail.flow.to_deployment(name="deliver-mail", concurrency_limit=1)
+    runner = InProcessRunner([Served(mail.flow, unscheduled)], workers=2, poll_seconds=0.2, orphan_seconds=300)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     try:
