@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +26,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def prefect_post(url: str, body: dict[str, object]) -> Any:
+    """POST to the test Prefect server. Its SQLite answers 503 now and then under load ("database is locked"),
+    and Prefect's own client retries those: so does this (a few times, with a growing pause)."""
+    delay = 0.5
+    for _ in range(6):
+        response = httpx.post(url, json=body, timeout=30)
+        if response.status_code != 503:
+            break
+        time.sleep(delay)
+        delay *= 2
+    response.raise_for_status()
+    return response.json()
 
 
 def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:

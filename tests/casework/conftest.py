@@ -136,11 +136,14 @@ class RunnerProcess:
                 self.process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def case_runner(
     prefect_server: str, case_db_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunnerProcess]:
-    """The runner serving the case flow, once per session (tests that crash it start it again)."""
+    """The runner serving the case flow, for the casework tests (tests that crash it start it again).
+
+    Package-scoped: it stops before other tests create case runs of their own on the shared server, which it
+    would otherwise take up against the casework database (and retry, failing to find the case)."""
     runner = RunnerProcess(case_db_url, tmp_path_factory.mktemp("runner") / "runner.log")
     runner.start()
     try:
