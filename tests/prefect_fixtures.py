@@ -57,7 +57,28 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> s
     raise AssertionError(f"'{marker}' not printed within {timeout:.0f} s; output so far:\n{''.join(seen)}")
 
 
-class PrefectServer:
+class Restartable:
+    """A process the tests start, crash (kill -9) and start again."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill_9(self) -> None:
+        """Like a crash of the machine running it: no shutdown of any kind."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class PrefectServer(Restartable):
     """A Prefect server process with its own home (SQLite) on a fixed port; it can be killed and restarted."""
 
     def __init__(self, home: Path) -> None:
@@ -81,21 +102,6 @@ class PrefectServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         _wait_healthy(self.api_url, self.process, self.log_path)
-
-    def kill_9(self) -> None:
-        """Like a crash of the machine running it: no shutdown of any kind."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from kefu.models.complaints import Complaint
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Role, Severity
 from kefu.models.people import Customer, Staff
+from tests.prefect_fixtures import Restartable
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
@@ -96,7 +96,7 @@ def case_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         get_settings.cache_clear()
 
 
-class RunnerProcess:
+class RunnerProcess(Restartable):
     """Kefu's runner (``python -m kefu.deployments.runner``) on the test DB and server; can be killed and restarted."""
 
     def __init__(self, db_url: str, log_path: Path) -> None:
@@ -119,21 +119,6 @@ class RunnerProcess:
                 start_new_session=True,
             )
         _wait_deployment(self.process, self.log_path)
-
-    def kill_9(self) -> None:
-        """Like a machine crash: no clean-up of any kind."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture(scope="package")
