@@ -31,7 +31,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -359,48 +358,25 @@ def main() -> None:
     if args.serve == "spawning":
         return serve_spawning()
 
-    from harness import free_port, wait_http
+    from harness import Stack
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from kefu.models.db import make_engine
-    from kefu.models.migrate import upgrade
-
-    scratch = Path(tempfile.mkdtemp(prefix="kefu-bench-case-"))
-    db_url = f"sqlite:///{scratch / 'kefu.db'}"
-    engine = make_engine(db_url)
-    upgrade(engine)
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(scratch / "prefect"),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "KEFU_DATABASE_URL": db_url,
-        "KEFU_VAR_DIR": str(scratch),
-        "KEFU_RUNNER_WORKERS": str(args.workers),
-        "KEFU_RUNNER_POLL_SECONDS": str(args.poll_seconds),
-        "KEFU_MAIL_SINK_ENABLED": "false",
-    }
+    stack = Stack(
+        "kefu-bench-case-",
+        KEFU_RUNNER_WORKERS=str(args.workers),
+        KEFU_RUNNER_POLL_SECONDS=str(args.poll_seconds),
+    )
     if args.prefect_db == "postgresql":
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_postgres_database(f"kefu_bench_prefect_{os.getpid()}")
-    os.environ.update({"KEFU_DATABASE_URL": db_url, "PREFECT_API_URL": api})
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        with (scratch / f"{name}.log").open("wb") as log:
-            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        processes.append(proc)
-        return proc
-
+        database = fresh_postgres_database(f"kefu_bench_prefect_{os.getpid()}")
+        stack.env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
+    engine, api = stack.engine, stack.api
+    os.environ.update({"KEFU_DATABASE_URL": stack.db_url, "PREFECT_API_URL": api})
     me = [sys.executable, str(Path(__file__).resolve())]
-    try:
-        server = start("prefect", [sys.executable, "-m", "prefect", "server", "start", "--port", str(port)])
-        wait_http(f"{api}/health", server)
+    with stack:
+        server = stack.start_prefect_server()
         with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-            runner = start("runner", [*me, "--serve", "in-process"])
+            runner = stack.start("runner", [*me, "--serve", "in-process"])
             case_deployment = wait_deployment(client, "complaint-case/complaint-case", runner)
             bare_deployment = wait_deployment(client, "bench-bare-suspend/bench-bare-suspend", runner)
             print(f"bare baseline: {args.bare} suspend/resume runs...", file=sys.stderr)
@@ -408,7 +384,7 @@ def main() -> None:
             spawn_result: dict[str, Any] | None = None
             if args.spawn:
                 print(f"spawn baseline: {args.spawn} runs through flow.serve...", file=sys.stderr)
-                spawner = start("spawner", [*me, "--serve", "spawning"])
+                spawner = stack.start("spawner", [*me, "--serve", "spawning"])
                 spawn_deployment = wait_deployment(client, "bench-bare/bench-bare-spawn", spawner)
                 spawn_result = spawn_baseline(client, spawn_deployment, args.spawn)
                 spawner.send_signal(signal.SIGINT)
@@ -446,16 +422,6 @@ def main() -> None:
             "goal_1_case_per_s_met": cases["cases_per_s_sustained"] >= 1.0,
         }
         print(json.dumps(result, ensure_ascii=False, indent=2))
-    finally:
-        for proc in reversed(processes):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-        print(f"logs: {scratch}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
-"""What the benchmarks share: free ports, waiting for a process's HTTP endpoint, retrying the SQLite Prefect
-server's occasional 503, percentiles."""
+"""What the benchmarks share: a scratch system (migrated SQLite system of record, a Prefect server, the processes
+a benchmark starts), free ports, waiting for a process's HTTP endpoint, retrying the SQLite Prefect server's
+occasional 503, percentiles."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,3 +58,60 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+class Stack:
+    """A scratch directory with a migrated SQLite system of record, the environment every process of the
+    benchmark shares (Prefect home and API under the scratch directory), and the processes it starts: on leaving
+    the ``with`` block they are stopped newest first (SIGTERM, then SIGKILL) and the logs' place is printed."""
+
+    def __init__(self, prefix: str, **env: str) -> None:
+        from kefu.models.db import make_engine
+        from kefu.models.migrate import upgrade
+
+        self.scratch = Path(tempfile.mkdtemp(prefix=prefix))
+        self.db_url = f"sqlite:///{self.scratch / 'kefu.db'}"
+        self.engine = make_engine(self.db_url)
+        upgrade(self.engine)
+        self.prefect_port = free_port()
+        self.api = f"http://127.0.0.1:{self.prefect_port}/api"
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.scratch / "prefect"),
+            "PREFECT_API_URL": self.api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "KEFU_DATABASE_URL": self.db_url,
+            "KEFU_VAR_DIR": str(self.scratch),
+            "KEFU_MAIL_SINK_ENABLED": "false",
+            **env,
+        }
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, argv: list[str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+        with (self.scratch / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(
+                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd
+            )
+        self.processes.append(process)
+        return process
+
+    def start_prefect_server(self) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+        server = self.start("prefect", [*argv, "--port", str(self.prefect_port)])
+        wait_http(f"{self.api}/health", server)
+        return server
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        print(f"logs: {self.scratch}", file=sys.stderr)

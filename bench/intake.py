@@ -20,24 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import free_port, percentile, post_with_retries, wait_http
+from harness import Stack, free_port, percentile, post_with_retries, wait_http
 from sqlalchemy import func, select
 
-from kefu.models.db import make_engine
 from kefu.models.intake import IntakeOutbox
-from kefu.models.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -92,52 +86,28 @@ def main() -> None:
     parser.add_argument("--dispatch-timeout", type=float, default=900)
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="kefu-bench-intake-"))
-    db_url = f"sqlite:///{scratch / 'kefu.db'}"
-    engine = make_engine(db_url)
-    upgrade(engine)
-    prefect_port, intake_port = free_port(), free_port()
-    api = f"http://127.0.0.1:{prefect_port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(scratch / "prefect"),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
+    intake_port = free_port()
+    stack = Stack(
+        "kefu-bench-intake-",
         # No runner executes these runs: keep the server from spending the burst re-marking them "Late".
-        "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
-        "KEFU_DATABASE_URL": db_url,
-        "KEFU_VAR_DIR": str(scratch),
-        "KEFU_INTAKE_API_TOKENS": json.dumps([TOKEN]),
-        "KEFU_MAIL_SINK_ENABLED": "false",
-    }
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        with (scratch / f"{name}.log").open("wb") as log:
-            proc = subprocess.Popen(
-                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
-            )
-        processes.append(proc)
-        return proc
-
-    try:
-        server = start(
-            "prefect",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
-        )
-        wait_http(f"{api}/health", server)
+        PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
+        KEFU_INTAKE_API_TOKENS=json.dumps([TOKEN]),
+    )
+    engine, api = stack.engine, stack.api
+    with stack:
+        stack.start_prefect_server()
         flow = post_with_retries(f"{api}/flows/", {"name": "complaint-case"})
         deployment = post_with_retries(f"{api}/deployments/", {"name": "complaint-case", "flow_id": flow["id"]})
-        app = start(
+        app = stack.start(
             "intake",
             [
                 sys.executable, "-m", "uvicorn", "kefu.intake.app:create_app", "--factory",
                 "--host", "127.0.0.1", "--port", str(intake_port), "--log-level", "warning", "--no-access-log",
             ],
+            cwd=ROOT,
         )  # fmt: skip
         wait_http(f"http://127.0.0.1:{intake_port}/healthz", app)
-        start("dispatcher", [sys.executable, "-m", "kefu.intake.dispatcher"])
+        stack.start("dispatcher", [sys.executable, "-m", "kefu.intake.dispatcher"], cwd=ROOT)
 
         print(f"sending {args.n} complaints with concurrency {args.concurrency}...", file=sys.stderr)
         t0 = time.perf_counter()
@@ -188,15 +158,6 @@ def main() -> None:
             "prefect_server": "sqlite (embedded default)",
         }
         print(json.dumps(result, ensure_ascii=False, indent=2))
-    finally:
-        for proc in reversed(processes):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in processes:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ def free_port() -> int:
         return port
 
 
-def prefect_post(url: str, body: dict[str, object]) -> Any:
-    """POST to the test Prefect server. Its SQLite answers 503 now and then under load ("database is locked"),
-    and Prefect's own client retries those: so does this (a few times, with a growing pause)."""
+def prefect_post(url: str, body: dict[str, Any]) -> httpx.Response:
+    """POST to the test Prefect server, as the UI or a client does. Its SQLite answers 503 now and then under
+    load ("database is locked"); Prefect's own client retries those, a person presses again: so does this."""
     delay = 0.5
     for _ in range(6):
         response = httpx.post(url, json=body, timeout=30)
@@ -39,7 +39,7 @@ def prefect_post(url: str, body: dict[str, object]) -> Any:
         time.sleep(delay)
         delay *= 2
     response.raise_for_status()
-    return response.json()
+    return response
 
 
 def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:

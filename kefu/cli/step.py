@@ -59,14 +59,16 @@ def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_override(session: Any, case_no: str, checked: dict[str, Any]) -> None:
-    """The policy's rule for classification, checked before the run gets the answer: an override needs a reason."""
+    """The case flow's classification rule, checked before the run gets the answer: an override needs a reason."""
+    from kefu.models.enums import Severity
     from kefu.models.policy import current_policy
-    from kefu.tasks.casework import get_case, propose_severity
+    from kefu.tasks.casework import StepRejected, check_classification, get_case
 
-    proposed, _why = propose_severity(current_policy(), get_case(session, case_no))
-    chosen = checked.get("severity") or proposed.value
-    if chosen != proposed.value and not str(checked.get("reason") or "").strip():
-        raise UsageError(f"overriding the proposed severity '{proposed.value}' with '{chosen}' needs a reason")
+    severity = Severity(checked["severity"]) if checked.get("severity") else None
+    try:
+        check_classification(current_policy(), get_case(session, case_no), severity, checked.get("reason"))
+    except StepRejected as refused:
+        raise UsageError(str(refused)) from None
 
 
 def submit(case_no: str, step: str, data: dict[str, Any]) -> None:

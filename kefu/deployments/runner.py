@@ -185,8 +185,8 @@ class InProcessRunner:
         try:
             with SettingsContext(profile=self._profile, settings=self._settings):
                 outcome = run_flow(self._flows[flow_run.deployment_id], flow_run=flow_run, return_type="state")
-                if inspect.isawaitable(outcome):  # async flows (deliver-mail) get their own event loop
-                    asyncio.run(_awaited(outcome))
+                if inspect.iscoroutine(outcome):  # async flows (deliver-mail) get their own event loop
+                    asyncio.run(outcome)
         except Pause:
             pass  # suspended: the run now waits for a person (recorded on the run by the engine)
         except BaseException:  # the engine has recorded the failure on the run; the runner carries on
@@ -252,10 +252,6 @@ def _without_suspension_observer() -> None:
 
     assert hasattr(prefect.flow_engine, "observe_flow_run_suspension"), "Prefect changed: review this runner"
     prefect.flow_engine.observe_flow_run_suspension = _no_observer
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
 
 
 def runs_in_states(client: Any, deployment_ids: list[UUID], states: list[str]) -> list[Any]:

@@ -50,6 +50,10 @@ def _milestone(complaint: Complaint, milestone: str | None) -> Milestone | None:
     return min(open_rows, key=lambda m: m.due_at or m.starts_at) if open_rows else None
 
 
+def _owner_name(complaint: Complaint) -> str:
+    return complaint.owner.name if complaint.owner else NO_OWNER
+
+
 def _first_phone(complaint: Complaint) -> str:
     phones = complaint.customer.phones if complaint.customer else []
     return phones[0] if phones else "未留"
@@ -81,7 +85,7 @@ def send_case_notice(
         message_type = MessageType.SUPERVISOR_ESCALATION
         context = {
             "case_no": complaint.case_no,
-            "owner_name": complaint.owner.name if complaint.owner else NO_OWNER,
+            "owner_name": _owner_name(complaint),
             "severity": severity_name(complaint),
             "milestone": label,
             "due_at": row.due_at,
@@ -124,7 +128,7 @@ def _to_customer(
             recipient_email=customer.email,
             context={
                 "case_no": complaint.case_no,
-                "owner_name": complaint.owner.name if complaint.owner else NO_OWNER,
+                "owner_name": _owner_name(complaint),
                 "customer_name": customer.name,
                 **context,
             },

@@ -175,6 +175,20 @@ def register_case(
     return complaint
 
 
+def check_classification(
+    policy: Policy, complaint: Complaint, severity: Severity | None, reason: str | None
+) -> tuple[Severity, Severity, list[str]]:
+    """The rules' proposal, the severity chosen (none given: the proposal) and why the rules proposed it.
+
+    Raises ``StepRejected`` for an override without a reason (the policy wants every override explained).
+    """
+    proposed, why = propose_severity(policy, complaint)
+    chosen = severity or proposed
+    if chosen is not proposed and not (reason and reason.strip()):
+        raise StepRejected(f"overriding the proposed severity '{proposed.value}' with '{chosen.value}' needs a reason")
+    return proposed, chosen, why
+
+
 def classify_case(
     session: Session,
     case_no: str,
@@ -188,10 +202,7 @@ def classify_case(
 ) -> Complaint:
     """A person confirms the rules' proposal or overrides it with a reason (audited); milestones follow."""
     complaint = get_case(session, case_no)
-    proposed, why = propose_severity(policy, complaint)
-    chosen = severity or proposed
-    if chosen is not proposed and not (reason and reason.strip()):
-        raise StepRejected(f"overriding the proposed severity '{proposed.value}' needs a reason")
+    proposed, chosen, why = check_classification(policy, complaint, severity, reason)
     if "classify" in _event_keys(session, complaint.id, "classified"):
         return complaint
     complaint.severity = chosen

@@ -19,6 +19,7 @@ from kefu.models.db import unit_of_work
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
 from kefu.models.people import Customer, Staff
 from kefu.tasks.casework import waiting_steps
+from tests.prefect_fixtures import prefect_post
 
 pytestmark = pytest.mark.usefixtures("case_runner")
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -137,18 +138,6 @@ def test_a_general_complaint_walks_every_step_with_a_rejection_and_a_reopen_and_
         assert action in shown
 
 
-def ui_post(url: str, body: dict[str, Any]) -> httpx.Response:
-    """What the UI sends. The SQLite Prefect server answers 503 now and then under load ("database is locked");
-    a person would press the button again, and so does this."""
-    for _ in range(5):
-        response = httpx.post(url, json=body, timeout=30)
-        if response.status_code != 503:
-            break
-        time.sleep(1)
-    response.raise_for_status()
-    return response
-
-
 def run_of(run_id: Any) -> Any:
     from prefect.client.orchestration import get_client
 
@@ -176,7 +165,7 @@ def test_an_important_key_account_complaint_reports_to_the_supervisor_and_is_com
     description = httpx.get(f"{prefect_server}/flow_runs/{run.id}/input/suspended-supervisor-report-0-description")
     assert case_no in description.text and "supervisor_report" in description.text
     answer = {"actor_staff_id": staff, "summary": "已向王主管报告"}
-    resumed = ui_post(f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": answer})
+    resumed = prefect_post(f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": answer})
     assert resumed.status_code == 201, resumed.text
     do(case_no, "investigate", actor_staff_id=staff, departments=["运营部", "仓储部"], findings="分拣遗失")
     do(case_no, "propose", actor_staff_id=staff, solution="全额赔偿")
@@ -262,7 +251,7 @@ def test_cancelling_a_waiting_case_from_the_ui_ends_its_run_as_cancelled(prefect
     run = start_run(case_no)
     wait_step(case_no, "classify")
     # What the UI's "Cancel" button does: propose Cancelling; nothing executes a waiting run, the runner ends it.
-    ui_post(f"{prefect_server}/flow_runs/{run.id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
+    prefect_post(f"{prefect_server}/flow_runs/{run.id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
     assert wait_final(run.id) == "CANCELLED"
 
 
@@ -274,7 +263,7 @@ def test_an_override_without_a_reason_is_refused_and_asked_again_from_the_ui_and
     run = start_run(case_no)
     wait_step(case_no, "classify")
     # The UI form cannot know the rule: the run refuses the answer, records why and asks again.
-    ui_post(
+    prefect_post(
         f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": {"actor_staff_id": staff, "severity": "general"}}
     )
     deadline = time.monotonic() + 30
@@ -295,7 +284,7 @@ def test_an_override_without_a_reason_is_refused_and_asked_again_from_the_ui_and
             select(CaseEvent).where(CaseEvent.complaint_id == complaint.id, CaseEvent.action == "classified")
         ).one()
         assert classified.data["override"] is True and classified.data["proposed"] == "important"
-    ui_post(f"{prefect_server}/flow_runs/{run.id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
+    prefect_post(f"{prefect_server}/flow_runs/{run.id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
     assert wait_final(run.id) == "CANCELLED"
 
 

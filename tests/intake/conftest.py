@@ -90,11 +90,11 @@ def case_deployment(prefect_server: str) -> str:
     served = httpx.get(f"{prefect_server}/deployments/name/{COMPLAINT_CASE_DEPLOYMENT}", timeout=30)
     if served.status_code == 200:  # the casework tests' runner registered the real one: keep it as it is
         return str(served.json()["id"])
-    flow = prefect_post(f"{prefect_server}/flows/", {"name": COMPLAINT_CASE_FLOW})
+    flow = prefect_post(f"{prefect_server}/flows/", {"name": COMPLAINT_CASE_FLOW}).json()
     _, name = COMPLAINT_CASE_DEPLOYMENT.split("/")
     deployment = prefect_post(
         f"{prefect_server}/deployments/", {"name": name, "flow_id": flow["id"], "parameter_openapi_schema": {}}
-    )
+    ).json()
     return str(deployment["id"])
 
 
