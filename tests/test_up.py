@@ -59,3 +59,52 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(tmp_path: Path) -> N
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_kefu_up_starts_the_prefect_server_on_the_configured_postgresql(tmp_path: Path) -> None:
+    """``KEFU_PREFECT_DATABASE_URL``: the server ``kefu up`` starts keeps its runs in that database."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from kefu.cli.up import components, prefect_env
+    from kefu.settings import Settings
+    from tests.conftest import POSTGRES_STATUS, POSTGRES_URL, _admin_connect
+
+    if POSTGRES_URL is None:
+        pytest.skip(f"PostgreSQL {POSTGRES_STATUS}")
+    name = f"kefu_prefect_{uuid.uuid4().hex[:8]}"
+    with _admin_connect(POSTGRES_URL) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    pg = make_url(POSTGRES_URL).set(database=name)
+    port = free_port()
+    settings = Settings(
+        var_dir=tmp_path / "var",
+        prefect_port=port,
+        prefect_api_url=f"http://127.0.0.1:{port}/api",
+        prefect_database_url=pg.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
+    )
+    [server] = [c for c in components(settings) if c.name == "prefect-server"]
+    env = {**os.environ, **prefect_env(settings), **server.env}
+    process = subprocess.Popen(server.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # a separate process: its health endpoint is the only signal
+            assert time.monotonic() < deadline and process.poll() is None, "the Prefect server did not come up"
+            try:
+                if httpx.get(f"{settings.prefect_api_url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        flow = httpx.post(f"{settings.prefect_api_url}/flows/", json={"name": "kefu-up-pg-check"}, timeout=30)
+        flow.raise_for_status()
+        with psycopg.connect(pg.set(drivername="postgresql").render_as_string(hide_password=False)) as connection:
+            stored = connection.execute("SELECT name FROM flow WHERE name = 'kefu-up-pg-check'").fetchall()
+        assert stored == [("kefu-up-pg-check",)]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        with _admin_connect(POSTGRES_URL) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
