@@ -56,8 +56,14 @@ BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if POSTGRES_URL:
         shown = make_url(POSTGRES_URL).render_as_string(hide_password=True)
-        return [f"kefu database backends: sqlite and postgresql ({shown})"]
-    return [f"kefu database backends: sqlite only — PostgreSQL {POSTGRES_STATUS}"]
+        return [
+            f"kefu database backends: sqlite and postgresql ({shown})",
+            "prefect test server: on postgresql (a fresh database)",
+        ]
+    return [
+        f"kefu database backends: sqlite only — PostgreSQL {POSTGRES_STATUS}",
+        "prefect test server: on sqlite",
+    ]
 
 
 def _admin_connect(url: str) -> psycopg.Connection[tuple[object, ...]]:

@@ -13,12 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 
 def free_port() -> int:
@@ -79,10 +81,12 @@ class Restartable:
 
 
 class PrefectServer(Restartable):
-    """A Prefect server process with its own home (SQLite) on a fixed port; it can be killed and restarted."""
+    """A Prefect server process with its own home on a fixed port; it can be killed and restarted. Its database is
+    ``database_url`` (PostgreSQL) when given, else SQLite in its home."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
         self.home = home
+        self.database_url = database_url
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.log_path = home / "server.log"
@@ -98,6 +102,8 @@ class PrefectServer(Restartable):
             "PREFECT_SERVER_API_HOST": "127.0.0.1",
             "PREFECT_SERVER_API_PORT": str(self.port),
         }
+        if self.database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
         argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -106,13 +112,30 @@ class PrefectServer(Restartable):
 
 @pytest.fixture(scope="session")
 def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """The Prefect server of the whole test session (tests that crash it start it again on the same port)."""
-    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"))
-    server.start()
+    """The Prefect server of the whole test session (tests that crash it start it again on the same port).
+
+    On PostgreSQL when it is reachable (a fresh database, dropped at the end): the SQLite server answers
+    "database is locked" and stalls up to 60 s under the suite's concurrent runs and restarts, which made tests
+    flaky. Without PostgreSQL it runs on SQLite, as ``make up`` does by default; the header says which.
+    """
+    from tests.conftest import POSTGRES_URL, _admin_connect
+
+    database = f"kefu_prefect_{os.getpid()}_{uuid.uuid4().hex[:6]}" if POSTGRES_URL else None
+    url = None
+    if POSTGRES_URL and database:
+        with _admin_connect(POSTGRES_URL) as admin:
+            admin.execute(f'CREATE DATABASE "{database}"')
+        pg = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=database)
+        url = pg.render_as_string(hide_password=False)
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"), url)
     try:
+        server.start()
         yield server
     finally:
         server.stop()
+        if POSTGRES_URL and database:
+            with _admin_connect(POSTGRES_URL) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
