@@ -3,7 +3,7 @@
 from kefu.models.base import Base, UTCDateTime, utcnow
 from kefu.models.complaints import AuditTrailIsAppendOnly, CaseEvent, Complaint, Milestone
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
-from kefu.models.people import CommunicationRecord, Customer, Staff, StaffRole
+from kefu.models.people import CommunicationRecord, Customer, CustomerPhone, Staff, StaffRole
 
 __all__ = [
     "AuditTrailIsAppendOnly",
@@ -14,6 +14,7 @@ __all__ = [
     "Complaint",
     "ComplaintStatus",
     "Customer",
+    "CustomerPhone",
     "CustomerTier",
     "Milestone",
     "MilestoneId",

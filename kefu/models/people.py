@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, Connection, Enum, ForeignKey, Index, String, Text, UniqueConstraint, event, func, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
 from kefu.models.base import Base, utcnow
 from kefu.models.enums import CustomerTier, Role
@@ -31,9 +33,45 @@ class Customer(Base):
     account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    __table_args__ = (Index("ix_customers_email_lower", func.lower(email)),)
+
     @property
     def is_key_account(self) -> bool:
         return self.tier is CustomerTier.KEY
+
+
+class CustomerPhone(Base):
+    """The phone index: a returning complainant is found by phone in one indexed lookup.
+
+    A number belongs to the first customer who gave it. Kept in step with ``Customer.phones`` on every ORM
+    write (see ``_index_phones``); intake's fast path writes both itself.
+    """
+
+    __tablename__ = "customer_phones"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+
+
+def add_phones_statement(connection: Connection) -> Any:
+    """INSERT into the phone index that leaves numbers already owned by a customer alone (built once)."""
+    return _ADD_PHONES.get(connection.dialect.name, _ADD_PHONES["default"])
+
+
+_ADD_PHONES: dict[str, Any] = {
+    "postgresql": postgresql.insert(CustomerPhone).on_conflict_do_nothing(index_elements=["phone"]),
+    "sqlite": sqlite.insert(CustomerPhone).on_conflict_do_nothing(index_elements=["phone"]),
+    "default": insert(CustomerPhone),
+}
+
+
+@event.listens_for(Customer, "after_insert")
+@event.listens_for(Customer, "after_update")
+def _index_phones(_mapper: Mapper[Customer], connection: Connection, customer: Customer) -> None:
+    if customer.phones:
+        connection.execute(
+            add_phones_statement(connection), [{"phone": p, "customer_id": customer.id} for p in customer.phones]
+        )
 
 
 class Staff(Base):

@@ -194,14 +194,21 @@ class WorkCalendar:
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
         local_start = start.astimezone(self.tz)
-        due_ns = self._due_ns(to_ns(local_start), local_start.date(), duration)
-        due_at = (_EPOCH + dt.timedelta(microseconds=due_ns // 1_000)).astimezone(self.tz)
+        due_at = self.due_at(local_start, duration)
         if duration.unit in (Unit.HOURS, Unit.MINUTES):
             return Deadline(local_start, duration, due_at, provisional=False)
         years = range(local_start.year, due_at.year + 1)
         unconfirmed = tuple(y for y in years if not self.is_confirmed_year(y))
         skipped, makeup = self._notable_days(local_start.date(), due_at.date())
         return Deadline(local_start, duration, due_at, bool(unconfirmed), skipped, makeup, unconfirmed)
+
+    def due_at(self, start: dt.datetime, duration: Duration) -> dt.datetime:
+        """The due time alone (local time), without the explanation ``deadline`` builds."""
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        local_start = start.astimezone(self.tz)
+        due_ns = self._due_ns(to_ns(local_start), local_start.date(), duration)
+        return (_EPOCH + dt.timedelta(microseconds=due_ns // 1_000)).astimezone(self.tz)
 
     def _due_ns(self, start_ns: int, start_day: dt.date, duration: Duration) -> int:
         if duration.unit is Unit.HOURS:

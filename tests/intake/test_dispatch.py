@@ -32,7 +32,7 @@ def register_many(engine: Engine, policy: Policy, count: int) -> list[str]:
                 received_at=received_at,
                 channel=Channel.HOTLINE,
                 policy=policy,
-            )[0].case_no
+            ).case_no
             for i in range(count)
         ]
 

@@ -1,0 +1,138 @@
+"""Group commit for the front door: one writer thread registers every complaint waiting at that moment in
+one transaction, and answers each request only once its transaction is durable.
+
+SQLite has one writer at a time, and a transaction per request made requests queue for the write lock one
+commit at a time, each paying the statements of a whole registration. Here requests queue in memory instead;
+the writer takes all of them (at most ``max_batch``), registers them with one set of statements
+(``register_complaints``) and commits once. If anything in the batch fails, nothing of it is stored and each
+complaint is registered again on its own, so one bad complaint fails only itself. A request is answered
+when its transaction has committed — never before — so "received" always means stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from kefu.intake.service import IdempotencyKeyReused, Intake, Registration, register_complaints
+from kefu.intake.validation import Submission
+from kefu.models.db import unit_of_work
+from kefu.models.enums import Channel
+from kefu.models.policy import Policy
+
+log = logging.getLogger("kefu.intake.registrar")
+
+
+@dataclass
+class _Request:
+    submission: Submission
+    channel: Channel
+    idempotency_key: str | None
+    received_at: dt.datetime
+    answer: Future[Registration] = field(default_factory=Future)
+
+
+class RegistrarClosed(Exception):
+    """The front door is shutting down and takes no more complaints."""
+
+
+class Registrar:
+    def __init__(self, engine: Engine, policy: Callable[[], Policy], *, timezone: str, max_batch: int = 64) -> None:
+        self.engine, self.policy, self.timezone, self.max_batch = engine, policy, timezone, max_batch
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._write, name="kefu-intake-writer", daemon=True)
+        self._thread.start()
+
+    async def register(
+        self, submission: Submission, channel: Channel, idempotency_key: str | None, received_at: dt.datetime
+    ) -> Registration:
+        """Registered and committed (or found by its key); raises what registering this complaint raised."""
+        return await asyncio.wrap_future(self.submit(submission, channel, idempotency_key, received_at))
+
+    def submit(
+        self, submission: Submission, channel: Channel, idempotency_key: str | None, received_at: dt.datetime
+    ) -> Future[Registration]:
+        if self._closed:
+            raise RegistrarClosed("intake is shutting down")
+        request = _Request(submission, channel, idempotency_key, received_at)
+        self._queue.put(request)
+        return request.answer
+
+    def close(self) -> None:
+        """Register what is queued, then stop the writer."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+
+    # ------------------------------------------------------------------ the writer thread
+    def _write(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Request]) -> None:
+        outcomes: list[Registration | BaseException]
+        try:
+            outcomes = list(self._transaction(batch))
+        except Exception:
+            if len(batch) == 1:
+                outcomes = [self._alone(batch[0])]
+            else:
+                # Something in the batch failed: nothing of it is stored. Register each complaint on its own,
+                # so that one bad complaint (or a race with another process) only fails itself.
+                log.warning("registering %d complaints together failed; registering them one by one", len(batch))
+                outcomes = [self._alone(request) for request in batch]
+        for request, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                request.answer.set_exception(outcome)
+            else:
+                request.answer.set_result(outcome)
+
+    def _transaction(self, batch: list[_Request]) -> list[Registration | IdempotencyKeyReused]:
+        with unit_of_work(self.engine) as session:
+            return register_complaints(
+                session,
+                [Intake(r.submission, r.channel, r.received_at, r.idempotency_key) for r in batch],
+                policy=self.policy(),
+                timezone=self.timezone,
+            )
+
+    def _alone(self, request: _Request) -> Registration | BaseException:
+        for attempt in range(3):
+            try:
+                [outcome] = self._transaction([request])
+                return outcome
+            except IntegrityError as exc:
+                # Another process registered the same key first (PostgreSQL): the next attempt finds it.
+                if attempt == 2:
+                    return exc
+            except Exception as exc:
+                log.exception("registering a complaint failed; nothing of it stored")
+                return exc
+        raise AssertionError("unreachable")
