@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import Stack, free_port, percentile, post_with_retries, wait_http
+from harness import Stack, encode_post, free_port, http_burst, percentile, post_with_retries, wait_http
 from sqlalchemy import func, select
 
 from kefu.models.intake import IntakeOutbox
@@ -52,31 +52,18 @@ def complaint(i: int) -> dict[str, Any]:
     }
 
 
-async def burst(base: str, n: int, concurrency: int) -> tuple[list[float], float, Counter[int]]:
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(i)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
-
-        async def worker() -> None:
-            while True:
-                try:
-                    i = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": f"bench-{i}"}
-                started = time.perf_counter()
-                response = await http.post("/api/v1/complaints", json=complaint(i), headers=headers)
-                latencies.append(time.perf_counter() - started)
-                statuses[response.status_code] += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return latencies, elapsed, statuses
+def burst(port: int, n: int, concurrency: int) -> tuple[list[float], float, Counter[int]]:
+    """The gateways' burst: each complaint with its own Idempotency-Key, encoded before the clock starts."""
+    requests = [
+        encode_post(
+            "/api/v1/complaints",
+            f"127.0.0.1:{port}",
+            json.dumps(complaint(i), ensure_ascii=False).encode(),
+            {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": f"bench-{i}"},
+        )
+        for i in range(n)
+    ]
+    return asyncio.run(http_burst("127.0.0.1", port, requests, concurrency))
 
 
 def main() -> None:
@@ -111,7 +98,7 @@ def main() -> None:
 
         print(f"sending {args.n} complaints with concurrency {args.concurrency}...", file=sys.stderr)
         t0 = time.perf_counter()
-        latencies, elapsed, statuses = asyncio.run(burst(f"http://127.0.0.1:{intake_port}", args.n, args.concurrency))
+        latencies, elapsed, statuses = burst(intake_port, args.n, args.concurrency)
         dispatched = 0
         while time.perf_counter() - t0 < args.dispatch_timeout:
             with engine.connect() as connection:
