@@ -38,6 +38,9 @@ from kefu.settings import get_settings
 log = logging.getLogger("kefu.intake.dispatcher")
 
 Clock = Callable[[], dt.datetime]
+# A case Prefect refused (the SQLite server answers "database is locked" under load) is tried again after 2, 4,
+# 8, 16, then every 30 seconds: soon enough that no case waits minutes for its run once Prefect copes again.
+RETRY_CAP_SECONDS = 30
 
 
 def _utcnow() -> dt.datetime:
@@ -184,15 +187,6 @@ def prefect_api_url() -> str:
     return os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
 
 
-def _mark_dispatched(engine: Engine, outbox_id: int, run_id: str, now: dt.datetime) -> None:
-    with unit_of_work(engine) as session:
-        session.execute(
-            update(IntakeOutbox)
-            .where(IntakeOutbox.id == outbox_id)
-            .values(dispatched_at=now, flow_run_id=run_id, last_error=None, next_attempt_at=None)
-        )
-
-
 async def dispatch_once(
     engine: Engine,
     runs: PrefectRuns,
@@ -264,7 +258,7 @@ def _record_batch(
             row = session.get_one(IntakeOutbox, outbox_id)
             row.attempts += 1
             row.last_error = error[:2000]
-            row.next_attempt_at = now + dt.timedelta(seconds=min(2**row.attempts, 300))
+            row.next_attempt_at = now + dt.timedelta(seconds=min(2**row.attempts, RETRY_CAP_SECONDS))
 
 
 @dataclass
@@ -285,7 +279,7 @@ class ReconcileReport:
         )
 
 
-async def reconcile(engine: Engine, runs: PrefectRuns, *, clock: Clock = _utcnow) -> ReconcileReport:
+async def reconcile(engine: Engine, runs: PrefectRuns, *, chunk: int = 50, clock: Clock = _utcnow) -> ReconcileReport:
     """Make every complaint have exactly one case flow run, whatever crashed and when."""
     report = ReconcileReport()
     with unit_of_work(engine) as session:
@@ -300,6 +294,8 @@ async def reconcile(engine: Engine, runs: PrefectRuns, *, clock: Clock = _utcnow
     with unit_of_work(engine) as session:
         rows = session.execute(select(IntakeOutbox.id, IntakeOutbox.case_no, IntakeOutbox.flow_run_id)).all()
     found = await runs.runs_for_cases([case_no for _, case_no, _ in rows])
+    adopted: list[tuple[int, str]] = []
+    to_create: list[tuple[int, str]] = []
     for outbox_id, case_no, recorded in rows:
         run_ids = found.get(case_no, [])
         if len(run_ids) > 1:
@@ -310,13 +306,27 @@ async def reconcile(engine: Engine, runs: PrefectRuns, *, clock: Clock = _utcnow
         if recorded is not None:
             report.runs_missing.append(case_no)
         if run_ids:
-            await asyncio.to_thread(_mark_dispatched, engine, outbox_id, run_ids[0], clock())
+            adopted.append((outbox_id, run_ids[0]))
             report.runs_adopted.append(case_no)
+            report.confirmed += 1
         else:
-            run_id = await runs.create_case_run(case_no)
-            await asyncio.to_thread(_mark_dispatched, engine, outbox_id, run_id, clock())
-            report.runs_created.append(case_no)
-        report.confirmed += 1
+            to_create.append((outbox_id, case_no))
+    await asyncio.to_thread(_record_batch, engine, adopted, [], clock())
+    # Missing runs are created like the dispatcher creates them: many per request (after a crash in the middle
+    # of a burst there can be thousands); a case Prefect refuses in bulk is created on its own, with retries.
+    for start in range(0, len(to_create), chunk):
+        rows_now = to_create[start : start + chunk]
+        outcome = await runs.create_case_runs([case_no for _, case_no in rows_now])
+        started: list[tuple[int, str]] = []
+        try:
+            for outbox_id, case_no in rows_now:
+                result = outcome[case_no]
+                run_id = await runs.create_case_run(case_no) if isinstance(result, BaseException) else result
+                started.append((outbox_id, run_id))
+                report.runs_created.append(case_no)
+                report.confirmed += 1
+        finally:
+            await asyncio.to_thread(_record_batch, engine, started, [], clock())
     return report
 
 
