@@ -1,0 +1,178 @@
+"""Registering complaints in groups (the intake's group commit) keeps every promise of registering them one by
+one: one case per idempotency key, one customer per person, a bad complaint fails only itself, and a request
+is answered only once its complaint is stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
+from kefu.intake.registrar import Registrar
+from kefu.intake.service import (
+    CUSTOMER_FACING,
+    IdempotencyKeyReused,
+    Intake,
+    Registration,
+    first_commitment,
+    propose_severity,
+    register_complaints,
+)
+from kefu.intake.validation import Submission
+from kefu.models import Channel, Complaint, Customer, CustomerPhone, CustomerTier
+from kefu.models.db import make_engine, unit_of_work
+from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
+from kefu.models.migrate import upgrade
+from kefu.models.policy import Policy
+from kefu.worktime import WorkCalendar, plan_complaint_milestones
+from tests.intake.conftest import RECEIVED
+
+CONTENT = "包裹外箱破损，里面的杯子碎了，希望赔偿。"
+
+
+def submission(
+    phone: str = "13800138000", *, name: str = "张三", content: str = CONTENT, email: str | None = None
+) -> Submission:
+    return Submission(name=name, phone=phone, content=content, email=email)
+
+
+def register(engine: Engine, policy: Policy, intakes: list[Intake]) -> list[Registration | IdempotencyKeyReused]:
+    with unit_of_work(engine) as session:
+        return register_complaints(session, intakes, policy=policy)
+
+
+def count(engine: Engine, table: type[object]) -> int:
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0  # type: ignore[arg-type]
+
+
+def test_a_key_repeated_inside_one_batch_makes_one_case(engine: Engine, policy: Policy) -> None:
+    first, retried, reused = register(
+        engine,
+        policy,
+        [
+            Intake(submission(), Channel.HOTLINE, RECEIVED, "gw:1"),
+            Intake(submission(), Channel.HOTLINE, RECEIVED, "gw:1"),
+            Intake(submission(content="另一件事：快递员态度恶劣。"), Channel.HOTLINE, RECEIVED, "gw:1"),
+        ],
+    )
+    assert isinstance(first, Registration) and first.created
+    assert isinstance(retried, Registration) and not retried.created and retried.case_no == first.case_no
+    assert isinstance(reused, IdempotencyKeyReused) and reused.case_no == first.case_no
+    assert count(engine, Complaint) == 1 and count(engine, IntakeIdempotencyKey) == 1
+
+
+def test_one_person_in_one_batch_is_one_customer_with_every_phone_indexed(engine: Engine, policy: Policy) -> None:
+    results = register(
+        engine,
+        policy,
+        [
+            Intake(submission(email="zhang.san@example.com"), Channel.WEB, RECEIVED),
+            Intake(submission(), Channel.HOTLINE, RECEIVED),  # same phone
+            Intake(submission("010-62345678", email="Zhang.San@Example.com"), Channel.EMAIL, RECEIVED),  # same e-mail
+            Intake(submission("13900139000", name="李四"), Channel.IM, RECEIVED),
+        ],
+    )
+    assert [r.case_no for r in results if isinstance(r, Registration)] == [f"KF20261123-0000{i}" for i in range(1, 5)]
+    with Session(engine) as session:
+        customers = session.scalars(select(Customer).order_by(Customer.id)).all()
+        assert [(c.name, c.phones) for c in customers] == [
+            ("张三", ["13800138000", "010-62345678"]),
+            ("李四", ["13900139000"]),
+        ]
+        index = dict(session.execute(select(CustomerPhone.phone, CustomerPhone.customer_id)).tuples().all())
+    assert index == {"13800138000": customers[0].id, "010-62345678": customers[0].id, "13900139000": customers[1].id}
+    # The next batch finds them again by the phone added last time.
+    [again] = register(engine, policy, [Intake(submission("010-62345678"), Channel.HOTLINE, RECEIVED)])
+    assert isinstance(again, Registration)
+    assert count(engine, Customer) == 2
+
+
+def test_a_key_account_set_up_by_staff_is_recognised_by_phone_at_intake(engine: Engine, policy: Policy) -> None:
+    with unit_of_work(engine) as session:  # through the ORM, as onboarding does
+        session.add(Customer(name="华东仓储有限公司", tier=CustomerTier.KEY, phones=["021-55556666"]))
+    [registration] = register(engine, policy, [Intake(submission("021-55556666"), Channel.HOTLINE, RECEIVED)])
+    assert isinstance(registration, Registration) and registration.key_account
+    assert registration.severity is propose_severity(policy, submission(), key_account=True)
+    assert count(engine, Customer) == 1
+
+
+def test_customers_from_before_the_phone_index_are_found_by_phone(tmp_path: Path, policy: Policy) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0004")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO customers (tier, name, phones, created_at) "
+                "VALUES ('key', '老客户', '[\"13700137000\", \"0755-88889999\"]', '2026-01-05 00:00:00')"
+            )
+        )
+    upgrade(engine)
+    [registration] = register(engine, policy, [Intake(submission("0755-88889999"), Channel.HOTLINE, RECEIVED)])
+    assert isinstance(registration, Registration) and registration.key_account
+    assert count(engine, Customer) == 1
+    engine.dispose()
+
+
+def test_a_complaint_that_fails_in_a_batch_fails_alone_and_answers_wait_for_the_commit(
+    engine: Engine, policy: Policy
+) -> None:
+    registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
+    try:
+        holder = engine.connect()  # another writer the registrar has to wait for
+        holder.begin()  # SQLite: Kefu's BEGIN IMMEDIATE takes the write lock
+        if engine.dialect.name == "postgresql":
+            holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
+        phones = (f"1390013{i:04d}" for i in itertools.count())
+        answers: list[Future[Registration]] = [
+            registrar.submit(submission(next(phones)), Channel.HOTLINE, f"gw:{i}", RECEIVED) for i in range(3)
+        ]
+        naive = RECEIVED.replace(tzinfo=None)  # a programming error: refused, stored nowhere
+        answers.append(registrar.submit(submission(next(phones)), Channel.HOTLINE, "gw:bad", naive))
+        answers += [registrar.submit(submission(next(phones)), Channel.HOTLINE, f"gw:{i}", RECEIVED) for i in (3, 4)]
+        assert not any(a.done() for a in answers)  # nothing is answered before it is stored
+        holder.rollback()
+        holder.close()
+        with pytest.raises(ValueError, match="timezone-aware"):
+            answers[3].result(timeout=60)
+        stored = [a.result(timeout=60) for i, a in enumerate(answers) if i != 3]
+    finally:
+        registrar.close()
+    assert all(r.created for r in stored)
+    with Session(engine) as session:
+        assert sorted(session.scalars(select(Complaint.case_no))) == sorted(r.case_no for r in stored)
+        assert session.scalar(select(func.count()).select_from(IntakeOutbox)) == 5
+        assert "gw:bad" not in set(session.scalars(select(IntakeIdempotencyKey.key)))
+
+
+def test_queued_complaints_are_stored_and_answered_when_intake_shuts_down(engine: Engine, policy: Policy) -> None:
+    registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
+    answers = [registrar.submit(submission(f"1380013{i:04d}"), Channel.WEB, None, RECEIVED) for i in range(20)]
+    registrar.close()
+    assert all(a.done() and a.result().created for a in answers)
+    assert count(engine, Complaint) == 20
+
+
+@pytest.mark.parametrize("key_account", [False, True])
+def test_the_first_commitment_is_the_plans_earliest_customer_facing_deadline(
+    policy: Policy, calendar: WorkCalendar, key_account: bool
+) -> None:
+    # Every severity, received at every hour of the weeks around the National Day holiday and its make-up days.
+    start = dt.datetime(2026, 9, 24, tzinfo=dt.UTC)
+    for hour in range(0, 24 * 21, 5):
+        received = start + dt.timedelta(hours=hour)
+        for severity in policy.complaints.severities:
+            plan = plan_complaint_milestones(policy, calendar, severity, received, key_account=key_account)
+            facing = [m for m in plan.milestones if m.id in CUSTOMER_FACING and m.due_at is not None]
+            fast = first_commitment(policy, calendar, severity, received, key_account=key_account)
+            if not facing:
+                assert fast is None
+                continue
+            earliest = min(facing, key=lambda m: m.due_at or received)
+            assert fast is not None
+            assert (fast.milestone, fast.due_at) == (earliest.id, earliest.due_at), received
