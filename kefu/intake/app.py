@@ -190,8 +190,16 @@ def create_app(
     # One writer thread commits every complaint waiting at that moment together (group commit).
     registrar = Registrar(the_engine, current_policy, timezone=settings.timezone)
 
+    def warm_up() -> None:
+        """Build the calendar tables and rehearse a registration before the first customer arrives."""
+        policy, calendar = policy_and_calendar()
+        for severity in policy.complaints.severities:
+            first_commitment(policy, calendar, severity, now(), key_account=False)
+        registrar.rehearse()
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(warm_up)
         # Everything loaded at start (policy, calendars, SQLAlchemy, jinja) lives as long as the process: keep
         # it out of the garbage collector's full passes, which otherwise stall every request for ~100 ms.
         gc.collect()

@@ -9,10 +9,12 @@ import itertools
 from concurrent.futures import Future
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from kefu.intake.app import create_app
 from kefu.intake.registrar import Registrar
 from kefu.intake.service import (
     CUSTOMER_FACING,
@@ -30,7 +32,7 @@ from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from kefu.models.migrate import upgrade
 from kefu.models.policy import Policy
 from kefu.worktime import WorkCalendar, plan_complaint_milestones
-from tests.intake.conftest import RECEIVED
+from tests.intake.conftest import AUTH, RECEIVED, complaint_json, intake_settings
 
 CONTENT = "包裹外箱破损，里面的杯子碎了，希望赔偿。"
 
@@ -176,3 +178,17 @@ def test_the_first_commitment_is_the_plans_earliest_customer_facing_deadline(
             earliest = min(facing, key=lambda m: m.due_at or received)
             assert fast is not None
             assert (fast.milestone, fast.due_at) == (earliest.id, earliest.due_at), received
+
+
+async def test_the_start_up_rehearsal_leaves_no_trace(engine: Engine, clock: list[dt.datetime]) -> None:
+    app = create_app(intake_settings(), engine, clock=lambda: clock[0])
+    async with (
+        app.router.lifespan_context(app),  # what uvicorn runs at start and at shutdown
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as client,
+    ):
+        response = await client.post("/api/v1/complaints", json=complaint_json(phone="13800000000"), headers=AUTH)
+    assert response.status_code == 201
+    assert response.json()["case_no"] == "KF20261123-00001"  # the rehearsal took no number
+    with Session(engine) as session:
+        assert [c.name for c in session.scalars(select(Customer))] == ["张三"]  # and made no customer
+        assert session.scalar(select(func.count()).select_from(IntakeIdempotencyKey)) == 0
