@@ -325,18 +325,6 @@ def where_time_goes(client: Any, run_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def fresh_postgres_database(name: str) -> str:
-    """A new, empty database on the local PostgreSQL (user postgres, trust auth) for the Prefect server."""
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=60)
@@ -358,7 +346,7 @@ def main() -> None:
     if args.serve == "spawning":
         return serve_spawning()
 
-    from harness import Stack
+    from harness import Stack, fresh_postgres_database
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

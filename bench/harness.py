@@ -55,6 +55,18 @@ def post_with_retries(url: str, body: dict[str, Any]) -> Any:
     raise RuntimeError(f"{url}: {response.status_code}")
 
 
+def fresh_postgres_database(name: str) -> str:
+    """A new, empty database on the local PostgreSQL (user postgres, trust auth) for the Prefect server."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

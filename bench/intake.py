@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import statistics
 import sys
 import time
@@ -28,7 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import Stack, encode_post, free_port, http_burst, percentile, post_with_retries, wait_http
+from harness import (
+    Stack,
+    encode_post,
+    free_port,
+    fresh_postgres_database,
+    http_burst,
+    percentile,
+    post_with_retries,
+    wait_http,
+)
 from sqlalchemy import func, select
 
 from kefu.models.intake import IntakeOutbox
@@ -66,11 +77,33 @@ def burst(port: int, n: int, concurrency: int) -> tuple[list[float], float, Coun
     return asyncio.run(http_burst("127.0.0.1", port, requests, concurrency))
 
 
+def served_as_kefu_up_serves_it(port: int) -> tuple[list[str], list[str]]:
+    """The intake app and the dispatcher exactly as ``kefu up`` starts them (uvicorn, one process, access log
+    on), and the same uvicorn command for the HTTP floor."""
+    from kefu.cli.up import intake_components
+    from kefu.settings import Settings
+
+    intake, dispatcher = intake_components(Settings(intake_host="127.0.0.1", intake_port=port))
+    return intake.argv, dispatcher.argv
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--dispatch-timeout", type=float, default=900)
+    parser.add_argument(
+        "--prefect-db",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the Prefect server's database: the embedded SQLite default, or a fresh PostgreSQL database",
+    )
     args = parser.parse_args()
 
     intake_port = free_port()
@@ -80,25 +113,32 @@ def main() -> None:
         PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
         KEFU_INTAKE_API_TOKENS=json.dumps([TOKEN]),
     )
+    if args.prefect_db == "postgresql":
+        stack.env["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_postgres_database(f"kefu_bench_intake_{os.getpid()}")
     engine, api = stack.engine, stack.api
     with stack:
         stack.start_prefect_server()
         flow = post_with_retries(f"{api}/flows/", {"name": "complaint-case"})
         deployment = post_with_retries(f"{api}/deployments/", {"name": "complaint-case", "flow_id": flow["id"]})
-        app = stack.start(
-            "intake",
-            [
-                sys.executable, "-m", "uvicorn", "kefu.intake.app:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(intake_port), "--log-level", "warning", "--no-access-log",
-            ],
-            cwd=ROOT,
-        )  # fmt: skip
+        intake_argv, dispatcher_argv = served_as_kefu_up_serves_it(intake_port)
+        app = stack.start("intake", intake_argv, cwd=ROOT)
         wait_http(f"http://127.0.0.1:{intake_port}/healthz", app)
-        stack.start("dispatcher", [sys.executable, "-m", "kefu.intake.dispatcher"], cwd=ROOT)
+        stack.start("dispatcher", dispatcher_argv, cwd=ROOT)
+
+        floor_port = free_port()
+        floor_argv, _ = served_as_kefu_up_serves_it(floor_port)
+        floor_argv[floor_argv.index("kefu.intake.app:create_app")] = "floor_app:create_app"
+        floor = stack.start("floor", [*floor_argv, "--app-dir", str(ROOT / "bench")])
+        wait_http(f"http://127.0.0.1:{floor_port}/healthz", floor)
+        _floor_latencies, floor_elapsed, floor_statuses = burst(floor_port, args.n, args.concurrency)
+        os.killpg(floor.pid, signal.SIGTERM)
+        floor.wait()
 
         print(f"sending {args.n} complaints with concurrency {args.concurrency}...", file=sys.stderr)
+        cpu_before = cpu_seconds(app.pid)
         t0 = time.perf_counter()
         latencies, elapsed, statuses = burst(intake_port, args.n, args.concurrency)
+        intake_cpu = cpu_seconds(app.pid) - cpu_before
         dispatched = 0
         while time.perf_counter() - t0 < args.dispatch_timeout:
             with engine.connect() as connection:
@@ -130,6 +170,9 @@ def main() -> None:
             "complaints_stored": complaints,
             "burst_seconds": round(elapsed, 3),
             "accepted_per_second": round(statuses[201] / elapsed, 1),
+            "http_floor_per_second": round(floor_statuses[201] / floor_elapsed, 1),
+            "ratio_to_http_floor": round((statuses[201] / elapsed) / (floor_statuses[201] / floor_elapsed), 3),
+            "intake_cpu_ms_per_request": round(intake_cpu / args.n * 1000, 2),
             "latency_ms": {
                 "p50": round(percentile(latencies, 50) * 1000, 1),
                 "p90": round(percentile(latencies, 90) * 1000, 1),
@@ -142,7 +185,7 @@ def main() -> None:
             "lost": complaints - len(per_case),
             "duplicated": sum(1 for count in per_case.values() if count > 1),
             "database": "sqlite (embedded default)",
-            "prefect_server": "sqlite (embedded default)",
+            "prefect_server": "sqlite (embedded default)" if args.prefect_db == "sqlite" else "postgresql",
         }
         print(json.dumps(result, ensure_ascii=False, indent=2))
 

@@ -38,9 +38,11 @@ from kefu.settings import get_settings
 log = logging.getLogger("kefu.intake.dispatcher")
 
 Clock = Callable[[], dt.datetime]
-# A case Prefect refused (the SQLite server answers "database is locked" under load) is tried again after 2, 4,
-# 8, 16, then every 30 seconds: soon enough that no case waits minutes for its run once Prefect copes again.
+# A case whose run could not be created is tried again after 2, 4, 8, 16, then every 30 seconds while Prefect is
+# unreachable — soon enough that no case waits minutes once it is back — and within 5 seconds when Prefect
+# answered but refused it (the SQLite server's "database is locked" under load: transient, the server is up).
 RETRY_CAP_SECONDS = 30
+REFUSED_RETRY_CAP_SECONDS = 5
 
 
 def _utcnow() -> dt.datetime:
@@ -49,6 +51,11 @@ def _utcnow() -> dt.datetime:
 
 class PrefectUnavailable(Exception):
     """Prefect did not answer successfully after every retry (down, overloaded, or no deployment yet)."""
+
+
+class CaseRefused(PrefectUnavailable):
+    """Prefect answered a bulk request but did not create this case's run (on the SQLite server: "database is
+    locked" when its own services write at the same moment)."""
 
 
 class PrefectRuns:
@@ -147,7 +154,7 @@ class PrefectRuns:
             if result.get("status") == "CREATED" and result.get("flow_run_id"):
                 results[case_no] = str(result["flow_run_id"])
             else:
-                results[case_no] = PrefectUnavailable(f"bulk create refused: {result.get('error')}")
+                results[case_no] = CaseRefused(f"bulk create refused: {result.get('error')}")
         return results
 
     async def runs_for_cases(self, case_nos: Sequence[str]) -> dict[str, list[str]]:
@@ -193,13 +200,14 @@ async def dispatch_once(
     *,
     batch: int = 200,
     chunk: int = 50,
-    concurrency: int = 2,
+    concurrency: int = 1,
     clock: Clock = _utcnow,
 ) -> int:
     """Start the case flow runs of waiting outbox rows; returns how many got their run now.
 
     Rows go to Prefect in chunks (one bulk request each); each chunk's outcome is recorded in one short
-    transaction as soon as Prefect answers.
+    transaction as soon as Prefect answers. One chunk at a time by default: on the SQLite Prefect server two
+    bulk requests at once mostly refuse each other ("database is locked").
     """
     now = clock()
     with unit_of_work(engine) as session:
@@ -218,7 +226,7 @@ async def dispatch_once(
 
     async def one_chunk(rows: Sequence[tuple[int, str]]) -> int:
         started: list[tuple[int, str]] = []
-        failed: list[tuple[int, str]] = []
+        failed: list[tuple[int, BaseException]] = []
         try:
             async with gate:
                 try:
@@ -228,11 +236,13 @@ async def dispatch_once(
             for outbox_id, case_no in rows:
                 result = outcome[case_no]
                 if isinstance(result, BaseException):
-                    log.warning("case %s: no flow run yet (%s); will retry", case_no, result)
-                    failed.append((outbox_id, str(result)))
+                    failed.append((outbox_id, result))
                 else:
                     started.append((outbox_id, result))
                     log.info("case %s: flow run %s", case_no, result)
+            if failed:
+                first = str(failed[0][1]).splitlines()[0][:300]
+                log.warning("%d of %d cases have no flow run yet (%s); will retry", len(failed), len(rows), first)
         finally:
             # Recorded even when the dispatcher is being stopped (cancelled) after Prefect answered.
             await asyncio.to_thread(_record_batch, engine, started, failed, clock())
@@ -243,7 +253,7 @@ async def dispatch_once(
 
 
 def _record_batch(
-    engine: Engine, started: list[tuple[int, str]], failed: list[tuple[int, str]], now: dt.datetime
+    engine: Engine, started: list[tuple[int, str]], failed: list[tuple[int, BaseException]], now: dt.datetime
 ) -> None:
     if not started and not failed:
         return
@@ -257,8 +267,9 @@ def _record_batch(
         for outbox_id, error in failed:
             row = session.get_one(IntakeOutbox, outbox_id)
             row.attempts += 1
-            row.last_error = error[:2000]
-            row.next_attempt_at = now + dt.timedelta(seconds=min(2**row.attempts, RETRY_CAP_SECONDS))
+            row.last_error = str(error)[:2000]
+            cap = REFUSED_RETRY_CAP_SECONDS if isinstance(error, CaseRefused) else RETRY_CAP_SECONDS
+            row.next_attempt_at = now + dt.timedelta(seconds=min(2**row.attempts, cap))
 
 
 @dataclass

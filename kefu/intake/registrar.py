@@ -50,6 +50,7 @@ class Registrar:
         self.engine, self.policy, self.timezone, self.max_batch = engine, policy, timezone, max_batch
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._closed = False
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._write, name="kefu-intake-writer", daemon=True)
         self._thread.start()
 
@@ -62,10 +63,11 @@ class Registrar:
     def submit(
         self, submission: Submission, channel: Channel, idempotency_key: str | None, received_at: dt.datetime
     ) -> Future[Registration]:
-        if self._closed:
-            raise RegistrarClosed("intake is shutting down")
         request = _Request(submission, channel, idempotency_key, received_at)
-        self._queue.put(request)
+        with self._lock:  # nothing is queued behind the writer's stop mark
+            if self._closed:
+                raise RegistrarClosed("intake is shutting down")
+            self._queue.put(request)
         return request.answer
 
     def rehearse(self) -> None:
@@ -85,10 +87,12 @@ class Registrar:
 
     def close(self) -> None:
         """Register what is queued, then stop the writer."""
-        if not self._closed:
+        with self._lock:
+            if self._closed:
+                return
             self._closed = True
             self._queue.put(None)
-            self._thread.join()
+        self._thread.join()
 
     # ------------------------------------------------------------------ the writer thread
     def _write(self) -> None:
@@ -107,11 +111,20 @@ class Registrar:
                     stop = True
                     break
                 batch.append(more)
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except Exception as exc:  # never leave the front door without its writer, nor a request unanswered
+                log.exception("the intake writer failed on a batch of %d complaints", len(batch))
+                for request in batch:
+                    if not request.answer.done():
+                        request.answer.set_exception(exc)
             if stop:
                 return
 
     def _commit(self, batch: list[_Request]) -> None:
+        # From here an answer can no longer be cancelled. A request whose caller has gone (the client hung up)
+        # is registered all the same: its gateway's retry with the same key gets this case.
+        listening = [r.answer.set_running_or_notify_cancel() for r in batch]
         outcomes: list[Registration | BaseException]
         try:
             outcomes = list(self._transaction(batch))
@@ -123,7 +136,9 @@ class Registrar:
                 # so that one bad complaint (or a race with another process) only fails itself.
                 log.warning("registering %d complaints together failed; registering them one by one", len(batch))
                 outcomes = [self._alone(request) for request in batch]
-        for request, outcome in zip(batch, outcomes, strict=True):
+        for request, outcome, waiting in zip(batch, outcomes, listening, strict=True):
+            if not waiting:
+                continue
             if isinstance(outcome, BaseException):
                 request.answer.set_exception(outcome)
             else:

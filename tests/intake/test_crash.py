@@ -1,6 +1,7 @@
 """Crash tests: kill -9 of the dispatcher, of the runner and of the Prefect server in the middle of a burst
 of complaints; after they restart, every complaint has exactly one case flow run (none lost, none
-duplicated), and complaints sent while Prefect is down are taken all the same."""
+duplicated), and complaints sent while Prefect is down are taken all the same. Kill -9 of the intake app
+itself: every answered complaint is stored, and gateways' retries store the rest exactly once."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from kefu.intake.app import create_app
 from kefu.intake.dispatcher import PrefectRuns, reconcile
-from kefu.models.intake import IntakeOutbox
+from kefu.models import Complaint
+from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from tests.intake.conftest import AUTH, case_runs, complaint_json, intake_settings, unique_receipt_time
-from tests.prefect_fixtures import PrefectServer
+from tests.prefect_fixtures import PrefectServer, free_port
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +140,65 @@ async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_e
     async with PrefectRuns(prefect_server) as runs:
         report = await reconcile(sqlite_engine, runs)
     assert report.confirmed == 4 * PER_PHASE and not report.duplicates and not report.runs_created
+
+
+async def test_kill_9_of_the_intake_app_mid_burst_loses_no_answered_complaint_and_retries_make_no_duplicate(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """Gateways retry with the same Idempotency-Key until they get an answer, as the API asks them to. The
+    app is killed while requests wait in its group-commit queue: what was answered is stored, what was not
+    answered is stored once by the retry, and nobody was told "received" for a complaint that is not there."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "KEFU_DATABASE_URL": sqlite_engine.url.render_as_string(hide_password=False),
+        "KEFU_INTAKE_API_TOKENS": f'["{AUTH["Authorization"].removeprefix("Bearer ")}"]',
+        "KEFU_MAIL_SINK_ENABLED": "false",
+        "PYTHONPATH": str(ROOT),
+    }
+    argv = [sys.executable, "-m", "uvicorn", "kefu.intake.app:create_app", "--factory", "--port", str(port)]
+    base, log, total = f"http://127.0.0.1:{port}", tmp_path / "intake.log", 300
+    answers: dict[int, tuple[int, str]] = {}
+    half_answered = asyncio.Event()
+
+    async def gateway(http: httpx.AsyncClient, i: int) -> None:
+        body = complaint_json(phone=f"1360000{i:04d}", content=f"第{i}件：包裹延误，客服一直没有回复。")
+        headers = {**AUTH, "Idempotency-Key": f"gateway-{i}"}
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                response = await http.post(f"{base}/api/v1/complaints", json=body, headers=headers)
+            except httpx.TransportError:  # the app is down or died mid-request: send the same request again
+                assert time.monotonic() < deadline, f"complaint {i} never answered; see {log}"
+                await asyncio.sleep(0.05)
+                continue
+            assert response.status_code in (200, 201), response.text
+            answers[i] = (response.status_code, response.json()["case_no"])
+            if len(answers) >= total // 2:
+                half_answered.set()
+            return
+
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
+        with process(argv, env, log) as app:
+            await wait_for("the intake app answering", lambda: _healthy(base), 60, log)
+            burst = asyncio.gather(*(gateway(http, i) for i in range(total)))
+            await half_answered.wait()
+            kill_9(app)  # requests are in flight and queued for the writer
+            answered_before_the_crash = dict(answers)
+            with process(argv, env, log):
+                await burst
+    assert len(answered_before_the_crash) < total
+    with Session(sqlite_engine) as session:
+        stored = dict(
+            session.execute(select(IntakeIdempotencyKey.key, Complaint.case_no).join(Complaint)).tuples().all()
+        )
+        complaints = session.scalar(select(func.count()).select_from(Complaint))
+    assert complaints == total  # none lost, none twice
+    assert {f"api:gateway-{i}": case_no for i, (_status, case_no) in answers.items()} == stored
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

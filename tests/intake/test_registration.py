@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -150,6 +151,30 @@ def test_a_complaint_that_fails_in_a_batch_fails_alone_and_answers_wait_for_the_
         assert sorted(session.scalars(select(Complaint.case_no))) == sorted(r.case_no for r in stored)
         assert session.scalar(select(func.count()).select_from(IntakeOutbox)) == 5
         assert "gw:bad" not in set(session.scalars(select(IntakeIdempotencyKey.key)))
+
+
+def test_a_complaint_whose_caller_hung_up_is_stored_and_the_writer_goes_on(engine: Engine, policy: Policy) -> None:
+    registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
+    try:
+        holder = engine.connect()
+        holder.begin()
+        if engine.dialect.name == "postgresql":
+            holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
+        first = registrar.submit(submission("13600135999"), Channel.IM, "im:first", RECEIVED)
+        deadline = time.monotonic() + 30
+        while not first.running():  # the writer took it and waits for the lock (no event to await in a thread)
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        gone = registrar.submit(submission("13600136000"), Channel.IM, "im:hung-up", RECEIVED)
+        assert gone.cancel()  # what asyncio does to the answer when the client disconnects
+        holder.rollback()
+        holder.close()
+        after = registrar.submit(submission("13600136001"), Channel.IM, "im:next", RECEIVED).result(timeout=60)
+    finally:
+        registrar.close()
+    assert after.created and first.result().created
+    with Session(engine) as session:
+        assert set(session.scalars(select(IntakeIdempotencyKey.key))) == {"im:first", "im:hung-up", "im:next"}
 
 
 def test_queued_complaints_are_stored_and_answered_when_intake_shuts_down(engine: Engine, policy: Policy) -> None:
