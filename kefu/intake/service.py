@@ -319,24 +319,23 @@ def register_complaints(
     now = dt.datetime.now(dt.UTC)
     prints = [fingerprint(i.submission, i.channel) for i in intakes]
     keys = sorted({i.idempotency_key for i in intakes if i.idempotency_key})
-    seen: dict[str, tuple[str, int | None]] = {}  # key -> (fingerprint, complaint id or None: new in this batch)
+    seen: dict[str, tuple[str, int]] = {}  # key -> (fingerprint, complaint id) of earlier submissions
     for row in db.execute(_KEYS_LOOKUP, {"keys": keys}) if keys else ():
         seen[row.key] = (row.fingerprint, int(row.complaint_id))
 
-    results: list[Registration | IdempotencyKeyReused | int | None] = []  # int: same as that earlier index
-    fresh: list[int] = []
+    fresh: list[int] = []  # the complaints to create now, by their place in the batch
     first_with_key: dict[str, int] = {}
+    repeat_of: dict[int, int] = {}  # a key repeated inside this batch -> where it came first
     for index, intake in enumerate(intakes):
         key = intake.idempotency_key
         if key and key in seen:
-            results.append(None)  # found in the database: read below
-        elif key and key in first_with_key:
-            results.append(first_with_key[key])
-        else:
-            results.append(None)
-            fresh.append(index)
-            if key:
-                first_with_key[key] = index
+            continue  # answered from the database below
+        if key and key in first_with_key:
+            repeat_of[index] = first_with_key[key]
+            continue
+        fresh.append(index)
+        if key:
+            first_with_key[key] = index
 
     people = _People(db, [intakes[i] for i in fresh])
     persons = {i: people.of(intakes[i].submission) for i in fresh}
@@ -390,18 +389,17 @@ def register_complaints(
 
     answers: list[Registration | IdempotencyKeyReused] = []
     for index, (intake, print_) in enumerate(zip(intakes, prints, strict=True)):
-        result = results[index]
         key = intake.idempotency_key
         if index in made:
             answers.append(made[index])
-        elif isinstance(result, int):  # the same key earlier in this batch
-            original = made[result]
-            same = prints[result] == print_
+        elif index in repeat_of:
+            first = repeat_of[index]
+            original = made[first]
+            same = prints[first] == print_
             answers.append(replace(original, created=False) if same else IdempotencyKeyReused(original.case_no))
         else:
             assert key is not None
             stored_print, complaint_id = seen[key]
-            assert complaint_id is not None
             found = registration_of(session, complaint_id)
             answers.append(found if stored_print == print_ else IdempotencyKeyReused(found.case_no))
     return answers
