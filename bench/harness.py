@@ -102,17 +102,24 @@ class Stack:
         }
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, argv: list[str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], cwd: Path | None = None, *, nice: int = 0) -> subprocess.Popen[bytes]:
+        """Start a process of the benchmark; ``nice`` lowers its priority as ``kefu up`` does for its component."""
         with (self.scratch / f"{name}.log").open("wb") as log:
             process = subprocess.Popen(
-                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd
+                argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=cwd,
+                preexec_fn=(lambda: os.nice(nice)) if nice else None,
             )
         self.processes.append(process)
         return process
 
-    def start_prefect_server(self) -> subprocess.Popen[bytes]:
+    def start_prefect_server(self, *, nice: int = 0) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-        server = self.start("prefect", [*argv, "--port", str(self.prefect_port)])
+        server = self.start("prefect", [*argv, "--port", str(self.prefect_port)], nice=nice)
         wait_http(f"{self.api}/health", server)
         return server
 

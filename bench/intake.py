@@ -42,7 +42,9 @@ from harness import (
 )
 from sqlalchemy import func, select
 
+from kefu.cli.up import Component
 from kefu.models.intake import IntakeOutbox
+from kefu.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -77,14 +79,12 @@ def burst(port: int, n: int, concurrency: int) -> tuple[list[float], float, Coun
     return asyncio.run(http_burst("127.0.0.1", port, requests, concurrency))
 
 
-def served_as_kefu_up_serves_it(port: int) -> tuple[list[str], list[str]]:
-    """The intake app and the dispatcher exactly as ``kefu up`` starts them (uvicorn, one process, access log
-    on), and the same uvicorn command for the HTTP floor."""
-    from kefu.cli.up import intake_components
-    from kefu.settings import Settings
+def as_kefu_up_runs_them(port: int) -> dict[str, Component]:
+    """The Prefect server, the intake app and the dispatcher exactly as ``kefu up`` starts them: commands
+    (uvicorn, one process, access log on) and priorities."""
+    from kefu.cli.up import components
 
-    intake, dispatcher = intake_components(Settings(intake_host="127.0.0.1", intake_port=port))
-    return intake.argv, dispatcher.argv
+    return {c.name: c for c in components(Settings(intake_host="127.0.0.1", intake_port=port))}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -106,7 +106,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    intake_port = free_port()
     stack = Stack(
         "kefu-bench-intake-",
         # No runner executes these runs: keep the server from spending the burst re-marking them "Late".
@@ -116,17 +115,19 @@ def main() -> None:
     if args.prefect_db == "postgresql":
         stack.env["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_postgres_database(f"kefu_bench_intake_{os.getpid()}")
     engine, api = stack.engine, stack.api
+    intake_port = free_port()
+    up = as_kefu_up_runs_them(intake_port)
     with stack:
-        stack.start_prefect_server()
+        stack.start_prefect_server(nice=up["prefect-server"].nice)
         flow = post_with_retries(f"{api}/flows/", {"name": "complaint-case"})
         deployment = post_with_retries(f"{api}/deployments/", {"name": "complaint-case", "flow_id": flow["id"]})
-        intake_argv, dispatcher_argv = served_as_kefu_up_serves_it(intake_port)
-        app = stack.start("intake", intake_argv, cwd=ROOT)
+        app = stack.start("intake", up["intake"].argv, cwd=ROOT, nice=up["intake"].nice)
         wait_http(f"http://127.0.0.1:{intake_port}/healthz", app)
-        stack.start("dispatcher", dispatcher_argv, cwd=ROOT)
+        dispatcher = up["intake-dispatcher"]
+        stack.start("dispatcher", dispatcher.argv, cwd=ROOT, nice=dispatcher.nice)
 
         floor_port = free_port()
-        floor_argv, _ = served_as_kefu_up_serves_it(floor_port)
+        floor_argv = as_kefu_up_runs_them(floor_port)["intake"].argv
         floor_argv[floor_argv.index("kefu.intake.app:create_app")] = "floor_app:create_app"
         floor = stack.start("floor", [*floor_argv, "--app-dir", str(ROOT / "bench")])
         wait_http(f"http://127.0.0.1:{floor_port}/healthz", floor)
