@@ -104,14 +104,14 @@ def serialize(session: Session, keys: list[str]) -> None:
     writer at a time. PostgreSQL: transaction-scoped advisory locks, taken in one sorted order so that two
     transactions locking several keys cannot deadlock.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql" or not keys:
         return
-    for key in sorted(set(keys)):
-        digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        session.execute(_ADVISORY_LOCK, {"k": digest})
+    digests = sorted({int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big", signed=True) for k in keys})
+    session.execute(_ADVISORY_LOCKS, {"keys": digests})
 
 
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+# One statement for a whole batch; unnest keeps the sorted order, so the locks are taken in that order.
+_ADVISORY_LOCKS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 # Both backends (SQLite >= 3.35 and PostgreSQL): ``count`` numbers of one day handed out atomically.
 _TAKE_NUMBERS = text(
     "INSERT INTO intake_case_counters (day, last) VALUES (:day, :count) "

@@ -54,6 +54,13 @@ def count(engine: Engine, table: type[object]) -> int:
         return session.scalar(select(func.count()).select_from(table)) or 0  # type: ignore[arg-type]
 
 
+def _taken(answer: Future[Registration]) -> None:
+    deadline = time.monotonic() + 30
+    while not answer.running():  # the writer took it (a thread gives no event to await)
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
 def test_a_key_repeated_inside_one_batch_makes_one_case(engine: Engine, policy: Policy) -> None:
     first, retried, reused = register(
         engine,
@@ -161,10 +168,7 @@ def test_a_complaint_whose_caller_hung_up_is_stored_and_the_writer_goes_on(engin
         if engine.dialect.name == "postgresql":
             holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
         first = registrar.submit(submission("13600135999"), Channel.IM, "im:first", RECEIVED)
-        deadline = time.monotonic() + 30
-        while not first.running():  # the writer took it and waits for the lock (no event to await in a thread)
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
+        _taken(first)  # the writer took it and waits for the lock
         gone = registrar.submit(submission("13600136000"), Channel.IM, "im:hung-up", RECEIVED)
         assert gone.cancel()  # what asyncio does to the answer when the client disconnects
         holder.rollback()
@@ -175,6 +179,28 @@ def test_a_complaint_whose_caller_hung_up_is_stored_and_the_writer_goes_on(engin
     assert after.created and first.result().created
     with Session(engine) as session:
         assert set(session.scalars(select(IntakeIdempotencyKey.key))) == {"im:first", "im:hung-up", "im:next"}
+
+
+def test_two_intake_processes_registering_one_person_at_once_make_one_customer(engine: Engine, policy: Policy) -> None:
+    # Two registrars = two intake processes (uvicorn workers), each with its own writer and transaction.
+    first, second = (Registrar(engine, lambda: policy, timezone="Asia/Shanghai") for _ in range(2))
+    try:
+        holder = engine.connect()  # holds both transactions open until each has looked for the customer
+        holder.begin()
+        if engine.dialect.name == "postgresql":
+            holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
+        answers = []
+        for registrar, key in ((first, "a"), (second, "b")):
+            answers.append(registrar.submit(submission("13500135000"), Channel.HOTLINE, key, RECEIVED))
+            _taken(answers[-1])
+        holder.rollback()
+        holder.close()
+        results = [a.result(timeout=60) for a in answers]
+    finally:
+        first.close()
+        second.close()
+    assert len({r.case_no for r in results}) == 2
+    assert count(engine, Customer) == 1
 
 
 def test_queued_complaints_are_stored_and_answered_when_intake_shuts_down(engine: Engine, policy: Policy) -> None:
