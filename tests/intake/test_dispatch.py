@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from kefu.deployments.names import COMPLAINT_CASE_FLOW
 from kefu.intake.dispatcher import PrefectRuns, PrefectUnavailable, dispatch_once, reconcile
 from kefu.intake.service import register_complaint
 from kefu.intake.validation import Submission
@@ -17,7 +19,7 @@ from kefu.models.db import unit_of_work
 from kefu.models.intake import IntakeOutbox
 from kefu.models.policy import Policy
 from tests.intake.conftest import case_runs, unique_receipt_time
-from tests.prefect_fixtures import free_port
+from tests.prefect_fixtures import free_port, prefect_post
 
 pytestmark = pytest.mark.prefect
 
@@ -122,3 +124,40 @@ async def test_while_prefect_is_down_complaints_wait_in_the_outbox_and_start_whe
         report = await reconcile(sqlite_engine, runs)  # the reconciler does not wait for the backoff
     assert sorted(report.runs_created) == sorted(case_nos)
     assert all(len(v) == 1 for v in case_runs(prefect_server, case_deployment, case_nos).values())
+
+
+async def test_a_case_prefect_refuses_is_retried_within_seconds_an_unreachable_prefect_within_half_a_minute(
+    sqlite_engine: Engine, policy: Policy, prefect_server: str, case_deployment: str
+) -> None:
+    # A deployment whose parameter schema refuses every case: Prefect answers, but creates no run (as the SQLite
+    # server does with "database is locked" under load).
+    flow_id = httpx.get(f"{prefect_server}/deployments/{case_deployment}", timeout=30).json()["flow_id"]
+    prefect_post(
+        f"{prefect_server}/deployments/",
+        {
+            "name": "refusing",
+            "flow_id": flow_id,
+            "enforce_parameter_schema": True,
+            "parameter_openapi_schema": {"type": "object", "properties": {"case_no": {"type": "integer"}}},
+        },
+    )
+    register_many(sqlite_engine, policy, 2)
+    clock = [unique_receipt_time()]
+
+    async def retry_delays(runs: PrefectRuns, passes: int) -> list[float]:
+        delays = []
+        for _ in range(passes):
+            assert await dispatch_once(sqlite_engine, runs, clock=lambda: clock[0]) == 0
+            with Session(sqlite_engine) as session:
+                [due] = set(session.scalars(select(IntakeOutbox.next_attempt_at)))
+            assert due is not None
+            delays.append((due - clock[0]).total_seconds())
+            clock[0] = due
+        return delays
+
+    async with PrefectRuns(f"http://127.0.0.1:{free_port()}/api", attempts=1) as runs:
+        assert await retry_delays(runs, 5) == [2, 4, 8, 16, 30]  # Prefect unreachable
+    async with PrefectRuns(prefect_server, deployment=f"{COMPLAINT_CASE_FLOW}/refusing") as runs:
+        assert await retry_delays(runs, 2) == [5, 5]  # Prefect answers but refuses: soon again
+    with Session(sqlite_engine) as session:
+        assert all("Parameter validation failed" in (e or "") for e in session.scalars(select(IntakeOutbox.last_error)))
