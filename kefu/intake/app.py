@@ -30,9 +30,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from kefu.intake.registrar import Registrar
+from kefu.intake.registrar import Registrar, RegistrarClosed
 from kefu.intake.service import (
     STATUS_ZH,
     CaseStatus,
@@ -77,6 +78,11 @@ _COMMITMENT_ACTION = {
     MilestoneId.CALLBACK: "回访您",
 }
 Clock = Callable[[], dt.datetime]
+UNAVAILABLE_ZH = "系统暂时无法受理，您的投诉还没有提交成功（没有保存任何内容）。"
+
+
+class IntakeUnavailable(Exception):
+    """Nothing was stored: intake is shutting down or its database cannot take the complaint right now."""
 
 
 class ComplaintIn(BaseModel):
@@ -220,7 +226,11 @@ def create_app(
     async def register(
         submission: Submission, channel: Channel, key: str | None, received_at: dt.datetime
     ) -> tuple[Registration, Commitment | None]:
-        registration = await registrar.register(submission, channel, key, received_at)
+        try:
+            registration = await registrar.register(submission, channel, key, received_at)
+        except (RegistrarClosed, OperationalError) as exc:  # shutting down, or the database cannot take it now
+            log.warning("complaint not registered, intake unavailable: %s", str(exc).splitlines()[0])
+            raise IntakeUnavailable from exc
         policy, calendar = policy_and_calendar()
         commitment = first_commitment(
             policy, calendar, registration.severity, registration.received_at, key_account=registration.key_account
@@ -262,6 +272,16 @@ def create_app(
             return page("form.html", 422, errors=exc.errors, values=values, labels=FIELD_LABELS, form_key=form_key)
         try:
             complaint, commitment = await register(submission, Channel.WEB, f"web:{form_key}", received_at)
+        except IntakeUnavailable:
+            return page(
+                "form.html",
+                503,
+                notice=UNAVAILABLE_ZH + "您填写的内容都还在，请稍后再点一次「提交投诉」。",
+                errors=[],
+                values=values,
+                labels=FIELD_LABELS,
+                form_key=form_key,  # the same form: a second press cannot make two cases
+            )
         except IdempotencyKeyReused:
             # The same form was sent again with changed content: treat it as a new form.
             complaint, commitment = await register(submission, Channel.WEB, f"web:{uuid.uuid4().hex}", received_at)
@@ -363,6 +383,7 @@ def create_app(
             200: {"model": ComplaintOut, "description": "Repeated Idempotency-Key: the case created before"},
             201: {"model": ComplaintOut, "description": "Registered"},
             409: {"model": ErrorsOut, "description": "Idempotency-Key reused with a different complaint"},
+            503: {"model": ErrorsOut, "description": "Nothing stored; retry later with the same Idempotency-Key"},
             **error_responses,
         },
         openapi_extra={
@@ -427,6 +448,10 @@ def create_app(
             return _errors(422, errors)
         try:
             complaint, commitment = await register(submission, channel, f"api:{key}" if key else None, received_at)
+        except IntakeUnavailable:
+            response = _error(503, "unavailable", UNAVAILABLE_ZH + "请稍后用同一个 Idempotency-Key 重试。")
+            response.headers["Retry-After"] = "5"
+            return response
         except IdempotencyKeyReused as exc:
             return _error(
                 409,

@@ -4,15 +4,17 @@ stores nothing then, and never shows personal data it does not need to."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from kefu.intake.app import create_app
 from kefu.models import CaseEvent, Channel, CommunicationRecord, Complaint, Customer
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
-from tests.intake.conftest import AUTH, RECEIVED, complaint_json
+from tests.intake.conftest import AUTH, RECEIVED, complaint_json, intake_settings
 
 ALL_TABLES = (Complaint, Customer, CommunicationRecord, CaseEvent, IntakeOutbox, IntakeIdempotencyKey)
 
@@ -192,3 +194,18 @@ async def test_the_openapi_schema_documents_the_complaint_api(client: httpx.Asyn
     assert {"200", "201", "401", "409", "413", "422"} <= set(post["responses"])
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
     assert "/api/v1/complaints/{case_no}" in schema["paths"]
+
+
+async def test_while_intake_shuts_down_a_gateway_is_told_to_retry_and_nothing_is_stored(
+    engine: Engine, clock: list[dt.datetime]
+) -> None:
+    app = create_app(intake_settings(), engine, clock=lambda: clock[0])
+    app.state.registrar.close()  # what the end of the app's lifespan does
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
+        response = await http.post(
+            "/api/v1/complaints", json=complaint_json(), headers={**AUTH, "Idempotency-Key": "s"}
+        )
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["errors"][0]["code"] == "unavailable"
+    assert set(counts(engine).values()) == {0}

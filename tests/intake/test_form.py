@@ -136,3 +136,18 @@ async def test_status_lookups_are_rate_limited(engine: Engine) -> None:
         ]
         assert answers == [200, 200, 200, 429, 429]
         assert "查询过于频繁" in (await http.post("/status", data={"case_no": "x", "phone_last4": "1"})).text
+
+
+async def test_when_intake_cannot_take_the_complaint_the_form_says_so_and_keeps_the_input(
+    engine: Engine, clock: list[dt.datetime]
+) -> None:
+    app = create_app(intake_settings(), engine, clock=lambda: clock[0])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
+        key = form_key((await http.get("/")).text)
+        app.state.registrar.close()  # shutting down
+        page = await http.post("/", data={**FORM, "form_key": key})
+    assert page.status_code == 503
+    assert "还没有提交成功" in page.text and "内容都还在" in page.text
+    assert FORM["content"] in page.text and f'value="{key}"' in page.text  # a second press is the same form
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Complaint)) == 0
