@@ -18,7 +18,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -38,7 +38,22 @@ class _Request:
     channel: Channel
     idempotency_key: str | None
     received_at: dt.datetime
-    answer: Future[Registration] = field(default_factory=Future)
+    answer: Future[Registration] | None = None  # a thread waits for it (``submit``)
+    waiter: asyncio.Future[Registration] | None = None  # a request handler awaits it (``register``)
+
+
+Outcome = Registration | BaseException
+
+
+def _deliver(answers: list[tuple[asyncio.Future[Registration], Outcome]]) -> None:
+    """On the event loop: answer the requests of one batch (one wake-up of the loop per batch)."""
+    for waiter, outcome in answers:
+        if waiter.done():  # cancelled: the client hung up; the complaint is stored all the same
+            continue
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
 
 
 class RegistrarClosed(Exception):
@@ -58,17 +73,23 @@ class Registrar:
         self, submission: Submission, channel: Channel, idempotency_key: str | None, received_at: dt.datetime
     ) -> Registration:
         """Registered and committed (or found by its key); raises what registering this complaint raised."""
-        return await asyncio.wrap_future(self.submit(submission, channel, idempotency_key, received_at))
+        waiter: asyncio.Future[Registration] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Request(submission, channel, idempotency_key, received_at, waiter=waiter))
+        return await waiter
 
     def submit(
         self, submission: Submission, channel: Channel, idempotency_key: str | None, received_at: dt.datetime
     ) -> Future[Registration]:
-        request = _Request(submission, channel, idempotency_key, received_at)
+        """The same for a caller that is a thread: a future to wait on."""
+        answer: Future[Registration] = Future()
+        self._enqueue(_Request(submission, channel, idempotency_key, received_at, answer=answer))
+        return answer
+
+    def _enqueue(self, request: _Request) -> None:
         with self._lock:  # nothing is queued behind the writer's stop mark
             if self._closed:
                 raise RegistrarClosed("intake is shutting down")
             self._queue.put(request)
-        return request.answer
 
     def rehearse(self) -> None:
         """Register a sample complaint and roll it back: the first real complaints then find every statement
@@ -111,21 +132,36 @@ class Registrar:
                     stop = True
                     break
                 batch.append(more)
+            # From here a thread's answer can no longer be cancelled. A request whose caller has gone (the client
+            # hung up) is registered all the same: its gateway's retry with the same key gets this case.
+            listening = [r.answer.set_running_or_notify_cancel() if r.answer else True for r in batch]
             try:
-                self._commit(batch)
+                outcomes = self._commit(batch)
             except Exception as exc:  # never leave the front door without its writer, nor a request unanswered
                 log.exception("the intake writer failed on a batch of %d complaints", len(batch))
-                for request in batch:
-                    if not request.answer.done():
-                        request.answer.set_exception(exc)
+                outcomes = [exc] * len(batch)
+            self._answer(batch, outcomes, listening)
             if stop:
                 return
 
-    def _commit(self, batch: list[_Request]) -> None:
-        # From here an answer can no longer be cancelled. A request whose caller has gone (the client hung up)
-        # is registered all the same: its gateway's retry with the same key gets this case.
-        listening = [r.answer.set_running_or_notify_cancel() for r in batch]
-        outcomes: list[Registration | BaseException]
+    def _answer(self, batch: list[_Request], outcomes: list[Outcome], listening: list[bool]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Registration], Outcome]]] = {}
+        for request, outcome, waiting in zip(batch, outcomes, listening, strict=True):
+            if request.waiter is not None:
+                by_loop.setdefault(request.waiter.get_loop(), []).append((request.waiter, outcome))
+            elif request.answer is not None and waiting:
+                if isinstance(outcome, BaseException):
+                    request.answer.set_exception(outcome)
+                else:
+                    request.answer.set_result(outcome)
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, answers)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more (the complaints are stored)
+                log.warning("%d registered complaints could not be answered: their event loop is closed", len(answers))
+
+    def _commit(self, batch: list[_Request]) -> list[Outcome]:
+        outcomes: list[Outcome]
         try:
             outcomes = list(self._transaction(batch))
         except Exception:
@@ -136,13 +172,7 @@ class Registrar:
                 # so that one bad complaint (or a race with another process) only fails itself.
                 log.warning("registering %d complaints together failed; registering them one by one", len(batch))
                 outcomes = [self._alone(request) for request in batch]
-        for request, outcome, waiting in zip(batch, outcomes, listening, strict=True):
-            if not waiting:
-                continue
-            if isinstance(outcome, BaseException):
-                request.answer.set_exception(outcome)
-            else:
-                request.answer.set_result(outcome)
+        return outcomes
 
     def _transaction(self, batch: list[_Request]) -> list[Registration | IdempotencyKeyReused]:
         with unit_of_work(self.engine) as session:
@@ -153,7 +183,7 @@ class Registrar:
                 timezone=self.timezone,
             )
 
-    def _alone(self, request: _Request) -> Registration | BaseException:
+    def _alone(self, request: _Request) -> Outcome:
         for attempt in range(3):
             try:
                 [outcome] = self._transaction([request])

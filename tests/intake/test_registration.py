@@ -4,6 +4,7 @@ is answered only once its complaint is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import time
@@ -201,6 +202,28 @@ def test_two_intake_processes_registering_one_person_at_once_make_one_customer(e
         second.close()
     assert len({r.case_no for r in results}) == 2
     assert count(engine, Customer) == 1
+
+
+async def test_a_request_handler_cancelled_while_waiting_leaves_its_complaint_stored(
+    engine: Engine, policy: Policy
+) -> None:
+    registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
+    try:
+        holder = engine.connect()
+        holder.begin()
+        if engine.dialect.name == "postgresql":
+            holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
+        waiting = asyncio.create_task(registrar.register(submission("13600136002"), Channel.WEB, "web:gone", RECEIVED))
+        await asyncio.sleep(0)  # let the handler queue its complaint
+        waiting.cancel()  # the client hung up: uvicorn cancels the handler
+        holder.rollback()
+        holder.close()
+        after = await registrar.register(submission("13600136003"), Channel.WEB, "web:next", RECEIVED)
+    finally:
+        await asyncio.to_thread(registrar.close)
+    assert waiting.cancelled() and after.created
+    with Session(engine) as session:
+        assert set(session.scalars(select(IntakeIdempotencyKey.key))) == {"web:gone", "web:next"}
 
 
 def test_queued_complaints_are_stored_and_answered_when_intake_shuts_down(engine: Engine, policy: Policy) -> None:
