@@ -74,7 +74,6 @@ def components(settings: Settings) -> list[Component]:
             "runner",
             [python, "-m", "kefu.deployments.runner"],
             shows="Runner serving Kefu's deployments (see Deployments in the Prefect UI)",
-            nice=BACKGROUND,
         ),
         *intake_components(settings),
         *(
@@ -118,7 +117,6 @@ def intake_components(settings: Settings) -> list[Component]:
             "intake-dispatcher",
             [python, "-m", "kefu.intake.dispatcher"],
             shows="Intake dispatcher: starts one complaint-case flow run per complaint",
-            nice=BACKGROUND,
         ),
     ]
 

@@ -56,7 +56,7 @@ from kefu.intake.validation import (
     validate_submission,
 )
 from kefu.models.complaints import Complaint
-from kefu.models.db import default_engine, unit_of_work
+from kefu.models.db import default_engine, reading, unit_of_work
 from kefu.models.enums import Channel, MilestoneId
 from kefu.models.policy import Policy, current_policy
 from kefu.settings import Settings, get_settings
@@ -220,6 +220,7 @@ def create_app(
         description="Complaint intake for channel gateways (hotline, email, web, IM, face-to-face, social).",
     )
     app.state.engine = the_engine
+    read_engine = reading(the_engine)  # status lookups never wait for (nor hold up) the registrations
 
     app.state.registrar = registrar
 
@@ -323,7 +324,7 @@ def create_app(
 
         def lookup() -> CaseStatus | None:
             policy, calendar = policy_and_calendar()
-            with unit_of_work(the_engine) as session:
+            with unit_of_work(read_engine) as session:
                 return case_status_for_customer(session, case_no, last4, policy, calendar)
 
         result = await run_in_threadpool(lookup)
@@ -476,7 +477,7 @@ def create_app(
         if not _CASE_NO.fullmatch(case_no):
             return _error(404, "not_found", "没有这个投诉编号")
         policy, calendar = policy_and_calendar()
-        with unit_of_work(the_engine) as session:
+        with unit_of_work(read_engine) as session:
             complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one_or_none()
             if complaint is None:
                 return _error(404, "not_found", "没有这个投诉编号")
