@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from kefu.intake.app import create_app
@@ -53,6 +53,15 @@ def register(engine: Engine, policy: Policy, intakes: list[Intake]) -> list[Regi
 def count(engine: Engine, table: type[object]) -> int:
     with Session(engine) as session:
         return session.scalar(select(func.count()).select_from(table)) or 0  # type: ignore[arg-type]
+
+
+def hold_the_write_lock(engine: Engine) -> Connection:
+    """Another writer's open transaction that registrations have to wait for, until it is closed."""
+    holder = engine.connect()
+    holder.begin()  # SQLite: Kefu's BEGIN IMMEDIATE takes the write lock
+    if engine.dialect.name == "postgresql":  # registrations wait at the case-number counter
+        holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
+    return holder
 
 
 def _taken(answer: Future[Registration]) -> None:
@@ -135,10 +144,7 @@ def test_a_complaint_that_fails_in_a_batch_fails_alone_and_answers_wait_for_the_
 ) -> None:
     registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
     try:
-        holder = engine.connect()  # another writer the registrar has to wait for
-        holder.begin()  # SQLite: Kefu's BEGIN IMMEDIATE takes the write lock
-        if engine.dialect.name == "postgresql":
-            holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
+        holder = hold_the_write_lock(engine)
         phones = (f"1390013{i:04d}" for i in itertools.count())
         answers: list[Future[Registration]] = [
             registrar.submit(submission(next(phones)), Channel.HOTLINE, f"gw:{i}", RECEIVED) for i in range(3)
@@ -147,8 +153,7 @@ def test_a_complaint_that_fails_in_a_batch_fails_alone_and_answers_wait_for_the_
         answers.append(registrar.submit(submission(next(phones)), Channel.HOTLINE, "gw:bad", naive))
         answers += [registrar.submit(submission(next(phones)), Channel.HOTLINE, f"gw:{i}", RECEIVED) for i in (3, 4)]
         assert not any(a.done() for a in answers)  # nothing is answered before it is stored
-        holder.rollback()
-        holder.close()
+        holder.close()  # rolls back: the writer goes on
         with pytest.raises(ValueError, match="timezone-aware"):
             answers[3].result(timeout=60)
         stored = [a.result(timeout=60) for i, a in enumerate(answers) if i != 3]
@@ -164,16 +169,12 @@ def test_a_complaint_that_fails_in_a_batch_fails_alone_and_answers_wait_for_the_
 def test_a_complaint_whose_caller_hung_up_is_stored_and_the_writer_goes_on(engine: Engine, policy: Policy) -> None:
     registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
     try:
-        holder = engine.connect()
-        holder.begin()
-        if engine.dialect.name == "postgresql":
-            holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
+        holder = hold_the_write_lock(engine)
         first = registrar.submit(submission("13600135999"), Channel.IM, "im:first", RECEIVED)
         _taken(first)  # the writer took it and waits for the lock
         gone = registrar.submit(submission("13600136000"), Channel.IM, "im:hung-up", RECEIVED)
         assert gone.cancel()  # what asyncio does to the answer when the client disconnects
-        holder.rollback()
-        holder.close()
+        holder.close()  # rolls back: the writer goes on
         after = registrar.submit(submission("13600136001"), Channel.IM, "im:next", RECEIVED).result(timeout=60)
     finally:
         registrar.close()
@@ -186,16 +187,12 @@ def test_two_intake_processes_registering_one_person_at_once_make_one_customer(e
     # Two registrars = two intake processes (uvicorn workers), each with its own writer and transaction.
     first, second = (Registrar(engine, lambda: policy, timezone="Asia/Shanghai") for _ in range(2))
     try:
-        holder = engine.connect()  # holds both transactions open until each has looked for the customer
-        holder.begin()
-        if engine.dialect.name == "postgresql":
-            holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
+        holder = hold_the_write_lock(engine)
         answers = []
         for registrar, key in ((first, "a"), (second, "b")):
             answers.append(registrar.submit(submission("13500135000"), Channel.HOTLINE, key, RECEIVED))
             _taken(answers[-1])
-        holder.rollback()
-        holder.close()
+        holder.close()  # rolls back: the writer goes on
         results = [a.result(timeout=60) for a in answers]
     finally:
         first.close()
@@ -209,15 +206,11 @@ async def test_a_request_handler_cancelled_while_waiting_leaves_its_complaint_st
 ) -> None:
     registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
     try:
-        holder = engine.connect()
-        holder.begin()
-        if engine.dialect.name == "postgresql":
-            holder.execute(text("LOCK TABLE intake_case_counters IN EXCLUSIVE MODE"))
+        holder = hold_the_write_lock(engine)
         waiting = asyncio.create_task(registrar.register(submission("13600136002"), Channel.WEB, "web:gone", RECEIVED))
         await asyncio.sleep(0)  # let the handler queue its complaint
         waiting.cancel()  # the client hung up: uvicorn cancels the handler
-        holder.rollback()
-        holder.close()
+        holder.close()  # rolls back: the writer goes on
         after = await registrar.register(submission("13600136003"), Channel.WEB, "web:next", RECEIVED)
     finally:
         await asyncio.to_thread(registrar.close)
