@@ -23,7 +23,7 @@ from kefu.intake.validation import Submission, phone_last4
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneId, Severity
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
-from kefu.models.people import CommunicationRecord, Customer, CustomerPhone
+from kefu.models.people import INDEX_PHONES, CommunicationRecord, Customer, CustomerPhone
 from kefu.models.policy import Policy
 from kefu.worktime import WorkCalendar
 
@@ -72,13 +72,18 @@ def fingerprint(submission: Submission, channel: Channel) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def propose_severity(policy: Policy, submission: Submission, *, key_account: bool) -> Severity:
-    """The severity the policy's rules propose at intake (the case flow asks a person to confirm it)."""
+def propose_severity(
+    policy: Policy, submission: Submission, *, key_account: bool, urgent: bool | None = None
+) -> Severity:
+    """The severity the policy's rules propose at intake (the case flow asks a person to confirm it).
+
+    ``urgent``: ``is_urgent`` when the caller has it already (it scans the content for the policy's words).
+    """
     severity, _why = policy.complaints.classification.propose(
         submission.content,
         submission.order_amount,
         key_account=key_account,
-        urgent=is_urgent(policy, submission),
+        urgent=is_urgent(policy, submission) if urgent is None else urgent,
     )
     return severity
 
@@ -116,9 +121,6 @@ _ADVISORY_LOCKS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys A
 _TAKE_NUMBERS = text(
     "INSERT INTO intake_case_counters (day, last) VALUES (:day, :count) "
     "ON CONFLICT (day) DO UPDATE SET last = intake_case_counters.last + :count RETURNING last"
-)
-_INDEX_PHONE = text(
-    "INSERT INTO customer_phones (phone, customer_id) VALUES (:phone, :customer_id) ON CONFLICT (phone) DO NOTHING"
 )
 # Registration runs as plain SQL statements, built once and executed once per batch where it can: the ORM's
 # unit of work cost about ten times the SQL itself per complaint (issue 4's benchmark).
@@ -299,7 +301,7 @@ class _People:
         index = [{"phone": phone, "customer_id": p.id} for p in self.new for phone in p.phones]
         index += [{"phone": phone, "customer_id": p.id} for p in changed for phone in p.added_phones]
         if index:
-            db.execute(_INDEX_PHONE, index)
+            db.execute(INDEX_PHONES, index)
 
 
 def register_complaints(
@@ -347,7 +349,7 @@ def register_complaints(
     for index, case_no in zip(fresh, case_nos, strict=True):
         intake, person = intakes[index], persons[index]
         urgent = is_urgent(policy, intake.submission)
-        severity = propose_severity(policy, intake.submission, key_account=person.is_key_account)
+        severity = propose_severity(policy, intake.submission, key_account=person.is_key_account, urgent=urgent)
         made[index] = Registration(
             complaint_id=0,
             case_no=case_no,

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from sqlalchemy import JSON, Connection, Enum, ForeignKey, Index, String, Text, UniqueConstraint, event, func, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, Connection, Enum, ForeignKey, Index, String, Text, UniqueConstraint, event, func, text
 from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
 from kefu.models.base import Base, utcnow
@@ -53,25 +51,18 @@ class CustomerPhone(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
 
 
-def add_phones_statement(connection: Connection) -> Any:
-    """INSERT into the phone index that leaves numbers already owned by a customer alone (built once)."""
-    return _ADD_PHONES.get(connection.dialect.name, _ADD_PHONES["default"])
-
-
-_ADD_PHONES: dict[str, Any] = {
-    "postgresql": postgresql.insert(CustomerPhone).on_conflict_do_nothing(index_elements=["phone"]),
-    "sqlite": sqlite.insert(CustomerPhone).on_conflict_do_nothing(index_elements=["phone"]),
-    "default": insert(CustomerPhone),
-}
+# Both backends (SQLite >= 3.24 and PostgreSQL): a number already owned by a customer is left alone. One text
+# statement, compiled once, for the ORM event below and intake's batched registrations.
+INDEX_PHONES = text(
+    "INSERT INTO customer_phones (phone, customer_id) VALUES (:phone, :customer_id) ON CONFLICT (phone) DO NOTHING"
+)
 
 
 @event.listens_for(Customer, "after_insert")
 @event.listens_for(Customer, "after_update")
 def _index_phones(_mapper: Mapper[Customer], connection: Connection, customer: Customer) -> None:
     if customer.phones:
-        connection.execute(
-            add_phones_statement(connection), [{"phone": p, "customer_id": customer.id} for p in customer.phones]
-        )
+        connection.execute(INDEX_PHONES, [{"phone": p, "customer_id": customer.id} for p in customer.phones])
 
 
 class Staff(Base):
