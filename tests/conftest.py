@@ -11,11 +11,12 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import URL, Engine, make_url, text
 from sqlalchemy.orm import Session
 
 from kefu.models import Base
@@ -78,6 +79,20 @@ def _admin_connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
     )
 
 
+@contextmanager
+def scratch_postgres_database(prefix: str) -> Iterator[URL]:
+    """A new, empty database on the test PostgreSQL server (its URL, psycopg driver), dropped afterwards."""
+    assert POSTGRES_URL is not None
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with _admin_connect(POSTGRES_URL) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_URL).set(database=name)
+    finally:
+        with _admin_connect(POSTGRES_URL) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def migrated_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A freshly migrated database per backend for the whole session: a template file or a new PG database."""
@@ -88,19 +103,12 @@ def migrated_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
         engine.dispose()
         yield f"sqlite-template:{path}"
         return
-    assert POSTGRES_URL is not None
-    name = f"kefu_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with _admin_connect(POSTGRES_URL) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    try:
+    with scratch_postgres_database("kefu_test") as database:
+        url = database.render_as_string(hide_password=False)
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
         yield url
-    finally:
-        with _admin_connect(POSTGRES_URL) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -7,20 +7,19 @@ processes the tests start (runners, dispatchers) talk to it too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 
 def free_port() -> int:
@@ -118,24 +117,19 @@ def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     "database is locked" and stalls up to 60 s under the suite's concurrent runs and restarts, which made tests
     flaky. Without PostgreSQL it runs on SQLite, as ``make up`` does by default; the header says which.
     """
-    from tests.conftest import POSTGRES_URL, _admin_connect
+    from tests.conftest import POSTGRES_URL, scratch_postgres_database
 
-    database = f"kefu_prefect_{os.getpid()}_{uuid.uuid4().hex[:6]}" if POSTGRES_URL else None
-    url = None
-    if POSTGRES_URL and database:
-        with _admin_connect(POSTGRES_URL) as admin:
-            admin.execute(f'CREATE DATABASE "{database}"')
-        pg = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=database)
-        url = pg.render_as_string(hide_password=False)
-    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"), url)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        if POSTGRES_URL and database:
-            with _admin_connect(POSTGRES_URL) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with contextlib.ExitStack() as stack:
+        url = None
+        if POSTGRES_URL:
+            database = stack.enter_context(scratch_postgres_database("kefu_prefect"))
+            url = database.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        server = PrefectServer(tmp_path_factory.mktemp("prefect-home"), url)
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import URL
 
 from tests.prefect_fixtures import free_port, read_until
 
@@ -63,21 +64,20 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(tmp_path: Path) -> N
 
 def test_kefu_up_starts_the_prefect_server_on_the_configured_postgresql(tmp_path: Path) -> None:
     """``KEFU_PREFECT_DATABASE_URL``: the server ``kefu up`` starts keeps its runs in that database."""
-    import uuid
-
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    from kefu.cli.up import components, prefect_env
-    from kefu.settings import Settings
-    from tests.conftest import POSTGRES_STATUS, POSTGRES_URL, _admin_connect
+    from tests.conftest import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
 
     if POSTGRES_URL is None:
         pytest.skip(f"PostgreSQL {POSTGRES_STATUS}")
-    name = f"kefu_prefect_{uuid.uuid4().hex[:8]}"
-    with _admin_connect(POSTGRES_URL) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    pg = make_url(POSTGRES_URL).set(database=name)
+    with scratch_postgres_database("kefu_up_prefect") as pg:
+        _check_prefect_keeps_runs_in(pg, tmp_path)
+
+
+def _check_prefect_keeps_runs_in(pg: URL, tmp_path: Path) -> None:
+    import psycopg
+
+    from kefu.cli.up import components, prefect_env
+    from kefu.settings import Settings
+
     port = free_port()
     settings = Settings(
         var_dir=tmp_path / "var",
@@ -106,5 +106,3 @@ def test_kefu_up_starts_the_prefect_server_on_the_configured_postgresql(tmp_path
     finally:
         process.terminate()
         process.wait(timeout=30)
-        with _admin_connect(POSTGRES_URL) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
