@@ -209,3 +209,16 @@ async def test_while_intake_shuts_down_a_gateway_is_told_to_retry_and_nothing_is
     assert response.headers["Retry-After"] == "5"
     assert response.json()["errors"][0]["code"] == "unavailable"
     assert set(counts(engine).values()) == {0}
+
+
+async def test_a_gateway_reads_a_status_while_registrations_hold_the_write_lock(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    case_no = (await client.post("/api/v1/complaints", json=complaint_json(), headers=AUTH)).json()["case_no"]
+    writer = engine.connect()  # a batch of registrations being committed, on SQLite: the write lock is taken
+    writer.begin()
+    try:
+        status = await asyncio.wait_for(client.get(f"/api/v1/complaints/{case_no}", headers=AUTH), timeout=10)
+    finally:
+        writer.close()
+    assert status.status_code == 200 and status.json()["case_no"] == case_no
