@@ -1,4 +1,4 @@
-"""notifications (issue 5: outbox of messages, delivery attempts, dead letters)
+"""notifications (outbox of messages, delivery attempts, dead letters)
 
 Revision ID: 0002
 Revises: 0001

@@ -1,4 +1,4 @@
-"""intake (issue 4: intake outbox, idempotency keys, case-number counters)
+"""intake (intake outbox, idempotency keys, case-number counters)
 
 Revision ID: 0003
 Revises: 0002

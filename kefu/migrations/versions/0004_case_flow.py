@@ -1,4 +1,4 @@
-"""case_flow (issue 3: waiting steps, timers, escalations)
+"""case_flow (waiting steps, timers, escalations)
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""customer phone index (issue 4: a returning complainant found by phone or e-mail without a table scan)
+"""customer phone index (a returning complainant found by phone or e-mail without a table scan)
 
 Revision ID: 0005
 Revises: 0004
