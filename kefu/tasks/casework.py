@@ -18,7 +18,7 @@ from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
 from kefu.models.people import Staff, StaffRole
 from kefu.models.policy import Policy
-from kefu.notifications.case_notices import send_acknowledgement, send_case_notice, send_progress_update
+from kefu.tasks.case_notices import send_acknowledgement, send_case_notice, send_progress_update
 from kefu.worktime import WorkCalendar, plan_complaint_milestones
 
 Clock = Callable[[], dt.datetime]

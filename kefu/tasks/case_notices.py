@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from kefu.models.policy import MilestoneId, current_policy
-from kefu.notifications.messages import MessageType
-from kefu.notifications.outbox import MessageRejected, enqueue
+from kefu.notifications import MessageRejected, MessageType, enqueue
 
 if TYPE_CHECKING:
     from kefu.models.complaints import Complaint, Milestone
