@@ -15,7 +15,8 @@ from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Role, Seve
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Customer, Staff
 from kefu.models.policy import Policy
-from kefu.tasks.casework import classify_case, register_case, sweep
+from kefu.tasks.casework import classify_case, register_case
+from kefu.tasks.escalation import sweep
 from kefu.worktime import WorkCalendar
 from tests.casework.conftest import SHANGHAI
 
