@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger
 
 from kefu.models.db import unit_of_work
 from kefu.models.policy import current_policy
-from kefu.tasks import casework
+from kefu.tasks import casework, escalation
 from kefu.worktime import WorkCalendar
 
 
@@ -18,7 +18,7 @@ from kefu.worktime import WorkCalendar
 def case_deadlines() -> int:
     policy = current_policy()
     with unit_of_work() as session:
-        fired = casework.sweep(session, policy, WorkCalendar(policy), casework.system_clock())
+        fired = escalation.sweep(session, policy, WorkCalendar(policy), casework.system_clock())
     for item in fired:
         get_run_logger().info("fired %s", item)
     return len(fired)

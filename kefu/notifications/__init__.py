@@ -11,12 +11,12 @@ Public API (stable):
 agreed_time=None, dedupe_key=None, now=None) -> OutboxMessage``
     Renders and lints at once. A message with lint findings (seed 002 §五 forbidden phrases, rude
     patterns, missing polite forms in customer messages, a missing required element) is not queued:
-    a ``CaseEvent(action="message_rejected", data={"reasons": [...]})`` is added to the session when
-    ``complaint_id`` is given and :class:`MessageRejected` is raised — catch it and commit to keep
-    the record. Otherwise an ``OutboxMessage`` row is added (flushed, never committed) with
-    ``not_before``: now for internal or urgent messages, ``agreed_time`` when the customer agreed one,
-    else the next business window of a working day. A repeated ``dedupe_key`` returns the existing
-    row. A context lacking a required key raises :class:`MessageContextError` (a programming error).
+    nothing is written and :class:`MessageRejected` is raised, its ``reasons`` the findings in words,
+    for the caller to record where it keeps its own history before it goes on. Otherwise an
+    ``OutboxMessage`` row is added (flushed, never committed) with ``not_before``: now for internal or
+    urgent messages, ``agreed_time`` when the customer agreed one, else the next business window of a
+    working day; ``complaint_id`` is stored on the row as given. A repeated ``dedupe_key`` returns the
+    existing row. A context lacking a required key raises :class:`MessageContextError` (a programming error).
 
 ``async deliver_due(engine, now=None) -> DeliveryReport``
     Sends every due queued row over SMTP (settings ``smtp_*``); 4xx replies, dropped connections and

@@ -12,18 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kefu.models.base import utcnow
-from kefu.models.complaints import CaseEvent
 from kefu.models.notifications import OutboxMessage
 from kefu.models.policy import current_policy
 from kefu.notifications.messages import SPECS, MessageType, Rendered, Renderer
 from kefu.settings import get_settings
 from kefu.worktime import WorkCalendar
 
-ACTOR = "kefu.notifications"
-
 
 class MessageRejected(Exception):
-    """The message failed the phrase lint; nothing was queued and the case records why."""
+    """The message failed the phrase lint and nothing was queued.
+
+    ``reasons`` are the findings in words, for the caller to record where it keeps its own history.
+    """
 
     def __init__(self, rendered: Rendered) -> None:
         self.rendered = rendered
@@ -90,17 +90,6 @@ def enqueue(
     now = now or utcnow()
     rendered = (renderer or default_renderer()).render(message_type, context)
     if not rendered.ok:
-        if complaint_id is not None:
-            session.add(
-                CaseEvent(
-                    complaint_id=complaint_id,
-                    actor=ACTOR,
-                    action="message_rejected",
-                    data={"message_type": message_type.value, "reasons": [str(f) for f in rendered.findings]},
-                    at=now,
-                )
-            )
-            session.flush()
         raise MessageRejected(rendered)
     row = OutboxMessage(
         message_type=message_type.value,

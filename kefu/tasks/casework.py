@@ -18,7 +18,7 @@ from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
 from kefu.models.people import Staff, StaffRole
 from kefu.models.policy import Policy
-from kefu.notifications.case_notices import send_acknowledgement, send_case_notice, send_progress_update
+from kefu.tasks.case_notices import send_acknowledgement, send_case_notice
 from kefu.worktime import WorkCalendar, plan_complaint_milestones
 
 Clock = Callable[[], dt.datetime]
@@ -259,82 +259,6 @@ def complete_step(
             complaint.status = status
         session.flush()
     return written
-
-
-def _ladder_level_due(calendar: WorkCalendar, policy: Policy, due_at: dt.datetime, level: int) -> dt.datetime:
-    """Level 1 at the breach, each further level (and reminder) one reminder interval later."""
-    moment = due_at
-    for _ in range(level - 1):
-        moment = calendar.deadline(moment, policy.escalation.reminder_interval).due_at
-    return moment
-
-
-def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
-    """Warnings, breaches, escalations and reminders due at ``now``; each fires once (keyed events).
-
-    Met milestones never fire. Returns what fired, for the run log (case numbers and ids only).
-    """
-    fired: list[str] = []
-    ladder = policy.escalation.ladder
-    pct = policy.escalation.warn_at_percent / 100
-    rows = session.scalars(
-        select(Milestone).where(Milestone.met_at.is_(None), Milestone.due_at.is_not(None), Milestone.starts_at <= now)
-    ).all()
-    for row in rows:
-        complaint = row.complaint
-        if complaint.status is ComplaintStatus.CLOSED or row.due_at is None:
-            continue
-        name = row.milestone.value
-        warn_at = row.starts_at + (row.due_at - row.starts_at) * pct
-        if row.warned_at is None and now >= warn_at and now < row.due_at:
-            row.warned_at = now
-            notify(session, complaint, level="owner", reason="warning", key=f"warn:{name}", at=now, milestone=name)
-            fired.append(f"{complaint.case_no}:{name}:warning")
-        if now < row.due_at:
-            continue
-        if row.breached_at is None:
-            row.breached_at = now
-            record_event(session, complaint, "breached", f"breach:{name}", "system", now, milestone=name)
-        level = row.escalation_level
-        while _ladder_level_due(calendar, policy, row.due_at, level + 1) <= now:
-            level += 1
-            rung = ladder[min(level, len(ladder) - 1)]
-            kind = "escalated" if level < len(ladder) else "reminder"
-            notify(session, complaint, level=rung, reason=kind, key=f"{kind}:{name}:{level}", at=now, milestone=name)
-            record_event(session, complaint, kind, f"{name}:{level}", "system", now, milestone=name, level=rung)
-            fired.append(f"{complaint.case_no}:{name}:{kind}:{rung}")
-            if level > 50:
-                break
-        row.escalation_level = level
-    fired.extend(_progress_updates(session, policy, calendar, now))
-    session.flush()
-    return fired
-
-
-def _progress_updates(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
-    """Open major cases tell the customer how things stand at the policy's interval, each update once."""
-    interval = policy.complaints.severities[Severity.MAJOR].progress_update_interval
-    if interval is None:
-        return []
-    fired = []
-    open_major = session.scalars(
-        select(Complaint).where(
-            Complaint.severity == Severity.MAJOR,
-            Complaint.status.not_in([ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED]),
-            Complaint.resolved_at.is_(None),
-        )
-    ).all()
-    for complaint in open_major:
-        sent = _event_keys(session, complaint.id, "progress_update")
-        number, due = 1, calendar.deadline(complaint.received_at, interval).due_at
-        while due <= now:
-            following = calendar.deadline(due, interval).due_at
-            if f"progress-{number}" not in sent:
-                mail = send_progress_update(session, complaint, number=number, next_contact_at=following, at=now)
-                record_event(session, complaint, "progress_update", f"progress-{number}", "system", now, mail=mail)
-                fired.append(f"{complaint.case_no}:progress_update:{number}")
-            number, due = number + 1, following
-    return fired
 
 
 def _event_at(session: Session, complaint: Complaint, action: str, key: str) -> dt.datetime | None:

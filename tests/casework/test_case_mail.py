@@ -15,7 +15,8 @@ from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Role, Seve
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Customer, Staff
 from kefu.models.policy import Policy
-from kefu.tasks.casework import classify_case, register_case, sweep
+from kefu.tasks.casework import classify_case, register_case
+from kefu.tasks.escalation import sweep
 from kefu.worktime import WorkCalendar
 from tests.casework.conftest import SHANGHAI
 
@@ -41,7 +42,9 @@ def staff(db: Session) -> dict[str, Staff]:
     return {"owner": agent, "supervisor": supervisor, "senior_manager": senior, "no_mail": nomail}
 
 
-def new_complaint(db: Session, case_no: str, content: str = "快递晚到两天", *, email: bool = True) -> Complaint:
+def new_complaint(
+    db: Session, case_no: str, content: str = "快递晚到两天", *, email: bool = True, name: str = "陈先生"
+) -> Complaint:
     complaint = Complaint(
         case_no=case_no,
         channel=Channel.HOTLINE,
@@ -49,7 +52,7 @@ def new_complaint(db: Session, case_no: str, content: str = "快递晚到两天"
         severity=Severity.GENERAL,
         status=ComplaintStatus.REGISTERED,
         customer=Customer(
-            name="陈先生",
+            name=name,
             tier=CustomerTier.GENERAL,
             phones=["13812345678"],
             email="chen@example.com" if email else None,
@@ -113,6 +116,24 @@ def test_a_person_without_an_address_is_recorded_not_mailed(
     events = db.scalars(select(CaseEvent).where(CaseEvent.complaint_id == complaint.id)).all()
     outcome = {(e.action, e.data.get("mail")) for e in events if "mail" in e.data}
     assert outcome == {("acknowledged", "no_address"), ("notified", "no_address")}
+
+
+def test_a_mail_the_phrase_lint_rejects_is_recorded_on_the_case_with_the_findings_and_the_case_goes_on(
+    db: Session, policy: Policy, calendar: WorkCalendar, staff: dict[str, Staff]
+) -> None:
+    # The agent typed what the caller said instead of a name; the greeting would read 尊敬的我不知道.
+    complaint = new_complaint(db, "KF-MAIL-0005", name="我不知道")
+    for _ in range(2):  # a resumed run registers again
+        register_case(db, complaint.case_no, policy, calendar, owner_id=staff["owner"].id, now=at(2, 10))
+        db.commit()
+    sweep(db, policy, calendar, at(3, 5, 13))
+    db.commit()
+    assert [m.message_type for m in mails(db, complaint)] == ["pre_breach_warning"]  # the case went on
+    events = db.scalars(select(CaseEvent).where(CaseEvent.complaint_id == complaint.id)).all()
+    [rejected] = [e for e in events if e.action == "message_rejected"]
+    assert rejected.data["message_type"] == "complaint_acknowledgement"
+    assert rejected.data["reasons"] == ["推诿、搪塞客户：我不知道"]
+    assert [e.data["mail"] for e in events if e.action == "acknowledged"] == ["rejected"]
 
 
 def test_an_open_major_case_sends_the_customer_a_progress_update_every_two_working_days(

@@ -12,7 +12,8 @@ from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
 from kefu.models.people import Staff
 from kefu.models.policy import Policy
-from kefu.tasks.casework import StepRejected, classify_case, complete_step, register_case, sweep
+from kefu.tasks.casework import StepRejected, classify_case, complete_step, register_case
+from kefu.tasks.escalation import sweep
 from kefu.worktime import WorkCalendar
 from tests.casework.conftest import SHANGHAI, MakeComplaint
 

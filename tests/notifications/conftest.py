@@ -17,7 +17,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from kefu.models import Channel, Complaint, Severity
 from kefu.notifications import MessageType
 from kefu.settings import Settings
 
@@ -179,13 +178,3 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
     },
     MessageType.HOLIDAY_GREETING: {"customer_name": "张三", "holiday_name": "春节"},
 }
-
-
-def make_complaint(case_no: str = "TS-20261123-0001") -> Complaint:
-    return Complaint(
-        case_no=case_no,
-        channel=Channel.HOTLINE,
-        received_at=dt.datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI),
-        severity=Severity.IMPORTANT,
-        content="货物破损",
-    )

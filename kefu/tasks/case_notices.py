@@ -3,8 +3,8 @@
 ``casework.notify`` records each notice once per key as a case event and calls ``send_case_notice`` in the
 same transaction; the mail's dedupe key is the case, the notice and the person, so a replayed step or a
 repeated sweep never queues it twice. Internal mails are masked by the renderer (no phone numbers leave
-for staff); a message the phrase lint rejects is recorded on the case (``message_rejected``) and the case
-goes on.
+for staff). The outbox refuses a message the phrase lint rejects; the case records why
+(``message_rejected`` with the findings) and goes on, the notice's outcome reading ``rejected``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from kefu.models.complaints import CaseEvent
 from kefu.models.policy import MilestoneId, current_policy
-from kefu.notifications.messages import MessageType
-from kefu.notifications.outbox import MessageRejected, enqueue
+from kefu.notifications import MessageRejected, MessageType, enqueue
 
 if TYPE_CHECKING:
     from kefu.models.complaints import Complaint, Milestone
@@ -59,6 +59,52 @@ def _first_phone(complaint: Complaint) -> str:
     return phones[0] if phones else "未留"
 
 
+# The actor of a ``message_rejected`` event: the notifications' phrase lint refused the mail.
+REJECTED_BY = "kefu.notifications"
+
+
+def _queue(
+    session: Session,
+    complaint: Complaint,
+    message_type: MessageType,
+    *,
+    recipient_email: str,
+    context: dict[str, object],
+    dedupe_key: str,
+    at: dt.datetime,
+    urgent: bool = False,
+) -> str:
+    """Queue one mail of the case: ``queued``, or ``rejected`` with the lint's findings recorded on the case.
+
+    The one place a case catches ``MessageRejected``: the rejection is kept in the case's history and the
+    case goes on (a mail it could not send never stops a step or a sweep).
+    """
+    try:
+        enqueue(
+            session,
+            message_type,
+            recipient_email=recipient_email,
+            context=context,
+            complaint_id=complaint.id,
+            urgent=urgent,
+            dedupe_key=dedupe_key,
+            now=at,
+        )
+    except MessageRejected as rejected:
+        session.add(
+            CaseEvent(
+                complaint_id=complaint.id,
+                actor=REJECTED_BY,
+                action="message_rejected",
+                data={"message_type": message_type.value, "reasons": rejected.reasons},
+                at=at,
+            )
+        )
+        session.flush()
+        return "rejected"
+    return "queued"
+
+
 def send_case_notice(
     session: Session,
     complaint: Complaint,
@@ -93,19 +139,15 @@ def send_case_notice(
             "customer_phone": _first_phone(complaint),
         }
     context["recipient_name"] = person.name
-    try:
-        enqueue(
-            session,
-            message_type,
-            recipient_email=person.email,
-            context=context,
-            complaint_id=complaint.id,
-            dedupe_key=f"case:{complaint.case_no}:{key}:staff:{person.id}",
-            now=at,
-        )
-    except MessageRejected:
-        return "rejected"
-    return "queued"
+    return _queue(
+        session,
+        complaint,
+        message_type,
+        recipient_email=person.email,
+        context=context,
+        dedupe_key=f"case:{complaint.case_no}:{key}:staff:{person.id}",
+        at=at,
+    )
 
 
 def _to_customer(
@@ -121,25 +163,21 @@ def _to_customer(
     customer = complaint.customer
     if customer is None or not customer.email:
         return "no_address"
-    try:
-        enqueue(
-            session,
-            message_type,
-            recipient_email=customer.email,
-            context={
-                "case_no": complaint.case_no,
-                "owner_name": _owner_name(complaint),
-                "customer_name": customer.name,
-                **context,
-            },
-            complaint_id=complaint.id,
-            urgent=urgent,
-            dedupe_key=f"case:{complaint.case_no}:{dedupe}",
-            now=at,
-        )
-    except MessageRejected:
-        return "rejected"
-    return "queued"
+    return _queue(
+        session,
+        complaint,
+        message_type,
+        recipient_email=customer.email,
+        context={
+            "case_no": complaint.case_no,
+            "owner_name": _owner_name(complaint),
+            "customer_name": customer.name,
+            **context,
+        },
+        dedupe_key=f"case:{complaint.case_no}:{dedupe}",
+        at=at,
+        urgent=urgent,
+    )
 
 
 def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime) -> str:
