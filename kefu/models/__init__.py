@@ -27,6 +27,5 @@ __all__ = [
 ]
 
 # Tables of later parts register themselves on Base.metadata when imported.
-from kefu.models import casework as casework
 from kefu.models import intake as intake
 from kefu.models import notifications as notifications

@@ -1,1 +1,0 @@
-"""Tables of the casework part (placeholder until its issue lands)."""
