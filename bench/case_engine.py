@@ -1,7 +1,7 @@
 """Complaint cases through the engine: complete cases per minute with scripted step inputs.
 
 Starts for real in a scratch directory: a SQLite system of record, a SQLite Prefect server and Kefu's
-runner (``kefu.deployments.runner``: runs executed in its worker threads) serving ``complaint-case`` and
+runner (``kefu.engine.runner``: runs executed in its worker threads) serving ``complaint-case`` and
 two bare baseline flows. Then, in one run:
 
 1. **bare baseline**: ``--bare`` runs of a flow that suspends once for a typed input and is resumed, through
@@ -52,9 +52,9 @@ class Ack(RunInput):
 @flow(name="bench-bare-suspend", persist_result=True)
 def bare_suspend() -> bool:
     """One suspend for a typed input, like a case step with none of the case's work. It waits the way the case
-    flow does (``kefu.flows.waiting``): Prefect's own ``suspend_flow_run`` fails the run when a retried request
+    flow does (``kefu.engine.waiting``): Prefect's own ``suspend_flow_run`` fails the run when a retried request
     finds its input already saved (409), which happens under this load on the SQLite server."""
-    from kefu.flows.waiting import suspend_until_answered
+    from kefu.engine.waiting import suspend_until_answered
 
     return bool(suspend_until_answered(Ack, "ack-0").ok)
 
@@ -83,7 +83,7 @@ def step_input(step: str, staff_id: int) -> dict[str, Any]:
 
 def serve_in_process() -> None:
     from kefu.deployments import Served, all_deployments
-    from kefu.deployments.runner import InProcessRunner
+    from kefu.engine.runner import InProcessRunner
     from kefu.settings import get_settings
 
     settings = get_settings()
@@ -139,7 +139,7 @@ def wait_deployment(client: Any, name: str, process: subprocess.Popen[bytes], ti
 
 
 def count_states(client: Any, deployment_id: UUID) -> dict[str, int]:
-    from kefu.deployments.runner import runs_in_states
+    from kefu.engine.runner import runs_in_states
 
     states = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "CRASHED"]
     counts: dict[str, int] = defaultdict(int)

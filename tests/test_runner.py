@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 
-from kefu.deployments.runner import claim_mark, claimant_gone
+from kefu.engine.runner import claim_mark, claimant_gone
 
 YOUNG, OLD = dt.timedelta(seconds=5), dt.timedelta(minutes=10)
 AFTER = dt.timedelta(minutes=5)

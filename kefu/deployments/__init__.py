@@ -1,7 +1,7 @@
 """Deployments: which flows Kefu serves, on which schedules and triggers.
 
 Every part of Kefu adds its deployments to ``all_deployments``; ``kefu up`` serves them all in one runner
-process (``kefu.deployments.runner``).
+process (``kefu.engine.runner``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def all_deployments() -> list[Served]:
     """The deployments ``kefu up`` serves (imports flows lazily: start-up stays light)."""
     from prefect.schedules import Cron
 
-    from kefu.deployments.names import COMPLAINT_CASE_FLOW
+    from kefu.engine.contract import COMPLAINT_CASE_FLOW
     from kefu.flows.calendar_check import calendar_check
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case

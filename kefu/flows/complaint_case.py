@@ -20,8 +20,8 @@ from prefect.context import get_run_context
 from prefect.input import RunInput
 from pydantic import Field
 
-from kefu.deployments.names import CASE_RUN_NAME
-from kefu.flows.waiting import RETRIES, RETRY_DELAY_SECONDS, Answers, run_client, suspend_until_answered
+from kefu.engine.contract import CASE_RUN_NAME
+from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS, Answers, run_client, suspend_until_answered
 from kefu.models.db import unit_of_work
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy, current_policy

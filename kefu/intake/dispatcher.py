@@ -29,7 +29,7 @@ from typing import Any, cast
 import httpx
 from sqlalchemy import Engine, Table, bindparam, select, update
 
-from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT, case_run_name, complaint_case_idempotency_key
+from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT, case_run_name, complaint_case_idempotency_key
 from kefu.models.complaints import Complaint
 from kefu.models.db import default_engine, reading, unit_of_work
 from kefu.models.intake import IntakeOutbox

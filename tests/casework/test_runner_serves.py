@@ -9,7 +9,7 @@ import time
 import httpx
 
 from kefu.deployments import Served, all_deployments
-from kefu.deployments.runner import InProcessRunner
+from kefu.engine.runner import InProcessRunner
 
 
 def test_the_runner_takes_a_run_of_the_deliver_mail_deployment_to_completion(

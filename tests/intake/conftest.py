@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT, COMPLAINT_CASE_FLOW
+from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT, COMPLAINT_CASE_FLOW
 from kefu.intake.app import create_app
 from kefu.models.db import make_engine
 from kefu.models.migrate import upgrade

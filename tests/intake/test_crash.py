@@ -71,7 +71,7 @@ def runner_argv() -> list[str]:
         import kefu.flows.complaint_case  # noqa: F401  (the real case flow, once it exists)
     except ImportError:
         return [sys.executable, str(ROOT / "tests" / "intake" / "standin_case_flow.py")]
-    return [sys.executable, "-m", "kefu.deployments.runner"]
+    return [sys.executable, "-m", "kefu.engine.runner"]
 
 
 async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_exactly_one_run_per_complaint(
