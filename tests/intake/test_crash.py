@@ -20,8 +20,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from kefu.engine.rest import PrefectRuns
 from kefu.intake.app import create_app
-from kefu.intake.dispatcher import PrefectRuns, reconcile
+from kefu.intake.dispatcher import reconcile
 from kefu.models import Complaint
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from tests.intake.conftest import AUTH, case_runs, complaint_json, intake_settings, unique_receipt_time

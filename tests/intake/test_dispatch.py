@@ -11,7 +11,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from kefu.engine.contract import COMPLAINT_CASE_FLOW
-from kefu.intake.dispatcher import PrefectRuns, PrefectUnavailable, dispatch_once, reconcile
+from kefu.engine.rest import PrefectRuns, PrefectUnavailable
+from kefu.intake.dispatcher import dispatch_once, reconcile
 from kefu.intake.service import register_complaint
 from kefu.intake.validation import Submission
 from kefu.models import Channel, Complaint
