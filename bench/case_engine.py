@@ -83,20 +83,11 @@ def step_input(step: str, staff_id: int) -> dict[str, Any]:
 
 def serve_in_process() -> None:
     from kefu.deployments import Served, all_deployments
-    from kefu.engine.runner import InProcessRunner
-    from kefu.settings import get_settings
+    from kefu.engine.runner import serve
 
-    settings = get_settings()
     served = [d for d in all_deployments() if d.name == "complaint-case"]
     served.append(Served(bare_suspend, bare_suspend.to_deployment(name="bench-bare-suspend")))
-    runner = InProcessRunner(
-        served,
-        workers=settings.runner_workers,
-        poll_seconds=settings.runner_poll_seconds,
-        orphan_seconds=settings.runner_orphan_seconds,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    runner.run()
+    serve(served)  # exactly as ``python -m kefu.engine.runner`` serves
 
 
 def serve_spawning() -> None:
