@@ -106,7 +106,6 @@ APPROVE = Step("approve", ApprovalInput, (), ComplaintStatus.RESOLVING)
 RESOLVE = Step("resolve", ResolveInput, (MilestoneId.RESOLUTION,), ComplaintStatus.RESOLVED)
 CALLBACK = Step("callback", CallbackInput, (MilestoneId.CALLBACK,))
 STEPS = steps_by_name(CLASSIFY, FORM_TASK_FORCE, CONTACT, REPORT, INVESTIGATE, PROPOSE, APPROVE, RESOLVE, CALLBACK)
-UNSATISFIED_BELOW = 3  # callback satisfaction 1–2 reopens the case
 
 
 # --- The process ---------------------------------------------------------------------------------------
@@ -155,7 +154,7 @@ def complaint_case(case_no: str) -> str:
         # resolve (starts the callback clock), then the satisfaction callback; an unsatisfied customer reopens
         steps.ask(RESOLVE)
         mark_resolved(case_no, policy, calendar, reopened)
-        if steps.ask(CALLBACK).satisfaction >= UNSATISFIED_BELOW:
+        if steps.ask(CALLBACK).satisfaction >= policy.complaints.callback.reopen_below:
             break
         reopened += 1
         reopen(case_no, reopened)
