@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 COMPLAINT_CASE_FLOW = "complaint-case"
-COMPLAINT_CASE_DEPLOYMENT = "complaint-case/complaint-case"  # "<flow name>/<deployment name>"
+COMPLAINT_CASE_DEPLOYMENT_NAME = "complaint-case"
+COMPLAINT_CASE_DEPLOYMENT = f"{COMPLAINT_CASE_FLOW}/{COMPLAINT_CASE_DEPLOYMENT_NAME}"  # as Prefect names it
 CASE_PARAMETER = "case_no"  # the case flow's one parameter: only the case number travels to Prefect
 CASE_RUN_NAME = "case {case_no}"  # the flow's flow_run_name template: operators find a case by its number
 CASE_RUN_TAGS = ("kefu", "complaint")
