@@ -85,7 +85,7 @@ def case_deployment(prefect_server: str) -> str:
     """The ``complaint-case`` deployment on the test Prefect server: its id.
 
     Registered as metadata (flow + deployment) so tests can count case flow runs; a runner serving the
-    real or a stand-in flow under the same names takes these runs when a test starts one.
+    real flow under the same names takes these runs when a test starts one.
     """
     served = httpx.get(f"{prefect_server}/deployments/name/{COMPLAINT_CASE_DEPLOYMENT}", timeout=30)
     if served.status_code == 200:  # the casework tests' runner registered the real one: keep it as it is
