@@ -35,6 +35,8 @@ _FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("prefect.input.run_input", "keyset_from_paused_state", ("state",)),
 )
 _OBSERVER = "observe_flow_run_suspension"
+# Prefect's run-input keys of a Suspended state start with this (``Answers`` reads all of a run's answers by it).
+SUSPENDED_INPUT_PREFIX = "suspended-"
 
 
 class PrefectChanged(RuntimeError):
@@ -71,6 +73,12 @@ def _problems() -> list[str]:
         problems.append(f"prefect.flow_engine no longer calls {_OBSERVER}")
     if "_description" not in RunInput.__private_attributes__:
         problems.append("prefect.input.RunInput has no private _description any more")
+    if not problems:
+        from prefect.states import Suspended
+
+        response = suspend_keys(Suspended(pause_key="k"))["response"]
+        if response != f"{SUSPENDED_INPUT_PREFIX}k-response":
+            problems.append(f"a Suspended state's answer is saved under '{response}' now")
     return problems
 
 

@@ -60,7 +60,7 @@ class Answers:
     def __init__(self) -> None:
         self.flow_run_id = current_flow_run_id()
         rows = run_client().filter_flow_run_input(
-            self.flow_run_id, key_prefix="suspended-", limit=10_000, exclude_keys=set()
+            self.flow_run_id, key_prefix=prefect_private.SUSPENDED_INPUT_PREFIX, limit=10_000, exclude_keys=set()
         )
         self._given = {row.key: row.value for row in rows if row.key.endswith("-response")}
 
