@@ -1,7 +1,7 @@
 """Complaint cases through the engine: complete cases per minute with scripted step inputs.
 
 Starts for real in a scratch directory: a SQLite system of record, a SQLite Prefect server and Kefu's
-runner (``kefu.deployments.runner``: runs executed in its worker threads) serving ``complaint-case`` and
+runner (``kefu.engine.runner``: runs executed in its worker threads) serving ``complaint-case`` and
 two bare baseline flows. Then, in one run:
 
 1. **bare baseline**: ``--bare`` runs of a flow that suspends once for a typed input and is resumed, through
@@ -15,7 +15,9 @@ two bare baseline flows. Then, in one run:
 Prints one JSON object: complete cases per second and per minute, engine time per step (from the resume
 call until the case waits on its next step, p50/p90/p99), where that time goes (from the runs' Prefect
 state history: resume → claimed by the runner → running → suspended again), and the ratios against the
-baselines. Goal (issue 3): at least 1 complete case per second sustained on this 2-core machine.
+baselines. Goal: at least 1 complete case per second sustained on this 2-core machine. The step names and
+their forms are the real flow's (``kefu.flows.complaint_case``); the scripted answers are checked by the
+same validation as ``kefu step submit``.
 
     .venv/bin/python bench/case_engine.py [--cases 60] [--concurrency 12] [--workers 4]
 """
@@ -40,9 +42,14 @@ from uuid import UUID
 from prefect import flow
 from prefect.input import RunInput
 
+from kefu.cli.step import validate
+from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT, COMPLAINT_CASE_DEPLOYMENT_NAME, case_run_parameters
+from kefu.flows.complaint_case import APPROVE, CALLBACK, CLASSIFY, CONTACT, INVESTIGATE, PROPOSE, RESOLVE
+
 ROOT = Path(__file__).resolve().parents[1]
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-STEPS = ["classify", "first_contact", "investigate", "propose", "approve", "resolve", "callback"]
+# The human steps of a general complaint with an accepted first proposal and a satisfied customer, in order.
+STEPS = [step.name for step in (CLASSIFY, CONTACT, INVESTIGATE, PROPOSE, APPROVE, RESOLVE, CALLBACK)]
 
 
 class Ack(RunInput):
@@ -52,9 +59,9 @@ class Ack(RunInput):
 @flow(name="bench-bare-suspend", persist_result=True)
 def bare_suspend() -> bool:
     """One suspend for a typed input, like a case step with none of the case's work. It waits the way the case
-    flow does (``kefu.flows.waiting``): Prefect's own ``suspend_flow_run`` fails the run when a retried request
+    flow does (``kefu.engine.waiting``): Prefect's own ``suspend_flow_run`` fails the run when a retried request
     finds its input already saved (409), which happens under this load on the SQLite server."""
-    from kefu.flows.waiting import suspend_until_answered
+    from kefu.engine.waiting import suspend_until_answered
 
     return bool(suspend_until_answered(Ack, "ack-0").ok)
 
@@ -65,17 +72,18 @@ def bare() -> None:
 
 
 def step_input(step: str, staff_id: int) -> dict[str, Any]:
+    """The scripted answer to ``step``, validated by the step's own form as ``kefu step submit`` does."""
     promised = (dt.datetime.now(SHANGHAI) + dt.timedelta(days=2)).isoformat()
     data: dict[str, dict[str, Any]] = {
-        "classify": {},
-        "first_contact": {"summary": "已致歉并承诺两天内答复"},
-        "investigate": {"departments": ["运营部"], "findings": "中转站延误", "done": True},
-        "propose": {"solution": "退还运费", "promised_completion_at": promised},
-        "approve": {"accepted": True},
-        "resolve": {"summary": "运费已退还"},
-        "callback": {"satisfaction": 5, "comment": "满意"},
+        CLASSIFY.name: {},
+        CONTACT.name: {"summary": "已致歉并承诺两天内答复"},
+        INVESTIGATE.name: {"departments": ["运营部"], "findings": "中转站延误", "done": True},
+        PROPOSE.name: {"solution": "退还运费", "promised_completion_at": promised},
+        APPROVE.name: {"accepted": True},
+        RESOLVE.name: {"summary": "运费已退还"},
+        CALLBACK.name: {"satisfaction": 5, "comment": "满意"},
     }
-    return {"actor_staff_id": staff_id, **data[step]}
+    return validate(step, {"actor_staff_id": staff_id, **data[step]})
 
 
 # --- the runner process (``--serve``): Kefu's runner with the baseline flow beside the case flow ---------
@@ -83,20 +91,11 @@ def step_input(step: str, staff_id: int) -> dict[str, Any]:
 
 def serve_in_process() -> None:
     from kefu.deployments import Served, all_deployments
-    from kefu.deployments.runner import InProcessRunner
-    from kefu.settings import get_settings
+    from kefu.engine.runner import serve
 
-    settings = get_settings()
-    served = [d for d in all_deployments() if d.name == "complaint-case"]
+    served = [d for d in all_deployments() if d.name == COMPLAINT_CASE_DEPLOYMENT_NAME]
     served.append(Served(bare_suspend, bare_suspend.to_deployment(name="bench-bare-suspend")))
-    runner = InProcessRunner(
-        served,
-        workers=settings.runner_workers,
-        poll_seconds=settings.runner_poll_seconds,
-        orphan_seconds=settings.runner_orphan_seconds,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    runner.run()
+    serve(served)  # exactly as ``python -m kefu.engine.runner`` serves
 
 
 def serve_spawning() -> None:
@@ -139,7 +138,7 @@ def wait_deployment(client: Any, name: str, process: subprocess.Popen[bytes], ti
 
 
 def count_states(client: Any, deployment_id: UUID) -> dict[str, int]:
-    from kefu.deployments.runner import runs_in_states
+    from kefu.engine.runner import runs_in_states
 
     states = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "CRASHED"]
     counts: dict[str, int] = defaultdict(int)
@@ -236,7 +235,8 @@ def drive_cases(
 
     def start_next() -> None:
         case_no = queue.pop()
-        run_of[case_no] = client.create_flow_run_from_deployment(deployment_id, parameters={"case_no": case_no}).id
+        parameters = case_run_parameters(case_no)
+        run_of[case_no] = client.create_flow_run_from_deployment(deployment_id, parameters=parameters).id
         started_at[case_no] = time.perf_counter()
 
     def answer(case_no: str, step: str) -> bool:
@@ -365,7 +365,7 @@ def main() -> None:
         server = stack.start_prefect_server()
         with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
             runner = stack.start("runner", [*me, "--serve", "in-process"])
-            case_deployment = wait_deployment(client, "complaint-case/complaint-case", runner)
+            case_deployment = wait_deployment(client, COMPLAINT_CASE_DEPLOYMENT, runner)
             bare_deployment = wait_deployment(client, "bench-bare-suspend/bench-bare-suspend", runner)
             print(f"bare baseline: {args.bare} suspend/resume runs...", file=sys.stderr)
             bare_result = bare_baseline(client, bare_deployment, args.bare)

@@ -24,6 +24,7 @@ def test_the_shipped_policy_file_is_valid() -> None:
     policy = load_policy(DEFAULT_POLICY_FILE)
     assert [str(w) for w in policy.business_windows] == ["09:00-12:00", "15:00-18:00"]
     assert str(policy.complaints.callback.due) == "3 working_days"
+    assert policy.complaints.callback.reopen_below == 3
     assert policy.escalation.ladder == ["owner", "supervisor", "senior_manager"]
 
 
@@ -68,6 +69,8 @@ def _broken(path: list[str | int], value: object) -> str:
             "no such milestone",
         ),
         (["timezone"], "Mars/Olympus", "timezone", "unknown time zone"),
+        (["complaints", "callback", "reopen_below"], 6, "complaints.callback.reopen_below", "between 2 and 5"),
+        (["complaints", "callback", "reopen_below"], 1, "complaints.callback.reopen_below", "reopen no case"),
         (
             ["calendar", "extra_holidays"],
             [{"date": "2026-13-01", "name": "x"}],

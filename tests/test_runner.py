@@ -1,4 +1,4 @@
-"""Kefu's runner decides whether a Pending/Running run has lost the process that claimed it."""
+"""Kefu's runner decides whether a Pending/Running run has lost the process that claimed it, and finds them all."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import datetime as dt
 import os
 import socket
 import subprocess
+from uuid import UUID, uuid4
 
-from kefu.deployments.runner import claim_mark, claimant_gone
+from kefu.engine.runner import claim_mark, claimant_gone, runs_in_states
+from tests.prefect_fixtures import prefect_post
 
 YOUNG, OLD = dt.timedelta(seconds=5), dt.timedelta(minutes=10)
 AFTER = dt.timedelta(minutes=5)
@@ -43,3 +45,22 @@ def test_claims_from_another_host_or_unknown_claimants_are_trusted_until_the_orp
     assert claimant_gone(elsewhere, in_flight=False, state_age=OLD, orphan_after=AFTER)
     assert not claimant_gone(None, in_flight=False, state_age=YOUNG, orphan_after=AFTER)
     assert claimant_gone("4711", in_flight=False, state_age=OLD, orphan_after=AFTER)
+
+
+def test_the_orphan_sweep_reads_every_matching_run_page_by_page(prefect_server: str) -> None:
+    """More matching runs than one page holds: all of them are found, each once (small pages, same paging)."""
+    from prefect.client.orchestration import get_client
+
+    flow = prefect_post(f"{prefect_server}/flows/", {"name": f"paging-{uuid4().hex[:8]}"}).json()
+    deployment = prefect_post(
+        f"{prefect_server}/deployments/", {"name": "paging", "flow_id": flow["id"], "parameter_openapi_schema": {}}
+    ).json()
+    created = {
+        UUID(prefect_post(f"{prefect_server}/deployments/{deployment['id']}/create_flow_run", {}).json()["id"])
+        for _ in range(5)
+    }
+    with get_client(sync_client=True) as client:
+        for page in (2, 5, 200):  # several pages, a last page exactly full, one short page
+            found = runs_in_states(client, [UUID(deployment["id"])], ["SCHEDULED"], page=page)
+            assert [run.id for run in found if run.id in created] == [run.id for run in found]
+            assert {run.id for run in found} == created and len(found) == len(created)

@@ -6,7 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from kefu.intake.dispatcher import PrefectRuns, PrefectUnavailable, main, prefect_api_url, reconcile
+from kefu.engine.rest import PrefectRuns, PrefectUnavailable, prefect_api_url
+from kefu.intake.dispatcher import main, reconcile
 from kefu.models.db import default_engine
 
 

@@ -74,7 +74,7 @@ def components(settings: Settings) -> list[Component]:
         ),
         Component(
             "runner",
-            [python, "-m", "kefu.deployments.runner"],
+            [python, "-m", "kefu.engine.runner"],
             shows="Runner serving Kefu's deployments (see Deployments in the Prefect UI)",
         ),
         *intake_components(settings),

@@ -1,7 +1,8 @@
-"""Deployments: which flows Kefu serves, on which schedules and triggers.
+"""Deployments: what Kefu serves — which flows, on which schedules and triggers, described how.
 
 Every part of Kefu adds its deployments to ``all_deployments``; ``kefu up`` serves them all in one runner
-process (``kefu.deployments.runner``).
+process (``kefu.engine.runner``, the Prefect adapter's side: how they are served). Cron schedules run on the
+policy file's time zone.
 """
 
 from __future__ import annotations
@@ -28,18 +29,20 @@ def all_deployments() -> list[Served]:
     """The deployments ``kefu up`` serves (imports flows lazily: start-up stays light)."""
     from prefect.schedules import Cron
 
-    from kefu.deployments.names import COMPLAINT_CASE_FLOW
+    from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT_NAME
     from kefu.flows.calendar_check import calendar_check
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case
     from kefu.flows.deliver_mail import deliver_mail
+    from kefu.models.policy import current_policy
 
+    timezone = current_policy().timezone  # the policy's clock: "08:00" is 08:00 where the staff work
     return [
         Served(
             calendar_check,
             calendar_check.to_deployment(
                 name="calendar-check",
-                schedule=Cron("0 8 * * *", timezone="Asia/Shanghai"),
+                schedule=Cron("0 8 * * *", timezone=timezone),
                 tags=["kefu", "calendar"],
                 description="每天08:00列出未来的节假日与调休，提醒尚未确认的年度日历。",
             ),
@@ -47,7 +50,7 @@ def all_deployments() -> list[Served]:
         Served(
             complaint_case,
             complaint_case.to_deployment(
-                name=COMPLAINT_CASE_FLOW,
+                name=COMPLAINT_CASE_DEPLOYMENT_NAME,
                 tags=["kefu", "complaint"],
                 description="投诉处理流程：受理→分级→联系→调查→方案→客户确认→处理→回访→结案。",
             ),
@@ -57,7 +60,7 @@ def all_deployments() -> list[Served]:
             case_deadlines,
             case_deadlines.to_deployment(
                 name="case-deadlines",
-                schedule=Cron("* * * * *", timezone="Asia/Shanghai"),
+                schedule=Cron("* * * * *", timezone=timezone),
                 tags=["kefu", "deadlines"],
                 description="每分钟检查投诉时限：预警、超时升级与提醒（数据库为准，不重复发送）。",
             ),
@@ -67,7 +70,7 @@ def all_deployments() -> list[Served]:
             deliver_mail,
             deliver_mail.to_deployment(
                 name="deliver-mail",
-                schedule=Cron("* * * * *", timezone="Asia/Shanghai"),
+                schedule=Cron("* * * * *", timezone=timezone),
                 concurrency_limit=1,  # one delivery pass at a time: passes do not claim rows
                 tags=["kefu", "mail"],
                 description="每分钟发送到期邮件（客户邮件在工作时间段内发出），并更新死信列表。",

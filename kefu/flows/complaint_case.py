@@ -2,26 +2,27 @@
 report → investigate → propose → customer approval (reject → propose again) → resolve → callback
 (unsatisfied → reopen to investigate) → close.
 
-Each human step suspends the run with a typed input and a markdown summary of the case; the operator
-completes it from the run's page in the Prefect UI or with ``kefu step submit``. A resumed run re-runs
-from the top: every suspend has a stable key (step and round), so earlier answers are replayed, and every
-side effect in ``kefu.tasks.casework`` is keyed in the database, so nothing happens twice. Deadlines are
-not Prefect timeouts (they would fail the run): the ``case-deadlines`` sweeper escalates from the DB.
+Each human step is asked through the step kit (``kefu.engine.steps``): the run suspends with a typed form
+and a markdown summary of the case; the operator completes it from the run's page in the Prefect UI or
+with ``kefu step submit``. A resumed run re-runs from the top: every ask has a stable key (step and round),
+so earlier answers are replayed, and every side effect in ``kefu.tasks.casework`` is keyed in the database,
+so nothing happens twice. Deadlines are not Prefect timeouts (they would fail the run): the
+``case-deadlines`` sweeper escalates from the DB. The step keys below are in flight in open cases: never
+change them (see ``kefu.engine.steps``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.context import get_run_context
 from prefect.input import RunInput
 from pydantic import Field
 
-from kefu.deployments.names import CASE_RUN_NAME
-from kefu.flows.waiting import RETRIES, RETRY_DELAY_SECONDS, Answers, run_client, suspend_until_answered
+from kefu.engine.contract import CASE_RUN_NAME, COMPLAINT_CASE_FLOW
+from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
+from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS, add_run_tags
 from kefu.models.db import unit_of_work
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy, current_policy
@@ -87,20 +88,10 @@ class CallbackInput(RunInput):
     comment: str = ""
 
 
-@dataclass(frozen=True)
-class Step:
-    """A human step: its input model, the milestones completing it meets, the status it moves the case to.
+# --- The human steps: form, milestones met, status reached (escalation: the sweeper climbs the policy ladder
+# on the milestones listed here) ----------------------------------------------------------------------------
 
-    Escalation is the same for every step: the sweeper climbs the policy ladder on the milestones listed here.
-    """
-
-    name: str
-    input: type[RunInput]
-    meets: tuple[MilestoneId, ...]
-    status: ComplaintStatus | None = None
-
-
-CLASSIFY = Step("classify", ClassifyInput, ())
+CLASSIFY = Step("classify", ClassifyInput)
 FORM_TASK_FORCE = Step("task_force", TaskForceInput, (MilestoneId.TASK_FORCE,))
 CONTACT = Step("first_contact", ContactInput, (MilestoneId.FIRST_CONTACT,))
 REPORT = Step("supervisor_report", ReportInput, (MilestoneId.SUPERVISOR_REPORT,))
@@ -114,111 +105,14 @@ PROPOSE = Step(
 APPROVE = Step("approve", ApprovalInput, (), ComplaintStatus.RESOLVING)
 RESOLVE = Step("resolve", ResolveInput, (MilestoneId.RESOLUTION,), ComplaintStatus.RESOLVED)
 CALLBACK = Step("callback", CallbackInput, (MilestoneId.CALLBACK,))
-STEPS = {
-    s.name: s for s in (CLASSIFY, FORM_TASK_FORCE, CONTACT, REPORT, INVESTIGATE, PROPOSE, APPROVE, RESOLVE, CALLBACK)
-}
-UNSATISFIED_BELOW = 3  # callback satisfaction 1–2 reopens the case
-
-T = TypeVar("T", bound=RunInput)
+STEPS = steps_by_name(CLASSIFY, FORM_TASK_FORCE, CONTACT, REPORT, INVESTIGATE, PROPOSE, APPROVE, RESOLVE, CALLBACK)
 
 
-def summary_markdown(case_no: str, step: str) -> str:
-    """The case as operators see it on the run page: ids and deadlines only, no personal data."""
-    with unit_of_work() as session:
-        complaint = casework.get_case(session, case_no)
-        lines = [
-            f"## 投诉 {case_no} — 待办: **{step}**",
-            "",
-            f"- 等级 severity: `{complaint.severity.value}`; 状态 status: `{complaint.status.value}`",
-            f"- 紧急 urgent: {complaint.urgent}; 重点客户 key account: {casework.is_key_account(complaint)}",
-            f"- 负责人 owner staff id: {complaint.owner_id}; 重开次数 reopened: {complaint.reopen_count}",
-            "",
-            "| milestone | due | met | breached | level |",
-            "|---|---|---|---|---|",
-        ]
-        for m in complaint.milestones:
-            cells = [m.milestone.value, m.due_at, m.met_at or "", m.breached_at or "", m.escalation_level]
-            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
-
-
-def wait_for(step: Step, case_no: str, answers: Answers, round_no: int = 0) -> Any:
-    """Wait until a person completes ``step`` (stable key per step and round); record it once."""
-    key = f"{step.name.replace('_', '-')}-{round_no}"  # Prefect keys: lowercase, digits, dashes
-    given = answers.given(key)
-    if given is not None:
-        answer = step.input(**given)
-    else:
-        with unit_of_work() as session:
-            complaint = casework.get_case(session, case_no)
-            casework.record_event(
-                session,
-                complaint,
-                "waiting",
-                key,
-                "system",
-                casework.system_clock(),
-                step=step.name,
-                flow_run_id=str(answers.flow_run_id),
-            )
-        model = step.input.with_initial_data(description=summary_markdown(case_no, step.name))
-        answer = suspend_until_answered(model, key)
-    data = answer.model_dump(mode="json", exclude={"metadata"})
-    with unit_of_work() as session:
-        casework.complete_step(
-            session,
-            case_no,
-            step.name,
-            key,
-            f"staff:{data.get('actor_staff_id')}",
-            casework.system_clock(),
-            meets=step.meets,
-            status=step.status,
-            data=data,
-        )
-    return answer
-
-
-def classify(case_no: str, answers: Answers, policy: Policy, calendar: WorkCalendar) -> Severity:
-    """The classification step: an answer the policy refuses (an override without a reason) is recorded and
-    asked again, so the operator is never left with a failed case."""
-    attempt = 0
-    while True:
-        answer = wait_for(CLASSIFY, case_no, answers, attempt)
-        try:
-            with unit_of_work() as session:
-                complaint = casework.get_case(session, case_no)
-                if complaint.owner_id is None:
-                    complaint.owner_id = answer.actor_staff_id  # 首问责任制: the first receiver owns the case
-                casework.classify_case(
-                    session,
-                    case_no,
-                    policy,
-                    calendar,
-                    severity=answer.severity,
-                    actor=f"staff:{answer.actor_staff_id}",
-                    reason=answer.reason,
-                    now=casework.system_clock(),
-                )
-                return complaint.severity
-        except casework.StepRejected as refused:
-            with unit_of_work() as session:
-                casework.refuse_step(session, case_no, "classify", f"classify-{attempt}", str(refused))
-            attempt += 1
-
-
-def _set_tags(case_no: str) -> None:
-    with unit_of_work() as session:
-        complaint = casework.get_case(session, case_no)
-        tags = ["kefu", "complaint", f"severity:{complaint.severity.value}"]
-        tags.append("key-account" if casework.is_key_account(complaint) else "general-account")
-    run = get_run_context().flow_run  # type: ignore[union-attr]
-    if run is not None and set(tags) - set(run.tags):
-        run_client().update_flow_run(run.id, tags=sorted(set(run.tags) | set(tags)))
+# --- The process ---------------------------------------------------------------------------------------
 
 
 @flow(
-    name="complaint-case",
+    name=COMPLAINT_CASE_FLOW,
     flow_run_name=CASE_RUN_NAME,
     persist_result=True,
     log_prints=False,
@@ -229,56 +123,160 @@ def complaint_case(case_no: str) -> str:
     logger = get_run_logger()
     policy = current_policy()
     calendar = WorkCalendar(policy)
-    answers = Answers()
+    steps = HumanSteps(CaseRecord(case_no))
 
     # register (idempotent: owner, milestones, urgent notice to the supervisor)
-    with unit_of_work() as session:
-        casework.register_case(session, case_no, policy, calendar, owner_id=None, now=casework.system_clock())
+    register(case_no, policy, calendar)
 
     # classify: rules propose, a person confirms or overrides (with a reason); milestones follow
-    severity = classify(case_no, answers, policy, calendar)
-    _set_tags(case_no)
+    severity = steps.ask(CLASSIFY, check=lambda answer: classify(case_no, answer, policy, calendar))
+    tag_run(case_no)
 
-    # major: form the task force; then first contact or supervisor report as the severity requires
+    # major: form the task force; then the supervisor report or the first contact, as the severity requires
     if severity is Severity.MAJOR:
-        wait_for(FORM_TASK_FORCE, case_no, answers)
-    if severity is Severity.IMPORTANT:
-        wait_for(REPORT, case_no, answers)
-    else:
-        wait_for(CONTACT, case_no, answers)
+        steps.ask(FORM_TASK_FORCE)
+    steps.ask(REPORT if severity is Severity.IMPORTANT else CONTACT)
 
-    investigation = 0
-    proposal = 0
-    reopen = 0
+    reopened = 0
     while True:
-        # investigate: several departments, several rounds
-        while not wait_for(INVESTIGATE, case_no, answers, investigation).done:
-            investigation += 1
-        investigation += 1
+        # investigate: several departments, as many rounds as it takes
+        while not steps.ask(INVESTIGATE).done:
+            continue
 
         # propose → customer approval; a rejection goes back to proposal
         while True:
-            proposed = wait_for(PROPOSE, case_no, answers, proposal)
+            proposed = steps.ask(PROPOSE)
             if severity is Severity.GENERAL and proposed.promised_completion_at is not None:
-                with unit_of_work() as session:
-                    casework.promise_resolution(session, case_no, policy, calendar, proposed.promised_completion_at)
-            approved = wait_for(APPROVE, case_no, answers, proposal).accepted
-            proposal += 1
-            if approved:
+                promise_resolution(case_no, policy, calendar, proposed.promised_completion_at)
+            if steps.ask(APPROVE).accepted:
                 break
 
-        # resolve (starts the callback clock), then the satisfaction callback
-        wait_for(RESOLVE, case_no, answers, reopen)
-        with unit_of_work() as session:
-            casework.mark_resolved(session, case_no, policy, calendar, reopen)
-        callback = wait_for(CALLBACK, case_no, answers, reopen)
-        if callback.satisfaction >= UNSATISFIED_BELOW:
+        # resolve (starts the callback clock), then the satisfaction callback; an unsatisfied customer reopens
+        steps.ask(RESOLVE)
+        mark_resolved(case_no, policy, calendar, reopened)
+        if steps.ask(CALLBACK).satisfaction >= policy.complaints.callback.reopen_below:
             break
-        reopen += 1
-        with unit_of_work() as session:
-            casework.reopen_case(session, case_no, reopen, casework.system_clock())
+        reopened += 1
+        reopen(case_no, reopened)
 
-    with unit_of_work() as session:
-        casework.close_case(session, case_no, casework.system_clock())
+    close(case_no)
     logger.info("case %s closed", case_no)
     return case_no
+
+
+# --- The business verbs (each one unit of work; every write keyed, so a replay writes nothing) -----------
+
+
+def register(case_no: str, policy: Policy, calendar: WorkCalendar) -> None:
+    with unit_of_work() as session:
+        casework.register_case(session, case_no, policy, calendar, owner_id=None, now=casework.system_clock())
+
+
+def classify(case_no: str, answer: ClassifyInput, policy: Policy, calendar: WorkCalendar) -> Severity:
+    """Confirm or override the proposed severity; an answer the policy refuses (an override without a reason)
+    raises ``StepRefused``, so the kit records it and asks again: the operator never gets a failed case."""
+    try:
+        with unit_of_work() as session:
+            complaint = casework.get_case(session, case_no)
+            if complaint.owner_id is None:
+                complaint.owner_id = answer.actor_staff_id  # 首问责任制: the first receiver owns the case
+            casework.classify_case(
+                session,
+                case_no,
+                policy,
+                calendar,
+                severity=answer.severity,
+                actor=f"staff:{answer.actor_staff_id}",
+                reason=answer.reason,
+                now=casework.system_clock(),
+            )
+            return complaint.severity
+    except casework.StepRejected as refused:
+        raise StepRefused(str(refused)) from refused
+
+
+def tag_run(case_no: str) -> None:
+    """Severity and account tags on the run, so operators can filter case runs in the UI."""
+    with unit_of_work() as session:
+        complaint = casework.get_case(session, case_no)
+        tags = ["kefu", "complaint", f"severity:{complaint.severity.value}"]
+        tags.append("key-account" if casework.is_key_account(complaint) else "general-account")
+    add_run_tags(tags)
+
+
+def promise_resolution(case_no: str, policy: Policy, calendar: WorkCalendar, promised_at: dt.datetime) -> None:
+    with unit_of_work() as session:
+        casework.promise_resolution(session, case_no, policy, calendar, promised_at)
+
+
+def mark_resolved(case_no: str, policy: Policy, calendar: WorkCalendar, round_no: int) -> None:
+    with unit_of_work() as session:
+        casework.mark_resolved(session, case_no, policy, calendar, round_no)
+
+
+def reopen(case_no: str, reopen_no: int) -> None:
+    with unit_of_work() as session:
+        casework.reopen_case(session, case_no, reopen_no, casework.system_clock())
+
+
+def close(case_no: str) -> None:
+    with unit_of_work() as session:
+        casework.close_case(session, case_no, casework.system_clock())
+
+
+class CaseRecord:
+    """The complaint case's side of the step kit: its waiting, completion and refusal events, its summary."""
+
+    def __init__(self, case_no: str) -> None:
+        self.case_no = case_no
+
+    def summary(self, step: Step[Any]) -> str:
+        """The case as operators see it on the run page: ids and deadlines only, no personal data."""
+        with unit_of_work() as session:
+            complaint = casework.get_case(session, self.case_no)
+            lines = [
+                f"## 投诉 {self.case_no} — 待办: **{step.name}**",
+                "",
+                f"- 等级 severity: `{complaint.severity.value}`; 状态 status: `{complaint.status.value}`",
+                f"- 紧急 urgent: {complaint.urgent}; 重点客户 key account: {casework.is_key_account(complaint)}",
+                f"- 负责人 owner staff id: {complaint.owner_id}; 重开次数 reopened: {complaint.reopen_count}",
+                "",
+                "| milestone | due | met | breached | level |",
+                "|---|---|---|---|---|",
+            ]
+            for m in complaint.milestones:
+                cells = [m.milestone.value, m.due_at, m.met_at or "", m.breached_at or "", m.escalation_level]
+                lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        return "\n".join(lines)
+
+    def waiting(self, step: Step[Any], key: str, flow_run_id: str) -> None:
+        with unit_of_work() as session:
+            complaint = casework.get_case(session, self.case_no)
+            casework.record_event(
+                session,
+                complaint,
+                "waiting",
+                key,
+                "system",
+                casework.system_clock(),
+                step=step.name,
+                flow_run_id=flow_run_id,
+            )
+
+    def completed(self, step: Step[Any], key: str, answer: dict[str, Any]) -> None:
+        with unit_of_work() as session:
+            casework.complete_step(
+                session,
+                self.case_no,
+                step.name,
+                key,
+                f"staff:{answer.get('actor_staff_id')}",
+                casework.system_clock(),
+                meets=tuple(MilestoneId(m) for m in step.meets),
+                status=None if step.status is None else ComplaintStatus(step.status),
+                data=answer,
+            )
+
+    def refused(self, step: Step[Any], key: str, reason: str) -> None:
+        with unit_of_work() as session:
+            casework.refuse_step(session, self.case_no, step.name, key, reason)

@@ -194,12 +194,30 @@ class ClassificationRule(BaseModel):
         return self
 
 
+class CallbackRule(MilestoneRule):
+    """The satisfaction callback after resolution, and when its answer reopens the case (seed 003 §3.4)."""
+
+    reopen_below: int = Field(
+        description="A callback satisfaction (1–5) below this reopens the case: 处理直至客户满意."
+    )
+
+    @field_validator("reopen_below")
+    @classmethod
+    def _on_the_scale(cls, value: int) -> int:
+        if not 2 <= value <= 5:
+            raise ValueError(
+                f"must be between 2 and 5 (satisfaction is scored 1–5; {value} would reopen "
+                f"{'no case' if value < 2 else 'every case, forever'})"
+            )
+        return value
+
+
 class ComplaintPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     severities: dict[Severity, SeverityRule]
     key_account_overrides: dict[Severity, dict[MilestoneId, Duration]] = Field(default_factory=dict)
-    callback: MilestoneRule
+    callback: CallbackRule
     classification: ClassificationRule
 
     @model_validator(mode="after")

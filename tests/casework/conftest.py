@@ -97,7 +97,7 @@ def case_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class RunnerProcess(Restartable):
-    """Kefu's runner (``python -m kefu.deployments.runner``) on the test DB and server; can be killed and restarted."""
+    """Kefu's runner (``python -m kefu.engine.runner``) on the test DB and server; can be killed and restarted."""
 
     def __init__(self, db_url: str, log_path: Path) -> None:
         self.log_path = log_path
@@ -112,7 +112,7 @@ class RunnerProcess(Restartable):
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kefu.deployments.runner"],
+                [sys.executable, "-m", "kefu.engine.runner"],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -141,7 +141,7 @@ def _wait_deployment(process: subprocess.Popen[bytes], log_path: object, timeout
     """The runner registers its deployments at start-up: poll the API (bounded) until the case one exists."""
     from prefect.client.orchestration import get_client
 
-    from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT
+    from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT
 
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:

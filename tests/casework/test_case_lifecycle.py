@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from kefu.cli import main
 from kefu.cli.step import submit
-from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT
+from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.db import unit_of_work
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneId, Role, Severity

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from kefu.deployments.names import COMPLAINT_CASE_DEPLOYMENT, COMPLAINT_CASE_FLOW
+from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT, COMPLAINT_CASE_FLOW
 from kefu.intake.app import create_app
 from kefu.models.db import make_engine
 from kefu.models.migrate import upgrade
@@ -85,7 +85,7 @@ def case_deployment(prefect_server: str) -> str:
     """The ``complaint-case`` deployment on the test Prefect server: its id.
 
     Registered as metadata (flow + deployment) so tests can count case flow runs; a runner serving the
-    real or a stand-in flow under the same names takes these runs when a test starts one.
+    real flow under the same names takes these runs when a test starts one.
     """
     served = httpx.get(f"{prefect_server}/deployments/name/{COMPLAINT_CASE_DEPLOYMENT}", timeout=30)
     if served.status_code == 200:  # the casework tests' runner registered the real one: keep it as it is

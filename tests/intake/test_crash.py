@@ -20,8 +20,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from kefu.engine.rest import PrefectRuns
 from kefu.intake.app import create_app
-from kefu.intake.dispatcher import PrefectRuns, reconcile
+from kefu.intake.dispatcher import reconcile
 from kefu.models import Complaint
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from tests.intake.conftest import AUTH, case_runs, complaint_json, intake_settings, unique_receipt_time
@@ -67,11 +68,7 @@ async def wait_for(condition: str, check: object, timeout: float, log: Path) -> 
 
 
 def runner_argv() -> list[str]:
-    try:
-        import kefu.flows.complaint_case  # noqa: F401  (the real case flow, once it exists)
-    except ImportError:
-        return [sys.executable, str(ROOT / "tests" / "intake" / "standin_case_flow.py")]
-    return [sys.executable, "-m", "kefu.deployments.runner"]
+    return [sys.executable, "-m", "kefu.engine.runner"]
 
 
 async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_exactly_one_run_per_complaint(

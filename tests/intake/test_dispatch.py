@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from kefu.deployments.names import COMPLAINT_CASE_FLOW
-from kefu.intake.dispatcher import PrefectRuns, PrefectUnavailable, dispatch_once, reconcile
+from kefu.engine.contract import COMPLAINT_CASE_FLOW
+from kefu.engine.rest import PrefectRuns, PrefectUnavailable
+from kefu.intake.dispatcher import dispatch_once, reconcile
 from kefu.intake.service import register_complaint
 from kefu.intake.validation import Submission
 from kefu.models import Channel, Complaint

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kefu.deployments.names import complaint_case_idempotency_key
+from kefu.engine.contract import complaint_case_idempotency_key
 from tests.intake.conftest import complaint_json
 from tests.prefect_fixtures import free_port, read_until
 
@@ -54,7 +54,7 @@ def _niceness_of_children(parent: int) -> dict[str, int]:
         except OSError:
             continue  # gone meanwhile
         if int(fields[1]) == parent:  # ppid
-            for part in ("prefect server", "kefu.deployments.runner", "kefu.intake.app", "kefu.intake.dispatcher"):
+            for part in ("prefect server", "kefu.engine.runner", "kefu.intake.app", "kefu.intake.dispatcher"):
                 if part in cmdline:
                     found[part] = int(fields[16])  # nice
     return found
@@ -89,7 +89,7 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(tmp_p
         assert _niceness_of_children(process.pid) == {
             "kefu.intake.app": mine,
             "prefect server": min(mine + 5, 19),
-            "kefu.deployments.runner": mine,
+            "kefu.engine.runner": mine,
             "kefu.intake.dispatcher": mine,
         }
 

@@ -17,6 +17,10 @@ What the runner guarantees:
   of the runner, or a Prefect server restart in the middle of a step, lose no case.
 - **cancel**: a Cancelling run that no live runner holds (a case waiting for a person) becomes Cancelled.
 - a failing flow fails its own run, never the runner; API outages are logged and retried every poll.
+
+Start it with ``python -m kefu.engine.runner`` (``kefu up`` does). ``main`` first checks the private Prefect
+parts Kefu relies on (``kefu.engine.prefect_private``) and stops with the installed Prefect version if one
+moved, then serves with Prefect's suspension observer switched off for as long as it runs.
 """
 
 from __future__ import annotations
@@ -30,13 +34,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 from kefu.deployments import Served
+from kefu.engine import prefect_private
 
 log = logging.getLogger("kefu.runner")
 CLAIM_PREFIX = "kefu:"
@@ -94,7 +98,6 @@ class InProcessRunner:
         self._mark = claim_mark()
         self._next_sweep = 0.0  # orphans and cancellations: at start-up, then every few polls
         self._profile, self._settings = _engine_settings()
-        _without_suspension_observer()
 
     # --- start-up ------------------------------------------------------------------------------------
 
@@ -180,11 +183,10 @@ class InProcessRunner:
     def _execute(self, flow_run: Any) -> None:
         from prefect.context import SettingsContext
         from prefect.exceptions import Pause
-        from prefect.flow_engine import run_flow
 
         try:
             with SettingsContext(profile=self._profile, settings=self._settings):
-                outcome = run_flow(self._flows[flow_run.deployment_id], flow_run=flow_run, return_type="state")
+                outcome = prefect_private.run_flow(self._flows[flow_run.deployment_id], flow_run)
                 if inspect.iscoroutine(outcome):  # async flows (deliver-mail) get their own event loop
                     asyncio.run(outcome)
         except Pause:
@@ -238,36 +240,52 @@ def _engine_settings() -> tuple[Any, Any]:
     return context.profile, context.settings.copy_with_update(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
-@contextmanager
-def _no_observer(*_args: Any, **_kwargs: Any) -> Iterator[None]:
-    yield
+def runs_in_states(client: Any, deployment_ids: list[UUID], states: list[str], *, page: int = 200) -> list[Any]:
+    """Every run of these deployments in these states, read ``page`` at a time until a short page.
 
-
-def _without_suspension_observer() -> None:
-    """Prefect 3.8's engine starts, for every execution of a deployment run, a thread with its own event loop
-    and a websocket subscription, so that a run may be suspended from outside while it executes. Kefu's flows
-    suspend only themselves, at their human steps, and an execution lasts a fraction of a second; the observer
-    cost ~0.2 s of wall time and a server websocket per execution. Suspending from outside is not offered."""
-    import prefect.flow_engine
-
-    assert hasattr(prefect.flow_engine, "observe_flow_run_suspension"), "Prefect changed: review this runner"
-    prefect.flow_engine.observe_flow_run_suspension = _no_observer
-
-
-def runs_in_states(client: Any, deployment_ids: list[UUID], states: list[str]) -> list[Any]:
-    """Runs of these deployments in these states. Every filter is explicit: fastapi 0.154 rejects nulls."""
+    Every filter is explicit: fastapi 0.151–0.154 rejects nulls. A run whose state changes while the pages are
+    read can shift the later pages: it may be missed until the next sweep, and it is reported at most once.
+    """
     from prefect.client.schemas.objects import FlowRun
 
-    body = {
-        "flow_runs": {"state": {"type": {"any_": states}}},
-        "deployments": {"id": {"any_": [str(i) for i in deployment_ids]}},
-        "sort": "ID_DESC",
-        "limit": 200,
-        "offset": 0,
-    }
-    response = client.request("POST", "/flow_runs/filter", json=body)
-    response.raise_for_status()
-    return FlowRun.model_validate_list(response.json())
+    found: dict[UUID, Any] = {}
+    offset = 0
+    while True:
+        body = {
+            "flow_runs": {"state": {"type": {"any_": states}}},
+            "deployments": {"id": {"any_": [str(i) for i in deployment_ids]}},
+            "sort": "ID_DESC",
+            "limit": page,
+            "offset": offset,
+        }
+        response = client.request("POST", "/flow_runs/filter", json=body)
+        response.raise_for_status()
+        runs = FlowRun.model_validate_list(response.json())
+        found.update((run.id, run) for run in runs if run.id not in found)
+        if len(runs) < page:
+            return list(found.values())
+        offset += page
+
+
+def serve(served: Sequence[Served]) -> None:
+    """Serve these deployments with the runner settings until SIGTERM or SIGINT (main thread only).
+
+    Checks the private Prefect parts first (``PrefectChanged`` names the installed version) and keeps Prefect's
+    suspension observer switched off while serving.
+    """
+    from kefu.settings import get_settings
+
+    settings = get_settings()
+    runner = InProcessRunner(
+        served,
+        workers=settings.runner_workers,
+        poll_seconds=settings.runner_poll_seconds,
+        orphan_seconds=settings.runner_orphan_seconds,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runner.stop())
+    with prefect_private.without_suspension_observer():  # checks first: raises before anything is registered
+        runner.run()
 
 
 def main() -> None:
@@ -275,17 +293,11 @@ def main() -> None:
     from kefu.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = get_settings()
-    only = set(settings.serve_only)
-    runner = InProcessRunner(
-        [d for d in all_deployments() if not only or d.name in only],
-        workers=settings.runner_workers,
-        poll_seconds=settings.runner_poll_seconds,
-        orphan_seconds=settings.runner_orphan_seconds,
-    )
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: runner.stop())
-    runner.run()
+    only = set(get_settings().serve_only)
+    try:
+        serve([d for d in all_deployments() if not only or d.name in only])
+    except prefect_private.PrefectChanged as exc:
+        raise SystemExit(f"kefu runner cannot start: {exc}") from exc
 
 
 if __name__ == "__main__":

@@ -1,0 +1,31 @@
+"""The run contract: what the parts that create case runs and the parts that execute them agree on.
+
+The dispatcher, the reconciler, ``kefu step`` and the tests create or find ``complaint-case`` runs; the
+flow and the runner serve them. Both sides read the names, the one parameter, the run name and the
+idempotency key from here, so a rename is one edit and cannot leave a creator and the flow disagreeing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COMPLAINT_CASE_FLOW = "complaint-case"
+COMPLAINT_CASE_DEPLOYMENT_NAME = "complaint-case"
+COMPLAINT_CASE_DEPLOYMENT = f"{COMPLAINT_CASE_FLOW}/{COMPLAINT_CASE_DEPLOYMENT_NAME}"  # as Prefect names it
+CASE_PARAMETER = "case_no"  # the case flow's one parameter: only the case number travels to Prefect
+CASE_RUN_NAME = "case {case_no}"  # the flow's flow_run_name template: operators find a case by its number
+CASE_RUN_TAGS = ("kefu", "complaint")
+
+
+def complaint_case_idempotency_key(case_no: str) -> str:
+    """One case flow run per complaint: every creator of case runs passes this key."""
+    return f"complaint-case:{case_no}"
+
+
+def case_run_name(case_no: str) -> str:
+    return CASE_RUN_NAME.format(**case_run_parameters(case_no))
+
+
+def case_run_parameters(case_no: str) -> dict[str, Any]:
+    """The parameters of a case run (no personal data: the number alone)."""
+    return {CASE_PARAMETER: case_no}

@@ -1,0 +1,160 @@
+"""Every Prefect name Kefu relies on outside Prefect's public API, touched here and nowhere else.
+
+Kefu reaches into Prefect for two reasons, both measured (DESIGN.md §4):
+
+- **suspend-until-answered** (``kefu.engine.waiting``) saves the form's schema before it proposes the
+  Suspended state, which Prefect's ``suspend_flow_run`` does the other way round (a failed second call
+  left runs Suspended with no form). That needs Prefect's schema builder, its key convention for run
+  inputs, the state proposal helper and the private description of a ``RunInput``.
+- **the in-process runner** (``kefu.engine.runner``) executes claimed runs with the engine's ``run_flow``
+  in its own threads, and switches off the per-execution suspension observer (a thread, an event loop and
+  a websocket per execution, for a feature Kefu does not offer).
+
+A Prefect upgrade can move or change any of these without notice. ``check()`` looks for every one of
+them and raises ``PrefectChanged`` naming the installed Prefect version; the runner calls it at start-up
+and ``tests/test_prefect_private.py`` calls it in the test run, so an upgrade that breaks Kefu fails there
+and not in a customer's case.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+BUILT_AGAINST = "3.8.8"
+
+# (module, attribute, parameters Kefu passes by name)
+_FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("prefect.flow_engine", "run_flow", ("flow", "flow_run", "return_type")),
+    ("prefect.flow_engine", "observe_flow_run_suspension", ()),
+    ("prefect.utilities.engine", "propose_state_sync", ("client", "state", "flow_run_id")),
+    ("prefect._internal.pydantic.v2_schema", "create_v2_schema", ("name_", "model_base")),
+    ("prefect.input.run_input", "keyset_from_paused_state", ("state",)),
+)
+_OBSERVER = "observe_flow_run_suspension"
+# Prefect's run-input keys of a Suspended state start with this (``Answers`` reads all of a run's answers by it).
+SUSPENDED_INPUT_PREFIX = "suspended-"
+
+
+class PrefectChanged(RuntimeError):
+    """The installed Prefect lacks or changed a part Kefu relies on: review ``kefu.engine`` before running."""
+
+
+def installed_version() -> str:
+    import prefect
+
+    return str(prefect.__version__)
+
+
+def _problems() -> list[str]:
+    problems: list[str] = []
+    for module_name, attribute, parameters in _FUNCTIONS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            problems.append(f"module {module_name} cannot be imported ({exc})")
+            continue
+        function = getattr(module, attribute, None)
+        if not callable(function):
+            problems.append(f"{module_name}.{attribute} is gone")
+            continue
+        accepted = inspect.signature(function).parameters
+        missing = [p for p in parameters if p not in accepted]
+        if missing:
+            problems.append(f"{module_name}.{attribute} no longer takes {', '.join(missing)}")
+    import prefect.flow_engine
+    from prefect.input import RunInput
+
+    # Replacing the observer helps only while the engine looks it up as a global of its own module at call time.
+    if f"{_OBSERVER}(" not in inspect.getsource(prefect.flow_engine).replace(f"def {_OBSERVER}(", ""):
+        problems.append(f"prefect.flow_engine no longer calls {_OBSERVER}")
+    if "_description" not in RunInput.__private_attributes__:
+        problems.append("prefect.input.RunInput has no private _description any more")
+    if not problems:
+        from prefect.states import Suspended
+
+        response = suspend_keys(Suspended(pause_key="k"))["response"]
+        if response != f"{SUSPENDED_INPUT_PREFIX}k-response":
+            problems.append(f"a Suspended state's answer is saved under '{response}' now")
+    return problems
+
+
+def check() -> None:
+    """Raise ``PrefectChanged`` if any private Prefect name Kefu uses is missing or changed."""
+    problems = _problems()
+    if problems:
+        raise PrefectChanged(
+            f"Kefu's Prefect adapter (kefu.engine) was written against Prefect {BUILT_AGAINST}; the installed "
+            f"Prefect {installed_version()} differs where Kefu relies on its private parts: "
+            + "; ".join(problems)
+            + ". Pin Prefect back or update kefu/engine/prefect_private.py."
+        )
+
+
+# --- suspend-until-answered ----------------------------------------------------------------------------
+
+
+def input_schema(model: type[Any]) -> dict[str, Any]:
+    """The JSON schema Prefect stores for a run input form (what ``RunInput.save`` stores)."""
+    from prefect._internal.pydantic.v2_schema import create_v2_schema
+
+    return create_v2_schema(model.__name__, model_base=model)
+
+
+def input_description(model: type[Any]) -> str | None:
+    """The markdown shown above the form (set by ``RunInput.with_initial_data(description=...)``)."""
+    description = model._description
+    return description if isinstance(description, str) and description else None
+
+
+def suspend_keys(state: Any) -> dict[str, str]:
+    """Prefect's run-input keys (``schema``, ``description``, ``response``) of a Suspended state."""
+    from prefect.input.run_input import keyset_from_paused_state
+
+    return {str(name): key for name, key in keyset_from_paused_state(state).items()}
+
+
+def propose_state(client: Any, state: Any, flow_run_id: Any) -> Any:
+    """Propose a state for the run as the engine does (orchestration rules decide; returns the state set)."""
+    from prefect.utilities.engine import propose_state_sync
+
+    return propose_state_sync(client=client, state=state, flow_run_id=flow_run_id)
+
+
+# --- the in-process runner -----------------------------------------------------------------------------
+
+
+def run_flow(flow: Any, flow_run: Any) -> Any:
+    """Execute an existing flow run in this thread; for an async flow, the coroutine to run."""
+    from prefect.flow_engine import run_flow as engine_run_flow
+
+    return engine_run_flow(flow, flow_run=flow_run, return_type="state")
+
+
+@contextmanager
+def _no_observer(*_args: Any, **_kwargs: Any) -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def without_suspension_observer() -> Iterator[None]:
+    """While inside, executions of deployment runs start no suspension observer; restored on exit.
+
+    Prefect 3.8's engine starts, for every execution of a deployment run, a thread with its own event loop and
+    a websocket subscription, so that a run may be suspended from outside while it executes. Kefu's flows
+    suspend only themselves, at their human steps, and an execution lasts a fraction of a second; the observer
+    cost ~0.2 s of wall time and a server websocket per execution. Suspending from outside is not offered.
+    Process-wide: enter it once, around the runner's loop.
+    """
+    import prefect.flow_engine
+
+    check()
+    original: Callable[..., Any] = getattr(prefect.flow_engine, _OBSERVER)
+    setattr(prefect.flow_engine, _OBSERVER, _no_observer)
+    try:
+        yield
+    finally:
+        setattr(prefect.flow_engine, _OBSERVER, original)

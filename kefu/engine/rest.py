@@ -1,0 +1,173 @@
+"""The REST client for case runs: create and find ``complaint-case`` runs through Prefect's HTTP API.
+
+Plain httpx rather than Prefect's own client: the dispatcher creates runs in bulk (one request per chunk,
+one transaction on the server), needs its own retry policy (the SQLite Prefect server answers 503 and
+"database is locked" under concurrent writers) and must not start a temporary server when no API URL is
+set. Every request names its filters explicitly (fastapi 0.151–0.154 refused nulls). The names, parameters
+and idempotency key come from the run contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from kefu.engine.contract import (
+    CASE_RUN_TAGS,
+    COMPLAINT_CASE_DEPLOYMENT,
+    case_run_name,
+    case_run_parameters,
+    complaint_case_idempotency_key,
+)
+from kefu.settings import get_settings
+
+
+class PrefectUnavailable(Exception):
+    """Prefect did not answer successfully after every retry (down, overloaded, or no deployment yet)."""
+
+
+class CaseRefused(PrefectUnavailable):
+    """Prefect answered a bulk request but did not create this case's run (on the SQLite server: "database is
+    locked" when its own services write at the same moment)."""
+
+
+class PrefectRuns:
+    """Creates and finds case flow runs through Prefect's REST API, with retries and backoff."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        deployment: str = COMPLAINT_CASE_DEPLOYMENT,
+        attempts: int = 8,
+        base_delay: float = 0.1,
+        max_delay: float = 5.0,
+        timeout: float = 30.0,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.deployment = deployment
+        self.attempts, self.base_delay, self.max_delay = attempts, base_delay, max_delay
+        self.http = httpx.AsyncClient(base_url=self.api_url, timeout=timeout)
+        self._deployment_id: str | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> PrefectRuns:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def _request(self, method: str, path: str, json: Any = None, *, missing_ok: bool = False) -> Any:
+        delay = self.base_delay
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = await self.http.request(method, path, json=json)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 300:
+                    return response.json()
+                if response.status_code == 404 and missing_ok:
+                    return None
+                if response.status_code < 500 and response.status_code not in (404, 408, 409, 429):
+                    raise PrefectUnavailable(f"{method} {path}: {response.status_code} {response.text[:300]}")
+                last = f"{response.status_code} {response.text[:200]}"
+            if attempt < self.attempts:
+                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+                delay = min(delay * 2, self.max_delay)
+        raise PrefectUnavailable(f"{method} {path} failed {self.attempts} times; last: {last}")
+
+    async def deployment_id(self) -> str:
+        if self._deployment_id is None:
+            flow_name, _, name = self.deployment.partition("/")
+            body = await self._request("GET", f"/deployments/name/{flow_name}/{name}")
+            self._deployment_id = str(body["id"])
+        return self._deployment_id
+
+    async def create_case_run(self, case_no: str) -> str:
+        """The id of the one case flow run of this case (created now, or the one the key already has)."""
+        deployment_id = await self.deployment_id()
+        body = await self._request(
+            "POST",
+            f"/deployments/{deployment_id}/create_flow_run",
+            {
+                "name": case_run_name(case_no),
+                "parameters": case_run_parameters(case_no),
+                "idempotency_key": complaint_case_idempotency_key(case_no),
+                "tags": list(CASE_RUN_TAGS),
+            },
+        )
+        return str(body["id"])
+
+    async def create_case_runs(self, case_nos: Sequence[str]) -> dict[str, str | BaseException]:
+        """Many case runs in one request (Prefect's bulk endpoint, one transaction, at most 100).
+
+        Each run still carries its idempotency key, so a repeated case gets the run it already has.
+        Returns the run id per case, or the error for the cases Prefect refused.
+        """
+        deployment_id = await self.deployment_id()
+        body = await self._request(
+            "POST",
+            f"/deployments/{deployment_id}/create_flow_run/bulk",
+            [
+                {
+                    "name": case_run_name(case_no),
+                    "parameters": case_run_parameters(case_no),
+                    "idempotency_key": complaint_case_idempotency_key(case_no),
+                    "tags": list(CASE_RUN_TAGS),
+                }
+                for case_no in case_nos
+            ],
+        )
+        results: dict[str, str | BaseException] = {}
+        for case_no, result in zip(case_nos, body["results"], strict=True):
+            if result.get("status") == "CREATED" and result.get("flow_run_id"):
+                results[case_no] = str(result["flow_run_id"])
+            else:
+                results[case_no] = CaseRefused(f"bulk create refused: {result.get('error')}")
+        return results
+
+    async def runs_for_cases(self, case_nos: Sequence[str]) -> dict[str, list[str]]:
+        """Every run of the deployment per case (found by the idempotency key), in chunks."""
+        deployment_id = await self.deployment_id()
+        found: dict[str, list[str]] = {c: [] for c in case_nos}
+        by_key = {complaint_case_idempotency_key(c): c for c in case_nos}
+        keys = list(by_key)
+        for start in range(0, len(keys), 200):
+            chunk = keys[start : start + 200]
+            runs = await self._request(
+                "POST",
+                "/flow_runs/filter",
+                {
+                    "flow_runs": {"idempotency_key": {"any_": chunk}},
+                    "deployments": {"id": {"any_": [deployment_id]}},
+                    "limit": 200,
+                },
+            )
+            for run in runs:
+                found[by_key[run["idempotency_key"]]].append(str(run["id"]))
+        return found
+
+    async def existing_run_ids(self, run_ids: Sequence[str]) -> set[str]:
+        existing: set[str] = set()
+        ids = list(run_ids)
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
+            runs = await self._request(
+                "POST", "/flow_runs/filter", {"flow_runs": {"id": {"any_": chunk}}, "limit": 200}
+            )
+            existing.update(str(run["id"]) for run in runs)
+        return existing
+
+
+def prefect_api_url() -> str:
+    """The Prefect API this process talks to: ``PREFECT_API_URL`` (``kefu up`` sets it), else Kefu's settings."""
+    return os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
