@@ -20,10 +20,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KEFU_", env_file=".env", extra="ignore")
 
-    var_dir: Path = Field(default=Path("var"), description="Local state: SQLite files, logs, mail sink.")
+    var_dir: Path = Field(default=Path("var"), description="Local state: embedded PostgreSQL, Prefect home, logs.")
     database_url: str = Field(
         default="",
-        description="SQLAlchemy URL of the system of record; empty means SQLite under var_dir.",
+        description="SQLAlchemy URL of the system of record (PostgreSQL or sqlite:///...); empty means the database "
+        "'kefu' on the embedded PostgreSQL under var_dir/pg, which the first process that needs it starts.",
     )
     policy_file: Path = Field(default=DEFAULT_POLICY_FILE, description="The policy file (YAML).")
     timezone: str = Field(default="Asia/Shanghai")
@@ -32,8 +33,8 @@ class Settings(BaseSettings):
     prefect_port: int = 4200
     prefect_database_url: str | None = Field(
         default=None,
-        description="The Prefect server's database (e.g. postgresql+asyncpg://user@host/db). Empty: embedded SQLite "
-        "under var/prefect, which answers 'database is locked' and stalls up to 60 s under concurrent case load.",
+        description="The Prefect server's database (e.g. postgresql+asyncpg://user@host/db). Empty: the database "
+        "'prefect' on the embedded PostgreSQL under var_dir/pg (the SQLite Prefect server stalls under case load).",
     )
     serve_only: list[str] = Field(
         default_factory=list,
@@ -71,10 +72,24 @@ class Settings(BaseSettings):
     mail_retry_max_seconds: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
     mail_batch_size: int = Field(default=200, ge=1, description="Outbox rows sent per delivery pass.")
 
+    @property
+    def embedded_pg_dir(self) -> Path:
+        """Data directory and Unix socket directory of the embedded PostgreSQL server."""
+        return (self.var_dir / "pg").resolve()
+
+    def embedded_database_url(self, database: str, driver: str) -> str:
+        return f"postgresql+{driver}://postgres@/{database}?host={self.embedded_pg_dir}"
+
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.var_dir / 'kefu.db').resolve()}"
+        return self.database_url or self.embedded_database_url("kefu", "psycopg")
+
+    def resolved_prefect_database_url(self) -> str:
+        return self.prefect_database_url or self.embedded_database_url("prefect", "asyncpg")
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        """True unless both Kefu's and the Prefect server's databases are configured."""
+        return not self.database_url or not self.prefect_database_url
 
 
 @lru_cache(maxsize=1)

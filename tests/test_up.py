@@ -11,21 +11,51 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import URL
 
+from kefu.cli.up import prefect_env
+from kefu.models import embedded_pg
+from kefu.settings import Settings
 from tests.prefect_fixtures import free_port, read_until
 
 KEFU = str(Path(sys.executable).parent / "kefu")
 
 
+def test_a_database_left_unconfigured_is_on_the_embedded_postgresql(tmp_path: Path) -> None:
+    """Each of the two databases is the embedded server's unless its own URL is set."""
+    socket = f"host={(tmp_path / 'var' / 'pg').resolve()}"
+    embedded = Settings(var_dir=tmp_path / "var")
+    assert embedded.resolved_database_url() == f"postgresql+psycopg://postgres@/kefu?{socket}"
+    assert prefect_env(embedded)["PREFECT_API_DATABASE_CONNECTION_URL"] == (
+        f"postgresql+asyncpg://postgres@/prefect?{socket}"
+    )
+    assert embedded.uses_embedded_postgres
+
+    only_kefu = Settings(var_dir=tmp_path / "var", database_url="sqlite:///kefu.db")
+    assert only_kefu.resolved_database_url() == "sqlite:///kefu.db"
+    assert prefect_env(only_kefu)["PREFECT_API_DATABASE_CONNECTION_URL"].endswith(f"/prefect?{socket}")
+    assert only_kefu.uses_embedded_postgres
+
+    external = "postgresql+asyncpg://postgres@db.example/prefect"
+    only_prefect = Settings(var_dir=tmp_path / "var", prefect_database_url=external)
+    assert only_prefect.resolved_database_url().endswith(f"/kefu?{socket}")
+    assert prefect_env(only_prefect)["PREFECT_API_DATABASE_CONNECTION_URL"] == external
+    assert only_prefect.uses_embedded_postgres
+
+    both = Settings(var_dir=tmp_path / "var", database_url="sqlite:///kefu.db", prefect_database_url=external)
+    assert not both.uses_embedded_postgres
+
+
 @pytest.mark.slow
-def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(embedded_var_dir: Path) -> None:
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
+    pgdata = embedded_var_dir / "pg"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")},  # other fixtures' settings
-        "KEFU_VAR_DIR": str(tmp_path / "var"),
+        "KEFU_VAR_DIR": str(embedded_var_dir),
         "KEFU_PREFECT_PORT": str(port),
         "KEFU_PREFECT_API_URL": api,
         "KEFU_INTAKE_PORT": str(free_port()),
@@ -40,7 +70,8 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(tmp_path: Path) -> N
         output = read_until(process, "Press Ctrl-C", timeout=150)
         assert f"http://127.0.0.1:{port}" in output
         assert "migrated" in output
-        assert (tmp_path / "var" / "kefu.db").exists()
+        assert f"embedded PostgreSQL running on {pgdata}" in output
+        assert (pgdata / "PG_VERSION").read_text().strip() == "18"
         expected = {"calendar-check", "complaint-case", "case-deadlines", "deliver-mail"}
         names: set[str] = set()
         deadline = time.monotonic() + 60
@@ -50,10 +81,18 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(tmp_path: Path) -> N
             if not expected <= names:
                 time.sleep(0.5)  # the runner registers its deployments shortly after it starts
         assert expected <= names
+        # Both databases live on the embedded server: the Prefect server's deployments are in ``prefect``.
+        with psycopg.connect(host=str(pgdata), user="postgres", dbname="prefect") as connection:
+            stored = {row[0] for row in connection.execute("SELECT name FROM deployment")}
+            databases = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
+        assert expected <= stored
+        assert {"kefu", "prefect"} <= databases
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
         assert process.returncode == 0
         assert "stopped" in rest
+        assert rest.index("stopping prefect-server") < rest.index("embedded PostgreSQL stopped")
+        assert embedded_pg.running_pid(pgdata) is None
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{api}/health", timeout=2)
     finally:
@@ -73,10 +112,7 @@ def test_kefu_up_starts_the_prefect_server_on_the_configured_postgresql(tmp_path
 
 
 def _check_prefect_keeps_runs_in(pg: URL, tmp_path: Path) -> None:
-    import psycopg
-
-    from kefu.cli.up import components, prefect_env
-    from kefu.settings import Settings
+    from kefu.cli.up import components
 
     port = free_port()
     settings = Settings(

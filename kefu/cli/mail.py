@@ -14,9 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, inspect
 
 from kefu.cli import UsageError
-from kefu.models.db import make_engine
+from kefu.models.db import default_engine
 from kefu.notifications import dead_letters, deliver_due, mask_email
-from kefu.settings import get_settings
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +29,7 @@ def register(subparsers: Any) -> None:
 
 
 def _engine() -> Engine:
-    engine = make_engine(get_settings().resolved_database_url())
+    engine = default_engine()
     if not inspect(engine).has_table("outbox_messages"):
         raise UsageError("the database has no outbox yet; run `kefu db upgrade` first")
     return engine

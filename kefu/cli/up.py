@@ -1,8 +1,10 @@
 """``kefu up``: bring the whole system up on its embedded defaults and keep it up until Ctrl-C.
 
-Order: validate the policy, migrate the database, start the Prefect server and wait until it answers,
-then start every other component (the runner serving Kefu's deployments, and what later parts add).
-Ctrl-C (or SIGTERM) stops every component, newest first, and waits for each.
+Order: validate the policy, start the embedded PostgreSQL under ``var/pg`` unless both databases are
+configured, migrate the database, start the Prefect server and wait until it answers, then start every other
+component (the runner serving Kefu's deployments, and what later parts add). Ctrl-C (or SIGTERM) stops every
+component, newest first, waits for each, and then stops the embedded PostgreSQL unless another Kefu command
+still uses it (that one stops it when it ends; see ``kefu.models.embedded_pg``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kefu.models import embedded_pg
 from kefu.models.db import default_engine
 from kefu.models.migrate import upgrade
 from kefu.models.policy import current_policy
@@ -44,13 +47,11 @@ BACKGROUND = 5  # the nice value of the Prefect server and the mail sink
 
 
 def prefect_env(settings: Settings) -> dict[str, str]:
-    """Environment shared by every process that talks to Prefect (embedded SQLite server under var/)."""
+    """Environment shared by every process that talks to Prefect. Its server keeps its data in PostgreSQL: the
+    configured one, else database ``prefect`` on the embedded server (Prefect's own SQLite stalls under load)."""
     home = (settings.var_dir / "prefect").resolve()
-    database = {}
-    if settings.prefect_database_url:  # production: PostgreSQL; the embedded SQLite stalls under load
-        database["PREFECT_API_DATABASE_CONNECTION_URL"] = settings.prefect_database_url
     return {
-        **database,
+        "PREFECT_API_DATABASE_CONNECTION_URL": settings.resolved_prefect_database_url(),
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": settings.prefect_api_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -171,6 +172,17 @@ def run(args: argparse.Namespace) -> int:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     policy = current_policy()
     print(f"kefu up: policy {settings.policy_file} is valid ({len(policy.complaints.severities)} severities)")
+    if settings.uses_embedded_postgres:
+        embedded_pg.attach(settings.embedded_pg_dir)
+        print(f"kefu up: embedded PostgreSQL running on {settings.embedded_pg_dir} (databases kefu, prefect)")
+    try:
+        return _run(settings)
+    finally:
+        if settings.uses_embedded_postgres and embedded_pg.release(settings.embedded_pg_dir):
+            print("kefu up: embedded PostgreSQL stopped", flush=True)
+
+
+def _run(settings: Settings) -> int:
     engine = default_engine()
     upgrade(engine)
     print(f"kefu up: database {engine.url.render_as_string(hide_password=True)} migrated")

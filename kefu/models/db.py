@@ -12,6 +12,7 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from kefu.models.embedded_pg import attach
 from kefu.settings import get_settings
 
 
@@ -56,9 +57,11 @@ def engine_for(url: str) -> Engine:
 
 
 def default_engine() -> Engine:
+    """The configured database; with no ``KEFU_DATABASE_URL``, database ``kefu`` on the embedded PostgreSQL
+    under ``var/pg``, started by whichever process needs it first (see ``kefu.models.embedded_pg``)."""
     settings = get_settings()
-    if settings.resolved_database_url().startswith("sqlite:///"):
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.database_url:
+        attach(settings.embedded_pg_dir)
     return engine_for(settings.resolved_database_url())
 
 

@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from kefu.engine.contract import complaint_case_idempotency_key
+from kefu.models import embedded_pg
 from tests.intake.conftest import complaint_json
 from tests.prefect_fixtures import free_port, read_until
 
@@ -60,12 +62,13 @@ def _niceness_of_children(parent: int) -> dict[str, int]:
     return found
 
 
-def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(tmp_path: Path) -> None:
+def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(embedded_var_dir: Path) -> None:
     prefect_port, intake_port = free_port(), free_port()
     api = f"http://127.0.0.1:{prefect_port}/api"
+    pgdata = embedded_var_dir / "pg"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")},  # other fixtures' settings
-        "KEFU_VAR_DIR": str(tmp_path / "var"),
+        "KEFU_VAR_DIR": str(embedded_var_dir),
         "KEFU_PREFECT_PORT": str(prefect_port),
         "KEFU_PREFECT_API_URL": api,
         "KEFU_INTAKE_PORT": str(intake_port),
@@ -119,6 +122,24 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(tmp_p
             assert state["state_details"]["pause_key"] == "classify-0", state
             schema = httpx.get(f"{api}/flow_runs/{runs[0]['id']}/input/suspended-classify-0-schema", timeout=10)
             assert schema.status_code == 200 and "actor_staff_id" in schema.text
+
+        # No database configured: the complaints are in database kefu and the runs in database prefect, both on
+        # the embedded PostgreSQL under var/pg.
+        cases = {web_case.group(1), api_case}
+        with psycopg.connect(host=str(pgdata), user="postgres", dbname="kefu") as connection:
+            stored = {row[0] for row in connection.execute("SELECT case_no FROM complaints")}
+        assert stored == cases
+        with psycopg.connect(host=str(pgdata), user="postgres", dbname="prefect") as connection:
+            run_names = {row[0] for row in connection.execute("SELECT name FROM flow_run")}
+        assert {f"case {case_no}" for case_no in cases} <= run_names
+        # A command from a plain shell (same settings, nothing else) reaches the same database, and leaves the
+        # server running for kefu up when it ends.
+        show = subprocess.run(
+            [KEFU, "case", "show", api_case], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert show.returncode == 0, show.stderr
+        assert show.stdout.startswith(api_case)
+        assert embedded_pg.running_pid(pgdata) is not None
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
