@@ -67,10 +67,6 @@ async def wait_for(condition: str, check: object, timeout: float, log: Path) -> 
 
 
 def runner_argv() -> list[str]:
-    try:
-        import kefu.flows.complaint_case  # noqa: F401  (the real case flow, once it exists)
-    except ImportError:
-        return [sys.executable, str(ROOT / "tests" / "intake" / "standin_case_flow.py")]
     return [sys.executable, "-m", "kefu.deployments.runner"]
 
 
