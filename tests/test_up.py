@@ -14,7 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import URL
 
-from tests.prefect_fixtures import free_port, read_until
+from tests.support.postgres import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
+from tests.support.processes import free_port, read_until
 
 KEFU = str(Path(sys.executable).parent / "kefu")
 
@@ -64,8 +65,6 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(tmp_path: Path) -> N
 
 def test_kefu_up_starts_the_prefect_server_on_the_configured_postgresql(tmp_path: Path) -> None:
     """``KEFU_PREFECT_DATABASE_URL``: the server ``kefu up`` starts keeps its runs in that database."""
-    from tests.conftest import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
-
     if POSTGRES_URL is None:
         pytest.skip(f"PostgreSQL {POSTGRES_STATUS}")
     with scratch_postgres_database("kefu_up_prefect") as pg:

@@ -17,7 +17,7 @@ from kefu.models.people import Customer, Staff
 from kefu.models.policy import Policy
 from kefu.tasks.casework import classify_case, register_case, sweep
 from kefu.worktime import WorkCalendar
-from tests.casework.conftest import SHANGHAI
+from tests.support.clock import SHANGHAI
 
 
 def at(day: int, hour: int, minute: int = 0) -> dt.datetime:

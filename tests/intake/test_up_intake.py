@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from kefu.deployments.names import complaint_case_idempotency_key
-from tests.intake.conftest import complaint_json
-from tests.prefect_fixtures import free_port, read_until
+from tests.support.processes import free_port, read_until
+from tests.support.samples import complaint_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 KEFU = str(Path(sys.executable).parent / "kefu")

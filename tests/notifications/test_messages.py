@@ -20,7 +20,8 @@ from kefu.notifications import (
     lint_text,
 )
 from kefu.notifications.lint import all_forbidden
-from tests.notifications.conftest import CONTEXTS, make_complaint
+from tests.support.factories import unsaved_complaint
+from tests.support.samples import CONTEXTS
 
 
 def test_every_message_type_has_a_sample_context() -> None:
@@ -144,7 +145,7 @@ BAD_TEMPLATES = [
 def test_a_violating_template_is_never_queued_and_the_case_records_why(
     db: Session, template: str, category: Category
 ) -> None:
-    complaint = make_complaint()
+    complaint = unsaved_complaint()
     db.add(complaint)
     db.flush()
     renderer = _renderer_with("complaint_acknowledgement.txt.j2", template)

@@ -1,0 +1,121 @@
+"""Sample data: the gateway token, complaint bodies, intake settings, one context per message type."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import SecretStr
+
+from kefu.notifications import MessageType
+from kefu.settings import Settings
+from tests.support.clock import SHANGHAI
+
+TOKEN = "gateway-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def intake_settings(**overrides: Any) -> Settings:
+    """Settings of an intake app that knows ``TOKEN`` and starts no mail sink."""
+    return Settings(intake_api_tokens=[SecretStr(TOKEN)], mail_sink_enabled=False, **overrides)
+
+
+def complaint_json(**overrides: Any) -> dict[str, Any]:
+    """A complete, valid complaint as a gateway posts it; ``overrides`` replace fields."""
+    body: dict[str, Any] = {
+        "channel": "hotline",
+        "name": "张三",
+        "phone": "13800138000",
+        "email": "zhang.san@example.com",
+        "order_no": "SF1234567890",
+        "product": "同城快递",
+        "place": "北京市海淀区中关村大街1号",
+        "problem_at": "2026-11-22 15:30",
+        "content": "包裹外箱破损，里面的杯子碎了，希望赔偿。",
+        "urgent": False,
+        "preferred_contact_time": "工作日下午",
+    }
+    body.update(overrides)
+    return body
+
+
+DUE = dt.datetime(2026, 11, 24, 18, 0, tzinfo=SHANGHAI)
+
+CONTEXTS: dict[MessageType, dict[str, Any]] = {
+    MessageType.COMPLAINT_ACKNOWLEDGEMENT: {
+        "customer_name": "张三",
+        "case_no": "TS-20261123-0001",
+        "owner_name": "李客服",
+        "next_contact_at": DUE,
+    },
+    MessageType.MAJOR_APOLOGY: {
+        "customer_name": "张三",
+        "case_no": "TS-20261123-0001",
+        "owner_name": "李客服",
+        "task_force_lead": "王总",
+        "commitment": "全额赔偿破损货物，并免费重新发货。",
+        "next_contact_at": DUE,
+    },
+    MessageType.PROGRESS_UPDATE: {
+        "customer_name": "张三",
+        "case_no": "TS-20261123-0001",
+        "owner_name": "李客服",
+        "progress": "已与承运方核实破损情况，赔偿申请已提交财务。",
+        "next_contact_at": DUE,
+    },
+    MessageType.SOLUTION_PROPOSAL: {
+        "customer_name": "张三",
+        "case_no": "TS-20261123-0001",
+        "owner_name": "李客服",
+        "solution": "补发同款货物一件，并退还本单运费。",
+        "reply_by": DUE,
+        "accept_url": "http://127.0.0.1:8000/cases/TS-20261123-0001/accept?t=abc",
+        "reject_url": "http://127.0.0.1:8000/cases/TS-20261123-0001/reject?t=abc",
+    },
+    MessageType.RESOLUTION_NOTICE: {
+        "customer_name": "张三",
+        "case_no": "TS-20261123-0001",
+        "owner_name": "李客服",
+        "resolution": "补发货物已签收，运费已退还。",
+    },
+    MessageType.CALLBACK_INVITATION: {
+        "customer_name": "张三",
+        "case_no": "TS-20261123-0001",
+        "owner_name": "李客服",
+        "survey_url": "http://127.0.0.1:8000/surveys/abc",
+    },
+    MessageType.SUPERVISOR_ESCALATION: {
+        "recipient_name": "赵主管",
+        "case_no": "TS-20261123-0001",
+        "owner_name": "李客服",
+        "severity": "重要",
+        "milestone": "上报主管",
+        "due_at": DUE,
+        "reason": "客户要求立即处理",
+        "customer_phone": "13812348000",
+    },
+    MessageType.PRE_BREACH_WARNING: {
+        "recipient_name": "李客服",
+        "case_no": "TS-20261123-0001",
+        "milestone": "首次联系",
+        "due_at": DUE,
+    },
+    MessageType.TASK_FORCE_ASSIGNMENT: {
+        "recipient_name": "孙经理",
+        "case_no": "TS-20261123-0001",
+        "lead_name": "王总",
+        "due_at": DUE,
+    },
+    MessageType.KEY_ACCOUNT_WELCOME: {
+        "customer_name": "某某贸易有限公司",
+        "manager_name": "周经理",
+        "manager_phone": "020-88886666",
+    },
+    MessageType.CONTACT_CADENCE_REMINDER: {
+        "recipient_name": "周经理",
+        "customer_name": "某某贸易有限公司",
+        "cadence": "重点客户每月至少一次电话或面访",
+        "due_at": DUE,
+    },
+    MessageType.HOLIDAY_GREETING: {"customer_name": "张三", "holiday_name": "春节"},
+}
