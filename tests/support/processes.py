@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,7 +71,15 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> s
     raise AssertionError(f"'{marker}' not printed within {timeout:.0f} s; output so far:\n{''.join(seen)}")
 
 
-def kill_9(process: subprocess.Popen[bytes]) -> None:
+def start_kefu_up(env: dict[str, str]) -> subprocess.Popen[str]:
+    """``kefu up`` as a person starts it, in its own process group; read its progress with ``read_until``."""
+    kefu = str(Path(sys.executable).parent / "kefu")
+    return subprocess.Popen(
+        [kefu, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def kill_9(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
     """Like a crash of the machine running it: the process and whatever it started, no shutdown of any kind."""
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
