@@ -53,7 +53,7 @@ def wait_healthy(
     try:
         up.wait_healthy(url, process, timeout)
     except RuntimeError as exc:
-        raise RuntimeError(f"{process.args}: {exc}" + (f"; see {log_path}" if log_path else "")) from exc
+        raise RuntimeError(f"{process.args!r}: {exc}" + (f"; see {log_path}" if log_path else "")) from exc
 
 
 def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
