@@ -39,15 +39,16 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from harness import Stack, percentile
 from prefect import flow
 from prefect.input import RunInput
 
 from kefu.cli.step import validate
 from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT, COMPLAINT_CASE_DEPLOYMENT_NAME, case_run_parameters
 from kefu.flows.complaint_case import APPROVE, CALLBACK, CLASSIFY, CONTACT, INVESTIGATE, PROPOSE, RESOLVE
+from tests.support.clock import SHANGHAI
 
 ROOT = Path(__file__).resolve().parents[1]
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 # The human steps of a general complaint with an accepted first proposal and a satisfied customer, in order.
 STEPS = [step.name for step in (CLASSIFY, CONTACT, INVESTIGATE, PROPOSE, APPROVE, RESOLVE, CALLBACK)]
 
@@ -216,7 +217,6 @@ def drive_cases(
     client: Any, engine: Any, deployment_id: UUID, staff_id: int, case_nos: list[str], concurrency: int
 ) -> dict[str, Any]:
     """Keep ``concurrency`` cases in flight; answer each step as soon as its case waits on it."""
-    from harness import percentile
     from prefect.exceptions import NotPausedError
     from prefect.flow_runs import resume_flow_run
     from sqlalchemy import select
@@ -304,8 +304,6 @@ def drive_cases(
 
 def where_time_goes(client: Any, run_ids: list[str]) -> dict[str, Any]:
     """Split each resumed execution by the run's state history: resume → Pending → Running → Paused."""
-    from harness import percentile
-
     gaps: dict[str, list[float]] = defaultdict(list)
     for run_id in run_ids:
         states = sorted(client.read_flow_run_states(UUID(run_id)), key=lambda s: s.timestamp)
@@ -346,7 +344,6 @@ def main() -> None:
     if args.serve == "spawning":
         return serve_spawning()
 
-    from harness import Stack, fresh_postgres_database
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -355,13 +352,12 @@ def main() -> None:
         KEFU_RUNNER_WORKERS=str(args.workers),
         KEFU_RUNNER_POLL_SECONDS=str(args.poll_seconds),
     )
-    if args.prefect_db == "postgresql":
-        database = fresh_postgres_database(f"kefu_bench_prefect_{os.getpid()}")
-        stack.env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
     engine, api = stack.engine, stack.api
     os.environ.update({"KEFU_DATABASE_URL": stack.db_url, "PREFECT_API_URL": api})
     me = [sys.executable, str(Path(__file__).resolve())]
     with stack:
+        if args.prefect_db == "postgresql":
+            stack.prefect_on_postgresql("kefu_bench_prefect")
         server = stack.start_prefect_server()
         with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
             runner = stack.start("runner", [*me, "--serve", "in-process"])

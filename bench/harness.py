@@ -1,70 +1,29 @@
-"""What the benchmarks share: a scratch system (migrated SQLite system of record, a Prefect server, the processes
-a benchmark starts), free ports, waiting for a process's HTTP endpoint, retrying the SQLite Prefect server's
-occasional 503, percentiles."""
+"""What the benchmarks share beyond ``tests.support``: a scratch system (migrated SQLite system of record, a Prefect
+server, the processes a benchmark starts), percentiles, and an HTTP load generator.
+
+``python bench/x.py`` puts ``bench/`` on sys.path, not the repository root: importing this module adds the root,
+so that the benchmarks import the helpers the tests use (free ports, starting, stopping and waiting for
+processes, the Prefect server's retried POST, scratch PostgreSQL databases) from ``tests.support``. Benchmarks
+import ``harness`` before ``tests.support`` (isort puts it first: it is not a package of the repository).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import httpx
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
-
-
-def post_with_retries(url: str, body: dict[str, Any]) -> Any:
-    """The SQLite Prefect server answers 503 now and then: retry with backoff."""
-    delay = 0.2
-    for _ in range(10):
-        response = httpx.post(url, json=body, timeout=30)
-        if response.status_code < 300:
-            return response.json()
-        if response.status_code < 500:
-            response.raise_for_status()
-        time.sleep(delay)
-        delay = min(delay * 2, 5)
-    response.raise_for_status()
-    raise RuntimeError(f"{url}: {response.status_code}")
-
-
-def fresh_postgres_database(name: str) -> str:
-    """A new, empty database on the local PostgreSQL (user postgres, trust auth) for the Prefect server."""
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+from tests.support.processes import free_port, spawn, stop, wait_healthy  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -101,26 +60,28 @@ class Stack:
             **env,
         }
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.cleanup = contextlib.ExitStack()
 
     def start(self, name: str, argv: list[str], cwd: Path | None = None, *, nice: int = 0) -> subprocess.Popen[bytes]:
         """Start a process of the benchmark; ``nice`` lowers its priority as ``kefu up`` does for its component."""
-        with (self.scratch / f"{name}.log").open("wb") as log:
-            process = subprocess.Popen(
-                argv,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=cwd,
-                preexec_fn=(lambda: os.nice(nice)) if nice else None,
-            )
+        process = spawn(argv, self.env, self.scratch / f"{name}.log", cwd=cwd, nice=nice)
         self.processes.append(process)
         return process
+
+    def prefect_on_postgresql(self, prefix: str) -> None:
+        """Keep the Prefect server's data in a fresh database on the test PostgreSQL, dropped at the end."""
+        from tests.support.postgres import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
+
+        if POSTGRES_URL is None:
+            raise SystemExit(f"--prefect-db postgresql: PostgreSQL {POSTGRES_STATUS}")
+        database = self.cleanup.enter_context(scratch_postgres_database(prefix))
+        url = database.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        self.env["PREFECT_API_DATABASE_CONNECTION_URL"] = url
 
     def start_prefect_server(self, *, nice: int = 0) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
         server = self.start("prefect", [*argv, "--port", str(self.prefect_port)], nice=nice)
-        wait_http(f"{self.api}/health", server)
+        wait_healthy(f"{self.api}/health", server, self.scratch / "prefect.log")
         return server
 
     def __enter__(self) -> Stack:
@@ -128,13 +89,8 @@ class Stack:
 
     def __exit__(self, *_exc: object) -> None:
         for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            stop(process, timeout=30)
+        self.cleanup.close()
         print(f"logs: {self.scratch}", file=sys.stderr)
 
 

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import sys
 import time
@@ -30,21 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import (
-    Stack,
-    encode_post,
-    free_port,
-    fresh_postgres_database,
-    http_burst,
-    percentile,
-    post_with_retries,
-    wait_http,
-)
+from harness import Stack, encode_post, http_burst, percentile
 from sqlalchemy import func, select
 
 from kefu.cli.up import Component
 from kefu.models.intake import IntakeOutbox
 from kefu.settings import Settings
+from tests.support.prefect import prefect_post
+from tests.support.processes import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -112,17 +104,17 @@ def main() -> None:
         PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
         KEFU_INTAKE_API_TOKENS=json.dumps([TOKEN]),
     )
-    if args.prefect_db == "postgresql":
-        stack.env["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_postgres_database(f"kefu_bench_intake_{os.getpid()}")
     engine, api = stack.engine, stack.api
     intake_port = free_port()
     up = as_kefu_up_runs_them(intake_port)
     with stack:
+        if args.prefect_db == "postgresql":
+            stack.prefect_on_postgresql("kefu_bench_intake")
         stack.start_prefect_server(nice=up["prefect-server"].nice)
-        flow = post_with_retries(f"{api}/flows/", {"name": "complaint-case"})
-        deployment = post_with_retries(f"{api}/deployments/", {"name": "complaint-case", "flow_id": flow["id"]})
+        flow = prefect_post(f"{api}/flows/", {"name": "complaint-case"}).json()
+        deployment = prefect_post(f"{api}/deployments/", {"name": "complaint-case", "flow_id": flow["id"]}).json()
         app = stack.start("intake", up["intake"].argv, cwd=ROOT, nice=up["intake"].nice)
-        wait_http(f"http://127.0.0.1:{intake_port}/healthz", app)
+        wait_healthy(f"http://127.0.0.1:{intake_port}/healthz", app)
         dispatcher = up["intake-dispatcher"]
         stack.start("dispatcher", dispatcher.argv, cwd=ROOT, nice=dispatcher.nice)
 
@@ -130,10 +122,9 @@ def main() -> None:
         floor_argv = as_kefu_up_runs_them(floor_port)["intake"].argv
         floor_argv[floor_argv.index("kefu.intake.app:create_app")] = "floor_app:create_app"
         floor = stack.start("floor", [*floor_argv, "--app-dir", str(ROOT / "bench")])
-        wait_http(f"http://127.0.0.1:{floor_port}/healthz", floor)
+        wait_healthy(f"http://127.0.0.1:{floor_port}/healthz", floor)
         _floor_latencies, floor_elapsed, floor_statuses = burst(floor_port, args.n, args.concurrency)
-        os.killpg(floor.pid, signal.SIGTERM)
-        floor.wait()
+        stop(floor)
 
         print(f"sending {args.n} complaints with concurrency {args.concurrency}...", file=sys.stderr)
         cpu_before = cpu_seconds(app.pid)

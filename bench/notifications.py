@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -18,11 +17,13 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from harness import ROOT  # noqa: F401  (first: it puts the repository root on sys.path for tests.support)
 
 from kefu.models.db import make_engine, unit_of_work
 from kefu.models.migrate import upgrade
 from kefu.notifications import MessageType, Renderer, deliver_due, enqueue
 from kefu.settings import Settings
+from tests.support.processes import free_port
 
 DUE = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
 CONTEXT: dict[str, Any] = {
@@ -73,9 +74,7 @@ def bench_render(n: int) -> float:
 
 
 def bench_deliver(n: int) -> tuple[float, int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     handler = CountingHandler()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -25,8 +24,7 @@ from kefu.models import (
     Severity,
     Staff,
 )
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from tests.support.clock import SHANGHAI
 
 
 def _complaint(db: Session, case_no: str = "TS-20261009-0001") -> Complaint:

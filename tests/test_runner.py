@@ -9,7 +9,7 @@ import subprocess
 from uuid import UUID, uuid4
 
 from kefu.engine.runner import claim_mark, claimant_gone, runs_in_states
-from tests.prefect_fixtures import prefect_post
+from tests.support.prefect import prefect_post
 
 YOUNG, OLD = dt.timedelta(seconds=5), dt.timedelta(minutes=10)
 AFTER = dt.timedelta(minutes=5)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,9 +16,8 @@ from sqlalchemy import URL
 from kefu.cli.up import prefect_env
 from kefu.models import embedded_pg
 from kefu.settings import Settings
-from tests.prefect_fixtures import free_port, read_until
-
-KEFU = str(Path(sys.executable).parent / "kefu")
+from tests.support.postgres import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
+from tests.support.processes import free_port, kill_9, read_until, spawn, start_kefu_up, stop, wait_healthy
 
 
 def test_a_database_left_unconfigured_is_on_the_embedded_postgresql(tmp_path: Path) -> None:
@@ -63,9 +60,7 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(embedded_var_dir: Pa
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("PREFECT_API_URL", None)
-    process = subprocess.Popen(
-        [KEFU, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+    process = start_kefu_up(env)
     try:
         output = read_until(process, "Press Ctrl-C", timeout=150)
         assert f"http://127.0.0.1:{port}" in output
@@ -97,14 +92,11 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(embedded_var_dir: Pa
             httpx.get(f"{api}/health", timeout=2)
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            kill_9(process)
 
 
 def test_kefu_up_starts_the_prefect_server_on_the_configured_postgresql(tmp_path: Path) -> None:
     """``KEFU_PREFECT_DATABASE_URL``: the server ``kefu up`` starts keeps its runs in that database."""
-    from tests.conftest import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
-
     if POSTGRES_URL is None:
         pytest.skip(f"PostgreSQL {POSTGRES_STATUS}")
     with scratch_postgres_database("kefu_up_prefect") as pg:
@@ -123,22 +115,14 @@ def _check_prefect_keeps_runs_in(pg: URL, tmp_path: Path) -> None:
     )
     [server] = [c for c in components(settings) if c.name == "prefect-server"]
     env = {**os.environ, **prefect_env(settings), **server.env}
-    process = subprocess.Popen(server.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log = tmp_path / "prefect-server.log"
+    process = spawn(server.argv, env, log)
     try:
-        deadline = time.monotonic() + 90
-        while True:  # a separate process: its health endpoint is the only signal
-            assert time.monotonic() < deadline and process.poll() is None, "the Prefect server did not come up"
-            try:
-                if httpx.get(f"{settings.prefect_api_url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        wait_healthy(f"{settings.prefect_api_url}/health", process, log, timeout=90)
         flow = httpx.post(f"{settings.prefect_api_url}/flows/", json={"name": "kefu-up-pg-check"}, timeout=30)
         flow.raise_for_status()
         with psycopg.connect(pg.set(drivername="postgresql").render_as_string(hide_password=False)) as connection:
             stored = connection.execute("SELECT name FROM flow WHERE name = 'kefu-up-pg-check'").fetchall()
         assert stored == [("kefu-up-pg-check",)]
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process, timeout=30)

@@ -1,124 +1,13 @@
-"""Fixtures of the casework tests: a staff ladder and complaints created straight in the database."""
+"""The casework tests' runner. Its fixture stays here, not in ``tests.support``: it is package-scoped, and a
+package-scoped fixture of a plugin would live for the whole session."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from decimal import Decimal
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.orm import Session
 
-from kefu.models.complaints import Complaint
-from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Role, Severity
-from kefu.models.people import Customer, Staff
-from tests.prefect_fixtures import Restartable
-
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-
-
-@pytest.fixture
-def ladder(db: Session) -> dict[str, Staff]:
-    senior = Staff(name="高经理")
-    senior.grant(Role.SENIOR_MANAGER)
-    supervisor = Staff(name="主管")
-    supervisor.grant(Role.SUPERVISOR)
-    db.add_all([senior, supervisor])
-    db.flush()
-    agent = Staff(name="客服", supervisor_id=supervisor.id)
-    agent.grant(Role.AGENT)
-    db.add(agent)
-    db.commit()
-    return {"owner": agent, "supervisor": supervisor, "senior_manager": senior}
-
-
-MakeComplaint = Callable[..., Complaint]
-
-
-@pytest.fixture
-def make_complaint(db: Session) -> MakeComplaint:
-    counter = iter(range(1, 10_000))
-
-    def make(
-        content: str = "快递晚到两天",
-        *,
-        received_at: dt.datetime = dt.datetime(2026, 11, 2, 10, 0, tzinfo=SHANGHAI),
-        amount: str = "100",
-        key: bool = False,
-        urgent: bool = False,
-    ) -> Complaint:
-        customer = Customer(name="客户", tier=CustomerTier.KEY if key else CustomerTier.GENERAL)
-        complaint = Complaint(
-            case_no=f"KF-T-{next(counter):04d}",
-            channel=Channel.HOTLINE,
-            received_at=received_at,
-            severity=Severity.GENERAL,
-            status=ComplaintStatus.REGISTERED,
-            urgent=urgent,
-            customer=customer,
-            order_amount=Decimal(amount),
-            content=content,
-        )
-        db.add(complaint)
-        db.commit()
-        return complaint
-
-    return make
-
-
-@pytest.fixture(scope="session")
-def case_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One migrated SQLite database shared by the served runner and the lifecycle tests."""
-    from kefu.models.db import make_engine
-    from kefu.models.migrate import upgrade
-    from kefu.settings import get_settings
-
-    path = tmp_path_factory.mktemp("casedb") / "kefu.db"
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    saved = os.environ.get("KEFU_DATABASE_URL")
-    os.environ["KEFU_DATABASE_URL"] = url
-    get_settings.cache_clear()
-    try:
-        yield url
-    finally:
-        if saved is None:
-            os.environ.pop("KEFU_DATABASE_URL", None)
-        else:
-            os.environ["KEFU_DATABASE_URL"] = saved
-        get_settings.cache_clear()
-
-
-class RunnerProcess(Restartable):
-    """Kefu's runner (``python -m kefu.engine.runner``) on the test DB and server; can be killed and restarted."""
-
-    def __init__(self, db_url: str, log_path: Path) -> None:
-        self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "KEFU_RUNNER_POLL_SECONDS": "0.2",
-            "KEFU_DATABASE_URL": db_url,
-            "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules loading the shared test server
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kefu.engine.runner"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _wait_deployment(self.process, self.log_path)
+from tests.support.prefect import RunnerProcess
 
 
 @pytest.fixture(scope="package")
@@ -135,22 +24,3 @@ def case_runner(
         yield runner
     finally:
         runner.stop()
-
-
-def _wait_deployment(process: subprocess.Popen[bytes], log_path: object, timeout: float = 60.0) -> None:
-    """The runner registers its deployments at start-up: poll the API (bounded) until the case one exists."""
-    from prefect.client.orchestration import get_client
-
-    from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT
-
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the runner exited; see {log_path}")
-            try:
-                client.read_deployment_by_name(COMPLAINT_CASE_DEPLOYMENT)
-                return
-            except Exception:
-                time.sleep(0.5)
-    raise RuntimeError(f"the runner never registered its deployments; see {log_path}")

@@ -19,10 +19,10 @@ from kefu.models.db import unit_of_work
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
 from kefu.models.people import Customer, Staff
 from kefu.tasks.casework import waiting_steps
-from tests.prefect_fixtures import prefect_post
+from tests.support.clock import SHANGHAI
+from tests.support.prefect import prefect_post
 
 pytestmark = pytest.mark.usefixtures("case_runner")
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
 def new_case(case_no: str, content: str, *, key_account: bool = False) -> int:

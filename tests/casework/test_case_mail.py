@@ -18,7 +18,7 @@ from kefu.models.policy import Policy
 from kefu.tasks.casework import classify_case, register_case
 from kefu.tasks.escalation import sweep
 from kefu.worktime import WorkCalendar
-from tests.casework.conftest import SHANGHAI
+from tests.support.clock import SHANGHAI
 
 
 def at(day: int, hour: int, minute: int = 0) -> dt.datetime:

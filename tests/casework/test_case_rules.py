@@ -15,7 +15,8 @@ from kefu.models.policy import Policy
 from kefu.tasks.casework import StepRejected, classify_case, complete_step, register_case
 from kefu.tasks.escalation import sweep
 from kefu.worktime import WorkCalendar
-from tests.casework.conftest import SHANGHAI, MakeComplaint
+from tests.support.clock import SHANGHAI
+from tests.support.factories import MakeComplaint
 
 
 def events(db: Session, complaint: Complaint, action: str) -> list[CaseEvent]:

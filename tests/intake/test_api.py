@@ -4,7 +4,6 @@ stores nothing then, and never shows personal data it does not need to."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 
 import httpx
 import pytest
@@ -14,7 +13,8 @@ from sqlalchemy.orm import Session
 from kefu.intake.app import create_app
 from kefu.models import CaseEvent, Channel, CommunicationRecord, Complaint, Customer
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
-from tests.intake.conftest import AUTH, RECEIVED, complaint_json, intake_settings
+from tests.support.clock import RECEIVED, FixedClock
+from tests.support.samples import AUTH, complaint_json, intake_settings
 
 ALL_TABLES = (Complaint, Customer, CommunicationRecord, CaseEvent, IntakeOutbox, IntakeIdempotencyKey)
 
@@ -197,9 +197,9 @@ async def test_the_openapi_schema_documents_the_complaint_api(client: httpx.Asyn
 
 
 async def test_while_intake_shuts_down_a_gateway_is_told_to_retry_and_nothing_is_stored(
-    engine: Engine, clock: list[dt.datetime]
+    engine: Engine, clock: FixedClock
 ) -> None:
-    app = create_app(intake_settings(), engine, clock=lambda: clock[0])
+    app = create_app(intake_settings(), engine, clock=clock)
     app.state.registrar.close()  # what the end of the app's lifespan does
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
         response = await http.post(

@@ -4,8 +4,6 @@ case number on the confirmation page."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from kefu.intake.app import create_app
 from kefu.models import Complaint, Customer
-from tests.intake.browser import Page, find_or_install_chromium, page_websocket, start_chromium
-from tests.intake.conftest import intake_settings
-from tests.prefect_fixtures import free_port
+from tests.support.browser import Page, find_or_install_chromium, page_websocket, start_chromium
+from tests.support.processes import free_port, kill_9
+from tests.support.samples import intake_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -89,8 +87,7 @@ async def test_a_person_fills_in_the_form_in_chromium_and_reads_the_case_number(
             )
             text = await page.evaluate("document.body.innerText")
     finally:
-        os.killpg(browser.pid, signal.SIGKILL)
-        browser.wait()
+        kill_9(browser)
     assert case_no and case_no.startswith("KF"), text
     assert "您的投诉已受理" in text and "已按紧急投诉登记" in text
     with Session(sqlite_engine) as session:

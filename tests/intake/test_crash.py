@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,29 +21,14 @@ from kefu.intake.app import create_app
 from kefu.intake.dispatcher import reconcile
 from kefu.models import Complaint
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
-from tests.intake.conftest import AUTH, case_runs, complaint_json, intake_settings, unique_receipt_time
-from tests.prefect_fixtures import PrefectServer, free_port
+from tests.support.clock import FixedClock, unique_receipt_time
+from tests.support.prefect import RUNNER_ARGV, PrefectServer, case_runs
+from tests.support.processes import free_port, kill_9, running
+from tests.support.samples import AUTH, complaint_json, intake_settings
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 PER_PHASE = 30
-
-
-@contextmanager
-def process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def kill_9(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)  # the process and whatever it started, like a machine crash
-    proc.wait()
 
 
 def dispatched(engine: Engine) -> tuple[int, int]:
@@ -67,10 +48,6 @@ async def wait_for(condition: str, check: object, timeout: float, log: Path) -> 
     raise AssertionError(f"{condition} did not happen within {timeout:.0f} s; see {log}")
 
 
-def runner_argv() -> list[str]:
-    return [sys.executable, "-m", "kefu.engine.runner"]
-
-
 async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_exactly_one_run_per_complaint(
     sqlite_engine: Engine,
     prefect_server: str,
@@ -87,8 +64,7 @@ async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_e
         "PYTHONPATH": str(ROOT),
     }
     dispatcher_argv = [sys.executable, "-m", "kefu.intake.dispatcher"]
-    clock = [unique_receipt_time()]
-    app = create_app(intake_settings(), sqlite_engine, clock=lambda: clock[0])
+    app = create_app(intake_settings(), sqlite_engine, clock=FixedClock(unique_receipt_time()))
     case_nos: list[str] = []
 
     async def burst(http: httpx.AsyncClient, phase: int) -> None:
@@ -105,14 +81,17 @@ async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_e
 
     logs = tmp_path / "dispatcher.log", tmp_path / "runner.log"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
-        with process(runner_argv(), env, logs[1]) as runner, process(dispatcher_argv, env, logs[0]) as dispatcher:
+        with (
+            running(RUNNER_ARGV, env, logs[1], cwd=ROOT) as runner,
+            running(dispatcher_argv, env, logs[0], cwd=ROOT) as dispatcher,
+        ):
             await burst(http, 1)
             await wait_for("the dispatcher starting runs", lambda: dispatched(sqlite_engine)[0] >= 5, 60, logs[0])
             kill_9(dispatcher)  # mid-dispatch: requests may be in flight, rows may be unrecorded
             await burst(http, 2)
             kill_9(runner)
             await burst(http, 3)
-        with process(runner_argv(), env, logs[1]), process(dispatcher_argv, env, logs[0]):
+        with running(RUNNER_ARGV, env, logs[1], cwd=ROOT), running(dispatcher_argv, env, logs[0], cwd=ROOT):
             await wait_for(
                 "dispatching again after the restart",
                 lambda: dispatched(sqlite_engine)[0] > 2 * PER_PHASE,
@@ -176,13 +155,13 @@ async def test_kill_9_of_the_intake_app_mid_burst_loses_no_answered_complaint_an
             return
 
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
-        with process(argv, env, log) as app:
+        with running(argv, env, log, cwd=ROOT) as app:
             await wait_for("the intake app answering", lambda: _healthy(base), 60, log)
             burst = asyncio.gather(*(gateway(http, i) for i in range(total)))
             await half_answered.wait()
             kill_9(app)  # requests are in flight and queued for the writer
             answered_before_the_crash = dict(answers)
-            with process(argv, env, log):
+            with running(argv, env, log, cwd=ROOT):
                 await burst
     assert len(answered_before_the_crash) < total
     with Session(sqlite_engine) as session:

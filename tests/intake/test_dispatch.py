@@ -19,8 +19,9 @@ from kefu.models import Channel, Complaint
 from kefu.models.db import unit_of_work
 from kefu.models.intake import IntakeOutbox
 from kefu.models.policy import Policy
-from tests.intake.conftest import case_runs, unique_receipt_time
-from tests.prefect_fixtures import free_port, prefect_post
+from tests.support.clock import FixedClock, unique_receipt_time
+from tests.support.prefect import case_runs, prefect_post
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.prefect
 
@@ -143,17 +144,17 @@ async def test_a_case_prefect_refuses_is_retried_within_seconds_an_unreachable_p
         },
     )
     register_many(sqlite_engine, policy, 2)
-    clock = [unique_receipt_time()]
+    clock = FixedClock(unique_receipt_time())
 
     async def retry_delays(runs: PrefectRuns, passes: int) -> list[float]:
         delays = []
         for _ in range(passes):
-            assert await dispatch_once(sqlite_engine, runs, clock=lambda: clock[0]) == 0
+            assert await dispatch_once(sqlite_engine, runs, clock=clock) == 0
             with Session(sqlite_engine) as session:
                 [due] = set(session.scalars(select(IntakeOutbox.next_attempt_at)))
             assert due is not None
-            delays.append((due - clock[0]).total_seconds())
-            clock[0] = due
+            delays.append((due - clock.now).total_seconds())
+            clock.now = due
         return delays
 
     async with PrefectRuns(f"http://127.0.0.1:{free_port()}/api", attempts=1) as runs:

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from kefu.intake.app import create_app
 from kefu.models import Complaint, Customer
-from tests.intake.conftest import AUTH, complaint_json, intake_settings
+from tests.support.clock import FixedClock
+from tests.support.samples import AUTH, complaint_json, intake_settings
 
 FORM = {
     "name": "王五",
@@ -139,9 +140,9 @@ async def test_status_lookups_are_rate_limited(engine: Engine) -> None:
 
 
 async def test_when_intake_cannot_take_the_complaint_the_form_says_so_and_keeps_the_input(
-    engine: Engine, clock: list[dt.datetime]
+    engine: Engine, clock: FixedClock
 ) -> None:
-    app = create_app(intake_settings(), engine, clock=lambda: clock[0])
+    app = create_app(intake_settings(), engine, clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
         key = form_key((await http.get("/")).text)
         app.state.registrar.close()  # shutting down

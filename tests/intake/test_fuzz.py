@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from kefu.intake.app import create_app
 from kefu.models import CaseEvent, CommunicationRecord, Complaint, Customer
 from kefu.models.intake import IntakeOutbox
-from tests.intake.conftest import AUTH, RECEIVED, complaint_json, intake_settings
+from tests.support.clock import RECEIVED, FixedClock
+from tests.support.samples import AUTH, complaint_json, intake_settings
 
 INJECTIONS = [
     "<script>alert('x')</script>",
@@ -88,7 +89,7 @@ class AppClient:
     """The real app over httpx's ASGI transport, driven from sync hypothesis tests on one event loop."""
 
     def __init__(self, engine: Engine) -> None:
-        app = create_app(intake_settings(), engine, clock=lambda: RECEIVED)
+        app = create_app(intake_settings(), engine, clock=FixedClock(RECEIVED))
         self.runner = asyncio.Runner()
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test")
 

@@ -34,7 +34,8 @@ from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from kefu.models.migrate import upgrade
 from kefu.models.policy import Policy
 from kefu.worktime import WorkCalendar, plan_complaint_milestones
-from tests.intake.conftest import AUTH, RECEIVED, complaint_json, intake_settings
+from tests.support.clock import RECEIVED, FixedClock
+from tests.support.samples import AUTH, complaint_json, intake_settings
 
 CONTENT = "包裹外箱破损，里面的杯子碎了，希望赔偿。"
 
@@ -247,8 +248,8 @@ def test_the_first_commitment_is_the_plans_earliest_customer_facing_deadline(
             assert (fast.milestone, fast.due_at) == (earliest.id, earliest.due_at), received
 
 
-async def test_the_start_up_rehearsal_leaves_no_trace(engine: Engine, clock: list[dt.datetime]) -> None:
-    app = create_app(intake_settings(), engine, clock=lambda: clock[0])
+async def test_the_start_up_rehearsal_leaves_no_trace(engine: Engine, clock: FixedClock) -> None:
+    app = create_app(intake_settings(), engine, clock=clock)
     async with (
         app.router.lifespan_context(app),  # what uvicorn runs at start and at shutdown
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as client,

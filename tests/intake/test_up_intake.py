@@ -17,11 +17,12 @@ import pytest
 
 from kefu.engine.contract import complaint_case_idempotency_key
 from kefu.models import embedded_pg
-from tests.intake.conftest import complaint_json
-from tests.prefect_fixtures import free_port, read_until
+from tests.support.processes import free_port, kill_9, read_until, start_kefu_up
+from tests.support.samples import complaint_json
+
+KEFU = str(Path(sys.executable).parent / "kefu")
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
-KEFU = str(Path(sys.executable).parent / "kefu")
 
 
 def _case_flow_run(api: str, case_no: str, timeout: float) -> list[dict[str, object]]:
@@ -78,9 +79,7 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(embed
     }
     env.pop("PREFECT_API_URL", None)
     env.pop("KEFU_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [KEFU, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+    process = start_kefu_up(env)
     try:
         output = read_until(process, "Press Ctrl-C", timeout=150)
         intake = f"http://127.0.0.1:{intake_port}"
@@ -146,5 +145,4 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(embed
             try:
                 process.communicate(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                kill_9(process)

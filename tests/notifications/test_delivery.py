@@ -10,7 +10,8 @@ from sqlalchemy import Engine, select
 from kefu.models.db import unit_of_work
 from kefu.models.notifications import OutboxMessage
 from kefu.notifications import MessageType, dead_letters, deliver_due, enqueue
-from tests.notifications.conftest import CONTEXTS, SMTPServer
+from tests.support.samples import CONTEXTS
+from tests.support.smtp import SMTPServer
 
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Shanghai, inside a window
 

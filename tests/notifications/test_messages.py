@@ -19,7 +19,7 @@ from kefu.notifications import (
     lint_text,
 )
 from kefu.notifications.lint import all_forbidden
-from tests.notifications.conftest import CONTEXTS
+from tests.support.samples import CONTEXTS
 
 
 def test_every_message_type_has_a_sample_context() -> None:

@@ -18,7 +18,9 @@ from kefu.models.db import unit_of_work
 from kefu.notifications import MessageType, deliver_due, enqueue, sink
 from kefu.notifications.web import outbox_router
 from kefu.settings import Settings
-from tests.notifications.conftest import CONTEXTS, SMTPServer, free_port
+from tests.support.processes import free_port
+from tests.support.samples import CONTEXTS
+from tests.support.smtp import SMTPServer
 
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
 
@@ -66,11 +68,10 @@ def test_the_sink_is_started_by_kefu_up_only_in_the_embedded_default() -> None:
     assert "mail-sink" not in [c.name for c in components(Settings(mail_sink_enabled=False))]
 
 
+@pytest.mark.usefixtures("kefu_database_url")  # ``kefu mail dead`` reads the configured database
 async def test_operators_see_dead_letters_with_masked_recipients(
     engine: Engine,
-    database_url: str,
     smtp_server: SMTPServer,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with unit_of_work(engine) as session:
@@ -83,14 +84,7 @@ async def test_operators_see_dead_letters_with_masked_recipients(
         )
     smtp_server.handler.faults["zhao.boss@example.com"] = ["550"]
     await deliver_due(engine, NOW, settings=smtp_server.settings)
-    monkeypatch.setenv("KEFU_DATABASE_URL", database_url)
-    from kefu.settings import get_settings
-
-    get_settings.cache_clear()
-    try:
-        assert main(["mail", "dead", "--json"]) == 0
-    finally:
-        get_settings.cache_clear()
+    assert main(["mail", "dead", "--json"]) == 0
     [letter] = json.loads(capsys.readouterr().out)
     assert letter["type"] == "supervisor_escalation"
     assert letter["recipient"] == "z***@example.com"

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from kefu.notifications import MessageType, enqueue, send_time
 from kefu.worktime import WorkCalendar
-from tests.notifications.conftest import CONTEXTS, SHANGHAI
+from tests.support.clock import SHANGHAI
+from tests.support.samples import CONTEXTS
 
 
 def at(year: int, month: int, day: int, hour: int, minute: int) -> dt.datetime:

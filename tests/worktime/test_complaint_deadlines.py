@@ -4,14 +4,14 @@ Spring Festival, Labour Day and National Day 2026 and the 2026→2027 year bound
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from kefu.models.policy import MilestoneId, Policy, Severity
 from kefu.worktime import WorkCalendar, plan_complaint_milestones
+from tests.support.clock import SHANGHAI
 
-CST = ZoneInfo("Asia/Shanghai")
+CST = SHANGHAI  # China Standard Time
 
 
 def at(*parts: int) -> dt.datetime:

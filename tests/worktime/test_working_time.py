@@ -4,7 +4,6 @@ and properties that must hold for any receipt time."""
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -14,8 +13,9 @@ from hypothesis import strategies as st
 from kefu.models.policy import CalendarDay, Duration, Policy
 from kefu.worktime import WorkCalendar
 from kefu.worktime.calendar import to_ns
+from tests.support.clock import SHANGHAI
 
-CST = ZoneInfo("Asia/Shanghai")
+CST = SHANGHAI  # China Standard Time
 
 
 def at(*parts: int) -> dt.datetime:

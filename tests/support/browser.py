@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.processes import spawn
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -97,13 +99,8 @@ class Page:
 
 
 def start_chromium(binary: str, port: int, profile: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}", url],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}", url]
+    return spawn(argv, dict(os.environ), log)
 
 
 def page_websocket(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> str:

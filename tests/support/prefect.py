@@ -1,0 +1,173 @@
+"""A real local Prefect server for the tests that need deployments, suspend/resume or run creation, and
+Kefu's runner as a process beside it.
+
+The server is started once per test session on a free port with its own PREFECT_HOME, and pointed to by
+``PREFECT_API_URL`` both in this process (``temporary_settings``) and in the environment, so that processes
+the tests start (runners, dispatchers) talk to it too. It runs on a fresh PostgreSQL database when
+PostgreSQL answers, else on SQLite; the test header says which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT, COMPLAINT_CASE_FLOW
+from tests.support.postgres import POSTGRES_URL, scratch_postgres_database
+from tests.support.processes import Restartable, free_port, wait_healthy
+
+RUNNER_ARGV = [sys.executable, "-m", "kefu.engine.runner"]
+
+
+def prefect_post(url: str, body: dict[str, Any]) -> httpx.Response:
+    """POST to the test Prefect server, as the UI or a client does. Its SQLite answers 503 now and then under
+    load ("database is locked"); Prefect's own client retries those, a person presses again: so does this."""
+    delay = 0.5
+    for _ in range(6):
+        response = httpx.post(url, json=body, timeout=30)
+        if response.status_code != 503:
+            break
+        time.sleep(delay)
+        delay *= 2
+    response.raise_for_status()
+    return response
+
+
+class PrefectServer(Restartable):
+    """A Prefect server process with its own home on a fixed port; it can be killed and restarted. Its database is
+    ``database_url`` (PostgreSQL) when given, else SQLite in its home."""
+
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(self.port),
+        }
+        if database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+        argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+        super().__init__(argv, env, home / "server.log")
+
+    def wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+        wait_healthy(f"{self.api_url}/health", process, self.log_path, timeout=90)
+
+
+class RunnerProcess(Restartable):
+    """Kefu's runner (``python -m kefu.engine.runner``) on the given database and the test server, serving
+    the case flow only; it can be killed and restarted."""
+
+    def __init__(self, db_url: str, log_path: Path) -> None:
+        env = {
+            **os.environ,
+            "KEFU_RUNNER_POLL_SECONDS": "0.2",
+            "KEFU_DATABASE_URL": db_url,
+            "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules loading the shared test server
+        }
+        super().__init__(RUNNER_ARGV, env, log_path)
+
+    def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+        """The runner registers its deployments at start-up: poll the API (bounded) until the case one exists."""
+        from prefect.client.orchestration import get_client
+
+        deadline = time.monotonic() + timeout
+        with get_client(sync_client=True) as client:
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the runner exited; see {self.log_path}")
+                try:
+                    client.read_deployment_by_name(COMPLAINT_CASE_DEPLOYMENT)
+                    return
+                except Exception:
+                    time.sleep(0.5)
+        raise RuntimeError(f"the runner never registered its deployments; see {self.log_path}")
+
+
+@pytest.fixture(scope="session")
+def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """The Prefect server of the whole test session (tests that crash it start it again on the same port).
+
+    On PostgreSQL when it is reachable (a fresh database, dropped at the end): the SQLite server answers
+    "database is locked" and stalls up to 60 s under the suite's concurrent runs and restarts, which made tests
+    flaky. Without PostgreSQL it runs on SQLite, as ``make up`` does by default; the header says which.
+    """
+    with contextlib.ExitStack() as stack:
+        url = None
+        if POSTGRES_URL:
+            database = stack.enter_context(scratch_postgres_database("kefu_prefect"))
+            url = database.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        server = PrefectServer(tmp_path_factory.mktemp("prefect-home"), url)
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(prefect_server_process: PrefectServer) -> Iterator[str]:
+    """The API URL of a Prefect server that lives for the whole test session."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    api_url = prefect_server_process.api_url
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("PREFECT_API_URL", api_url)
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield api_url
+
+
+@pytest.fixture(scope="session")
+def case_deployment(prefect_server: str) -> str:
+    """The ``complaint-case`` deployment on the test Prefect server: its id.
+
+    Registered as metadata (flow + deployment) so tests can count case flow runs; a runner serving the
+    case flow under the same names takes these runs when a test starts one.
+    """
+    served = httpx.get(f"{prefect_server}/deployments/name/{COMPLAINT_CASE_DEPLOYMENT}", timeout=30)
+    if served.status_code == 200:  # the casework tests' runner registered the real one: keep it as it is
+        return str(served.json()["id"])
+    flow = prefect_post(f"{prefect_server}/flows/", {"name": COMPLAINT_CASE_FLOW}).json()
+    _, name = COMPLAINT_CASE_DEPLOYMENT.split("/")
+    deployment = prefect_post(
+        f"{prefect_server}/deployments/", {"name": name, "flow_id": flow["id"], "parameter_openapi_schema": {}}
+    ).json()
+    return str(deployment["id"])
+
+
+def case_runs(api_url: str, deployment_id: str, case_nos: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every run of the case deployment per case number (by its parameters), read from Prefect."""
+    runs: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = httpx.post(
+            f"{api_url}/flow_runs/filter",
+            json={"deployments": {"id": {"any_": [deployment_id]}}, "limit": 200, "offset": offset},
+            timeout=30,
+        )
+        page.raise_for_status()
+        runs.extend(page.json())
+        if len(page.json()) < 200:
+            break
+        offset += 200
+    wanted = set(case_nos)
+    found: dict[str, list[dict[str, Any]]] = {c: [] for c in case_nos}
+    for run in runs:
+        case_no = run["parameters"].get("case_no")
+        if case_no in wanted:
+            found[case_no].append(run)
+    return found
