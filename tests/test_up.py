@@ -23,8 +23,12 @@ from tests.prefect_fixtures import free_port, read_until
 KEFU = str(Path(sys.executable).parent / "kefu")
 
 
-def test_a_database_left_unconfigured_is_on_the_embedded_postgresql(tmp_path: Path) -> None:
+def test_a_database_left_unconfigured_is_on_the_embedded_postgresql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each of the two databases is the embedded server's unless its own URL is set."""
+    for name in ("KEFU_DATABASE_URL", "KEFU_PREFECT_DATABASE_URL"):  # set by other tests' session fixtures
+        monkeypatch.delenv(name, raising=False)
     socket = f"host={(tmp_path / 'var' / 'pg').resolve()}"
     embedded = Settings(var_dir=tmp_path / "var")
     assert embedded.resolved_database_url() == f"postgresql+psycopg://postgres@/kefu?{socket}"
