@@ -20,8 +20,12 @@ from tests.support.postgres import POSTGRES_STATUS, POSTGRES_URL, scratch_postgr
 from tests.support.processes import free_port, kill_9, read_until, spawn, start_kefu_up, stop, wait_healthy
 
 
-def test_a_database_left_unconfigured_is_on_the_embedded_postgresql(tmp_path: Path) -> None:
+def test_a_database_left_unconfigured_is_on_the_embedded_postgresql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each of the two databases is the embedded server's unless its own URL is set."""
+    for name in ("KEFU_DATABASE_URL", "KEFU_PREFECT_DATABASE_URL"):  # set by other tests' session fixtures
+        monkeypatch.delenv(name, raising=False)
     socket = f"host={(tmp_path / 'var' / 'pg').resolve()}"
     embedded = Settings(var_dir=tmp_path / "var")
     assert embedded.resolved_database_url() == f"postgresql+psycopg://postgres@/kefu?{socket}"
