@@ -79,7 +79,7 @@ def propose_severity(
 
     ``urgent``: ``is_urgent`` when the caller has it already (it scans the content for the policy's words).
     """
-    severity, _why = policy.complaints.classification.propose(
+    severity, _why = policy.complaints.propose_severity(
         submission.content,
         submission.order_amount,
         key_account=key_account,
