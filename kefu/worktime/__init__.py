@@ -1,6 +1,6 @@
 """Working time: Chinese working days, business windows and the complaint deadlines of the policy."""
 
-from kefu.worktime.calendar import DayNote, Deadline, WorkCalendar
+from kefu.worktime.calendar import DayNote, Deadline, WorkCalendar, calendar_for, current_calendar
 from kefu.worktime.milestones import MilestonePlan, PlannedMilestone, explain, plan_complaint_milestones
 
 __all__ = [
@@ -9,6 +9,8 @@ __all__ = [
     "MilestonePlan",
     "PlannedMilestone",
     "WorkCalendar",
+    "calendar_for",
+    "current_calendar",
     "explain",
     "plan_complaint_milestones",
 ]
