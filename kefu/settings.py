@@ -26,7 +26,6 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the system of record; empty means SQLite under var_dir.",
     )
     policy_file: Path = Field(default=DEFAULT_POLICY_FILE, description="The policy file (YAML).")
-    timezone: str = Field(default="Asia/Shanghai")
 
     prefect_api_url: str = Field(default="http://127.0.0.1:4200/api")
     prefect_port: int = 4200
