@@ -203,17 +203,16 @@ def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None
         unknown = sorted(set(data) - set(ComplaintIn.model_fields))
         for name in unknown[:10]:
             errors.append(FieldError(str(name)[:64], "unknown_field", "不认识的字段"))
-        policy, calendar = door.policy_and_calendar()
         submission: Submission | None = None
         try:
-            submission = validate_submission(data, now=door.now(), timezone=policy.timezone)
+            submission = validate_submission(data, now=door.now(), timezone=door.timezone)
         except SubmissionInvalid as exc:
             errors = exc.errors + errors
         if errors or submission is None or isinstance(channel, FieldError):
             return _errors(422, errors)
         try:
-            complaint, commitment = await door.register(
-                submission, channel, f"api:{key}" if key else None, received_at, policy, calendar
+            complaint, commitment, _tz = await door.register(
+                submission, channel, f"api:{key}" if key else None, received_at
             )
         except IntakeUnavailable:
             response = _error(503, "unavailable", UNAVAILABLE_ZH + "请稍后用同一个 Idempotency-Key 重试。")

@@ -96,15 +96,12 @@ def pages_router(
         if not is_form_key(form_key):
             form_key = uuid.uuid4().hex
         received_at = door.now()
-        policy, calendar = door.policy_and_calendar()
         try:
-            submission = validate_submission(values, now=received_at, timezone=policy.timezone)
+            submission = validate_submission(values, now=received_at, timezone=door.timezone)
         except SubmissionInvalid as exc:
             return page("form.html", 422, errors=exc.errors, values=values, labels=FIELD_LABELS, form_key=form_key)
         try:
-            complaint, commitment = await door.register(
-                submission, Channel.WEB, f"web:{form_key}", received_at, policy, calendar
-            )
+            complaint, commitment, tz = await door.register(submission, Channel.WEB, f"web:{form_key}", received_at)
         except IntakeUnavailable:
             return page(
                 "form.html",
@@ -117,16 +114,16 @@ def pages_router(
             )
         except IdempotencyKeyReused:
             # The same form was sent again with changed content: treat it as a new form.
-            complaint, commitment = await door.register(
-                submission, Channel.WEB, f"web:{uuid.uuid4().hex}", received_at, policy, calendar
+            complaint, commitment, tz = await door.register(
+                submission, Channel.WEB, f"web:{uuid.uuid4().hex}", received_at
             )
         before, after = commitment.promise() if commitment else ("", "")
         return page(
             "confirmation.html",
             case_no=complaint.case_no,
-            received_at=local_time(complaint.received_at, calendar.tz),
+            received_at=local_time(complaint.received_at, tz),
             commitment=commitment,
-            commitment_at=local_time(commitment.due_at, calendar.tz) if commitment else "",
+            commitment_at=local_time(commitment.due_at, tz) if commitment else "",
             promise_before=before,
             promise_after=after,
             urgent=complaint.urgent,

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kefu.models.policy import DUE_PLACEHOLDER, PROMISED, MilestoneId, Policy, Severity
+from kefu.models.policy import DUE_PLACEHOLDER, MilestoneId, Policy, Severity
 from kefu.worktime.calendar import WorkCalendar
 
 
@@ -39,7 +39,7 @@ def first_commitment(
     received at ``received_at``; None when no customer-facing milestone has a known time yet."""
     first: Commitment | None = None
     for rule in policy.complaints.milestone_rules(severity, key_account):
-        if not rule.customer_facing or rule.due == PROMISED or isinstance(rule.due, str):
+        if not rule.customer_facing or isinstance(rule.due, str):
             continue  # internal, or "promised": known only once the customer accepts a solution
         due_at = calendar.due_at(received_at, rule.due)
         if first is None or due_at < first.due_at:
