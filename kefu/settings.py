@@ -27,7 +27,6 @@ class Settings(BaseSettings):
         "'kefu' on the embedded PostgreSQL under var_dir/pg, which the first process that needs it starts.",
     )
     policy_file: Path = Field(default=DEFAULT_POLICY_FILE, description="The policy file (YAML).")
-    timezone: str = Field(default="Asia/Shanghai")
 
     prefect_api_url: str = Field(default="http://127.0.0.1:4200/api")
     prefect_port: int = 4200

@@ -72,6 +72,30 @@ def _broken(path: list[str | int], value: object) -> str:
         (["complaints", "callback", "reopen_below"], 6, "complaints.callback.reopen_below", "between 2 and 5"),
         (["complaints", "callback", "reopen_below"], 1, "complaints.callback.reopen_below", "reopen no case"),
         (
+            ["complaints", "severities", "general", "milestones", 0, "customer_wording"],
+            None,
+            "complaints.severities.general.milestones.0",
+            "customer-facing and needs a customer_wording",
+        ),
+        (
+            ["complaints", "severities", "general", "milestones", 0, "customer_wording"],
+            "我们会尽快与您联系",
+            "complaints.severities.general.milestones.0",
+            "must name the due time once, as '{due}'",
+        ),
+        (
+            ["complaints", "severities", "general", "milestones", 0, "customer_wording"],
+            "我们将在{due}之前与客户取得联系",
+            "complaints.severities.general.milestones.0",
+            "repeats the internal name",
+        ),
+        (
+            ["complaints", "severities", "important", "milestones", 0, "customer_wording"],
+            "我们将在{due}之前向主管报告",
+            "complaints.severities.important.milestones.0",
+            "not customer_facing",
+        ),
+        (
             ["calendar", "extra_holidays"],
             [{"date": "2026-13-01", "name": "x"}],
             "calendar.extra_holidays.0.date",

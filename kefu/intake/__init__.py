@@ -1,1 +1,2 @@
-"""Intake: the web form, the gateway API, the outbox dispatcher and the reconciler (issue 4)."""
+"""Intake, the front door for complaints: the customers' web form and status page, the gateway API, the
+registration write path, and the outbox dispatcher and reconciler that start each case's flow run."""

@@ -61,8 +61,11 @@ class RegistrarClosed(Exception):
 
 
 class Registrar:
-    def __init__(self, engine: Engine, policy: Callable[[], Policy], *, timezone: str, max_batch: int = 64) -> None:
-        self.engine, self.policy, self.timezone, self.max_batch = engine, policy, timezone, max_batch
+    """The front door's one writer: ``policy`` gives the policy in force for each batch (severity rules, the
+    time zone of the case numbers)."""
+
+    def __init__(self, engine: Engine, policy: Callable[[], Policy], *, max_batch: int = 64) -> None:
+        self.engine, self.policy, self.max_batch = engine, policy, max_batch
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
@@ -102,7 +105,6 @@ class Registrar:
                 session,
                 [Intake(sample, Channel.WEB, dt.datetime.now(dt.UTC), "kefu:warm-up")],
                 policy=self.policy(),
-                timezone=self.timezone,
             )
             session.rollback()
 
@@ -180,7 +182,6 @@ class Registrar:
                 session,
                 [Intake(r.submission, r.channel, r.received_at, r.idempotency_key) for r in batch],
                 policy=self.policy(),
-                timezone=self.timezone,
             )
 
     def _alone(self, request: _Request) -> Outcome:

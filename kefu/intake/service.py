@@ -1,5 +1,6 @@
-"""Registering a complaint: the complaint, its customer, a communication record, an audit event and the
-outbox row that starts its case flow — all in the caller's one transaction (repository style: never commits).
+"""The intake's write path: registering complaints. Each gets its complaint row, its customer, a communication
+record, an audit event and the outbox row that starts its case flow — all in the caller's one transaction
+(repository style: never commits). ``registrar`` groups the front door's complaints into such transactions.
 
 The SLA clock starts at ``received_at`` (the moment the front door accepted the complaint), not when the
 case flow starts. A repeated ``idempotency_key`` returns the complaint the first submission created.
@@ -19,44 +20,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from kefu.intake.validation import Submission, phone_last4
-from kefu.models.complaints import CaseEvent, Complaint, Milestone
-from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneId, Severity
+from kefu.intake.labels import CHANNEL_ZH
+from kefu.intake.validation import Submission
+from kefu.models.complaints import CaseEvent, Complaint
+from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Severity
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from kefu.models.people import INDEX_PHONES, CommunicationRecord, Customer, CustomerPhone
 from kefu.models.policy import Policy
-from kefu.worktime import WorkCalendar
 
 CASE_PREFIX = "KF"
-# Milestones whose time is promised to the customer (the others are internal: reports, task forces).
-CUSTOMER_FACING = {
-    MilestoneId.FIRST_CONTACT,
-    MilestoneId.SOLUTION,
-    MilestoneId.PROGRESS_UPDATE,
-    MilestoneId.PRELIMINARY_PLAN,
-    MilestoneId.RESOLUTION,
-    MilestoneId.CALLBACK,
-}
-STATUS_ZH = {
-    ComplaintStatus.REGISTERED: "已受理",
-    ComplaintStatus.CLASSIFIED: "已分级，待联系",
-    ComplaintStatus.INVESTIGATING: "调查处理中",
-    ComplaintStatus.PROPOSING: "正在制定解决方案",
-    ComplaintStatus.AWAITING_APPROVAL: "解决方案待您确认",
-    ComplaintStatus.RESOLVING: "按方案处理中",
-    ComplaintStatus.RESOLVED: "已处理完成，待回访",
-    ComplaintStatus.CLOSED: "已结案",
-}
-CHANNEL_ZH = {
-    Channel.HOTLINE: "客服热线",
-    Channel.EMAIL: "电子邮件",
-    Channel.WEB: "网站",
-    Channel.IM: "在线客服",
-    Channel.FACE_TO_FACE: "面谈",
-    Channel.SOCIAL: "社交媒体",
-    Channel.PHONE: "电话",
-    Channel.VISIT: "上门拜访",
-}
 
 
 class IdempotencyKeyReused(Exception):
@@ -70,26 +42,6 @@ class IdempotencyKeyReused(Exception):
 def fingerprint(submission: Submission, channel: Channel) -> str:
     payload = json.dumps({**submission.fingerprint_fields(), "channel": channel.value}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def propose_severity(
-    policy: Policy, submission: Submission, *, key_account: bool, urgent: bool | None = None
-) -> Severity:
-    """The severity the policy's rules propose at intake (the case flow asks a person to confirm it).
-
-    ``urgent``: ``is_urgent`` when the caller has it already (it scans the content for the policy's words).
-    """
-    severity, _why = policy.complaints.classification.propose(
-        submission.content,
-        submission.order_amount,
-        key_account=key_account,
-        urgent=is_urgent(policy, submission) if urgent is None else urgent,
-    )
-    return severity
-
-
-def is_urgent(policy: Policy, submission: Submission) -> bool:
-    return policy.complaints.classification.is_urgent(submission.content, flagged=submission.urgent)
 
 
 def lock_keys(submission: Submission, idempotency_key: str | None) -> list[str]:
@@ -123,7 +75,7 @@ _TAKE_NUMBERS = text(
     "ON CONFLICT (day) DO UPDATE SET last = intake_case_counters.last + :count RETURNING last"
 )
 # Registration runs as plain SQL statements, built once and executed once per batch where it can: the ORM's
-# unit of work cost about ten times the SQL itself per complaint (issue 4's benchmark).
+# unit of work cost about ten times the SQL itself per complaint (measured with bench/intake.py).
 _COMPLAINTS = cast(Table, Complaint.__table__)
 _CUSTOMERS = cast(Table, Customer.__table__)
 _PHONES = cast(Table, CustomerPhone.__table__)
@@ -305,9 +257,11 @@ class _People:
 
 
 def register_complaints(
-    session: Session, intakes: Sequence[Intake], *, policy: Policy, timezone: str = "Asia/Shanghai"
+    session: Session, intakes: Sequence[Intake], *, policy: Policy
 ) -> list[Registration | IdempotencyKeyReused]:
     """Record complaints in the caller's transaction (never commits), in a constant number of statements.
+
+    The policy proposes each severity and its time zone dates the case numbers.
 
     Each complaint gets its complaint row, customer (found or new), communication record, ``received`` audit
     event, outbox row and idempotency key. A key seen before (in the database or earlier in this batch)
@@ -342,14 +296,17 @@ def register_complaints(
     people = _People(db, [intakes[i] for i in fresh])
     persons = {i: people.of(intakes[i].submission) for i in fresh}
     people.save(db, now)
-    case_nos = _take_case_numbers(db, [intakes[i].received_at for i in fresh], timezone)
+    case_nos = _take_case_numbers(db, [intakes[i].received_at for i in fresh], policy.timezone)
 
     rows: list[dict[str, Any]] = []
     made: dict[int, Registration] = {}
     for index, case_no in zip(fresh, case_nos, strict=True):
         intake, person = intakes[index], persons[index]
-        urgent = is_urgent(policy, intake.submission)
-        severity = propose_severity(policy, intake.submission, key_account=person.is_key_account, urgent=urgent)
+        s = intake.submission
+        urgent = policy.complaints.classification.is_urgent(s.content, flagged=s.urgent)
+        severity, _why = policy.complaints.propose_severity(
+            s.content, s.order_amount, key_account=person.is_key_account, urgent=urgent
+        )
         made[index] = Registration(
             complaint_id=0,
             case_no=case_no,
@@ -361,7 +318,6 @@ def register_complaints(
             key_account=person.is_key_account,
             created=True,
         )
-        s = intake.submission
         rows.append(
             {
                 "case_no": case_no,
@@ -408,7 +364,8 @@ def register_complaints(
 
 
 def _take_case_numbers(db: Connection, received: list[dt.datetime], timezone: str) -> list[str]:
-    """'KF20261123-00042': the day of receipt (local time) and its running number, in the batch's order."""
+    """'KF20261123-00042': the day of receipt (local time in ``timezone``, the policy's) and its running number,
+    in the batch's order."""
     zone = ZoneInfo(timezone)
     days = [moment.astimezone(zone).strftime("%Y%m%d") for moment in received]
     counts = Counter(days)
@@ -482,7 +439,6 @@ def register_complaint(
     channel: Channel,
     idempotency_key: str | None = None,
     policy: Policy | None = None,
-    timezone: str = "Asia/Shanghai",
 ) -> Registration:
     """Record one complaint (or find the one this idempotency key already created). Never commits.
 
@@ -492,89 +448,7 @@ def register_complaint(
         from kefu.models.policy import current_policy
 
         policy = current_policy()
-    [result] = register_complaints(
-        session, [Intake(submission, channel, received_at, idempotency_key)], policy=policy, timezone=timezone
-    )
+    [result] = register_complaints(session, [Intake(submission, channel, received_at, idempotency_key)], policy=policy)
     if isinstance(result, IdempotencyKeyReused):
         raise result
     return result
-
-
-@dataclass(frozen=True)
-class Commitment:
-    milestone: MilestoneId
-    name: str
-    due_at: dt.datetime
-
-
-def first_commitment(
-    policy: Policy, calendar: WorkCalendar, severity: Severity, received_at: dt.datetime, *, key_account: bool
-) -> Commitment | None:
-    """The first time the policy promises the customer something (e.g. 首次联系 within 24 h).
-
-    Only the due times (``WorkCalendar.due_at``), not the explained plan: this runs for every complaint the
-    front door accepts.
-    """
-    first: Commitment | None = None
-    for rule in policy.complaints.milestone_rules(severity, key_account):
-        if rule.id not in CUSTOMER_FACING or isinstance(rule.due, str):  # str: "promised", not known yet
-            continue
-        due_at = calendar.due_at(received_at, rule.due)
-        if first is None or due_at < first.due_at:
-            first = Commitment(rule.id, rule.name, due_at)
-    return first
-
-
-def next_commitment(
-    session: Session, complaint: Complaint, policy: Policy, calendar: WorkCalendar
-) -> Commitment | None:
-    """The next open customer-facing deadline: from the case's milestones, or the policy plan before they exist."""
-    rows = session.scalars(
-        select(Milestone).where(
-            Milestone.complaint_id == complaint.id, Milestone.met_at.is_(None), Milestone.due_at.is_not(None)
-        )
-    ).all()
-    names = {m.id: m.name for s in policy.complaints.severities.values() for m in s.milestones}
-    if rows:
-        facing = [r for r in rows if r.milestone in CUSTOMER_FACING]
-        if not facing:
-            return None
-        first = min(facing, key=lambda r: r.due_at or complaint.received_at)
-        assert first.due_at is not None
-        return Commitment(first.milestone, names.get(first.milestone, first.milestone.value), first.due_at)
-    if complaint.status is not ComplaintStatus.REGISTERED:
-        return None
-    key_account = complaint.customer is not None and complaint.customer.is_key_account
-    return first_commitment(policy, calendar, complaint.severity, complaint.received_at, key_account=key_account)
-
-
-@dataclass(frozen=True)
-class CaseStatus:
-    case_no: str
-    status: str
-    status_label: str
-    received_at: dt.datetime
-    next_commitment: Commitment | None
-
-
-def case_status_for_customer(
-    session: Session, case_no: str, last4: str, policy: Policy, calendar: WorkCalendar
-) -> CaseStatus | None:
-    """The status a customer may see, or None — the same None for 'no such case' and 'wrong digits'."""
-    complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one_or_none()
-    if complaint is None or complaint.customer is None:
-        return None
-    digits_match = any(phone_last4(p) == last4 for p in complaint.customer.phones)
-    if not digits_match:
-        return None
-    return case_status(session, complaint, policy, calendar)
-
-
-def case_status(session: Session, complaint: Complaint, policy: Policy, calendar: WorkCalendar) -> CaseStatus:
-    return CaseStatus(
-        case_no=complaint.case_no,
-        status=complaint.status.value,
-        status_label=STATUS_ZH.get(complaint.status, complaint.status.value),
-        received_at=complaint.received_at,
-        next_commitment=next_commitment(session, complaint, policy, calendar),
-    )

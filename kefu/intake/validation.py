@@ -1,7 +1,8 @@
-"""Validation at the boundary: one set of rules for the web form and the gateway API.
+"""Validation at the boundary: every date and field check of the web form, the status page and the gateway API.
 
 Every rule answers in words a person understands (zh-CN) and names the field; nothing is stored when any
-rule fails. Phones are normalised (spaces, dashes, +86 removed for mobiles) before they are compared.
+rule fails. Phones are normalised (spaces, dashes, +86 removed for mobiles) before they are compared. A time
+without an offset is local time in the policy's time zone, which the caller passes in.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kefu.intake.labels import FIELD_LABELS
 from kefu.models.enums import Channel
 
 INTAKE_CHANNELS = (
@@ -25,21 +27,6 @@ INTAKE_CHANNELS = (
     Channel.FACE_TO_FACE,
     Channel.SOCIAL,
 )
-
-FIELD_LABELS = {
-    "name": "姓名",
-    "phone": "联系电话",
-    "email": "电子邮箱",
-    "order_no": "订单号",
-    "order_amount": "订单金额",
-    "product": "产品或服务",
-    "place": "发生地点",
-    "problem_at": "问题发生时间",
-    "content": "投诉内容",
-    "urgent": "紧急",
-    "preferred_contact_time": "方便联系的时间",
-    "channel": "渠道",
-}
 
 MAX_LENGTHS = {
     "name": 50,
@@ -59,6 +46,11 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
 _ORDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _MULTILINE_ALLOWED = {"\n", "\r", "\t"}
+_CASE_NO = re.compile(r"^[A-Z]{2}\d{8}-\d{5}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+_FORM_KEY = re.compile(r"[0-9a-f]{32}")
+_LAST4 = re.compile(r"\d{4}")
+RECEIVED_AT_WINDOW = (dt.timedelta(days=7), dt.timedelta(minutes=5))  # how far back, how far ahead of now
 
 
 @dataclass(frozen=True)
@@ -231,8 +223,11 @@ def parse_channel(raw: Any) -> Channel | FieldError:
     return FieldError("channel", "invalid_channel", f"渠道应为以下之一：{allowed}")
 
 
-def validate_submission(data: Mapping[str, Any], *, now: dt.datetime, timezone: str = "Asia/Shanghai") -> Submission:
-    """The checked complaint, or ``SubmissionInvalid`` listing every problem at once."""
+def validate_submission(data: Mapping[str, Any], *, now: dt.datetime, timezone: str) -> Submission:
+    """The checked complaint, or ``SubmissionInvalid`` listing every problem at once.
+
+    ``timezone``: the policy's; a ``problem_at`` without an offset is local time there.
+    """
     tz = ZoneInfo(timezone)
     errors: list[FieldError] = []
     name = _text(data, "name", errors, required=True)
@@ -285,3 +280,38 @@ def validate_submission(data: Mapping[str, Any], *, now: dt.datetime, timezone: 
         urgent=urgent,
         preferred_contact_time=preferred,
     )
+
+
+def parse_received_at(raw: Any, now: dt.datetime) -> dt.datetime | FieldError:
+    """A gateway's own receipt time: ISO 8601 with an offset, at most 7 days ago and not after now (5 minutes
+    of clock skew allowed). The SLA clock starts there, so a gateway cannot move it far either way."""
+    message = "received_at 应为带时区的 ISO 8601 时间，不晚于现在、不早于7天前"
+    if not isinstance(raw, str):
+        return FieldError("received_at", "invalid_datetime", message)
+    try:
+        moment = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return FieldError("received_at", "invalid_datetime", message)
+    back, ahead = RECEIVED_AT_WINDOW
+    if moment.tzinfo is None or moment > now + ahead or moment < now - back:
+        return FieldError("received_at", "invalid_datetime", message)
+    return moment.astimezone(dt.UTC)
+
+
+def is_case_no(text: str) -> bool:
+    """'KF20261123-00042': two letters, the day of receipt, a running number."""
+    return _CASE_NO.fullmatch(text) is not None
+
+
+def is_idempotency_key(text: str) -> bool:
+    """1–128 visible ASCII characters."""
+    return _IDEMPOTENCY_KEY.fullmatch(text) is not None
+
+
+def is_form_key(text: str) -> bool:
+    """The one-time key a form page carries (32 hex digits), so a form sent twice makes one case."""
+    return _FORM_KEY.fullmatch(text) is not None
+
+
+def is_phone_last4(text: str) -> bool:
+    return _LAST4.fullmatch(text) is not None

@@ -43,7 +43,7 @@ class IntakeIdempotencyKey(Base):
 
 
 class CaseNumberCounter(Base):
-    """The last case number handed out on one (Asia/Shanghai) day."""
+    """The last case number handed out on one day (local time in the policy's time zone)."""
 
     __tablename__ = "intake_case_counters"
 

@@ -65,6 +65,7 @@ class Anchor(StrEnum):
 
 
 PROMISED = "promised"
+DUE_PLACEHOLDER = "{due}"
 _DURATION = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s+(?P<unit>[a-z_]+)\s*$")
 _UNIT_ALIASES = {"minute": "minutes", "hour": "hours", "working_hour": "working_hours", "working_day": "working_days"}
 
@@ -125,6 +126,36 @@ class MilestoneRule(BaseModel):
         "in the solution the customer accepted."
     )
     starts_at: Anchor = Anchor.RECEIPT
+    customer_facing: bool = Field(
+        default=False,
+        description="Its time is promised to the customer (intake's confirmation, the status page); "
+        "the others are internal steps such as reports to a supervisor or a task force.",
+    )
+    customer_wording: str | None = Field(
+        default=None,
+        description="The promise as the customer reads it, with '{due}' where the due time goes, "
+        "e.g. '我们将在{due}之前与您联系'. Required for a customer-facing milestone.",
+    )
+
+    @model_validator(mode="after")
+    def _wording_for_the_customer(self) -> MilestoneRule:
+        wording = self.customer_wording
+        if self.customer_facing and not (wording and wording.strip()):
+            raise ValueError(
+                f"'{self.id.value}' is customer-facing and needs a customer_wording, e.g. '我们将在{{due}}之前与您联系'"
+            )
+        if wording is None:
+            return self
+        if not self.customer_facing:
+            raise ValueError(f"'{self.id.value}' has a customer_wording but is not customer_facing")
+        if wording.count(DUE_PLACEHOLDER) != 1:
+            raise ValueError(f"customer_wording '{wording}' must name the due time once, as '{DUE_PLACEHOLDER}'")
+        if self.name in wording:
+            raise ValueError(
+                f"customer_wording '{wording}' repeats the internal name '{self.name}'; "
+                "write the promise as the customer reads it"
+            )
+        return self
 
 
 class SeverityRule(BaseModel):
@@ -164,27 +195,8 @@ class ClassificationRule(BaseModel):
     urgent_raises_to: Severity = Severity.IMPORTANT
     urgent_keywords: list[str] = Field(default_factory=list)
 
-    def propose(
-        self, content: str, order_amount: Decimal | float | None, *, key_account: bool, urgent: bool
-    ) -> tuple[Severity, list[str]]:
-        """The severity these rules propose, and why (for the audit record). The highest rule wins."""
-        proposed: list[tuple[Severity, str]] = [(Severity.GENERAL, "default")]
-        proposed += [(Severity.MAJOR, f"keyword:{w}") for w in self.major_keywords if w in content]
-        proposed += [(Severity.IMPORTANT, f"keyword:{w}") for w in self.important_keywords if w in content]
-        amount = Decimal(str(order_amount or 0))
-        if amount >= Decimal(str(self.major_order_amount)):
-            proposed.append((Severity.MAJOR, f"order_amount>={self.major_order_amount}"))
-        elif amount >= Decimal(str(self.important_order_amount)):
-            proposed.append((Severity.IMPORTANT, f"order_amount>={self.important_order_amount}"))
-        if key_account:
-            proposed.append((self.key_account_raises_to, "key_account"))
-        if urgent:
-            proposed.append((self.urgent_raises_to, "urgent"))
-        order = list(Severity)
-        severity = max((s for s, _ in proposed), key=order.index)
-        return severity, [why for _, why in proposed[1:]]
-
     def is_urgent(self, content: str, *, flagged: bool) -> bool:
+        """Urgent (the supervisor is told at once): flagged by the complainant or naming one of the urgent words."""
         return flagged or any(word in content for word in self.urgent_keywords)
 
     @model_validator(mode="after")
@@ -239,6 +251,31 @@ class ComplaintPolicy(BaseModel):
             raise ValueError("callback needs a duration, not 'promised'")
         return self
 
+    def propose_severity(
+        self, content: str, order_amount: Decimal | float | None, *, key_account: bool, urgent: bool
+    ) -> tuple[Severity, list[str]]:
+        """The severity the classification rules propose, and why (for the audit record); the highest rule wins.
+
+        The one implementation: intake proposes with it at registration, the case flow's classify step
+        proposes with it again before a person confirms or overrides.
+        """
+        rules = self.classification
+        proposed: list[tuple[Severity, str]] = [(Severity.GENERAL, "default")]
+        proposed += [(Severity.MAJOR, f"keyword:{w}") for w in rules.major_keywords if w in content]
+        proposed += [(Severity.IMPORTANT, f"keyword:{w}") for w in rules.important_keywords if w in content]
+        amount = Decimal(str(order_amount or 0))
+        if amount >= Decimal(str(rules.major_order_amount)):
+            proposed.append((Severity.MAJOR, f"order_amount>={rules.major_order_amount}"))
+        elif amount >= Decimal(str(rules.important_order_amount)):
+            proposed.append((Severity.IMPORTANT, f"order_amount>={rules.important_order_amount}"))
+        if key_account:
+            proposed.append((rules.key_account_raises_to, "key_account"))
+        if urgent:
+            proposed.append((rules.urgent_raises_to, "urgent"))
+        order = list(Severity)
+        severity = max((s for s, _ in proposed), key=order.index)
+        return severity, [why for _, why in proposed[1:]]
+
     def milestone_rules(self, severity: Severity, key_account: bool) -> list[MilestoneRule]:
         """The milestones of a severity, with the key-account targets applied where they are tighter."""
         rules = []
@@ -248,6 +285,20 @@ class ComplaintPolicy(BaseModel):
                 rule = rule.model_copy(update={"due": overrides[rule.id]})
             rules.append(rule)
         return rules
+
+    def customer_rule(self, severity: Severity, milestone: MilestoneId) -> MilestoneRule | None:
+        """The customer-facing rule of this milestone for a complaint of this severity (None: internal).
+
+        Falls back to the milestone's rule of another severity, for a milestone kept from before a reclassification.
+        """
+        if milestone is MilestoneId.CALLBACK:
+            rule: MilestoneRule | None = self.callback
+        else:
+            rule = next((r for r in self.severities[severity].milestones if r.id is milestone), None)
+            if rule is None:
+                others = (r for s in self.severities.values() for r in s.milestones if r.id is milestone)
+                rule = next(others, None)
+        return rule if rule is not None and rule.customer_facing else None
 
 
 def _parse_window(value: Any) -> Any:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
 
+from kefu.models.policy import current_policy
 from kefu.notifications.lint import Category, Finding, lint_text
 from kefu.notifications.pii import mask_pii
 
@@ -91,7 +92,10 @@ def zh_time(value: dt.datetime | str, tz: ZoneInfo) -> str:
 class Renderer:
     """Renders and lints messages; the jinja environments are built once."""
 
-    def __init__(self, tz: ZoneInfo | str = "Asia/Shanghai", loader: Any = None) -> None:
+    def __init__(self, tz: ZoneInfo | str | None = None, loader: Any = None) -> None:
+        """``tz``: where times are written in messages; by default the time zone of the policy in force."""
+        if tz is None:
+            tz = current_policy().timezone
         self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         loader = loader or PackageLoader("kefu.notifications", "templates")
         self.text_env = Environment(loader=loader, undefined=StrictUndefined, autoescape=False)  # noqa: S701 (plain-text part)

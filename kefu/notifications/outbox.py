@@ -16,7 +16,7 @@ from kefu.models.notifications import OutboxMessage
 from kefu.models.policy import current_policy
 from kefu.notifications.messages import SPECS, MessageType, Rendered, Renderer
 from kefu.settings import get_settings
-from kefu.worktime import WorkCalendar
+from kefu.worktime import WorkCalendar, current_calendar
 
 
 class MessageRejected(Exception):
@@ -31,14 +31,19 @@ class MessageRejected(Exception):
         super().__init__(f"{rendered.message_type.value} rejected: " + "; ".join(self.reasons))
 
 
-@lru_cache(maxsize=1)
 def default_calendar() -> WorkCalendar:
-    return WorkCalendar(current_policy())
+    """The calendar of the policy in force (a changed policy file gets a new one, see ``calendar_for``)."""
+    return current_calendar()
 
 
-@lru_cache(maxsize=1)
 def default_renderer() -> Renderer:
-    return Renderer(default_calendar().tz)
+    """A renderer writing times in the time zone of the policy in force."""
+    return _renderer(current_policy().timezone)
+
+
+@lru_cache(maxsize=4)
+def _renderer(timezone: str) -> Renderer:
+    return Renderer(timezone)
 
 
 def send_time(

@@ -110,8 +110,8 @@ def is_key_account(complaint: Complaint) -> bool:
 
 
 def propose_severity(policy: Policy, complaint: Complaint) -> tuple[Severity, list[str]]:
-    """The policy's classification rules on this complaint; returns the reasons too."""
-    return policy.complaints.classification.propose(
+    """The policy's proposal for this stored complaint (``ComplaintPolicy.propose_severity``), with the reasons."""
+    return policy.complaints.propose_severity(
         complaint.content, complaint.order_amount, key_account=is_key_account(complaint), urgent=complaint.urgent
     )
 

@@ -1,14 +1,21 @@
-"""Working time: Chinese working days, business windows and the complaint deadlines of the policy."""
+"""Working time: Chinese working days, business windows, the complaint deadlines of the policy and the
+commitments to the customer computed from them."""
 
-from kefu.worktime.calendar import DayNote, Deadline, WorkCalendar
+from kefu.worktime.calendar import DayNote, Deadline, WorkCalendar, calendar_for, current_calendar
+from kefu.worktime.commitments import Commitment, first_commitment, next_open_commitment
 from kefu.worktime.milestones import MilestonePlan, PlannedMilestone, explain, plan_complaint_milestones
 
 __all__ = [
+    "Commitment",
     "DayNote",
     "Deadline",
     "MilestonePlan",
     "PlannedMilestone",
     "WorkCalendar",
+    "calendar_for",
+    "current_calendar",
     "explain",
+    "first_commitment",
+    "next_open_commitment",
     "plan_complaint_milestones",
 ]

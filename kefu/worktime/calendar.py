@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from holidays.countries.china import ChinaStaticHolidays
 
-from kefu.models.policy import Duration, Policy, Unit
+from kefu.models.policy import Duration, Policy, Unit, current_policy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -357,3 +357,33 @@ class WorkCalendar:
                         return max(local, start)
             day += dt.timedelta(days=1)
         raise ValueError(f"no working day within 400 days after {moment.isoformat()}")
+
+
+_CALENDARS: dict[int, tuple[Policy, WorkCalendar]] = {}  # id(policy) -> (that policy, its calendar)
+_CALENDARS_LOCK = threading.Lock()
+_CALENDARS_KEPT = 4
+
+
+def calendar_for(policy: Policy) -> WorkCalendar:
+    """The working calendar of this policy object, built once (its tables are the expensive part).
+
+    Keyed on the policy object itself: ``current_policy()`` gives a new object when the policy file changes,
+    so a changed file gets a new calendar and nothing keeps using one built from the old file.
+    """
+    entry = _CALENDARS.get(id(policy))
+    if entry is not None and entry[0] is policy:
+        return entry[1]
+    with _CALENDARS_LOCK:
+        entry = _CALENDARS.get(id(policy))
+        if entry is not None and entry[0] is policy:
+            return entry[1]
+        while len(_CALENDARS) >= _CALENDARS_KEPT:
+            del _CALENDARS[next(iter(_CALENDARS))]  # the oldest
+        calendar = WorkCalendar(policy)
+        _CALENDARS[id(policy)] = (policy, calendar)
+        return calendar
+
+
+def current_calendar() -> WorkCalendar:
+    """The working calendar of the policy file in force now (see ``current_policy``)."""
+    return calendar_for(current_policy())

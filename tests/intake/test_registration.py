@@ -18,22 +18,14 @@ from sqlalchemy.orm import Session
 
 from kefu.intake.app import create_app
 from kefu.intake.registrar import Registrar
-from kefu.intake.service import (
-    CUSTOMER_FACING,
-    IdempotencyKeyReused,
-    Intake,
-    Registration,
-    first_commitment,
-    propose_severity,
-    register_complaints,
-)
+from kefu.intake.service import IdempotencyKeyReused, Intake, Registration, register_complaints
 from kefu.intake.validation import Submission
 from kefu.models import Channel, Complaint, Customer, CustomerPhone, CustomerTier
 from kefu.models.db import make_engine, unit_of_work
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from kefu.models.migrate import upgrade
 from kefu.models.policy import Policy
-from kefu.worktime import WorkCalendar, plan_complaint_milestones
+from kefu.worktime import WorkCalendar, first_commitment, plan_complaint_milestones
 from tests.support.clock import RECEIVED, FixedClock
 from tests.support.samples import AUTH, complaint_json, intake_settings
 
@@ -119,7 +111,7 @@ def test_a_key_account_set_up_by_staff_is_recognised_by_phone_at_intake(engine: 
         session.add(Customer(name="华东仓储有限公司", tier=CustomerTier.KEY, phones=["021-55556666"]))
     [registration] = register(engine, policy, [Intake(submission("021-55556666"), Channel.HOTLINE, RECEIVED)])
     assert isinstance(registration, Registration) and registration.key_account
-    assert registration.severity is propose_severity(policy, submission(), key_account=True)
+    assert registration.severity is policy.complaints.propose_severity(CONTENT, None, key_account=True, urgent=False)[0]
     assert count(engine, Customer) == 1
 
 
@@ -143,7 +135,7 @@ def test_customers_from_before_the_phone_index_are_found_by_phone(tmp_path: Path
 def test_a_complaint_that_fails_in_a_batch_fails_alone_and_answers_wait_for_the_commit(
     engine: Engine, policy: Policy
 ) -> None:
-    registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
+    registrar = Registrar(engine, lambda: policy)
     try:
         holder = hold_the_write_lock(engine)
         phones = (f"1390013{i:04d}" for i in itertools.count())
@@ -168,7 +160,7 @@ def test_a_complaint_that_fails_in_a_batch_fails_alone_and_answers_wait_for_the_
 
 
 def test_a_complaint_whose_caller_hung_up_is_stored_and_the_writer_goes_on(engine: Engine, policy: Policy) -> None:
-    registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
+    registrar = Registrar(engine, lambda: policy)
     try:
         holder = hold_the_write_lock(engine)
         first = registrar.submit(submission("13600135999"), Channel.IM, "im:first", RECEIVED)
@@ -186,7 +178,7 @@ def test_a_complaint_whose_caller_hung_up_is_stored_and_the_writer_goes_on(engin
 
 def test_two_intake_processes_registering_one_person_at_once_make_one_customer(engine: Engine, policy: Policy) -> None:
     # Two registrars = two intake processes (uvicorn workers), each with its own writer and transaction.
-    first, second = (Registrar(engine, lambda: policy, timezone="Asia/Shanghai") for _ in range(2))
+    first, second = (Registrar(engine, lambda: policy) for _ in range(2))
     try:
         holder = hold_the_write_lock(engine)
         answers = []
@@ -205,7 +197,7 @@ def test_two_intake_processes_registering_one_person_at_once_make_one_customer(e
 async def test_a_request_handler_cancelled_while_waiting_leaves_its_complaint_stored(
     engine: Engine, policy: Policy
 ) -> None:
-    registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
+    registrar = Registrar(engine, lambda: policy)
     try:
         holder = hold_the_write_lock(engine)
         waiting = asyncio.create_task(registrar.register(submission("13600136002"), Channel.WEB, "web:gone", RECEIVED))
@@ -221,7 +213,7 @@ async def test_a_request_handler_cancelled_while_waiting_leaves_its_complaint_st
 
 
 def test_queued_complaints_are_stored_and_answered_when_intake_shuts_down(engine: Engine, policy: Policy) -> None:
-    registrar = Registrar(engine, lambda: policy, timezone="Asia/Shanghai")
+    registrar = Registrar(engine, lambda: policy)
     answers = [registrar.submit(submission(f"1380013{i:04d}"), Channel.WEB, None, RECEIVED) for i in range(20)]
     registrar.close()
     assert all(a.done() and a.result().created for a in answers)
@@ -238,7 +230,10 @@ def test_the_first_commitment_is_the_plans_earliest_customer_facing_deadline(
         received = start + dt.timedelta(hours=hour)
         for severity in policy.complaints.severities:
             plan = plan_complaint_milestones(policy, calendar, severity, received, key_account=key_account)
-            facing = [m for m in plan.milestones if m.id in CUSTOMER_FACING and m.due_at is not None]
+            customer_facing = {
+                r.id for r in policy.complaints.milestone_rules(severity, key_account) if r.customer_facing
+            }
+            facing = [m for m in plan.milestones if m.id in customer_facing and m.due_at is not None]
             fast = first_commitment(policy, calendar, severity, received, key_account=key_account)
             if not facing:
                 assert fast is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from kefu.notifications import MessageType, enqueue, send_time
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
+from tests.support.databases import edit_policy
 from tests.support.samples import CONTEXTS
 
 
@@ -66,3 +68,12 @@ def test_a_queued_acknowledgement_records_when_it_may_leave(db: Session, calenda
         calendar=calendar,
     )
     assert row.not_before == at(2026, 11, 23, 15, 0)
+
+
+def test_a_changed_policy_file_moves_the_send_window_without_a_restart(policy_file: Path) -> None:
+    early = at(2026, 11, 23, 8, 0)  # Monday, before the morning window
+    assert send_time(MessageType.PROGRESS_UPDATE, early) == at(2026, 11, 23, 9, 0)
+    edit_policy(policy_file, '"09:00-12:00"', '"08:00-12:00"')
+    assert send_time(MessageType.PROGRESS_UPDATE, early) == early
+    edit_policy(policy_file, "extra_holidays: []", "extra_holidays: [{date: 2026-11-23, name: 公司年会}]")
+    assert send_time(MessageType.PROGRESS_UPDATE, early) == at(2026, 11, 24, 8, 0)

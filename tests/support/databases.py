@@ -8,6 +8,7 @@ on the way in and out.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -151,3 +152,26 @@ def policy() -> Policy:
 @pytest.fixture(scope="session")
 def calendar(policy: Policy) -> WorkCalendar:
     return WorkCalendar(policy)
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of the shipped policy file that Kefu follows for this test (``KEFU_POLICY_FILE``); change it with
+    ``edit_policy`` while the code under test runs."""
+    path = tmp_path / "policy.yaml"
+    shutil.copy(DEFAULT_POLICY_FILE, path)
+    monkeypatch.setenv("KEFU_POLICY_FILE", str(path))
+    get_settings.cache_clear()
+    yield path
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def edit_policy(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in a policy file, as an operator would, with a later modification time."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    before = path.stat().st_mtime_ns
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    later = before + 1_000_000_000  # file times can be coarser than two quick writes
+    os.utime(path, ns=(later, later))

@@ -1,0 +1,253 @@
+"""The JSON API for channel gateways: ``POST /api/v1/complaints`` and ``GET /api/v1/complaints/{case_no}``.
+
+Bearer tokens (``KEFU_INTAKE_API_TOKENS``); an ``Idempotency-Key`` makes a retry return the case the first
+request created (201 the first time, 200 after, 409 with other content); 413 for oversized bodies, 422 listing
+every field problem, 503 with ``Retry-After`` when nothing could be stored. No personal data in the answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from kefu.intake.frontdoor import UNAVAILABLE_ZH, FrontDoor, IntakeUnavailable
+from kefu.intake.labels import status_label
+from kefu.intake.service import IdempotencyKeyReused, Registration, registration_of
+from kefu.intake.status import case_status
+from kefu.intake.validation import (
+    FieldError,
+    Submission,
+    SubmissionInvalid,
+    is_case_no,
+    is_idempotency_key,
+    parse_channel,
+    parse_received_at,
+    validate_submission,
+)
+from kefu.models.complaints import Complaint
+from kefu.models.db import unit_of_work
+from kefu.worktime import Commitment
+
+MAX_API_BODY = 16 * 1024  # bytes; a complaint is at most 2,000 characters of content
+
+
+class ComplaintIn(BaseModel):
+    """A complaint as a channel gateway sends it (validated by Kefu's own rules; errors answer 422)."""
+
+    channel: str = Field(description="hotline, email, web, im, face_to_face or social")
+    name: str = Field(max_length=50, description="投诉人姓名")
+    phone: str = Field(max_length=32, description="中国大陆手机号（11位）或带区号的座机号")
+    content: str = Field(min_length=5, max_length=2000, description="投诉内容")
+    email: str | None = Field(default=None, max_length=254)
+    order_no: str | None = Field(default=None, max_length=64)
+    order_amount: str | None = Field(default=None, description="Order value in CNY, e.g. '1280.50'")
+    product: str | None = Field(default=None, max_length=200)
+    place: str | None = Field(default=None, max_length=200)
+    problem_at: str | None = Field(
+        default=None,
+        description="ISO 8601; without offset = local time in the policy's time zone (Asia/Shanghai)",
+    )
+    urgent: bool = False
+    preferred_contact_time: str | None = Field(default=None, max_length=100)
+    received_at: str | None = Field(
+        default=None, description="When the channel received it (ISO 8601 with offset); default: now"
+    )
+
+
+class CommitmentOut(BaseModel):
+    milestone: str
+    name: str
+    due_at: dt.datetime
+
+
+class ComplaintOut(BaseModel):
+    case_no: str
+    channel: str
+    status: str
+    status_label: str
+    severity: str
+    urgent: bool
+    received_at: dt.datetime
+    next_commitment: CommitmentOut | None
+    flow_run_id: str | None = None
+
+
+class ErrorItem(BaseModel):
+    field: str | None
+    code: str
+    message: str
+
+
+class ErrorsOut(BaseModel):
+    errors: list[ErrorItem]
+
+
+def _errors(status: int, errors: list[FieldError], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"errors": [e.as_dict() for e in errors]}, status_code=status, headers=headers)
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"errors": [{"field": field, "code": code, "message": message}]}, status_code=status)
+
+
+def complaint_out(complaint: Registration, commitment: Commitment | None) -> dict[str, Any]:
+    return ComplaintOut(
+        case_no=complaint.case_no,
+        channel=complaint.channel.value,
+        status=complaint.status.value,
+        status_label=status_label(complaint.status),
+        severity=complaint.severity.value,
+        urgent=complaint.urgent,
+        received_at=complaint.received_at,
+        next_commitment=CommitmentOut(
+            milestone=commitment.milestone.value, name=commitment.name, due_at=commitment.due_at
+        )
+        if commitment
+        else None,
+        flow_run_id=complaint.flow_run_id,
+    ).model_dump(mode="json")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorsOut, "description": "Missing or unknown token"},
+    413: {"model": ErrorsOut, "description": "Body larger than 16 KiB"},
+    422: {"model": ErrorsOut, "description": "Invalid complaint: every problem, per field"},
+}
+
+
+def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None = None) -> APIRouter:
+    """The gateway API on ``router`` (default: a new one); ``tokens``: the accepted bearer tokens."""
+    router = router if router is not None else APIRouter()
+
+    def authorised(request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        given = token.strip().encode()
+        return any(hmac.compare_digest(given, t) for t in tokens)
+
+    def unauthorised() -> JSONResponse:
+        response = _error(401, "unauthorized", "缺少或无效的访问令牌（Authorization: Bearer <token>）")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @router.post(
+        "/api/v1/complaints",
+        status_code=201,
+        summary="Register a complaint from a channel gateway",
+        responses={
+            200: {"model": ComplaintOut, "description": "Repeated Idempotency-Key: the case created before"},
+            201: {"model": ComplaintOut, "description": "Registered"},
+            409: {"model": ErrorsOut, "description": "Idempotency-Key reused with a different complaint"},
+            503: {"model": ErrorsOut, "description": "Nothing stored; retry later with the same Idempotency-Key"},
+            **ERROR_RESPONSES,
+        },
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 128},
+                    "description": "A retried submission with the same key returns the same case (200).",
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ComplaintIn.model_json_schema()}},
+            },
+        },
+    )
+    async def api_register(request: Request) -> JSONResponse:
+        if not authorised(request):
+            return unauthorised()
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_API_BODY):
+            return _error(413, "payload_too_large", f"请求体不能超过 {MAX_API_BODY} 字节")
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > MAX_API_BODY:
+                return _error(413, "payload_too_large", f"请求体不能超过 {MAX_API_BODY} 字节")
+        key = request.headers.get("idempotency-key")
+        if key is not None and not is_idempotency_key(key):
+            return _error(
+                422, "invalid_idempotency_key", "Idempotency-Key 应为 1–128 个可见 ASCII 字符", "Idempotency-Key"
+            )
+        try:
+            data = json.loads(bytes(body).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return _error(422, "invalid_json", "请求体不是有效的 UTF-8 JSON")
+        if not isinstance(data, dict):
+            return _error(422, "invalid_json", "请求体应为 JSON 对象")
+        received_at = door.now()
+        errors: list[FieldError] = []
+        channel = parse_channel(data.get("channel"))
+        if isinstance(channel, FieldError):
+            errors.append(channel)
+        claimed = data.get("received_at")
+        if claimed is not None:
+            parsed = parse_received_at(claimed, received_at)
+            if isinstance(parsed, FieldError):
+                errors.append(parsed)
+            else:
+                received_at = parsed
+        unknown = sorted(set(data) - set(ComplaintIn.model_fields))
+        for name in unknown[:10]:
+            errors.append(FieldError(str(name)[:64], "unknown_field", "不认识的字段"))
+        submission: Submission | None = None
+        try:
+            submission = validate_submission(data, now=door.now(), timezone=door.timezone)
+        except SubmissionInvalid as exc:
+            errors = exc.errors + errors
+        if errors or submission is None or isinstance(channel, FieldError):
+            return _errors(422, errors)
+        try:
+            complaint, commitment, _tz = await door.register(
+                submission, channel, f"api:{key}" if key else None, received_at
+            )
+        except IntakeUnavailable:
+            response = _error(503, "unavailable", UNAVAILABLE_ZH + "请稍后用同一个 Idempotency-Key 重试。")
+            response.headers["Retry-After"] = "5"
+            return response
+        except IdempotencyKeyReused as exc:
+            return _error(
+                409,
+                "idempotency_key_reused",
+                f"该 Idempotency-Key 已用于投诉 {exc.case_no}，但内容不同",
+                "Idempotency-Key",
+            )
+        return JSONResponse(
+            complaint_out(complaint, commitment),
+            status_code=201 if complaint.created else 200,
+            headers={"Location": f"/api/v1/complaints/{complaint.case_no}"},
+        )
+
+    @router.get(
+        "/api/v1/complaints/{case_no}",
+        summary="Status of a complaint (no personal data)",
+        responses={200: {"model": ComplaintOut}, 404: {"model": ErrorsOut}, 401: {"model": ErrorsOut}},
+    )
+    def api_get(case_no: str, request: Request) -> JSONResponse:
+        if not authorised(request):
+            return unauthorised()
+        if not is_case_no(case_no):
+            return _error(404, "not_found", "没有这个投诉编号")
+        policy, calendar = door.policy_and_calendar()
+        with unit_of_work(door.read_engine) as session:
+            complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one_or_none()
+            if complaint is None:
+                return _error(404, "not_found", "没有这个投诉编号")
+            status = case_status(session, complaint, policy, calendar)
+            body = complaint_out(registration_of(session, complaint.id), status.next_commitment)
+        return JSONResponse(body)
+
+    return router

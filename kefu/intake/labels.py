@@ -1,0 +1,48 @@
+"""zh-CN display names the customers and staff read: case statuses, intake channels and form fields.
+
+One place for the words, so the form, its error messages, the status page, the API's ``status_label`` and
+the communication records all say the same thing.
+"""
+
+from __future__ import annotations
+
+from kefu.models.enums import Channel, ComplaintStatus
+
+STATUS_ZH = {
+    ComplaintStatus.REGISTERED: "已受理",
+    ComplaintStatus.CLASSIFIED: "已分级，待联系",
+    ComplaintStatus.INVESTIGATING: "调查处理中",
+    ComplaintStatus.PROPOSING: "正在制定解决方案",
+    ComplaintStatus.AWAITING_APPROVAL: "解决方案待您确认",
+    ComplaintStatus.RESOLVING: "按方案处理中",
+    ComplaintStatus.RESOLVED: "已处理完成，待回访",
+    ComplaintStatus.CLOSED: "已结案",
+}
+CHANNEL_ZH = {
+    Channel.HOTLINE: "客服热线",
+    Channel.EMAIL: "电子邮件",
+    Channel.WEB: "网站",
+    Channel.IM: "在线客服",
+    Channel.FACE_TO_FACE: "面谈",
+    Channel.SOCIAL: "社交媒体",
+    Channel.PHONE: "电话",
+    Channel.VISIT: "上门拜访",
+}
+FIELD_LABELS = {
+    "name": "姓名",
+    "phone": "联系电话",
+    "email": "电子邮箱",
+    "order_no": "订单号",
+    "order_amount": "订单金额",
+    "product": "产品或服务",
+    "place": "发生地点",
+    "problem_at": "问题发生时间",
+    "content": "投诉内容",
+    "urgent": "紧急",
+    "preferred_contact_time": "方便联系的时间",
+    "channel": "渠道",
+}
+
+
+def status_label(status: ComplaintStatus) -> str:
+    return STATUS_ZH.get(status, status.value)
