@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "kefu.cli.mail",
     "kefu.cli.backup",
     "kefu.cli.restore",
+    "kefu.cli.recover",
 ]
 
 
