@@ -275,3 +275,38 @@ def test_kefu_backup_deletes_exactly_the_expired_backups_after_it_succeeded(
     assert len(list_backups(directory)) == 7
     for name in expected_gone:
         assert name in made.stdout
+
+
+@pytest.mark.slow
+def test_backup_and_restore_work_on_the_embedded_postgresql_that_make_up_uses(embedded_var_dir: Path) -> None:
+    """No database configured: the commands find the embedded PostgreSQL 18 under var/pg (its socket) and use the
+    wheel's pg_dump and psql; the server runs while this test holds it (as ``make up`` would)."""
+    from kefu.models import embedded_pg
+    from kefu.models.db import make_engine
+    from kefu.models.migrate import upgrade
+    from kefu.settings import Settings
+
+    embedded_pg.attach(embedded_var_dir / "pg")
+    url = Settings(var_dir=embedded_var_dir).embedded_database_url("kefu", "psycopg")
+    engine = make_engine(url)
+    upgrade(engine)
+    seed(engine, cases=2)
+    before = snapshot(engine)
+    env = {"PATH": os.environ["PATH"], "HOME": str(embedded_var_dir.parent), "KEFU_VAR_DIR": str(embedded_var_dir)}
+
+    made = subprocess.run([str(KEFU), "backup"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert made.returncode == 0, made.stderr
+    file = only_file(embedded_var_dir / "backups")
+    assert file.name.endswith("-postgresql.dump")
+    refused = subprocess.run(
+        [str(KEFU), "restore", str(file)], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert refused.returncode == 1 and "holds data" in refused.stderr
+
+    wipe(engine)
+    restored = subprocess.run(
+        [str(KEFU), "restore", str(file)], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert restored.returncode == 0, restored.stderr
+    assert snapshot(engine) == before
+    engine.dispose()

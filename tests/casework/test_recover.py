@@ -172,3 +172,39 @@ def test_a_case_whose_prefect_run_was_lost_gets_it_back_waiting_at_the_same_step
         assert complaint.severity is Severity.GENERAL  # the refused override stayed refused on the replay
     final = events(case_no)
     assert len(final) == len(set(final)), "a replayed step was recorded twice"
+
+
+def test_a_run_the_reconciler_recreated_without_answers_is_given_them_and_replays_to_the_step(
+    prefect_server: str, case_db_url: str, tmp_path: Path
+) -> None:
+    """After a loss, ``kefu up``'s dispatcher recreates the missing run (its periodic reconcile) before anyone runs
+    ``kefu recover``: that run starts from the top and waits at the first step again. Recover gives it the
+    recorded answers and puts it back to run: it replays to the step the case was at."""
+    case_no = "KF-RECOVER-0002"
+    staff = new_case(case_no)
+
+    async def dispatch() -> None:
+        async with PrefectRuns(prefect_server) as runs:
+            await reconcile(default_engine(), runs)
+
+    asyncio.run(dispatch())
+    [lost_run] = case_runs(case_no)
+    do(case_no, "classify", actor_staff_id=staff)
+    do(case_no, "first_contact", actor_staff_id=staff, summary="致歉并承诺")
+    wait_step(case_no, "investigate")
+    wait_suspended_at(prefect_server, lost_run, "investigate-0")
+    assert httpx.delete(f"{prefect_server}/flow_runs/{lost_run}", timeout=10).status_code == 204
+
+    asyncio.run(dispatch())  # the dispatcher's reconcile: the recorded run is missing, a new one is created
+    [rerun] = case_runs(case_no)
+    wait_suspended_at(prefect_server, rerun, "classify-0")  # from the top, without answers
+
+    recovered = kefu_recover(case_no, prefect_server, case_db_url, tmp_path)
+    assert recovered.returncode == 0, recovered.stderr
+    assert "given 2 missing answers" in recovered.stdout and "waits at investigate (investigate-0)" in recovered.stdout
+    assert case_runs(case_no) == [rerun]
+    wait_suspended_at(prefect_server, rerun, "investigate-0")
+    do(case_no, "investigate", actor_staff_id=staff, departments=["运营部"], findings="中转延误")
+    wait_suspended_at(prefect_server, rerun, "propose-0")
+    final = events(case_no)
+    assert len(final) == len(set(final)), "a replayed step was recorded twice"
