@@ -340,3 +340,21 @@ def test_the_scheduled_backup_flow_writes_a_backup_and_applies_the_retention(
     assert made.parent == directory and made.name.endswith("-sqlite.sqlite3")
     assert not expired_file.exists()
     assert len(list_backups(directory)) == 8
+
+
+def test_a_postgresql_restore_blocked_by_another_user_of_the_database_gives_up_and_changes_nothing(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's backup API waits for its own lock: this is about PostgreSQL's locks")
+    seed(engine, cases=1)
+    var = tmp_path / "var"
+    assert kefu("backup", url=database_url, var=var).returncode == 0
+    file = only_file(var / "backups")
+    with engine.connect() as holder:  # like a running `kefu up`: a transaction that has read the cases
+        holder.execute(select(Complaint.case_no)).all()
+        blocked = kefu("restore", str(file), "--force", url=database_url, var=var)
+        holder.rollback()
+    assert blocked.returncode == 1
+    assert "stop `kefu up` first" in blocked.stderr and "nothing was changed" in blocked.stderr
+    assert snapshot(engine)["cases"] == [("KF-BK-0001", ComplaintStatus.INVESTIGATING)]

@@ -145,15 +145,16 @@ async def _recover_case(
         run_id = run_ids[0]
         state = (await runs.read_run(run_id)).get("state") or {}
         state_type, state_name = str(state.get("type", "")), str(state.get("name", ""))
+        held = state_type == "PAUSED" and state.get("message") == _HELD  # an earlier recover stopped half-way
         outcome = "fed"
     else:
         run_id = await runs.create_held_case_run(case_no, _HELD)
-        state_type, state_name, outcome = "PAUSED", "Paused", "created"
+        state_type, state_name, held, outcome = "PAUSED", "Paused", True, "created"
     if state_type in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED"):
         return CaseRecovery(case_no, run_id, "left", 0, len(answers), waits_at, state_name)
     has = await runs.run_input_keys(run_id, ANSWER_PREFIX)
     missing = {key: answer for key, answer in answers.items() if answer_key(key) not in has}
-    if outcome == "fed" and not missing:
+    if not missing and not held:
         return CaseRecovery(case_no, run_id, "intact", 0, len(answers), waits_at, state_name)
     for key, answer in missing.items():
         await runs.add_run_input(run_id, answer_key(key), json.dumps(answer))

@@ -47,7 +47,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _PG_DUMP_MAGIC = b"PGDMP"
 # The table every Kefu database has from its first migration: a file without it is not a Kefu backup.
 _KEFU_TABLE = "complaints"
-_NOT_DATA = {"alembic_version"}  # a freshly migrated database has a row here and is still empty
+_NOT_DATA = {"alembic_version"}
+LOCK_TIMEOUT_SECONDS = 15  # a freshly migrated database has a row here and is still empty
 
 
 class BackupError(Exception):
@@ -279,8 +280,18 @@ def _pg_restore(url: str, file: Path) -> None:
     script = _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--file=-", str(file)], env)
     if _server_major(url) < 17:
         script = script.replace("SET transaction_timeout = 0;\n", "")
+    # Another process using the database (``kefu up``) holds locks that --clean waits for: give up with a clear
+    # error instead of waiting for ever (the script's own header switches the lock timeout off).
+    script = script.replace("SET lock_timeout = 0;\n", f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s';\n", 1)
     psql = ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--single-transaction", f"--dbname={conninfo}"]
-    _run(psql, env, stdin=script)
+    try:
+        _run(psql, env, stdin=script)
+    except BackupError as exc:
+        if "lock timeout" not in str(exc):
+            raise
+        raise BackupError(
+            f"another process is using the database (stop `kefu up` first); nothing was changed: {exc}"
+        ) from exc
 
 
 def _server_major(url: str) -> int:
