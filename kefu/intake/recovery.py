@@ -45,8 +45,8 @@ from kefu.models.intake import IntakeOutbox
 from kefu.tasks.casework import RECOVERED, record_event, waiting_steps
 
 ANSWER_PREFIX = "suspended-"  # the prefix of every suspend's run-input keys (see kefu.engine.prefect_private)
-_HELD = "kefu recover: 正在恢复已记录的答复，稍后自动继续"
-_RELEASED = "kefu recover: 已恢复已记录的答复，从头重放至等待的步骤"
+HELD_MESSAGE = "kefu recover: 正在恢复已记录的答复，稍后自动继续"
+RELEASED_MESSAGE = "kefu recover: 已恢复已记录的答复，从头重放至等待的步骤"
 
 
 @dataclass
@@ -145,10 +145,10 @@ async def _recover_case(
         run_id = run_ids[0]
         state = (await runs.read_run(run_id)).get("state") or {}
         state_type, state_name = str(state.get("type", "")), str(state.get("name", ""))
-        held = state_type == "PAUSED" and state.get("message") == _HELD  # an earlier recover stopped half-way
+        held = state_type == "PAUSED" and state.get("message") == HELD_MESSAGE  # an earlier recover stopped half-way
         outcome = "fed"
     else:
-        run_id = await runs.create_held_case_run(case_no, _HELD)
+        run_id = await runs.create_held_case_run(case_no, HELD_MESSAGE)
         state_type, state_name, held, outcome = "PAUSED", "Paused", True, "created"
     if state_type in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED"):
         return CaseRecovery(case_no, run_id, "left", 0, len(answers), waits_at, state_name)
@@ -159,7 +159,7 @@ async def _recover_case(
     for key, answer in missing.items():
         await runs.add_run_input(run_id, answer_key(key), json.dumps(answer))
     if state_type == "PAUSED":  # held here, or waiting at an earlier step than the recorded answers reach
-        await runs.schedule_now(run_id, _RELEASED)
+        await runs.schedule_now(run_id, RELEASED_MESSAGE)
     await asyncio.to_thread(_record, engine, complaint_id, case_no, run_id, sorted(missing), waits_at)
     return CaseRecovery(case_no, run_id, outcome, len(missing), len(answers), waits_at, state_name)
 

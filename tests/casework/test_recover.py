@@ -208,3 +208,46 @@ def test_a_run_the_reconciler_recreated_without_answers_is_given_them_and_replay
     wait_suspended_at(prefect_server, rerun, "propose-0")
     final = events(case_no)
     assert len(final) == len(set(final)), "a replayed step was recorded twice"
+
+
+def test_a_recover_interrupted_after_giving_the_answers_is_finished_by_the_next_one(
+    prefect_server: str, case_db_url: str, tmp_path: Path
+) -> None:
+    """Recover creates the run held (Paused), gives it the answers, then lets it run. Stopped between the last two,
+    the run is held with every answer: the next recover must still let it run."""
+    import json
+
+    from kefu.engine.waiting import answer_key
+    from kefu.intake.recovery import HELD_MESSAGE, recorded_answers
+
+    case_no = "KF-RECOVER-0003"
+    staff = new_case(case_no)
+
+    async def dispatch() -> None:
+        async with PrefectRuns(prefect_server) as runs:
+            await reconcile(default_engine(), runs)
+
+    asyncio.run(dispatch())
+    [lost_run] = case_runs(case_no)
+    do(case_no, "classify", actor_staff_id=staff)
+    wait_suspended_at(prefect_server, lost_run, "first-contact-0")
+    assert httpx.delete(f"{prefect_server}/flow_runs/{lost_run}", timeout=10).status_code == 204
+
+    with unit_of_work() as session:
+        complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one()
+        answers = recorded_answers(session, complaint.id)
+    assert list(answers) == ["classify-0"]
+
+    async def interrupted_recover() -> str:
+        async with PrefectRuns(prefect_server) as runs:
+            run_id = await runs.create_held_case_run(case_no, HELD_MESSAGE)
+            for key, answer in answers.items():
+                await runs.add_run_input(run_id, answer_key(key), json.dumps(answer))
+            return run_id
+
+    held = asyncio.run(interrupted_recover())
+    recovered = kefu_recover(case_no, prefect_server, case_db_url, tmp_path)
+    assert recovered.returncode == 0, recovered.stderr
+    assert "nothing to do" not in recovered.stdout
+    wait_suspended_at(prefect_server, held, "first-contact-0")
+    assert wait_step(case_no, "first_contact")["flow_run_id"] == held
