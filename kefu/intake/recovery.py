@@ -146,15 +146,18 @@ async def _recover_case(
         state = (await runs.read_run(run_id)).get("state") or {}
         state_type, state_name = str(state.get("type", "")), str(state.get("name", ""))
         held = state_type == "PAUSED" and state.get("message") == HELD_MESSAGE  # an earlier recover stopped half-way
+        pause_key = str((state.get("state_details") or {}).get("pause_key") or "")
         outcome = "fed"
     else:
         run_id = await runs.create_held_case_run(case_no, HELD_MESSAGE)
-        state_type, state_name, held, outcome = "PAUSED", "Paused", True, "created"
+        state_type, state_name, held, pause_key, outcome = "PAUSED", "Paused", True, "", "created"
     if state_type in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED"):
         return CaseRecovery(case_no, run_id, "left", 0, len(answers), waits_at, state_name)
     has = await runs.run_input_keys(run_id, ANSWER_PREFIX)
     missing = {key: answer for key, answer in answers.items() if answer_key(key) not in has}
-    if not missing and not held:
+    # Suspended at a step whose answer it has (given while it was running, by an earlier recover): let it replay.
+    stuck = state_type == "PAUSED" and bool(pause_key) and pause_key in answers
+    if not missing and not held and not stuck:
         return CaseRecovery(case_no, run_id, "intact", 0, len(answers), waits_at, state_name)
     for key, answer in missing.items():
         await runs.add_run_input(run_id, answer_key(key), json.dumps(answer))
