@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         "'kefu' on the embedded PostgreSQL under var_dir/pg, which the first process that needs it starts.",
     )
     policy_file: Path = Field(default=DEFAULT_POLICY_FILE, description="The policy file (YAML).")
+    backup_dir: Path | None = Field(
+        default=None, description="Where `kefu backup` and the backup flow write; empty means var_dir/backups."
+    )
 
     prefect_api_url: str = Field(default="http://127.0.0.1:4200/api")
     prefect_port: int = 4200
@@ -70,6 +73,10 @@ class Settings(BaseSettings):
     mail_retry_base_seconds: float = Field(default=30.0, gt=0, description="First retry delay; doubles.")
     mail_retry_max_seconds: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
     mail_batch_size: int = Field(default=200, ge=1, description="Outbox rows sent per delivery pass.")
+
+    @property
+    def resolved_backup_dir(self) -> Path:
+        return (self.backup_dir or self.var_dir / "backups").resolve()
 
     @property
     def embedded_pg_dir(self) -> Path:

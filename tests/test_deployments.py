@@ -36,3 +36,12 @@ def test_the_case_deployment_is_served_under_the_run_contracts_names() -> None:
     [case] = [d for d in all_deployments() if d.flow.name == COMPLAINT_CASE_FLOW]
     assert f"{case.flow.name}/{case.name}" == COMPLAINT_CASE_DEPLOYMENT
     assert list(case.flow.parameters.properties) == [CASE_PARAMETER]  # what every creator of case runs passes
+
+
+def test_the_backup_runs_on_the_policys_schedule_and_time_zone() -> None:
+    from kefu.models.policy import current_policy
+
+    [served] = [d for d in all_deployments() if d.name == "backup"]
+    [schedule] = served.deployment.schedules
+    policy = current_policy()
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == (policy.backups.schedule, policy.timezone)

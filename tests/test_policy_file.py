@@ -71,6 +71,9 @@ def _broken(path: list[str | int], value: object) -> str:
         (["timezone"], "Mars/Olympus", "timezone", "unknown time zone"),
         (["complaints", "callback", "reopen_below"], 6, "complaints.callback.reopen_below", "between 2 and 5"),
         (["complaints", "callback", "reopen_below"], 1, "complaints.callback.reopen_below", "reopen no case"),
+        (["backups", "schedule"], "every night", "backups.schedule", "not a cron expression"),
+        (["backups", "keep_at_least"], 0, "backups.keep_at_least", "greater than or equal to 1"),
+        (["backups", "keep_days"], "a month", "backups.keep_days", "valid integer"),
         (
             ["complaints", "severities", "general", "milestones", 0, "customer_wording"],
             None,

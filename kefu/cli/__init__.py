@@ -20,6 +20,9 @@ COMMAND_MODULES = [
     "kefu.cli.step",
     "kefu.cli.case",
     "kefu.cli.mail",
+    "kefu.cli.backup",
+    "kefu.cli.restore",
+    "kefu.cli.recover",
 ]
 
 

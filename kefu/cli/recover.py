@@ -1,0 +1,43 @@
+"""``kefu recover [--case CASE ...]``: after the Prefect database is lost, give every open case its run back,
+waiting at the step it waited at (Kefu's database is the system of record; see ``kefu.intake.recovery``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from kefu.engine.rest import PrefectRuns, PrefectUnavailable, prefect_api_url
+from kefu.intake.recovery import RecoveryReport, recover
+from kefu.models.db import default_engine
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "recover",
+        help="rebuild the Prefect runs of open cases from Kefu's records (after the Prefect database was lost); "
+        "safe to repeat",
+    )
+    parser.add_argument("--case", action="append", dest="cases", metavar="CASE", help="only this case (repeatable)")
+    parser.set_defaults(handler=run_recover)
+
+
+def run_recover(args: argparse.Namespace) -> int:
+    async def go() -> RecoveryReport:
+        async with PrefectRuns(prefect_api_url()) as runs:
+            return await recover(default_engine(), runs, cases=args.cases)
+
+    try:
+        report = asyncio.run(go())
+    except PrefectUnavailable as exc:
+        print(
+            f"kefu recover: error: Prefect is not reachable or has no complaint-case deployment yet "
+            f"(start `kefu up` first): {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    for case in report.cases:
+        print(case.line())
+    print(report.summary())
+    return 0
