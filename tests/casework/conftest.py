@@ -71,9 +71,9 @@ def make_complaint(db: Session) -> MakeComplaint:
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def case_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One migrated SQLite database shared by the served runner and the lifecycle tests."""
+    """One migrated SQLite database shared by the workers and the lifecycle tests."""
     from kefu.models.db import make_engine
     from kefu.models.migrate import upgrade
     from kefu.settings import get_settings
@@ -96,49 +96,56 @@ def case_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         get_settings.cache_clear()
 
 
-class RunnerProcess(Restartable):
-    """Kefu's runner (``python -m kefu.engine.runner``) on the test DB and server; can be killed and restarted."""
+class WorkerProcess(Restartable):
+    """A Kefu worker (``kefu worker``) on the test DB and server; can be killed and restarted."""
 
-    def __init__(self, db_url: str, log_path: Path) -> None:
+    def __init__(self, db_url: str, log_path: Path, *, register: bool = True) -> None:
         self.log_path = log_path
+        self.register = register
         self.env = {
             **os.environ,
-            "KEFU_RUNNER_POLL_SECONDS": "0.2",
+            "KEFU_PREFECT_API_URL": os.environ["PREFECT_API_URL"],
+            "KEFU_WORKER_POLL_SECONDS": "0.2",
             "KEFU_DATABASE_URL": db_url,
             "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules loading the shared test server
         }
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        argv = [sys.executable, "-m", "kefu", "worker", *([] if self.register else ["--no-register"])]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kefu.engine.runner"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         _wait_deployment(self.process, self.log_path)
 
+    @property
+    def name(self) -> str:
+        """Its name in the work pool and the mark on the runs it claims."""
+        from kefu.engine.worker import claim_mark
+
+        assert self.process is not None
+        return claim_mark(self.process.pid)
+
 
 @pytest.fixture(scope="package")
-def case_runner(
+def case_worker(
     prefect_server: str, case_db_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunnerProcess]:
-    """The runner serving the case flow, for the casework tests (tests that crash it start it again).
+) -> Iterator[WorkerProcess]:
+    """A Kefu worker executing the case flow, for the casework tests (tests that crash it start it again).
 
     Package-scoped: it stops before other tests create case runs of their own on the shared server, which it
     would otherwise take up against the casework database (and retry, failing to find the case)."""
-    runner = RunnerProcess(case_db_url, tmp_path_factory.mktemp("runner") / "runner.log")
-    runner.start()
+    worker = WorkerProcess(case_db_url, tmp_path_factory.mktemp("worker") / "worker.log")
+    worker.start()
     try:
-        yield runner
+        yield worker
     finally:
-        runner.stop()
+        worker.stop()
 
 
 def _wait_deployment(process: subprocess.Popen[bytes], log_path: object, timeout: float = 60.0) -> None:
-    """The runner registers its deployments at start-up: poll the API (bounded) until the case one exists."""
+    """The worker registers the deployments at start-up: poll the API (bounded) until the case one exists."""
     from prefect.client.orchestration import get_client
 
     from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT
@@ -147,10 +154,10 @@ def _wait_deployment(process: subprocess.Popen[bytes], log_path: object, timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"the runner exited; see {log_path}")
+                raise RuntimeError(f"the worker exited; see {log_path}")
             try:
                 client.read_deployment_by_name(COMPLAINT_CASE_DEPLOYMENT)
                 return
             except Exception:
                 time.sleep(0.5)
-    raise RuntimeError(f"the runner never registered its deployments; see {log_path}")
+    raise RuntimeError(f"the worker never registered its deployments; see {log_path}")

@@ -68,7 +68,7 @@ async def wait_for(condition: str, check: object, timeout: float, log: Path) -> 
 
 
 def runner_argv() -> list[str]:
-    return [sys.executable, "-m", "kefu.engine.runner"]
+    return [sys.executable, "-m", "kefu", "worker"]
 
 
 async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_exactly_one_run_per_complaint(
@@ -82,7 +82,8 @@ async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_e
         **os.environ,
         "KEFU_DATABASE_URL": sqlite_engine.url.render_as_string(hide_password=False),
         "PREFECT_API_URL": prefect_server,
-        "KEFU_RUNNER_POLL_SECONDS": "0.2",
+        "KEFU_PREFECT_API_URL": prefect_server,
+        "KEFU_WORKER_POLL_SECONDS": "0.2",
         "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules piling up runs on the shared server
         "PYTHONPATH": str(ROOT),
     }

@@ -56,7 +56,7 @@ def _niceness_of_children(parent: int) -> dict[str, int]:
         except OSError:
             continue  # gone meanwhile
         if int(fields[1]) == parent:  # ppid
-            for part in ("prefect server", "kefu.engine.runner", "kefu.intake.app", "kefu.intake.dispatcher"):
+            for part in ("prefect server", "kefu worker", "kefu.intake.app", "kefu.intake.dispatcher"):
                 if part in cmdline:
                     found[part] = int(fields[16])  # nice
     return found
@@ -92,7 +92,7 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(embed
         assert _niceness_of_children(process.pid) == {
             "kefu.intake.app": mine,
             "prefect server": min(mine + 5, 19),
-            "kefu.engine.runner": mine,
+            "kefu worker": mine,
             "kefu.intake.dispatcher": mine,
         }
 
