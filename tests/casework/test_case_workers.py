@@ -105,3 +105,56 @@ def test_the_pools_concurrency_limit_holds_the_workers_back(prefect_server: str)
     finally:
         set_limit(None)
     wait_step(case_no, "classify")
+
+
+def test_a_run_held_by_a_worker_on_another_host_is_rescheduled_once_its_heartbeats_stop(prefect_server: str) -> None:
+    """Another machine's worker (its heartbeats posted here) holds the case Running: left alone while it beats,
+    taken up again by the worker here once Prefect shows it offline (three missed 1 s heartbeats)."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from kefu.engine.contract import WORK_POOL
+    from kefu.engine.worker import CLAIM_GRACE
+
+    elsewhere = "kefu:another-machine:4242"
+
+    def beat() -> None:
+        body = {"name": elsewhere, "heartbeat_interval_seconds": 1}
+        httpx.post(f"{prefect_server}/work_pools/{WORK_POOL}/workers/heartbeat", json=body, timeout=10)
+
+    def state_of(run_id: Any) -> str:
+        return str(httpx.get(f"{prefect_server}/flow_runs/{run_id}", timeout=10).json()["state"]["type"])
+
+    def set_limit(limit: int | None) -> None:
+        httpx.patch(f"{prefect_server}/work_pools/{WORK_POOL}", json={"concurrency_limit": limit}, timeout=10)
+
+    case_no = "KF-WORK-0004"
+    new_case(case_no, "快递晚到两天")
+    set_limit(0)  # the worker here must not take the new run before the other machine "claims" it
+    try:
+        run = start_run(case_no)
+        beat()
+        with get_client(sync_client=True) as client:  # as if the other machine's worker were executing it
+            client.set_flow_run_state(run.id, Running(), force=True)
+            client.update_flow_run(run.id, infrastructure_pid=elsewhere)
+    finally:
+        set_limit(None)
+    deadline = time.monotonic() + CLAIM_GRACE.total_seconds() + 3
+    while time.monotonic() < deadline:
+        beat()
+        assert state_of(run.id) == "RUNNING", "a run held by a live worker elsewhere was taken"
+        time.sleep(0.5)
+    deadline = time.monotonic() + 30  # heartbeats stopped: offline after 3 s, then the next sweep
+    while (state := state_of(run.id)) != "PAUSED":
+        assert time.monotonic() < deadline, f"the orphan was never taken up again ({state})"
+        time.sleep(0.3)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run.id).infrastructure_pid != elsewhere
+    events = actions(case_no)
+    assert len(events) == len(set(events)), "the re-run repeated a side effect"
+    with get_client(sync_client=True) as client:
+        from prefect.states import Cancelling
+
+        client.set_flow_run_state(run.id, Cancelling(), force=True)
+    assert wait_final(run.id) == "CANCELLED"
