@@ -2,7 +2,7 @@
 
 Started once per test session on a free port with its own PREFECT_HOME (SQLite), and pointed to by
 ``PREFECT_API_URL`` both in this process (``temporary_settings``) and in the environment, so that
-processes the tests start (runners, dispatchers) talk to it too.
+processes the tests start (workers, dispatchers) talk to it too.
 """
 
 from __future__ import annotations

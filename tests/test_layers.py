@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("kefu.engine",),
     ("kefu.flows",),
     ("kefu.deployments",),
-    ("kefu.engine.runner", "kefu.engine.rest", "kefu.engine.worker"),
+    ("kefu.engine.worker", "kefu.engine.rest"),
     ("kefu.intake",),
     ("kefu.cli", "kefu.__main__"),
 ]

@@ -84,11 +84,11 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
 def case_deployment(prefect_server: str) -> str:
     """The ``complaint-case`` deployment on the test Prefect server: its id.
 
-    Registered as metadata (flow + deployment) so tests can count case flow runs; a runner serving the
+    Registered as metadata (flow + deployment) so tests can count case flow runs; a Kefu worker executing the
     real flow under the same names takes these runs when a test starts one.
     """
     served = httpx.get(f"{prefect_server}/deployments/name/{COMPLAINT_CASE_DEPLOYMENT}", timeout=30)
-    if served.status_code == 200:  # the casework tests' runner registered the real one: keep it as it is
+    if served.status_code == 200:  # the casework tests' worker registered the real one: keep it as it is
         return str(served.json()["id"])
     flow = prefect_post(f"{prefect_server}/flows/", {"name": COMPLAINT_CASE_FLOW}).json()
     _, name = COMPLAINT_CASE_DEPLOYMENT.split("/")

@@ -1,4 +1,4 @@
-"""Crash tests: kill -9 of the dispatcher, of the runner and of the Prefect server in the middle of a burst
+"""Crash tests: kill -9 of the dispatcher, of the Kefu worker and of the Prefect server in the middle of a burst
 of complaints; after they restart, every complaint has exactly one case flow run (none lost, none
 duplicated), and complaints sent while Prefect is down are taken all the same. Kill -9 of the intake app
 itself: every answered complaint is stored, and gateways' retries store the rest exactly once."""
@@ -67,11 +67,11 @@ async def wait_for(condition: str, check: object, timeout: float, log: Path) -> 
     raise AssertionError(f"{condition} did not happen within {timeout:.0f} s; see {log}")
 
 
-def runner_argv() -> list[str]:
+def worker_argv() -> list[str]:
     return [sys.executable, "-m", "kefu", "worker"]
 
 
-async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_exactly_one_run_per_complaint(
+async def test_kill_9_of_dispatcher_worker_and_prefect_server_mid_burst_leaves_exactly_one_run_per_complaint(
     sqlite_engine: Engine,
     prefect_server: str,
     prefect_server_process: PrefectServer,
@@ -104,16 +104,16 @@ async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_e
 
         await asyncio.gather(*(one(i) for i in range(PER_PHASE)))
 
-    logs = tmp_path / "dispatcher.log", tmp_path / "runner.log"
+    logs = tmp_path / "dispatcher.log", tmp_path / "worker.log"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
-        with process(runner_argv(), env, logs[1]) as runner, process(dispatcher_argv, env, logs[0]) as dispatcher:
+        with process(worker_argv(), env, logs[1]) as worker, process(dispatcher_argv, env, logs[0]) as dispatcher:
             await burst(http, 1)
             await wait_for("the dispatcher starting runs", lambda: dispatched(sqlite_engine)[0] >= 5, 60, logs[0])
             kill_9(dispatcher)  # mid-dispatch: requests may be in flight, rows may be unrecorded
             await burst(http, 2)
-            kill_9(runner)
+            kill_9(worker)
             await burst(http, 3)
-        with process(runner_argv(), env, logs[1]), process(dispatcher_argv, env, logs[0]):
+        with process(worker_argv(), env, logs[1]), process(dispatcher_argv, env, logs[0]):
             await wait_for(
                 "dispatching again after the restart",
                 lambda: dispatched(sqlite_engine)[0] > 2 * PER_PHASE,

@@ -42,7 +42,7 @@ def _wait_suspended(api: str, run_id: str, timeout: float) -> dict[str, object]:
         state: dict[str, object] = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]
         if state["type"] == "PAUSED":
             return state
-        time.sleep(0.5)  # the runner is another process: poll Prefect with a deadline
+        time.sleep(0.5)  # the worker is another process: poll Prefect with a deadline
     raise AssertionError(f"run {run_id} never waited for a person")
 
 
