@@ -1,11 +1,11 @@
 """Complaint cases through the engine: complete cases per minute with scripted step inputs.
 
-Starts for real in a scratch directory: a SQLite system of record, a SQLite Prefect server and Kefu's
-runner (``kefu.engine.runner``: runs executed in its worker threads) serving ``complaint-case`` and
+Starts for real in a scratch directory: a SQLite system of record, a SQLite Prefect server and a Kefu
+worker (``kefu worker``: runs executed in its threads) on the work pool of ``complaint-case`` and
 two bare baseline flows. Then, in one run:
 
 1. **bare baseline**: ``--bare`` runs of a flow that suspends once for a typed input and is resumed, through
-   the same runner and server: Prefect's own floor for one suspend/resume cycle (executions per second).
+   the same worker and server: Prefect's own floor for one suspend/resume cycle (executions per second).
 2. **spawn baseline**: ``--spawn`` runs of a flow that does nothing, through Prefect's ``serve`` (one
    process per run), which is what every case step used to cost.
 3. **cases**: ``--cases`` general complaints, ``--concurrency`` of them in flight, each walked through seven
@@ -14,7 +14,7 @@ two bare baseline flows. Then, in one run:
 
 Prints one JSON object: complete cases per second and per minute, engine time per step (from the resume
 call until the case waits on its next step, p50/p90/p99), where that time goes (from the runs' Prefect
-state history: resume → claimed by the runner → running → suspended again), and the ratios against the
+state history: resume → claimed by the worker → running → suspended again), and the ratios against the
 baselines. Goal: at least 1 complete case per second sustained on this 2-core machine. The step names and
 their forms are the real flow's (``kefu.flows.complaint_case``); the scripted answers are checked by the
 same validation as ``kefu step submit``.
@@ -87,16 +87,20 @@ def step_input(step: str, staff_id: int) -> dict[str, Any]:
     return validate(step, {"actor_staff_id": staff_id, **data[step]})
 
 
-# --- the runner process (``--serve``): Kefu's runner with the baseline flow beside the case flow ---------
+# --- the worker process (``--serve``): a Kefu worker with the baseline flow beside the case flow -------
 
 
 def serve_in_process() -> None:
+    from kefu.cli import main as kefu
     from kefu.deployments import Served, all_deployments
-    from kefu.engine.runner import serve
+    from kefu.engine.contract import WORK_POOL
+    from kefu.engine.worker import register_deployments
 
     served = [d for d in all_deployments() if d.name == COMPLAINT_CASE_DEPLOYMENT_NAME]
-    served.append(Served(bare_suspend, bare_suspend.to_deployment(name="bench-bare-suspend")))
-    serve(served)  # exactly as ``python -m kefu.engine.runner`` serves
+    # A file-path entrypoint (this script is ``__main__``): the worker loads it from the same working directory.
+    served.append(Served(bare_suspend, bare_suspend.to_deployment(name="bench-bare-suspend", work_pool_name=WORK_POOL)))
+    register_deployments(served)
+    sys.exit(kefu(["worker", "--no-register"]))  # exactly as ``kefu worker`` executes them
 
 
 def serve_spawning() -> None:
@@ -139,13 +143,23 @@ def wait_deployment(client: Any, name: str, process: subprocess.Popen[bytes], ti
 
 
 def count_states(client: Any, deployment_id: UUID) -> dict[str, int]:
-    from kefu.engine.runner import runs_in_states
-
-    states = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "COMPLETED", "FAILED", "CRASHED"]
     counts: dict[str, int] = defaultdict(int)
-    for run in runs_in_states(client, [deployment_id], states):
-        counts[run.state.type.value if run.state else "NONE"] += 1
-    return counts
+    offset = 0
+    while True:
+        body = {
+            "deployments": {"id": {"any_": [str(deployment_id)]}},
+            "sort": "ID_DESC",
+            "limit": 200,
+            "offset": offset,
+        }
+        response = client.request("POST", "/flow_runs/filter", json=body)
+        response.raise_for_status()
+        page = response.json()
+        for run in page:
+            counts[run["state_type"] or "NONE"] += 1
+        if len(page) < 200:
+            return counts
+        offset += 200
 
 
 def wait_until(check: Any, timeout: float, what: str) -> None:
@@ -312,7 +326,7 @@ def where_time_goes(client: Any, run_ids: list[str]) -> dict[str, Any]:
             if label in {"scheduled->pending", "pending->running", "running->paused", "running->completed"}:
                 gaps[label].append((after.timestamp - before.timestamp).total_seconds())
     names = {
-        "scheduled->pending": "resumed_to_claimed_by_runner",
+        "scheduled->pending": "resumed_to_claimed_by_worker",
         "pending->running": "claimed_to_engine_running",
         "running->paused": "flow_code_until_next_suspend",
         "running->completed": "flow_code_last_execution",
@@ -349,18 +363,19 @@ def main() -> None:
 
     stack = Stack(
         "kefu-bench-case-",
-        KEFU_RUNNER_WORKERS=str(args.workers),
-        KEFU_RUNNER_POLL_SECONDS=str(args.poll_seconds),
+        KEFU_WORKER_LIMIT=str(args.workers),
+        KEFU_WORKER_POLL_SECONDS=str(args.poll_seconds),
     )
     engine, api = stack.engine, stack.api
     os.environ.update({"KEFU_DATABASE_URL": stack.db_url, "PREFECT_API_URL": api})
+    stack.env["KEFU_PREFECT_API_URL"] = api  # ``kefu worker`` reaches Prefect through Kefu's settings
     me = [sys.executable, str(Path(__file__).resolve())]
     with stack:
         if args.prefect_db == "postgresql":
             stack.prefect_on_postgresql("kefu_bench_prefect")
         server = stack.start_prefect_server()
         with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-            runner = stack.start("runner", [*me, "--serve", "in-process"])
+            runner = stack.start("worker", [*me, "--serve", "in-process"])
             case_deployment = wait_deployment(client, COMPLAINT_CASE_DEPLOYMENT, runner)
             bare_deployment = wait_deployment(client, "bench-bare-suspend/bench-bare-suspend", runner)
             print(f"bare baseline: {args.bare} suspend/resume runs...", file=sys.stderr)
@@ -375,7 +390,7 @@ def main() -> None:
                 spawner.wait(timeout=60)
             print(f"cases: {args.cases} with {args.concurrency} in flight...", file=sys.stderr)
             staff_id, case_nos = make_cases(engine, args.cases)
-            own = {"prefect_server": server.pid, "kefu_runner": runner.pid, "driver": os.getpgid(0)}
+            own = {"prefect_server": server.pid, "kefu_worker": runner.pid, "driver": os.getpgid(0)}
             cpu_before = {name: cpu_seconds(pid) for name, pid in own.items()}
             busy_before = machine_busy_seconds()
             cases = drive_cases(client, engine, case_deployment, staff_id, case_nos, args.concurrency)

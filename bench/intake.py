@@ -2,7 +2,7 @@
 
 Starts everything for real in a scratch directory: a SQLite system of record, a SQLite Prefect server with
 the ``complaint-case`` deployment registered (runs are counted, not executed; the server's late-runs
-service is off since no runner takes them), the intake app under
+service is off since no worker takes them), the intake app under
 uvicorn and the intake dispatcher. Then it sends the burst through the gateway API (each request with
 its own Idempotency-Key) and measures:
 
@@ -100,7 +100,7 @@ def main() -> None:
 
     stack = Stack(
         "kefu-bench-intake-",
-        # No runner executes these runs: keep the server from spending the burst re-marking them "Late".
+        # No worker executes these runs: keep the server from spending the burst re-marking them "Late".
         PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
         KEFU_INTAKE_API_TOKENS=json.dumps([TOKEN]),
     )

@@ -43,12 +43,17 @@ class Settings(BaseSettings):
         description="Serve only these deployment names (empty: all). Tests use it to run no schedules.",
     )
 
-    runner_workers: int = Field(default=4, ge=1, le=64, description="Flow runs the runner executes at once.")
-    runner_poll_seconds: float = Field(default=1.0, gt=0, le=60, description="How often the runner looks for runs.")
-    runner_orphan_seconds: float = Field(
+    worker_limit: int = Field(
+        default=4, ge=1, le=64, description="Flow runs one Kefu worker executes at once (its threads)."
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often a Kefu worker asks its work pool for runs."
+    )
+    worker_orphan_seconds: float = Field(
         default=300.0,
         gt=0,
-        description="A case run left Running/Pending by a runner on another host is re-run after this long.",
+        description="A run left Running/Pending by a claimant no Kefu worker of the pool knows is re-run after this "
+        "long (a dead worker on this host is recognised at once, one on another host when its heartbeats stop).",
     )
     intake_host: str = "127.0.0.1"
     intake_port: int = 8000

@@ -1,7 +1,7 @@
 """Kefu's packages import only downwards: a reader of ``kefu/`` sees the layers without a back-edge.
 
 models → worktime → notifications → tasks → (the Prefect adapter's parts flows use) → flows →
-deployments → (the Prefect adapter's runner and REST client) → intake → cli. Every ``import`` in ``kefu/``
+deployments → (the Prefect adapter's worker and REST client) → intake → cli. Every ``import`` in ``kefu/``
 is read (module level and inside functions alike: a lazy import is still a dependency) and each one
 pointing to a higher layer is named.
 """
@@ -17,7 +17,7 @@ ROOT = Path(kefu.__file__).parent
 
 # Lowest first. A module belongs to the longest prefix listed; the adapter (kefu.engine) is split: the parts
 # a flow calls while it runs (waiting for a person, the step kit, the run contract, Prefect's private names)
-# sit below the flows, the runner that executes served flows sits above the deployments it serves.
+# sit below the flows, the worker that executes the deployments' flows sits above them.
 LAYERS: list[tuple[str, ...]] = [
     ("kefu.settings",),
     ("kefu.models",),
@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("kefu.engine",),
     ("kefu.flows",),
     ("kefu.deployments",),
-    ("kefu.engine.runner", "kefu.engine.rest", "kefu.engine.worker"),
+    ("kefu.engine.worker", "kefu.engine.rest"),
     ("kefu.intake",),
     ("kefu.cli", "kefu.__main__"),
 ]
@@ -86,5 +86,5 @@ def test_no_module_imports_from_a_higher_layer() -> None:
 def test_the_layer_check_sees_a_back_edge() -> None:
     """The check itself: a model importing a flow would be named."""
     assert layer_of("kefu.flows.complaint_case") > layer_of("kefu.models.complaints")  # type: ignore[operator]
-    assert layer_of("kefu.engine.runner") > layer_of("kefu.deployments")  # type: ignore[operator]
+    assert layer_of("kefu.engine.worker") > layer_of("kefu.deployments")  # type: ignore[operator]
     assert layer_of("kefu.engine.steps") < layer_of("kefu.flows")  # type: ignore[operator]

@@ -1,5 +1,5 @@
 """The private Prefect parts Kefu relies on are where Kefu expects them; a Prefect upgrade that moves one
-stops the runner with the installed version named, before it serves anything."""
+stops the worker with the installed version named, before it serves anything."""
 
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ def test_the_suspension_observer_is_switched_off_only_inside_the_context() -> No
     assert prefect.flow_engine.observe_flow_run_suspension is original
 
 
-def test_building_a_runner_replaces_nothing_in_prefect() -> None:
-    from kefu.engine.runner import InProcessRunner
+def test_building_a_worker_replaces_nothing_in_prefect() -> None:
+    from kefu.engine.worker import KefuWorker
 
     original = prefect.flow_engine.observe_flow_run_suspension
-    InProcessRunner([], workers=1, poll_seconds=1, orphan_seconds=1)
+    KefuWorker("kefu", limit=1)
     assert prefect.flow_engine.observe_flow_run_suspension is original

@@ -78,7 +78,7 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(embedded_var_dir: Pa
             response = httpx.post(f"{api}/deployments/filter", json={}, timeout=10)
             names = {d["name"] for d in response.json()}
             if not expected <= names:
-                time.sleep(0.5)  # the runner registers its deployments shortly after it starts
+                time.sleep(0.5)  # the worker registers the deployments shortly after it starts
         assert expected <= names
         # Both databases live on the embedded server: the Prefect server's deployments are in ``prefect``.
         with psycopg.connect(host=str(pgdata), user="postgres", dbname="prefect") as connection:

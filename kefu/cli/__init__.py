@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "kefu.cli.intake",
     "kefu.cli.policy",
     "kefu.cli.up",
+    "kefu.cli.worker",
     "kefu.cli.step",
     "kefu.cli.case",
     "kefu.cli.mail",

@@ -2,9 +2,10 @@
 
 Order: validate the policy, start the embedded PostgreSQL under ``var/pg`` unless both databases are
 configured, migrate the database, start the Prefect server and wait until it answers, then start every other
-component (the runner serving Kefu's deployments, and what later parts add). Ctrl-C (or SIGTERM) stops every
-component, newest first, waits for each, and then stops the embedded PostgreSQL unless another Kefu command
-still uses it (that one stops it when it ends; see ``kefu.models.embedded_pg``).
+component (``kefu worker``, which registers Kefu's deployments on the work pool ``kefu`` and executes their runs,
+and what later parts add). Ctrl-C (or SIGTERM) stops every component, newest first, waits for each, and then
+stops the embedded PostgreSQL unless another Kefu command still uses it (that one stops it when it ends; see
+``kefu.models.embedded_pg``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kefu.engine.contract import WORK_POOL
 from kefu.models import embedded_pg
 from kefu.models.db import default_engine
 from kefu.models.migrate import upgrade
@@ -74,9 +76,9 @@ def components(settings: Settings) -> list[Component]:
             nice=BACKGROUND,
         ),
         Component(
-            "runner",
-            [python, "-m", "kefu.engine.runner"],
-            shows="Runner serving Kefu's deployments (see Deployments in the Prefect UI)",
+            "worker",
+            [python, "-m", "kefu", "worker"],
+            shows=f"Kefu worker on work pool {WORK_POOL}: executes Kefu's deployments (Work Pools in the Prefect UI)",
         ),
         *intake_components(settings),
         *(

@@ -5,8 +5,8 @@
 - ``waiting``: suspend a run until a person answers, and read the answers a resumed run already has.
 - ``steps``: the human-step kit every process uses (complaints now; onboarding, surveys next).
 - ``prefect_private``: the one module that touches Prefect names outside its public API, checked at
-  runner start-up against the installed Prefect.
-- ``runner``: the in-process runner that serves the deployments (``python -m kefu.engine.runner``).
+  worker start-up against the installed Prefect.
+- ``worker``: the Kefu worker type (``kefu``) on the work pool, executing runs in threads (``kefu worker``).
 - ``rest``: the REST client the intake dispatcher creates and finds case runs with.
 
 Layering rule. The engine sits beside ``kefu.deployments`` above ``kefu.flows``, but flows need a part of it
@@ -15,7 +15,7 @@ Layering rule. The engine sits beside ``kefu.deployments`` above ``kefu.flows``,
 - ``contract``, ``waiting``, ``steps`` and ``prefect_private`` are *flow-facing*: flows import them, and they
   import only Prefect, the standard library and Kefu's lower layers (``kefu.models`` and below) — never
   ``kefu.flows``, ``kefu.deployments``, ``kefu.tasks`` or the rest of the engine above them.
-- ``runner`` and ``rest`` are *serving-side*: they may import ``kefu.deployments`` (what is served) and the
+- ``worker`` and ``rest`` are *serving-side*: they may import ``kefu.deployments`` (what is served) and the
   flow-facing modules, and nothing under ``kefu.flows`` imports them.
 
 This package's ``__init__`` imports nothing, so importing a flow-facing module stays light.

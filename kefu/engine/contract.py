@@ -1,7 +1,7 @@
 """The run contract: what the parts that create case runs and the parts that execute them agree on.
 
 The dispatcher, the reconciler, ``kefu step`` and the tests create or find ``complaint-case`` runs; the
-flow and the runner serve them. Both sides read the names, the one parameter, the run name and the
+flow and the workers execute them. Both sides read the names, the one parameter, the run name and the
 idempotency key from here, so a rename is one edit and cannot leave a creator and the flow disagreeing.
 """
 
@@ -15,6 +15,7 @@ COMPLAINT_CASE_DEPLOYMENT = f"{COMPLAINT_CASE_FLOW}/{COMPLAINT_CASE_DEPLOYMENT_N
 CASE_PARAMETER = "case_no"  # the case flow's one parameter: only the case number travels to Prefect
 CASE_RUN_NAME = "case {case_no}"  # the flow's flow_run_name template: operators find a case by its number
 CASE_RUN_TAGS = ("kefu", "complaint")
+WORK_POOL = "kefu"  # the work pool every Kefu deployment belongs to, and the Kefu worker type's default pool
 
 
 def complaint_case_idempotency_key(case_no: str) -> str:

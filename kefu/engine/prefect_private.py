@@ -6,12 +6,13 @@ Kefu reaches into Prefect for two reasons, both measured (DESIGN.md §4):
   Suspended state, which Prefect's ``suspend_flow_run`` does the other way round (a failed second call
   left runs Suspended with no form). That needs Prefect's schema builder, its key convention for run
   inputs, the state proposal helper and the private description of a ``RunInput``.
-- **the in-process runner** (``kefu.engine.runner``) executes claimed runs with the engine's ``run_flow``
-  in its own threads, and switches off the per-execution suspension observer (a thread, an event loop and
-  a websocket per execution, for a feature Kefu does not offer).
+- **the Kefu worker** (``kefu.engine.worker``) executes claimed runs with the engine's ``run_flow`` in its own
+  threads, switches off the per-execution suspension observer (a thread, an event loop and a websocket per
+  execution, for a feature Kefu does not offer), and reads which runs Prefect's worker base class is claiming
+  at the moment (its orphan sweep must not take those for orphans).
 
 A Prefect upgrade can move or change any of these without notice. ``check()`` looks for every one of
-them and raises ``PrefectChanged`` naming the installed Prefect version; the runner calls it at start-up
+them and raises ``PrefectChanged`` naming the installed Prefect version; the worker calls it at start-up
 and ``tests/test_prefect_private.py`` calls it in the test run, so an upgrade that breaks Kefu fails there
 and not in a customer's case.
 """
@@ -35,6 +36,8 @@ _FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("prefect.input.run_input", "keyset_from_paused_state", ("state",)),
 )
 _OBSERVER = "observe_flow_run_suspension"
+# BaseWorker's set of the runs it is claiming or handing to ``run()`` (added before the Pending proposal).
+_WORKER_CLAIMS = "_submitting_flow_run_ids"
 # Prefect's run-input keys of a Suspended state start with this (``Answers`` reads all of a run's answers by it).
 SUSPENDED_INPUT_PREFIX = "suspended-"
 
@@ -71,6 +74,10 @@ def _problems() -> list[str]:
     # Replacing the observer helps only while the engine looks it up as a global of its own module at call time.
     if f"{_OBSERVER}(" not in inspect.getsource(prefect.flow_engine).replace(f"def {_OBSERVER}(", ""):
         problems.append(f"prefect.flow_engine no longer calls {_OBSERVER}")
+    from prefect.workers.base import BaseWorker
+
+    if f"self.{_WORKER_CLAIMS}" not in inspect.getsource(BaseWorker):
+        problems.append(f"prefect.workers.base.BaseWorker no longer keeps {_WORKER_CLAIMS}")
     if "_description" not in RunInput.__private_attributes__:
         problems.append("prefect.input.RunInput has no private _description any more")
     if not problems:
@@ -124,7 +131,7 @@ def propose_state(client: Any, state: Any, flow_run_id: Any) -> Any:
     return propose_state_sync(client=client, state=state, flow_run_id=flow_run_id)
 
 
-# --- the in-process runner -----------------------------------------------------------------------------
+# --- the Kefu worker ----------------------------------------------------------------------------------
 
 
 def run_flow(flow: Any, flow_run: Any) -> Any:
@@ -147,7 +154,7 @@ def without_suspension_observer() -> Iterator[None]:
     a websocket subscription, so that a run may be suspended from outside while it executes. Kefu's flows
     suspend only themselves, at their human steps, and an execution lasts a fraction of a second; the observer
     cost ~0.2 s of wall time and a server websocket per execution. Suspending from outside is not offered.
-    Process-wide: enter it once, around the runner's loop.
+    Process-wide: enter it once, around the worker's life.
     """
     import prefect.flow_engine
 
@@ -158,3 +165,12 @@ def without_suspension_observer() -> Iterator[None]:
         yield
     finally:
         setattr(prefect.flow_engine, _OBSERVER, original)
+
+
+def worker_claims(worker: Any) -> frozenset[Any]:
+    """The flow run ids a Prefect worker is claiming or starting right now (a copy).
+
+    Prefect's ``BaseWorker`` adds a run to this set before it proposes Pending and removes it once ``run()`` has
+    reported the run started: with the runs ``run()`` executes, it covers every run this worker holds.
+    """
+    return frozenset(getattr(worker, _WORKER_CLAIMS))

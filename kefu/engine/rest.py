@@ -162,7 +162,7 @@ class PrefectRuns:
         return found
 
     async def create_held_case_run(self, case_no: str, message: str) -> str:
-        """The case's one run (idempotency key), created Paused so that no runner starts it before it has what it
+        """The case's one run (idempotency key), created Paused so that no worker starts it before it has what it
         needs (``kefu recover`` gives it the answers first, then ``schedule_now``). A run the key already has
         is returned as it is."""
         deployment_id = await self.deployment_id()
@@ -194,7 +194,7 @@ class PrefectRuns:
         await self._request("POST", f"/flow_runs/{run_id}/input", {"key": key, "value": value}, conflict_ok=True)
 
     async def schedule_now(self, run_id: str, message: str) -> None:
-        """Put a run to Scheduled for now (forced: from Paused or Suspended); a runner then runs it from the top."""
+        """Put a run to Scheduled for now (forced: from Paused or Suspended); a worker then runs it from the top."""
         state = {
             "type": "SCHEDULED",
             "name": "Scheduled",

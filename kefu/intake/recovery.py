@@ -12,10 +12,10 @@ at the first step without an answer: the one the lost run waited at.
 For each open case ``recover`` therefore:
 
 1. finds the case's run by the dispatcher's idempotency key (an empty Prefect database has none), else creates
-   it *Paused*, so no runner starts it before it has its answers;
+   it *Paused*, so no worker starts it before it has its answers;
 2. saves every recorded answer the run lacks as a run input (a key the run has is left alone);
 3. if it gave the run anything and the run is Paused (created here, or waiting at an earlier step, e.g. a run
-   the reconciler created after the loss without answers), schedules it now: the runner replays it;
+   the reconciler created after the loss without answers), schedules it now: a worker replays it;
 4. records the run on the case's outbox row and a ``recovered`` case event naming the run, which ``kefu step``
    then resumes (the step's "waiting" event still names the lost run).
 

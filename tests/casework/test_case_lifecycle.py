@@ -1,4 +1,4 @@
-"""Whole cases through real suspend/resume: a served runner, a real Prefect server, a real database."""
+"""Whole cases through real suspend/resume: a Kefu worker, a real Prefect server, a real database."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from kefu.tasks.casework import waiting_steps
 from tests.support.clock import SHANGHAI
 from tests.support.prefect import prefect_post
 
-pytestmark = pytest.mark.usefixtures("case_runner")
+pytestmark = pytest.mark.usefixtures("case_worker")
 
 
 def new_case(case_no: str, content: str, *, key_account: bool = False) -> int:
@@ -57,7 +57,7 @@ def wait_step(case_no: str, step: str, timeout: float = 60) -> None:
         with unit_of_work() as session:
             if any(r["step"] == step for r in waiting_steps(session, case_no)):
                 return
-        time.sleep(0.3)  # the runner is another process: polling the DB is the only signal
+        time.sleep(0.3)  # the worker is another process: polling the DB is the only signal
     raise AssertionError(f"{case_no} never waited on {step}")
 
 
@@ -206,8 +206,8 @@ def test_a_major_complaint_forms_a_task_force_before_contacting_the_customer() -
     assert milestones[MilestoneId.PRELIMINARY_PLAN]
 
 
-def test_a_runner_killed_in_the_middle_of_a_step_loses_nothing_and_repeats_nothing(case_runner: Any) -> None:
-    """kill -9 of the runner while it executes the case; after a restart the case goes on from where it was."""
+def test_a_worker_killed_in_the_middle_of_a_step_loses_nothing_and_repeats_nothing(case_worker: Any) -> None:
+    """kill -9 of the worker while it executes the case; after a restart the case goes on from where it was."""
     from prefect.client.orchestration import get_client
 
     case_no = "KF-LIFE-0004"
@@ -230,15 +230,15 @@ def test_a_runner_killed_in_the_middle_of_a_step_loses_nothing_and_repeats_nothi
             if crashed_mid_execution:
                 continue
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:  # catch the run while the runner executes it
+            while time.monotonic() < deadline:  # catch the run while the worker executes it
                 state = client.read_flow_run(run.id).state
                 if state is not None and state.type.value in {"PENDING", "RUNNING"}:
-                    case_runner.kill_9()
+                    case_worker.kill_9()
                     crashed_mid_execution += 1
-                    case_runner.start()
+                    case_worker.start()
                     break
                 time.sleep(0.01)
-    assert crashed_mid_execution == 1, "the runner was never caught executing the case"
+    assert crashed_mid_execution == 1, "the worker was never caught executing the case"
     assert wait_final(run.id) == "COMPLETED"
     events = actions(case_no)
     assert len(events) == len(set(events)), "the re-run after the crash repeated a side effect"
@@ -250,7 +250,7 @@ def test_cancelling_a_waiting_case_from_the_ui_ends_its_run_as_cancelled(prefect
     new_case(case_no, "快递晚到两天")
     run = start_run(case_no)
     wait_step(case_no, "classify")
-    # What the UI's "Cancel" button does: propose Cancelling; nothing executes a waiting run, the runner ends it.
+    # What the UI's "Cancel" button does: propose Cancelling; nothing executes a waiting run, a worker ends it.
     prefect_post(f"{prefect_server}/flow_runs/{run.id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
     assert wait_final(run.id) == "CANCELLED"
 
@@ -298,7 +298,7 @@ def test_a_prefect_server_killed_in_the_middle_of_a_case_loses_nothing(prefect_s
     prefect_server_process.kill_9()  # while the case waits for a person
     prefect_server_process.start()
     do(case_no, "first_contact", actor_staff_id=staff, summary="致歉")
-    prefect_server_process.kill_9()  # while the runner takes up the answer
+    prefect_server_process.kill_9()  # while the worker takes up the answer
     prefect_server_process.start()
     do(case_no, "investigate", actor_staff_id=staff, departments=["运营部"], findings="延误")
     do(case_no, "propose", actor_staff_id=staff, solution="退运费")

@@ -27,7 +27,7 @@ from kefu.tasks.casework import waiting_steps
 from tests.support.clock import SHANGHAI
 from tests.support.prefect import prefect_post
 
-pytestmark = pytest.mark.usefixtures("case_runner")
+pytestmark = pytest.mark.usefixtures("case_worker")
 KEFU = Path(sys.executable).parent / "kefu"
 
 
@@ -58,7 +58,7 @@ def wait_step(case_no: str, step: str, timeout: float = 60) -> dict[str, Any]:
             rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
         if rows:
             return rows[-1]
-        time.sleep(0.3)  # the runner is another process: polling the DB is the only signal
+        time.sleep(0.3)  # the worker is another process: polling the DB is the only signal
     raise AssertionError(f"{case_no} never waited on {step}")
 
 
@@ -82,7 +82,7 @@ def wait_suspended_at(api: str, run_id: str, key: str, timeout: float = 60) -> N
         state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"] or {}
         if state.get("name") == "Suspended" and state["state_details"].get("pause_key") == key:
             return
-        time.sleep(0.3)  # the runner is another process: the run's state is the only signal
+        time.sleep(0.3)  # the worker is another process: the run's state is the only signal
     raise AssertionError(f"run {run_id} never suspended at {key}; last state {state}")
 
 

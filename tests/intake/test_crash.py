@@ -1,4 +1,4 @@
-"""Crash tests: kill -9 of the dispatcher, of the runner and of the Prefect server in the middle of a burst
+"""Crash tests: kill -9 of the dispatcher, of the Kefu worker and of the Prefect server in the middle of a burst
 of complaints; after they restart, every complaint has exactly one case flow run (none lost, none
 duplicated), and complaints sent while Prefect is down are taken all the same. Kill -9 of the intake app
 itself: every answered complaint is stored, and gateways' retries store the rest exactly once."""
@@ -22,7 +22,7 @@ from kefu.intake.dispatcher import reconcile
 from kefu.models import Complaint
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from tests.support.clock import FixedClock, unique_receipt_time
-from tests.support.prefect import RUNNER_ARGV, PrefectServer, case_runs
+from tests.support.prefect import WORKER_ARGV, PrefectServer, case_runs
 from tests.support.processes import free_port, kill_9, running
 from tests.support.samples import AUTH, complaint_json, intake_settings
 
@@ -48,7 +48,7 @@ async def wait_for(condition: str, check: object, timeout: float, log: Path) -> 
     raise AssertionError(f"{condition} did not happen within {timeout:.0f} s; see {log}")
 
 
-async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_exactly_one_run_per_complaint(
+async def test_kill_9_of_dispatcher_worker_and_prefect_server_mid_burst_leaves_exactly_one_run_per_complaint(
     sqlite_engine: Engine,
     prefect_server: str,
     prefect_server_process: PrefectServer,
@@ -59,7 +59,8 @@ async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_e
         **os.environ,
         "KEFU_DATABASE_URL": sqlite_engine.url.render_as_string(hide_password=False),
         "PREFECT_API_URL": prefect_server,
-        "KEFU_RUNNER_POLL_SECONDS": "0.2",
+        "KEFU_PREFECT_API_URL": prefect_server,
+        "KEFU_WORKER_POLL_SECONDS": "0.2",
         "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules piling up runs on the shared server
         "PYTHONPATH": str(ROOT),
     }
@@ -79,19 +80,19 @@ async def test_kill_9_of_dispatcher_runner_and_prefect_server_mid_burst_leaves_e
 
         await asyncio.gather(*(one(i) for i in range(PER_PHASE)))
 
-    logs = tmp_path / "dispatcher.log", tmp_path / "runner.log"
+    logs = tmp_path / "dispatcher.log", tmp_path / "worker.log"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
         with (
-            running(RUNNER_ARGV, env, logs[1], cwd=ROOT) as runner,
+            running(WORKER_ARGV, env, logs[1], cwd=ROOT) as worker,
             running(dispatcher_argv, env, logs[0], cwd=ROOT) as dispatcher,
         ):
             await burst(http, 1)
             await wait_for("the dispatcher starting runs", lambda: dispatched(sqlite_engine)[0] >= 5, 60, logs[0])
             kill_9(dispatcher)  # mid-dispatch: requests may be in flight, rows may be unrecorded
             await burst(http, 2)
-            kill_9(runner)
+            kill_9(worker)
             await burst(http, 3)
-        with running(RUNNER_ARGV, env, logs[1], cwd=ROOT), running(dispatcher_argv, env, logs[0], cwd=ROOT):
+        with running(WORKER_ARGV, env, logs[1], cwd=ROOT), running(dispatcher_argv, env, logs[0], cwd=ROOT):
             await wait_for(
                 "dispatching again after the restart",
                 lambda: dispatched(sqlite_engine)[0] > 2 * PER_PHASE,

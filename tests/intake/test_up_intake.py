@@ -43,7 +43,7 @@ def _wait_suspended(api: str, run_id: str, timeout: float) -> dict[str, object]:
         state: dict[str, object] = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]
         if state["type"] == "PAUSED":
             return state
-        time.sleep(0.5)  # the runner is another process: poll Prefect with a deadline
+        time.sleep(0.5)  # the worker is another process: poll Prefect with a deadline
     raise AssertionError(f"run {run_id} never waited for a person")
 
 
@@ -57,7 +57,7 @@ def _niceness_of_children(parent: int) -> dict[str, int]:
         except OSError:
             continue  # gone meanwhile
         if int(fields[1]) == parent:  # ppid
-            for part in ("prefect server", "kefu.engine.runner", "kefu.intake.app", "kefu.intake.dispatcher"):
+            for part in ("prefect server", "kefu worker", "kefu.intake.app", "kefu.intake.dispatcher"):
                 if part in cmdline:
                     found[part] = int(fields[16])  # nice
     return found
@@ -91,7 +91,7 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(embed
         assert _niceness_of_children(process.pid) == {
             "kefu.intake.app": mine,
             "prefect server": min(mine + 5, 19),
-            "kefu.engine.runner": mine,
+            "kefu worker": mine,
             "kefu.intake.dispatcher": mine,
         }
 

@@ -134,17 +134,6 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def case_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One migrated SQLite database shared by the served runner and the lifecycle tests, as Kefu's configured
-    database (``KEFU_DATABASE_URL``) from first use to the end of the session."""
-    url = migrated_sqlite(tmp_path_factory.mktemp("casedb") / "kefu.db")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_database(monkeypatch, url)
-        yield url
-    get_settings.cache_clear()
-
-
-@pytest.fixture(scope="session")
 def policy() -> Policy:
     return load_policy(DEFAULT_POLICY_FILE)
 

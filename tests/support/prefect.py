@@ -25,7 +25,7 @@ from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT, COMPLAINT_CASE_FLOW
 from tests.support.postgres import POSTGRES_URL, scratch_postgres_database
 from tests.support.processes import Restartable, free_port, wait_healthy
 
-RUNNER_ARGV = [sys.executable, "-m", "kefu.engine.runner"]
+WORKER_ARGV = [sys.executable, "-m", "kefu", "worker"]
 
 
 def prefect_post(url: str, body: dict[str, Any]) -> httpx.Response:
@@ -68,34 +68,43 @@ class PrefectServer(Restartable):
         wait_healthy(f"{self.api_url}/health", process, self.log_path, timeout=90)
 
 
-class RunnerProcess(Restartable):
-    """Kefu's runner (``python -m kefu.engine.runner``) on the given database and the test server, serving
-    the case flow only; it can be killed and restarted."""
+class WorkerProcess(Restartable):
+    """A Kefu worker (``kefu worker``) on the given database and the test server, executing the case flow only;
+    it can be killed and restarted. ``register=False``: a second worker that leaves the deployments alone."""
 
-    def __init__(self, db_url: str, log_path: Path) -> None:
+    def __init__(self, db_url: str, log_path: Path, *, register: bool = True) -> None:
         env = {
             **os.environ,
-            "KEFU_RUNNER_POLL_SECONDS": "0.2",
+            "KEFU_PREFECT_API_URL": os.environ["PREFECT_API_URL"],
+            "KEFU_WORKER_POLL_SECONDS": "0.2",
             "KEFU_DATABASE_URL": db_url,
             "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules loading the shared test server
         }
-        super().__init__(RUNNER_ARGV, env, log_path)
+        super().__init__([*WORKER_ARGV, *([] if register else ["--no-register"])], env, log_path)
+
+    @property
+    def name(self) -> str:
+        """Its name in the work pool and the mark on the runs it claims."""
+        from kefu.engine.worker import claim_mark
+
+        assert self.process is not None
+        return claim_mark(self.process.pid)
 
     def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-        """The runner registers its deployments at start-up: poll the API (bounded) until the case one exists."""
+        """The worker registers the deployments at start-up: poll the API (bounded) until the case one exists."""
         from prefect.client.orchestration import get_client
 
         deadline = time.monotonic() + timeout
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
                 if process.poll() is not None:
-                    raise RuntimeError(f"the runner exited; see {self.log_path}")
+                    raise RuntimeError(f"the worker exited; see {self.log_path}")
                 try:
                     client.read_deployment_by_name(COMPLAINT_CASE_DEPLOYMENT)
                     return
                 except Exception:
                     time.sleep(0.5)
-        raise RuntimeError(f"the runner never registered its deployments; see {self.log_path}")
+        raise RuntimeError(f"the worker never registered its deployments; see {self.log_path}")
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +144,7 @@ def prefect_server(prefect_server_process: PrefectServer) -> Iterator[str]:
 def case_deployment(prefect_server: str) -> str:
     """The ``complaint-case`` deployment on the test Prefect server: its id.
 
-    Registered as metadata (flow + deployment) so tests can count case flow runs; a runner serving the
+    Registered as metadata (flow + deployment) so tests can count case flow runs; a Kefu worker executing the
     case flow under the same names takes these runs when a test starts one.
     """
     served = httpx.get(f"{prefect_server}/deployments/name/{COMPLAINT_CASE_DEPLOYMENT}", timeout=30)

@@ -1,0 +1,75 @@
+"""``kefu worker``: a Kefu worker on the work pool, with Kefu's settings (``prefect worker start --type kefu``).
+
+It talks to the Prefect API at ``KEFU_PREFECT_API_URL`` (never a temporary server), polls every
+``KEFU_WORKER_POLL_SECONDS``, executes up to ``KEFU_WORKER_LIMIT`` runs at once in its threads, and first registers
+Kefu's deployments on the pool (idempotent; ``--no-register`` on extra workers leaves them as they are). Ctrl-C or
+SIGTERM stops it after its executing runs reach their next wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+from kefu.engine.contract import WORK_POOL
+from kefu.settings import get_settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "worker", help="execute Kefu's flow runs from the work pool in threads of this process (Ctrl-C stops it)"
+    )
+    parser.add_argument("--pool", default=WORK_POOL, help=f"the work pool (default {WORK_POOL}; created if missing)")
+    parser.add_argument("--limit", type=int, default=None, help="runs executed at once (default KEFU_WORKER_LIMIT)")
+    parser.add_argument("--name", default=None, help="the worker's name in the pool (default kefu:<host>:<pid>)")
+    parser.add_argument("--work-queue", action="append", dest="work_queues", help="poll only this queue (repeatable)")
+    parser.add_argument(
+        "--no-register", action="store_true", help="do not create or update Kefu's deployments on the pool at start"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    # Before Prefect is imported: its settings come from the environment, and without an API URL a Prefect client
+    # would start a temporary server of its own.
+    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+    os.environ["PREFECT_WORKER_QUERY_SECONDS"] = str(settings.worker_poll_seconds)
+    from prefect.settings import PREFECT_API_URL, PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+
+    from kefu.deployments import all_deployments
+    from kefu.engine import prefect_private
+    from kefu.engine.worker import KefuWorker, register_deployments
+
+    updates = {PREFECT_API_URL: settings.prefect_api_url, PREFECT_WORKER_QUERY_SECONDS: settings.worker_poll_seconds}
+    with temporary_settings(updates=updates):  # also when Prefect was imported before this command ran
+        try:
+            prefect_private.check()
+        except prefect_private.PrefectChanged as exc:
+            print(f"kefu worker cannot start: {exc}", file=sys.stderr)
+            return 1
+        if not args.no_register:
+            only = set(settings.serve_only)
+            ids = register_deployments([d for d in all_deployments() if not only or d.name in only], args.pool)
+            print(f"kefu worker: {len(ids)} deployments on work pool {args.pool}", flush=True)
+        worker = KefuWorker(args.pool, work_queues=args.work_queues, name=args.name, limit=args.limit)
+        asyncio.run(_work(worker))
+    return 0
+
+
+async def _work(worker: Any) -> None:
+    """Run the worker until SIGTERM or SIGINT, then let it tear down (executing runs reach their next wait)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    print(f"kefu worker: {worker.name} in process {os.getpid()} on work pool {worker.pool_name}", flush=True)
+    try:
+        await worker.start()
+    except asyncio.CancelledError:
+        print("kefu worker: stopped", flush=True)
