@@ -164,7 +164,10 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
             name or self.mark,
             prefetch_seconds if prefetch_seconds is not None else 1,  # a cron run starts on time, not early
             create_pool_if_not_found,
-            limit,
+            # No claim limit of Prefect's own: a run that finds every thread busy waits in this worker's queue for
+            # the next free thread (a fraction of a second) instead of for the next poll. ``limit`` is the number
+            # of threads; the pool's and queues' concurrency limits still bound what all workers claim.
+            None,
             heartbeat_interval_seconds,
             base_job_template=base_job_template,
         )
