@@ -72,9 +72,22 @@ def _check_override(session: Any, case_no: str, checked: dict[str, Any]) -> None
 
 
 def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
+    """Check ``data`` as the run would (its form, the step's rules), then resume the run.
+
+    The Prefect server is checked first, before Prefect is even imported: with it down, nothing starts.
+    """
+    from kefu.engine.connection import kefu_prefect
+
+    with kefu_prefect():
+        _submit(case_no, step, data)
+
+
+def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
+    import httpx
     from prefect.exceptions import NotPausedError
     from prefect.flow_runs import resume_flow_run
 
+    from kefu.engine.connection import PrefectDown, prefect_api_url
     from kefu.tasks.casework import waiting_steps
 
     checked = validate(step, data)
@@ -95,6 +108,10 @@ def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
             if time.monotonic() > deadline:
                 raise UsageError(f"case {case_no}: the run did not accept the input: {exc}") from None
             time.sleep(0.2)
+        except httpx.TransportError:
+            raise PrefectDown(
+                f"the Prefect server at {prefect_api_url()} stopped answering; is 'make up' running?"
+            ) from None
 
 
 def run_submit(args: argparse.Namespace) -> int:
