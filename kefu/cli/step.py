@@ -72,7 +72,7 @@ def _check_override(session: Any, case_no: str, checked: dict[str, Any]) -> None
 
 
 def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
-    """Check ``data`` as the run would (its form, the step's rules), then resume the run.
+    """Check ``data`` as the run would (its form, the staff it names, the step's rules), then resume the run.
 
     The Prefect server is checked first, before Prefect is even imported: with it down, nothing starts.
     """
@@ -88,13 +88,18 @@ def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
     from prefect.flow_runs import resume_flow_run
 
     from kefu.engine.connection import PrefectDown, prefect_api_url
-    from kefu.tasks.casework import waiting_steps
+    from kefu.tasks.casework import StepRejected, check_answer_staff, waiting_steps
 
     checked = validate(step, data)
     with unit_of_work() as session:
         rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
-        if rows and step == "classify":
-            _check_override(session, case_no, checked)
+        if rows:
+            try:
+                check_answer_staff(session, checked)
+            except StepRejected as refused:
+                raise UsageError(str(refused)) from None
+            if step == "classify":
+                _check_override(session, case_no, checked)
     if not rows:
         raise UsageError(f"case {case_no} is not waiting on step '{step}'")
     run_id = UUID(rows[-1]["flow_run_id"])

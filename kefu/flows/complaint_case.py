@@ -229,6 +229,21 @@ class CaseRecord:
 
     def __init__(self, case_no: str) -> None:
         self.case_no = case_no
+        self._outcomes: dict[str, str] | None = None  # key → "completed" | "refused", read once per execution
+
+    def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:
+        """Every staff id an answer names must be known and active (the task force's leader a senior manager)."""
+        with unit_of_work() as session:
+            try:
+                casework.check_answer_staff(session, answer)
+            except casework.StepRejected as refused:
+                raise StepRefused(str(refused)) from refused
+
+    def outcome(self, step: Step[Any], key: str) -> str | None:
+        if self._outcomes is None:
+            with unit_of_work() as session:
+                self._outcomes = casework.step_outcomes(session, self.case_no, STEPS)
+        return self._outcomes.get(key)
 
     def summary(self, step: Step[Any]) -> str:
         """The case as operators see it on the run page: ids and deadlines only, no personal data."""
@@ -276,7 +291,11 @@ class CaseRecord:
                 status=None if step.status is None else ComplaintStatus(step.status),
                 data=answer,
             )
+        if self._outcomes is not None:
+            self._outcomes[key] = "completed"
 
-    def refused(self, step: Step[Any], key: str, reason: str) -> None:
+    def refused(self, step: Step[Any], key: str, reason: str, answer: dict[str, Any]) -> None:
         with unit_of_work() as session:
-            casework.refuse_step(session, self.case_no, step.name, key, reason)
+            casework.refuse_step(session, self.case_no, step.name, key, reason, answer)
+        if self._outcomes is not None:
+            self._outcomes[key] = "refused"
