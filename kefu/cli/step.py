@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -30,14 +31,17 @@ def register(subparsers: Any) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from kefu.tasks.casework import waiting_steps
+    from kefu.worktime import local_time
 
     with unit_of_work() as session:
         rows = waiting_steps(session, args.case)
     if not rows:
         print("no waiting steps")
     for row in rows:
-        deadlines = ", ".join(f"{k} due {v}" for k, v in sorted(row["deadlines"].items(), key=lambda kv: kv[1]))
-        print(f"{row['case_no']}  {row['step']:<18} since {row['since']}  {deadlines}")
+        due = sorted((dt.datetime.fromisoformat(v), k) for k, v in row["deadlines"].items())
+        deadlines = ", ".join(f"{k} due {local_time(at)}" for at, k in due)
+        since = local_time(dt.datetime.fromisoformat(row["since"]))
+        print(f"{row['case_no']}  {row['step']:<18} since {since}  {deadlines}")
     return 0
 
 

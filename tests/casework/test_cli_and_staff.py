@@ -4,6 +4,7 @@ people read Shanghai time."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -16,10 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from kefu.flows.complaint_case import CONTACT, CaseRecord
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.db import unit_of_work
 from kefu.models.enums import Role
-from kefu.tasks.casework import StepRejected, check_answer_staff, waiting_steps
+from kefu.models.policy import current_policy
+from kefu.tasks.casework import StepRejected, check_answer_staff, register_case, waiting_steps
+from kefu.worktime import WorkCalendar
 from tests.casework.test_case_lifecycle import actions, do, new_case, new_staff, start_run, wait_final, wait_step
 from tests.support.prefect import prefect_post
 from tests.support.processes import free_port
@@ -55,6 +59,35 @@ def wait_refused(case_no: str, key: str, timeout: float = 30) -> None:
     while ("step_refused", key) not in actions(case_no):
         assert time.monotonic() < deadline, f"the answer under {key} was never refused"
         time.sleep(0.2)
+
+
+def test_kefu_step_and_case_reach_the_running_server_through_kefu_settings_and_show_shanghai_time(
+    prefect_server: str, case_db_url: str, tmp_path: Path
+) -> None:
+    case_no = "KF-CLI-0001"
+    staff = new_case(case_no, "快递晚到两天")
+    run = start_run(case_no)
+    wait_step(case_no, "classify")
+
+    listing = kefu(tmp_path, prefect_server, case_db_url, "step", "list", "--case", case_no)
+    assert listing.returncode == 0, listing.stderr
+    assert case_no in listing.stdout and "classify" in listing.stdout
+    assert "first_contact due" in listing.stdout and SHANGHAI_TIME.search(listing.stdout)
+    assert "+00:00" not in listing.stdout
+
+    data = json.dumps({"actor_staff_id": staff})
+    submitted = kefu(tmp_path, prefect_server, case_db_url, "step", "submit", case_no, "classify", "--data", data)
+    assert submitted.returncode == 0, submitted.stderr
+    wait_step(case_no, "first_contact")  # the running server's run got the answer, not a temporary server's
+
+    shown = kefu(tmp_path, prefect_server, case_db_url, "case", "show", case_no)
+    assert shown.returncode == 0, shown.stderr
+    assert "classify" in shown.stdout and "+00:00" not in shown.stdout
+    assert re.search(r"first_contact\s+due " + SHANGHAI_TIME.pattern, shown.stdout)
+    assert re.search(SHANGHAI_TIME.pattern + r"\s+classify ", shown.stdout)  # the timeline too
+
+    prefect_post(f"{prefect_server}/flow_runs/{run.id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
+    assert wait_final(run.id) == "CANCELLED"
 
 
 def test_kefu_step_submit_with_the_prefect_server_down_says_so_in_one_line_and_starts_no_server(
@@ -165,3 +198,17 @@ def test_every_staff_id_an_answer_names_must_be_known_and_active(answer: dict[st
         check_answer_staff(session, named)
     with unit_of_work() as session:
         check_answer_staff(session, {"actor_staff_id": ids["agent"], "leader_staff_id": ids["senior"]})
+
+
+def test_the_run_summary_shows_shanghai_time_dashes_and_yes_no() -> None:
+    case_no = "KF-CLI-0004"
+    new_case(case_no, "快递晚到两天")
+    policy = current_policy()
+    with unit_of_work() as session:
+        register_case(session, case_no, policy, WorkCalendar(policy), owner_id=None, now=dt.datetime.now(dt.UTC))
+    summary = CaseRecord(case_no).summary(CONTACT)
+    assert SHANGHAI_TIME.search(summary)
+    for shown_raw in ("None", "True", "False", "+00:00"):
+        assert shown_raw not in summary
+    assert "紧急 urgent: 否" in summary and "负责人 owner staff id: —" in summary
+    assert "| — | — |" in summary  # not met, not breached
