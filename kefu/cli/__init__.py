@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from kefu.engine.connection import PrefectDown
 from kefu.models.policy import PolicyError
 
 # Sub-command modules, in the order ``kefu --help`` lists them.
@@ -46,6 +47,12 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """``kefu step submit``: the command as the person typed it, for one-line messages."""
+    action = getattr(args, f"{args.command}_action", None)
+    return " ".join(["kefu", args.command, *([action] if action else [])])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -57,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolicyError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except PrefectDown as exc:
+        print(f"{command_name(args)}: {exc}", file=sys.stderr)
+        return 1
     return result
 
 

@@ -22,6 +22,7 @@ def register(subparsers: Any) -> None:
 def run_show(args: argparse.Namespace) -> int:
     from kefu.models.complaints import CaseEvent
     from kefu.tasks.casework import CaseNotFound, get_case
+    from kefu.worktime import local_time
 
     with unit_of_work() as session:
         try:
@@ -34,11 +35,8 @@ def run_show(args: argparse.Namespace) -> int:
         )
         print("milestones:")
         for m in complaint.milestones:
-            state = "met " + m.met_at.isoformat() if m.met_at else ("BREACHED" if m.breached_at else "open")
-            print(
-                f"  {m.milestone.value:<18} due {m.due_at.isoformat() if m.due_at else '-':<26} {state}"
-                f"  level={m.escalation_level}"
-            )
+            state = "met " + local_time(m.met_at) if m.met_at else ("BREACHED" if m.breached_at else "open")
+            print(f"  {m.milestone.value:<18} due {local_time(m.due_at):<24} {state}  level={m.escalation_level}")
             if m.paused_intervals:
                 print(f"    paused: {m.paused_intervals}")
         print("timeline:")
@@ -47,5 +45,5 @@ def run_show(args: argparse.Namespace) -> int:
         ).all()
         for e in events:
             extra = {k: v for k, v in e.data.items() if k not in ("key", "flow_run_id")}
-            print(f"  {e.at.isoformat()}  {e.action:<18} {e.actor:<14} {extra}")
+            print(f"  {local_time(e.at)}  {e.action:<18} {e.actor:<14} {extra}")
     return 0

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kefu.engine.rest import PrefectRuns, PrefectUnavailable, prefect_api_url
-from kefu.intake.recovery import RecoveryReport, recover
 from kefu.models.db import default_engine
+
+if TYPE_CHECKING:
+    from kefu.intake.recovery import RecoveryReport
 
 
 def register(subparsers: Any) -> None:
@@ -24,6 +26,9 @@ def register(subparsers: Any) -> None:
 
 
 def run_recover(args: argparse.Namespace) -> int:
+    # Here, not at the top: it imports the case flow, hence Prefect, which every other command would pay for.
+    from kefu.intake.recovery import recover
+
     async def go() -> RecoveryReport:
         async with PrefectRuns(prefect_api_url()) as runs:
             return await recover(default_engine(), runs, cases=args.cases)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -30,14 +31,17 @@ def register(subparsers: Any) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from kefu.tasks.casework import waiting_steps
+    from kefu.worktime import local_time
 
     with unit_of_work() as session:
         rows = waiting_steps(session, args.case)
     if not rows:
         print("no waiting steps")
     for row in rows:
-        deadlines = ", ".join(f"{k} due {v}" for k, v in sorted(row["deadlines"].items(), key=lambda kv: kv[1]))
-        print(f"{row['case_no']}  {row['step']:<18} since {row['since']}  {deadlines}")
+        due = sorted((dt.datetime.fromisoformat(v), k) for k, v in row["deadlines"].items())
+        deadlines = ", ".join(f"{k} due {local_time(at)}" for at, k in due)
+        since = local_time(dt.datetime.fromisoformat(row["since"]))
+        print(f"{row['case_no']}  {row['step']:<18} since {since}  {deadlines}")
     return 0
 
 
@@ -72,16 +76,34 @@ def _check_override(session: Any, case_no: str, checked: dict[str, Any]) -> None
 
 
 def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
+    """Check ``data`` as the run would (its form, the staff it names, the step's rules), then resume the run.
+
+    The Prefect server is checked first, before Prefect is even imported: with it down, nothing starts.
+    """
+    from kefu.engine.connection import kefu_prefect
+
+    with kefu_prefect():
+        _submit(case_no, step, data)
+
+
+def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
+    import httpx
     from prefect.exceptions import NotPausedError
     from prefect.flow_runs import resume_flow_run
 
-    from kefu.tasks.casework import waiting_steps
+    from kefu.engine.connection import PrefectDown, prefect_api_url
+    from kefu.tasks.casework import StepRejected, check_answer_staff, waiting_steps
 
     checked = validate(step, data)
     with unit_of_work() as session:
         rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
-        if rows and step == "classify":
-            _check_override(session, case_no, checked)
+        if rows:
+            try:
+                check_answer_staff(session, checked)
+            except StepRejected as refused:
+                raise UsageError(str(refused)) from None
+            if step == "classify":
+                _check_override(session, case_no, checked)
     if not rows:
         raise UsageError(f"case {case_no} is not waiting on step '{step}'")
     run_id = UUID(rows[-1]["flow_run_id"])
@@ -95,6 +117,10 @@ def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
             if time.monotonic() > deadline:
                 raise UsageError(f"case {case_no}: the run did not accept the input: {exc}") from None
             time.sleep(0.2)
+        except httpx.TransportError:
+            raise PrefectDown(
+                f"the Prefect server at {prefect_api_url()} stopped answering; is 'make up' running?"
+            ) from None
 
 
 def run_submit(args: argparse.Namespace) -> int:

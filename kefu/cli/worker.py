@@ -34,19 +34,15 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kefu.engine.connection import kefu_prefect
+
     settings = get_settings()
-    # Before Prefect is imported: its settings come from the environment, and without an API URL a Prefect client
-    # would start a temporary server of its own.
-    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-    os.environ["PREFECT_WORKER_QUERY_SECONDS"] = str(settings.worker_poll_seconds)
-    from prefect.settings import PREFECT_API_URL, PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+    # Kefu's API URL, never a temporary server; not checked first: a worker outlives the server's restarts.
+    with kefu_prefect(check=False, extra={"PREFECT_WORKER_QUERY_SECONDS": settings.worker_poll_seconds}):
+        from kefu.deployments import all_deployments
+        from kefu.engine import prefect_private
+        from kefu.engine.worker import KefuWorker, register_deployments
 
-    from kefu.deployments import all_deployments
-    from kefu.engine import prefect_private
-    from kefu.engine.worker import KefuWorker, register_deployments
-
-    updates = {PREFECT_API_URL: settings.prefect_api_url, PREFECT_WORKER_QUERY_SECONDS: settings.worker_poll_seconds}
-    with temporary_settings(updates=updates):  # also when Prefect was imported before this command ran
         try:
             prefect_private.check()
         except prefect_private.PrefectChanged as exc:

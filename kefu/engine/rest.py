@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import random
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from kefu.engine.connection import prefect_api_url
 from kefu.engine.contract import (
     CASE_RUN_TAGS,
     COMPLAINT_CASE_DEPLOYMENT,
@@ -25,7 +25,8 @@ from kefu.engine.contract import (
     case_run_parameters,
     complaint_case_idempotency_key,
 )
-from kefu.settings import get_settings
+
+__all__ = ["CaseRefused", "PrefectRuns", "PrefectUnavailable", "prefect_api_url"]
 
 
 class PrefectUnavailable(Exception):
@@ -213,8 +214,3 @@ class PrefectRuns:
             )
             existing.update(str(run["id"]) for run in runs)
         return existing
-
-
-def prefect_api_url() -> str:
-    """The Prefect API this process talks to: ``PREFECT_API_URL`` (``kefu up`` sets it), else Kefu's settings."""
-    return os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url

@@ -11,9 +11,12 @@ The kit gives every process the same guarantees:
   instead of waiting again.
 - **An answer is recorded once**: "waiting" before the run suspends, the completion with the answer as the
   audit event after; both keyed, so replaying a step writes nothing twice.
-- **A refused answer is recorded and asked again, never a failed run.** A ``check`` passed to ``ask`` may
-  raise ``StepRefused`` with the reason; the kit records the refusal (the person sees why) and asks again
-  in the next round, with the next key.
+- **A refused answer is recorded and asked again, never a failed run.** The process's own rules for every
+  answer (``StepRecord.admit``: e.g. the staff it names exist) and a ``check`` passed to ``ask`` may raise
+  ``StepRefused`` with the reason; the kit records the refusal (the person sees why), records nothing else,
+  and asks again in the next round, with the next key. A refusal is final: a replay skips a refused answer
+  without judging it again, and does not judge again an answer already accepted (staff deactivated since
+  cannot un-complete a step).
 - **The form shows the case.** The markdown summary the process gives is shown above the form.
 
 What is particular to one process (its records, its audit events, its summary) comes in through a small
@@ -94,6 +97,14 @@ class StepRecord(Protocol):
         """Markdown shown above the form: what the person needs to answer (no personal data: Prefect shows it)."""
         ...
 
+    def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:
+        """Raise ``StepRefused`` for a new answer the process refuses whatever the step (e.g. unknown staff)."""
+        ...
+
+    def outcome(self, step: Step[Any], key: str) -> str | None:
+        """What was recorded for the answer under ``key``: ``"completed"``, ``"refused"`` or ``None`` (nothing)."""
+        ...
+
     def waiting(self, step: Step[Any], key: str, flow_run_id: str) -> None:
         """Record that the run waits on ``step`` under ``key`` (before it suspends)."""
         ...
@@ -102,8 +113,8 @@ class StepRecord(Protocol):
         """Record the answer as the step's audit event; meet ``step.meets``, move to ``step.status``."""
         ...
 
-    def refused(self, step: Step[Any], key: str, reason: str) -> None:
-        """Record that the answer under ``key`` was refused, and why (the step is asked again)."""
+    def refused(self, step: Step[Any], key: str, reason: str, answer: dict[str, Any]) -> None:
+        """Record that ``answer`` under ``key`` was refused, and why (the step is asked again)."""
         ...
 
 
@@ -126,18 +137,27 @@ class HumanSteps:
     def ask(self, step: Step[T], check: Callable[[T], Any] | None = None) -> Any:
         """Wait until a person completes ``step``; with ``check``, until ``check`` accepts the answer.
 
-        Returns the answer, or what ``check`` returns. A ``StepRefused`` from ``check`` is recorded and the
-        step is asked again in its next round; any other exception is the flow's own failure.
+        Returns the answer, or what ``check`` returns. A ``StepRefused`` from ``record.admit`` or ``check`` is
+        recorded and the step is asked again in its next round; any other exception is the flow's own failure.
+        The answer is recorded as completed only once it is accepted.
         """
         while True:
             key = self._next_key(step)
             answer = self._answer(step, key)
-            if check is None:
-                return answer
+            outcome = self.record.outcome(step, key)
+            if outcome == "refused":
+                continue  # refused when it came: a replay keeps it refused, whatever changed since
+            data = answer.model_dump(mode="json", exclude={"metadata"})
             try:
-                return check(answer)
+                if outcome is None:
+                    self.record.admit(step, data)
+                result = answer if check is None else check(answer)
             except StepRefused as refused:
-                self.record.refused(step, key, str(refused))
+                self.record.refused(step, key, str(refused), data)
+                continue
+            if outcome is None:
+                self.record.completed(step, key, data)
+            return result
 
     def _next_key(self, step: Step[Any]) -> str:
         known = self._inputs.setdefault(step.key, step.input)
@@ -155,5 +175,4 @@ class HumanSteps:
             self.record.waiting(step, key, str(self.answers.flow_run_id))
             form = step.input.with_initial_data(description=self.record.summary(step))
             answer = suspend_until_answered(form, key)
-        self.record.completed(step, key, answer.model_dump(mode="json", exclude={"metadata"}))
         return answer

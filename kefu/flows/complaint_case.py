@@ -27,7 +27,7 @@ from kefu.models.db import unit_of_work
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy, current_policy
 from kefu.tasks import casework
-from kefu.worktime import WorkCalendar
+from kefu.worktime import WorkCalendar, local_time, yes_no
 
 # --- The inputs of the human steps (what the UI form and ``kefu step submit`` accept) ---------------
 
@@ -229,6 +229,21 @@ class CaseRecord:
 
     def __init__(self, case_no: str) -> None:
         self.case_no = case_no
+        self._outcomes: dict[str, str] | None = None  # key → "completed" | "refused", read once per execution
+
+    def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:
+        """Every staff id an answer names must be known and active (the task force's leader a senior manager)."""
+        with unit_of_work() as session:
+            try:
+                casework.check_answer_staff(session, answer)
+            except casework.StepRejected as refused:
+                raise StepRefused(str(refused)) from refused
+
+    def outcome(self, step: Step[Any], key: str) -> str | None:
+        if self._outcomes is None:
+            with unit_of_work() as session:
+                self._outcomes = casework.step_outcomes(session, self.case_no, STEPS)
+        return self._outcomes.get(key)
 
     def summary(self, step: Step[Any]) -> str:
         """The case as operators see it on the run page: ids and deadlines only, no personal data."""
@@ -238,14 +253,22 @@ class CaseRecord:
                 f"## 投诉 {self.case_no} — 待办: **{step.name}**",
                 "",
                 f"- 等级 severity: `{complaint.severity.value}`; 状态 status: `{complaint.status.value}`",
-                f"- 紧急 urgent: {complaint.urgent}; 重点客户 key account: {casework.is_key_account(complaint)}",
-                f"- 负责人 owner staff id: {complaint.owner_id}; 重开次数 reopened: {complaint.reopen_count}",
+                f"- 紧急 urgent: {yes_no(complaint.urgent)}; "
+                f"重点客户 key account: {yes_no(casework.is_key_account(complaint))}",
+                f"- 负责人 owner staff id: {'—' if complaint.owner_id is None else complaint.owner_id}; "
+                f"重开次数 reopened: {complaint.reopen_count}",
                 "",
                 "| milestone | due | met | breached | level |",
                 "|---|---|---|---|---|",
             ]
             for m in complaint.milestones:
-                cells = [m.milestone.value, m.due_at, m.met_at or "", m.breached_at or "", m.escalation_level]
+                cells = [
+                    m.milestone.value,
+                    local_time(m.due_at),
+                    local_time(m.met_at),
+                    local_time(m.breached_at),
+                    m.escalation_level,
+                ]
                 lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         return "\n".join(lines)
 
@@ -276,7 +299,11 @@ class CaseRecord:
                 status=None if step.status is None else ComplaintStatus(step.status),
                 data=answer,
             )
+        if self._outcomes is not None:
+            self._outcomes[key] = "completed"
 
-    def refused(self, step: Step[Any], key: str, reason: str) -> None:
+    def refused(self, step: Step[Any], key: str, reason: str, answer: dict[str, Any]) -> None:
         with unit_of_work() as session:
-            casework.refuse_step(session, self.case_no, step.name, key, reason)
+            casework.refuse_step(session, self.case_no, step.name, key, reason, answer)
+        if self._outcomes is not None:
+            self._outcomes[key] = "refused"

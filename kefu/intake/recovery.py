@@ -2,12 +2,12 @@
 
 Kefu's database is the system of record. Each completed human step is a case event whose action is the step's
 name, whose ``key`` is the suspend key (``<step key>-<round>``) and whose data is the whole answer
-(``CaseRecord.completed`` stores ``answer.model_dump()``), refused answers included (they are recorded before
-the check refuses them). That is everything a case run needs to find its way back: a case run re-runs from the
-top and replays every step whose answer it already has as a run input under Prefect's key for that suspend
-(``suspended-<key>-response``), so a new run given those answers before it starts walks through the same
-steps, the same refusals and the same rounds (every side effect keyed, nothing is written twice) and suspends
-at the first step without an answer: the one the lost run waited at.
+(``CaseRecord.completed`` stores ``answer.model_dump()``); a refused answer is a ``step_refused`` event under its
+key carrying the answer (older cases recorded it as completed too). That is everything a case run needs to find
+its way back: a case run re-runs from the top and replays every step whose answer it already has as a run input
+under Prefect's key for that suspend (``suspended-<key>-response``), so a new run given those answers before it
+starts walks through the same steps, the same refusals and the same rounds (every side effect keyed, nothing is
+written twice) and suspends at the first step without an answer: the one the lost run waited at.
 
 For each open case ``recover`` therefore:
 
@@ -92,16 +92,29 @@ class RecoveryReport:
 _ROUND = re.compile(r"-(\d+)$")
 
 
+def key_of_refused(event: CaseEvent, keys_of: dict[str, str]) -> str | None:
+    """The suspend key of a refusal that carries its answer (refusals recorded before answers were kept: none)."""
+    key, step = str(event.data.get("key", "")), event.data.get("step")
+    match = _ROUND.search(key)
+    if "answer" not in event.data or step not in keys_of or match is None or key[: match.start()] != keys_of[step]:
+        return None
+    return key
+
+
 def recorded_answers(session: Any, complaint_id: int) -> dict[str, dict[str, Any]]:
-    """Every completed step's answer by its suspend key, from the case events (oldest first)."""
+    """Every answered step's answer by its suspend key, completed or refused, from the case events (oldest first)."""
     keys_of = {step.name: step.key for step in STEPS.values()}
     answers: dict[str, dict[str, Any]] = {}
     events = session.scalars(
         select(CaseEvent)
-        .where(CaseEvent.complaint_id == complaint_id, CaseEvent.action.in_(list(keys_of)))
+        .where(CaseEvent.complaint_id == complaint_id, CaseEvent.action.in_([*keys_of, "step_refused"]))
         .order_by(CaseEvent.id)
     )
     for event in events:
+        if event.action == "step_refused":
+            if key_of_refused(event, keys_of) is not None:
+                answers[str(event.data["key"])] = dict(event.data["answer"])
+            continue
         key = str(event.data.get("key", ""))
         match = _ROUND.search(key)
         if match is None or key[: match.start()] != keys_of[event.action]:

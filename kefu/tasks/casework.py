@@ -8,7 +8,7 @@ under a key is never recorded again.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -224,10 +224,60 @@ def classify_case(
     return complaint
 
 
-def refuse_step(session: Session, case_no: str, step: str, key: str, reason: str) -> None:
-    """An answer the policy cannot accept (e.g. an override without a reason): recorded, and asked again."""
+# The staff an answer names, by field; the task force's leader must also be an active senior manager.
+STAFF_FIELDS = ("actor_staff_id", "leader_staff_id", "member_staff_ids")
+LEADER_ROLE = {"leader_staff_id": Role.SENIOR_MANAGER}
+
+
+def check_answer_staff(session: Session, answer: Mapping[str, Any]) -> None:
+    """Every staff id a step's answer names must be a known, active staff member (the task force's leader an active
+    senior manager): checked before anything is recorded, by the case flow and by ``kefu step submit`` alike.
+
+    Raises ``StepRejected`` naming the first id that fails (an unknown id would otherwise fail the case run on a
+    foreign key).
+    """
+    for field in STAFF_FIELDS:
+        value = answer.get(field)
+        ids = [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
+        for staff_id in ids:
+            staff = session.get(Staff, staff_id) if isinstance(staff_id, int) else None
+            if staff is None or not staff.active:
+                raise StepRejected(
+                    f"员工编号 {staff_id} 不存在或已停用 / {field}: staff id {staff_id} is unknown or inactive"
+                )
+            role = LEADER_ROLE.get(field)
+            if role is not None and role not in staff.roles:
+                raise StepRejected(
+                    f"员工编号 {staff_id} 不是高级经理 / {field}: staff id {staff_id} is not a senior manager "
+                    f"({role.value})"
+                )
+
+
+def step_outcomes(session: Session, case_no: str, steps: Iterable[str]) -> dict[str, str]:
+    """What the case recorded for each answered key of its ``steps`` (names): ``"refused"`` or ``"completed"``
+    (a refusal wins: a case that recorded both under one key refused that answer)."""
     complaint = get_case(session, case_no)
-    record_event(session, complaint, "step_refused", key, "system", system_clock(), step=step, reason=reason)
+    rows = session.scalars(select(CaseEvent).where(CaseEvent.complaint_id == complaint.id)).all()
+    names = set(steps)
+    outcomes: dict[str, str] = {}
+    for row in rows:
+        key = str(row.data.get("key"))
+        if row.action == "step_refused":
+            outcomes[key] = "refused"
+        elif row.action in names and outcomes.get(key) != "refused":
+            outcomes[key] = "completed"
+    return outcomes
+
+
+def refuse_step(
+    session: Session, case_no: str, step: str, key: str, reason: str, answer: dict[str, Any] | None = None
+) -> None:
+    """An answer the policy cannot accept (e.g. an override without a reason, an unknown staff id): the refusal is
+    recorded with the answer (``kefu recover`` gives it back to a new run, which refuses it again), and the step
+    is asked again."""
+    complaint = get_case(session, case_no)
+    data = {} if answer is None else {"answer": answer}
+    record_event(session, complaint, "step_refused", key, "system", system_clock(), step=step, reason=reason, **data)
 
 
 def meet_milestone(session: Session, complaint: Complaint, milestone: MilestoneId, at: dt.datetime) -> None:
@@ -335,7 +385,7 @@ def waiting_steps(session: Session, case_no: str | None = None) -> list[dict[str
     result = []
     for event, complaint in session.execute(query.order_by(CaseEvent.id)).all():
         step, key = str(event.data["step"]), str(event.data["key"])
-        if key in _event_keys(session, complaint.id, step):
+        if key in _event_keys(session, complaint.id, step) or key in _event_keys(session, complaint.id, "step_refused"):
             continue
         run_id = current_run_id(session, complaint.id) or event.data["flow_run_id"]
         open_deadlines = {

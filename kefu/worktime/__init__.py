@@ -3,6 +3,7 @@ commitments to the customer computed from them."""
 
 from kefu.worktime.calendar import DayNote, Deadline, WorkCalendar, calendar_for, current_calendar
 from kefu.worktime.commitments import Commitment, first_commitment, next_open_commitment
+from kefu.worktime.display import local_time, yes_no
 from kefu.worktime.milestones import MilestonePlan, PlannedMilestone, explain, plan_complaint_milestones
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "current_calendar",
     "explain",
     "first_commitment",
+    "local_time",
     "next_open_commitment",
     "plan_complaint_milestones",
+    "yes_no",
 ]

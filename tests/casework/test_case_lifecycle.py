@@ -45,6 +45,15 @@ def new_case(case_no: str, content: str, *, key_account: bool = False) -> int:
         return agent.id
 
 
+def new_staff(role: Role, *, active: bool = True) -> int:
+    with unit_of_work() as session:
+        person = Staff(name="员工", active=active)
+        person.grant(role)
+        session.add(person)
+        session.flush()
+        return person.id
+
+
 def start_run(case_no: str) -> Any:
     from prefect.deployments import run_deployment
 
@@ -192,7 +201,8 @@ def test_a_major_complaint_forms_a_task_force_before_contacting_the_customer() -
     wait_step(case_no, "task_force")
     with unit_of_work() as session:
         assert [r["step"] for r in waiting_steps(session, case_no)] == ["task_force"]
-    do(case_no, "task_force", actor_staff_id=staff, leader_staff_id=staff, member_staff_ids=[staff])
+    leader = new_staff(Role.SENIOR_MANAGER)
+    do(case_no, "task_force", actor_staff_id=staff, leader_staff_id=leader, member_staff_ids=[staff])
     do(case_no, "first_contact", actor_staff_id=staff, summary="致歉并承诺专人跟进")
     do(case_no, "investigate", actor_staff_id=staff, departments=["安全部"], findings="搬运不规范")
     do(case_no, "propose", actor_staff_id=staff, solution="医疗费用全额承担")

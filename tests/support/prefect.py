@@ -133,11 +133,16 @@ def prefect_server(prefect_server_process: PrefectServer) -> Iterator[str]:
     """The API URL of a Prefect server that lives for the whole test session."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from kefu.settings import get_settings
+
     api_url = prefect_server_process.api_url
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("PREFECT_API_URL", api_url)
+        monkeypatch.setenv("KEFU_PREFECT_API_URL", api_url)  # how Kefu's commands reach it (``kefu step submit``)
+        get_settings.cache_clear()
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             yield api_url
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
