@@ -368,7 +368,6 @@ def main() -> None:
     )
     engine, api = stack.engine, stack.api
     os.environ.update({"KEFU_DATABASE_URL": stack.db_url, "PREFECT_API_URL": api})
-    stack.env["KEFU_PREFECT_API_URL"] = api  # ``kefu worker`` reaches Prefect through Kefu's settings
     me = [sys.executable, str(Path(__file__).resolve())]
     with stack:
         if args.prefect_db == "postgresql":

@@ -52,6 +52,7 @@ class Stack:
             **os.environ,
             "PREFECT_HOME": str(self.scratch / "prefect"),
             "PREFECT_API_URL": self.api,
+            "KEFU_PREFECT_API_URL": self.api,  # Kefu's processes reach Prefect through Kefu's settings only
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "false",
             "KEFU_DATABASE_URL": self.db_url,
