@@ -38,6 +38,16 @@ class CaseRefused(PrefectUnavailable):
     locked" when its own services write at the same moment)."""
 
 
+def case_run_body(case_no: str) -> dict[str, Any]:
+    """What every creator of a case run sends: the run's name, parameters, idempotency key and tags."""
+    return {
+        "name": case_run_name(case_no),
+        "parameters": case_run_parameters(case_no),
+        "idempotency_key": complaint_case_idempotency_key(case_no),
+        "tags": list(CASE_RUN_TAGS),
+    }
+
+
 class PrefectRuns:
     """Creates and finds case flow runs through Prefect's REST API, with retries and backoff."""
 
@@ -104,12 +114,7 @@ class PrefectRuns:
         body = await self._request(
             "POST",
             f"/deployments/{deployment_id}/create_flow_run",
-            {
-                "name": case_run_name(case_no),
-                "parameters": case_run_parameters(case_no),
-                "idempotency_key": complaint_case_idempotency_key(case_no),
-                "tags": list(CASE_RUN_TAGS),
-            },
+            case_run_body(case_no),
         )
         return str(body["id"])
 
@@ -123,15 +128,7 @@ class PrefectRuns:
         body = await self._request(
             "POST",
             f"/deployments/{deployment_id}/create_flow_run/bulk",
-            [
-                {
-                    "name": case_run_name(case_no),
-                    "parameters": case_run_parameters(case_no),
-                    "idempotency_key": complaint_case_idempotency_key(case_no),
-                    "tags": list(CASE_RUN_TAGS),
-                }
-                for case_no in case_nos
-            ],
+            [case_run_body(case_no) for case_no in case_nos],
         )
         results: dict[str, str | BaseException] = {}
         for case_no, result in zip(case_nos, body["results"], strict=True):
@@ -170,13 +167,7 @@ class PrefectRuns:
         body = await self._request(
             "POST",
             f"/deployments/{deployment_id}/create_flow_run",
-            {
-                "name": case_run_name(case_no),
-                "parameters": case_run_parameters(case_no),
-                "idempotency_key": complaint_case_idempotency_key(case_no),
-                "tags": list(CASE_RUN_TAGS),
-                "state": {"type": "PAUSED", "name": "Paused", "message": message},
-            },
+            {**case_run_body(case_no), "state": {"type": "PAUSED", "name": "Paused", "message": message}},
         )
         return str(body["id"])
 

@@ -4,7 +4,6 @@ fresh Prefect database) gets its run back, waiting at the step it waited at; com
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -21,34 +20,13 @@ from kefu.engine.rest import PrefectRuns
 from kefu.intake.dispatcher import reconcile
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.db import default_engine, unit_of_work
-from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Role, Severity
-from kefu.models.people import Customer, Staff
+from kefu.models.enums import ComplaintStatus, Severity
 from kefu.tasks.casework import waiting_steps
-from tests.support.clock import SHANGHAI
+from tests.casework.test_case_lifecycle import new_case
 from tests.support.prefect import prefect_post
 
 pytestmark = pytest.mark.usefixtures("case_worker")
 KEFU = Path(sys.executable).parent / "kefu"
-
-
-def new_case(case_no: str) -> int:
-    with unit_of_work() as session:
-        agent = Staff(name="客服")
-        agent.grant(Role.AGENT)
-        session.add(agent)
-        session.add(
-            Complaint(
-                case_no=case_no,
-                channel=Channel.HOTLINE,
-                received_at=dt.datetime.now(SHANGHAI),
-                severity=Severity.GENERAL,
-                status=ComplaintStatus.REGISTERED,
-                customer=Customer(name="客户", tier=CustomerTier.GENERAL),
-                content="快递晚到两天",
-            )
-        )
-        session.flush()
-        return agent.id
 
 
 def wait_step(case_no: str, step: str, timeout: float = 60) -> dict[str, Any]:
@@ -110,7 +88,7 @@ def test_a_case_whose_prefect_run_was_lost_gets_it_back_waiting_at_the_same_step
     prefect_server: str, case_db_url: str, tmp_path: Path
 ) -> None:
     case_no = "KF-RECOVER-0001"
-    staff = new_case(case_no)
+    staff = new_case(case_no, "快递晚到两天")
 
     async def dispatch() -> None:  # as the intake does it: one run per case under the idempotency key
         async with PrefectRuns(prefect_server) as runs:
@@ -181,7 +159,7 @@ def test_a_run_the_reconciler_recreated_without_answers_is_given_them_and_replay
     ``kefu recover``: that run starts from the top and waits at the first step again. Recover gives it the
     recorded answers and puts it back to run: it replays to the step the case was at."""
     case_no = "KF-RECOVER-0002"
-    staff = new_case(case_no)
+    staff = new_case(case_no, "快递晚到两天")
 
     async def dispatch() -> None:
         async with PrefectRuns(prefect_server) as runs:
@@ -221,7 +199,7 @@ def test_a_recover_interrupted_after_giving_the_answers_is_finished_by_the_next_
     from kefu.intake.recovery import HELD_MESSAGE, recorded_answers
 
     case_no = "KF-RECOVER-0003"
-    staff = new_case(case_no)
+    staff = new_case(case_no, "快递晚到两天")
 
     async def dispatch() -> None:
         async with PrefectRuns(prefect_server) as runs:
