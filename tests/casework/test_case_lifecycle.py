@@ -25,6 +25,18 @@ from tests.support.prefect import prefect_post
 pytestmark = pytest.mark.usefixtures("case_worker")
 
 
+# A general complaint after classification, answered straight through: an accepted first proposal, a satisfied
+# customer.
+GENERAL_CASE_AFTER_CLASSIFY: list[tuple[str, dict[str, Any]]] = [
+    ("first_contact", {"summary": "致歉"}),
+    ("investigate", {"departments": ["运营部"], "findings": "延误"}),
+    ("propose", {"solution": "退运费"}),
+    ("approve", {"accepted": True}),
+    ("resolve", {"summary": "已退"}),
+    ("callback", {"satisfaction": 5}),
+]
+
+
 def new_case(case_no: str, content: str, *, key_account: bool = False) -> int:
     with unit_of_work() as session:
         agent = Staff(name="客服")
@@ -224,17 +236,9 @@ def test_a_worker_killed_in_the_middle_of_a_step_loses_nothing_and_repeats_nothi
     staff = new_case(case_no, "快递晚到两天")
     run = start_run(case_no)
     do(case_no, "classify", actor_staff_id=staff)
-    script: list[tuple[str, dict[str, Any]]] = [
-        ("first_contact", {"summary": "致歉"}),
-        ("investigate", {"departments": ["运营部"], "findings": "延误"}),
-        ("propose", {"solution": "退运费"}),
-        ("approve", {"accepted": True}),
-        ("resolve", {"summary": "已退"}),
-        ("callback", {"satisfaction": 5}),
-    ]
     crashed_mid_execution = 0
     with get_client(sync_client=True) as client:
-        for step, data in script:
+        for step, data in GENERAL_CASE_AFTER_CLASSIFY:
             wait_step(case_no, step)
             submit(case_no, step, {"actor_staff_id": staff, **data})
             if crashed_mid_execution:

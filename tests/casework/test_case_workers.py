@@ -10,7 +10,16 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.casework.test_case_lifecycle import actions, do, new_case, start_run, submit, wait_final, wait_step
+from tests.casework.test_case_lifecycle import (
+    GENERAL_CASE_AFTER_CLASSIFY,
+    actions,
+    do,
+    new_case,
+    start_run,
+    submit,
+    wait_final,
+    wait_step,
+)
 from tests.support.prefect import WorkerProcess
 
 pytestmark = pytest.mark.usefixtures("case_worker")
@@ -54,17 +63,9 @@ def test_two_workers_share_the_pool_and_a_kill_9_of_the_one_executing_a_case_rep
     try:
         run = start_run(case_no)
         do(case_no, "classify", actor_staff_id=staff)
-        script: list[tuple[str, dict[str, Any]]] = [
-            ("first_contact", {"summary": "致歉"}),
-            ("investigate", {"departments": ["运营部"], "findings": "延误"}),
-            ("propose", {"solution": "退运费"}),
-            ("approve", {"accepted": True}),
-            ("resolve", {"summary": "已退"}),
-            ("callback", {"satisfaction": 5}),
-        ]
         killed: list[WorkerProcess] = []
         with get_client(sync_client=True) as client:
-            for step, data in script:
+            for step, data in GENERAL_CASE_AFTER_CLASSIFY:
                 wait_step(case_no, step, timeout=90)
                 submit(case_no, step, {"actor_staff_id": staff, **data})
                 deadline = time.monotonic() + 10

@@ -84,6 +84,12 @@ def kefu_recover(case_no: str, api: str, db_url: str, home: Path) -> subprocess.
     )
 
 
+async def reconcile_now(prefect_server: str) -> None:
+    """What ``kefu up``'s dispatcher does periodically: create the case runs Prefect is missing."""
+    async with PrefectRuns(prefect_server) as runs:
+        await reconcile(default_engine(), runs)
+
+
 def test_a_case_whose_prefect_run_was_lost_gets_it_back_waiting_at_the_same_step_and_then_closes(
     prefect_server: str, case_db_url: str, tmp_path: Path
 ) -> None:
@@ -94,7 +100,7 @@ def test_a_case_whose_prefect_run_was_lost_gets_it_back_waiting_at_the_same_step
         async with PrefectRuns(prefect_server) as runs:
             await reconcile(default_engine(), runs)
 
-    asyncio.run(dispatch())
+    asyncio.run(reconcile_now(prefect_server))
     [lost_run] = case_runs(case_no)
     wait_step(case_no, "classify")
     wait_suspended_at(prefect_server, lost_run, "classify-0")
@@ -161,11 +167,7 @@ def test_a_run_the_reconciler_recreated_without_answers_is_given_them_and_replay
     case_no = "KF-RECOVER-0002"
     staff = new_case(case_no, "快递晚到两天")
 
-    async def dispatch() -> None:
-        async with PrefectRuns(prefect_server) as runs:
-            await reconcile(default_engine(), runs)
-
-    asyncio.run(dispatch())
+    asyncio.run(reconcile_now(prefect_server))
     [lost_run] = case_runs(case_no)
     do(case_no, "classify", actor_staff_id=staff)
     do(case_no, "first_contact", actor_staff_id=staff, summary="致歉并承诺")
@@ -173,7 +175,8 @@ def test_a_run_the_reconciler_recreated_without_answers_is_given_them_and_replay
     wait_suspended_at(prefect_server, lost_run, "investigate-0")
     assert httpx.delete(f"{prefect_server}/flow_runs/{lost_run}", timeout=10).status_code == 204
 
-    asyncio.run(dispatch())  # the dispatcher's reconcile: the recorded run is missing, a new one is created
+    # the dispatcher's reconcile: the recorded run is missing, a new one is created
+    asyncio.run(reconcile_now(prefect_server))
     [rerun] = case_runs(case_no)
     wait_suspended_at(prefect_server, rerun, "classify-0")  # from the top, without answers
 
@@ -201,11 +204,7 @@ def test_a_recover_interrupted_after_giving_the_answers_is_finished_by_the_next_
     case_no = "KF-RECOVER-0003"
     staff = new_case(case_no, "快递晚到两天")
 
-    async def dispatch() -> None:
-        async with PrefectRuns(prefect_server) as runs:
-            await reconcile(default_engine(), runs)
-
-    asyncio.run(dispatch())
+    asyncio.run(reconcile_now(prefect_server))
     [lost_run] = case_runs(case_no)
     do(case_no, "classify", actor_staff_id=staff)
     wait_suspended_at(prefect_server, lost_run, "first-contact-0")
