@@ -74,6 +74,7 @@ def _broken(path: list[str | int], value: object) -> str:
         (["backups", "schedule"], "every night", "backups.schedule", "not a cron expression"),
         (["backups", "keep_at_least"], 0, "backups.keep_at_least", "greater than or equal to 1"),
         (["backups", "keep_days"], "a month", "backups.keep_days", "valid integer"),
+        (["letters", "signature"], "客户 服务部", "letters.signature", "without spaces"),
         (
             ["complaints", "severities", "general", "milestones", 0, "customer_wording"],
             None,

@@ -63,8 +63,12 @@ class ComplaintIn(BaseModel):
 
 class CommitmentOut(BaseModel):
     milestone: str
-    name: str
+    name: str = Field(description="The milestone's internal name in the policy, for staff; not for customers")
     due_at: dt.datetime
+    promise: str = Field(
+        description="The promise as the customer reads it, from the policy's customer wording, with the due time "
+        "in 北京时间 to the minute — what a channel tells the customer"
+    )
 
 
 class ComplaintOut(BaseModel):
@@ -107,7 +111,10 @@ def complaint_out(complaint: Registration, commitment: Commitment | None) -> dic
         urgent=complaint.urgent,
         received_at=complaint.received_at,
         next_commitment=CommitmentOut(
-            milestone=commitment.milestone.value, name=commitment.name, due_at=commitment.due_at
+            milestone=commitment.milestone.value,
+            name=commitment.name,
+            due_at=commitment.due_at,
+            promise=commitment.in_words(),
         )
         if commitment
         else None,

@@ -33,11 +33,6 @@ class IntakeUnavailable(Exception):
     """Nothing was stored: intake is shutting down or its database cannot take the complaint right now."""
 
 
-def local_time(moment: dt.datetime, tz: ZoneInfo) -> str:
-    """A time as customers read it on the pages: '2026-11-24 10:00', local time in the policy's time zone."""
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
-
 class FrontDoor:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine

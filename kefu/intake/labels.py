@@ -1,6 +1,7 @@
 """zh-CN display names the customers and staff read: case statuses, intake channels and form fields.
 
-One place for the words, so the form, its error messages, the status page, the API's ``status_label`` and
+Statuses are written from the customer's side (the status page and the gateways' ``status_label`` show them
+to customers). One place for the words, so the form, its error messages, the status page, the API's ``status_label`` and
 the communication records all say the same thing.
 """
 
@@ -10,12 +11,12 @@ from kefu.models.enums import Channel, ComplaintStatus
 
 STATUS_ZH = {
     ComplaintStatus.REGISTERED: "已受理",
-    ComplaintStatus.CLASSIFIED: "已分级，待联系",
-    ComplaintStatus.INVESTIGATING: "调查处理中",
-    ComplaintStatus.PROPOSING: "正在制定解决方案",
+    ComplaintStatus.CLASSIFIED: "已受理，专人跟进中",
+    ComplaintStatus.INVESTIGATING: "正在调查核实",
+    ComplaintStatus.PROPOSING: "正在为您制定解决方案",
     ComplaintStatus.AWAITING_APPROVAL: "解决方案待您确认",
-    ComplaintStatus.RESOLVING: "按方案处理中",
-    ComplaintStatus.RESOLVED: "已处理完成，待回访",
+    ComplaintStatus.RESOLVING: "正在按您确认的方案处理",
+    ComplaintStatus.RESOLVED: "已处理完毕，我们将回访您的意见",
     ComplaintStatus.CLOSED: "已结案",
 }
 CHANNEL_ZH = {

@@ -1,7 +1,9 @@
 """The customers' HTML pages: the complaint form (no JavaScript needed) with its confirmation, and the status page.
 
 zh-CN, autoescaped. The confirmation shows the case number and the first time the policy promises the
-customer, in the milestone's customer wording from the policy. The status page answers the same for "no such
+customer, the status page the next one — both in the milestone's customer wording from the policy (never
+the milestone's internal name), with times as customers read them (``customer_time``: 北京时间, to the
+minute). The status page answers the same for "no such
 case" and "wrong digits", and is rate limited per client.
 """
 
@@ -20,7 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 
-from kefu.intake.frontdoor import UNAVAILABLE_ZH, FrontDoor, IntakeUnavailable, local_time
+from kefu.intake.frontdoor import UNAVAILABLE_ZH, FrontDoor, IntakeUnavailable
 from kefu.intake.labels import FIELD_LABELS
 from kefu.intake.service import IdempotencyKeyReused
 from kefu.intake.status import CaseStatus, case_status_for_customer
@@ -34,6 +36,7 @@ from kefu.intake.validation import (
 )
 from kefu.models.db import unit_of_work
 from kefu.models.enums import Channel
+from kefu.worktime import customer_time
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_FORM_BODY = 32 * 1024
@@ -121,9 +124,9 @@ def pages_router(
         return page(
             "confirmation.html",
             case_no=complaint.case_no,
-            received_at=local_time(complaint.received_at, tz),
+            received_at=customer_time(complaint.received_at, tz),
             commitment=commitment,
-            commitment_at=local_time(commitment.due_at, tz) if commitment else "",
+            commitment_at=customer_time(commitment.due_at, tz) if commitment else "",
             promise_before=before,
             promise_after=after,
             urgent=complaint.urgent,
@@ -163,12 +166,14 @@ def pages_router(
         if result is None:
             return status_page(200, message=NOT_FOUND_ZH, case_no=shown_case_no)
         upcoming = result.next_commitment
+        before, after = upcoming.promise() if upcoming else ("", "")
         return status_page(
             result=result,
             case_no=case_no,
-            received_at=local_time(result.received_at, calendar.tz),
-            next_name=upcoming.name if upcoming else "",
-            next_at=local_time(upcoming.due_at, calendar.tz) if upcoming else "",
+            received_at=customer_time(result.received_at, calendar.tz),
+            next_at=customer_time(upcoming.due_at, calendar.tz) if upcoming else "",
+            promise_before=before,  # the policy's customer wording around the due time, never the milestone's name
+            promise_after=after,
         )
 
     return router

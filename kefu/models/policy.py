@@ -434,6 +434,26 @@ class BackupPolicy(BaseModel):
         return value
 
 
+class LetterPolicy(BaseModel):
+    """How a mail to a customer is signed (落款): '此致／敬礼', then this signature and the date."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    signature: str = Field(
+        default="客户服务部",
+        min_length=1,
+        max_length=40,
+        description="The sender under every letter to a customer, e.g. '某某物流客户服务部'.",
+    )
+
+    @field_validator("signature")
+    @classmethod
+    def _one_line_no_spaces(cls, value: str) -> str:
+        if not value.strip() or any(ch.isspace() for ch in value):
+            raise ValueError(f"signature '{value}' must be one word without spaces, e.g. '某某物流客户服务部'")
+        return value
+
+
 def _weights_sum_to_one(weights: dict[str, float], what: str) -> dict[str, float]:
     if any(w < 0 for w in weights.values()):
         raise ValueError(f"{what} weights cannot be negative")
@@ -475,6 +495,7 @@ class Policy(BaseModel):
     surveys: SurveyPolicy
     staff_assessment: StaffAssessmentPolicy
     backups: BackupPolicy
+    letters: LetterPolicy = Field(default_factory=LetterPolicy)
 
     @field_validator("timezone")
     @classmethod

@@ -10,7 +10,8 @@ Public API (stable):
 ``enqueue(session, message_type, *, recipient_email, context, complaint_id=None, urgent=False,
 agreed_time=None, dedupe_key=None, now=None) -> OutboxMessage``
     Renders and lints at once. A message with lint findings (seed 002 §五 forbidden phrases, rude
-    patterns, missing polite forms in customer messages, a missing required element) is not queued:
+    patterns, missing polite forms in customer messages, a missing required element, spaces between
+    Chinese characters, a closing that does not fit a letter — in the text or the HTML part) is not queued:
     nothing is written and :class:`MessageRejected` is raised, its ``reasons`` the findings in words,
     for the caller to record where it keeps its own history before it goes on. Otherwise an
     ``OutboxMessage`` row is added (flushed, never committed) with ``not_before``: now for internal or

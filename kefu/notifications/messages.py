@@ -10,10 +10,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
+from markupsafe import Markup, escape
 
-from kefu.models.policy import current_policy
-from kefu.notifications.lint import Category, Finding, lint_text
+from kefu.models.base import utcnow
+from kefu.models.policy import DUE_PLACEHOLDER, current_policy
+from kefu.notifications.lint import Category, Finding, html_text, lint_text
 from kefu.notifications.pii import mask_pii
+from kefu.worktime.display import customer_date, customer_time
 
 
 class MessageType(StrEnum):
@@ -81,51 +84,87 @@ class Rendered:
 
 
 def zh_time(value: dt.datetime | str, tz: ZoneInfo) -> str:
+    """A time as a message writes it: ``2026年12月2日 10:00（北京时间）`` (``customer_time``)."""
     if isinstance(value, str):
         return value
     if value.tzinfo is None:
         raise MessageContextError(f"naive datetime {value!r} in a message context")
-    local = value.astimezone(tz)
-    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+    return customer_time(value, tz)
+
+
+# A promise to the customer when the caller has none of the policy's customer wordings at hand.
+DEFAULT_PROMISE = "我们将在" + DUE_PLACEHOLDER + "之前与您联系"
+
+
+def _promise(wording: str, due: str) -> str:
+    """The policy's customer wording (``我们将在{due}之前与您联系``) with the due time in place.
+
+    Markup in (HTML part), Markup out."""
+    before, _, after = wording.partition(DUE_PLACEHOLDER)
+    return before + due + after
 
 
 class Renderer:
-    """Renders and lints messages; the jinja environments are built once."""
+    """Renders and lints messages; the jinja environments are built once.
 
-    def __init__(self, tz: ZoneInfo | str | None = None, loader: Any = None) -> None:
-        """``tz``: where times are written in messages; by default the time zone of the policy in force."""
-        if tz is None:
-            tz = current_policy().timezone
+    Besides the caller's context, every template gets ``signature`` (the policy's ``letters.signature``) and
+    ``letter_date`` (the day the message is written, ``render(..., now=...)``, in the renderer's time zone)."""
+
+    def __init__(self, tz: ZoneInfo | str | None = None, loader: Any = None, signature: str | None = None) -> None:
+        """``tz``: where times are written in messages; ``signature``: who signs letters to customers; by default
+        both from the policy in force."""
+        if tz is None or signature is None:
+            policy = current_policy()
+            tz = policy.timezone if tz is None else tz
+            signature = policy.letters.signature if signature is None else signature
         self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+        self.signature = signature
         loader = loader or PackageLoader("kefu.notifications", "templates")
         self.text_env = Environment(loader=loader, undefined=StrictUndefined, autoescape=False)  # noqa: S701 (plain-text part)
         self.html_env = Environment(loader=loader, undefined=StrictUndefined, autoescape=True)
         for env in (self.text_env, self.html_env):
             env.filters["zh_time"] = lambda v: zh_time(v, self.tz)
+            env.globals["DEFAULT_PROMISE"] = DEFAULT_PROMISE
+        self.text_env.filters["promise"] = lambda wording, due: _promise(wording, zh_time(due, self.tz))
+        self.html_env.filters["promise"] = lambda wording, due: _promise(
+            escape(wording), Markup("<strong>%s</strong>") % zh_time(due, self.tz)
+        )
 
-    def render(self, message_type: MessageType, context: Mapping[str, Any]) -> Rendered:
+    def render(
+        self, message_type: MessageType, context: Mapping[str, Any], *, now: dt.datetime | None = None
+    ) -> Rendered:
+        """Render both parts and lint them as their readers see them: the plain text, and the HTML part's text
+        (a finding only the HTML part has says so). ``now``: the day the letter is dated (default: now)."""
         message_type = MessageType(message_type)
         spec = SPECS[message_type]
         missing = [k for k in spec.required if context.get(k) in (None, "")]
         if missing:
             raise MessageContextError(f"{message_type.value}: context lacks {', '.join(missing)}")
+        values = {"signature": self.signature, "letter_date": customer_date(now or utcnow(), self.tz), **context}
         try:
             text_tmpl = self.text_env.get_template(f"{message_type.value}.txt.j2")
-            full = text_tmpl.render(context)
-            html = self.html_env.get_template(f"{message_type.value}.html.j2").render(context)
+            full = text_tmpl.render(values)
+            html = self.html_env.get_template(f"{message_type.value}.html.j2").render(values)
         except UndefinedError as exc:
             raise MessageContextError(f"{message_type.value}: {exc.message}") from exc
         subject, _, text = full.strip().partition("\n")
         text = text.strip() + "\n"
         if spec.internal:
             subject, text, html = mask_pii(subject), mask_pii(text), mask_pii(html)
-        findings = lint_text(subject + "\n" + text, customer_facing=not spec.internal)
+        customer = not spec.internal
+        findings = lint_text(subject + "\n" + text, customer_facing=customer, letter=customer)
+        html_as_read = html_text(html)
+        for finding in lint_text(html_as_read, customer_facing=customer, letter=customer):
+            if finding not in findings:
+                findings.append(Finding(finding.category, f"{finding.detail}（HTML版）"))
         for key in spec.required:
             shown = zh_time(context[key], self.tz) if isinstance(context[key], dt.datetime) else str(context[key])
             if spec.internal:
                 shown = mask_pii(shown)
             if shown not in text and shown not in subject:
                 findings.append(Finding(Category.MISSING_ELEMENT, key))
+            elif shown not in html_as_read and escape(shown) not in html:  # a link's address is in its href
+                findings.append(Finding(Category.MISSING_ELEMENT, f"{key}（HTML版）"))
         return Rendered(message_type, spec.internal, subject.strip(), text, html, findings)
 
 

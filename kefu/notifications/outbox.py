@@ -37,13 +37,14 @@ def default_calendar() -> WorkCalendar:
 
 
 def default_renderer() -> Renderer:
-    """A renderer writing times in the time zone of the policy in force."""
-    return _renderer(current_policy().timezone)
+    """A renderer writing times in the time zone of the policy in force, signing with its signature."""
+    policy = current_policy()
+    return _renderer(policy.timezone, policy.letters.signature)
 
 
 @lru_cache(maxsize=4)
-def _renderer(timezone: str) -> Renderer:
-    return Renderer(timezone)
+def _renderer(timezone: str, signature: str) -> Renderer:
+    return Renderer(timezone, signature=signature)
 
 
 def send_time(
@@ -93,7 +94,8 @@ def enqueue(
         if existing is not None:
             return existing
     now = now or utcnow()
-    rendered = (renderer or default_renderer()).render(message_type, context)
+    not_before = send_time(message_type, now, urgent=urgent, agreed_time=agreed_time, calendar=calendar)
+    rendered = (renderer or default_renderer()).render(message_type, context, now=not_before)  # dated as sent
     if not rendered.ok:
         raise MessageRejected(rendered)
     row = OutboxMessage(
@@ -107,7 +109,7 @@ def enqueue(
         message_id=new_message_id(),
         dedupe_key=dedupe_key,
         status="queued",
-        not_before=send_time(message_type, now, urgent=urgent, agreed_time=agreed_time, calendar=calendar),
+        not_before=not_before,
         attempts=0,
         created_at=now,
     )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from kefu.models.complaints import CaseEvent
 from kefu.models.policy import MilestoneId, current_policy
 from kefu.notifications import MessageRejected, MessageType, enqueue
+from kefu.worktime import next_open_commitment
 
 if TYPE_CHECKING:
     from kefu.models.complaints import Complaint, Milestone
@@ -181,9 +182,12 @@ def _to_customer(
 
 
 def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime) -> str:
-    """The customer hears the case number, who follows it and when we will be in touch (seed 003 §3.1)."""
-    row = _milestone(complaint, None)
-    if row is None or row.due_at is None:
+    """The customer hears the case number, who follows it and what we promise next, by when (seed 003 §3.1):
+    the earliest open customer-facing milestone in the policy's customer wording — never an internal step's
+    time (a report to a supervisor, the task force)."""
+    open_rows = ((m.milestone, m.due_at) for m in complaint.milestones if m.met_at is None and m.due_at is not None)
+    commitment = next_open_commitment(current_policy(), complaint.severity, open_rows)
+    if commitment is None:
         return "no_open_milestone"
     return _to_customer(
         session,
@@ -192,7 +196,8 @@ def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime
         dedupe="ack",
         at=at,
         urgent=complaint.urgent,
-        next_contact_at=row.due_at,
+        next_contact_at=commitment.due_at,
+        promise_wording=commitment.wording,
     )
 
 

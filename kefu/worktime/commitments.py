@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from kefu.models.policy import DUE_PLACEHOLDER, MilestoneId, Policy, Severity
 from kefu.worktime.calendar import WorkCalendar
+from kefu.worktime.display import customer_time
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class Commitment:
         """The customer's wording around the due time: the words before it and the words after it."""
         before, _, after = self.wording.partition(DUE_PLACEHOLDER)
         return before, after
+
+    def in_words(self, tz: ZoneInfo | str | None = None) -> str:
+        """The promise as the customer reads it, e.g. ``我们将在2026年12月2日 10:00（北京时间）之前与您联系``:
+        the policy's customer wording with the due time written for a customer (``customer_time``)."""
+        return self.wording.replace(DUE_PLACEHOLDER, customer_time(self.due_at, tz))
 
 
 def first_commitment(

@@ -1,7 +1,10 @@
 """How people read times: in the policy's time zone (Shanghai), to the minute, with the offset.
 
 ``2026-12-02T02:13:07+00:00`` is what the database holds; ``2026-12-02 10:13 +08:00`` is what the CLI, the run
-summaries and the pages show. One helper, so every place a person reads a time shows it the same way.
+summaries and the pages staff read show. One helper, so every place a person reads a time shows it the same way.
+
+Customers read the same moment the way a letter writes it: ``2026年12月2日 10:00（北京时间）`` (``customer_time``),
+on the status page, the confirmation page and in every mail.
 """
 
 from __future__ import annotations
@@ -25,6 +28,38 @@ def local_time(value: dt.datetime | None, tz: ZoneInfo | str | None = None) -> s
     local = aware.astimezone(zone)
     offset = local.strftime("%z")  # +0800
     return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
+
+
+_BEIJING = dt.timedelta(hours=8)
+
+
+def _zone(tz: ZoneInfo | str | None) -> ZoneInfo:
+    return ZoneInfo(tz) if isinstance(tz, str) else tz or ZoneInfo(current_policy().timezone)
+
+
+def customer_date(value: dt.datetime, tz: ZoneInfo | str | None = None) -> str:
+    """The date of ``value`` in ``tz`` (default: the policy's time zone) as a letter writes it: ``2026年12月1日``.
+
+    A naive ``value`` is taken as UTC (how Kefu stores times)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    local = aware.astimezone(_zone(tz))
+    return f"{local.year}年{local.month}月{local.day}日"
+
+
+def customer_time(value: dt.datetime, tz: ZoneInfo | str | None = None) -> str:
+    """``value`` as a customer reads it, to the minute, with its zone in words:
+    ``2026年12月2日 10:00（北京时间）`` — UTC+8, Shanghai's offset, is 北京时间 to a Chinese reader; another
+    zone is named by its offset (``（UTC+09:00）``). A naive ``value`` is taken as UTC."""
+    zone = _zone(tz)
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    local = aware.astimezone(zone)
+    offset = local.utcoffset()
+    if offset == _BEIJING:
+        label = "北京时间"
+    else:
+        sign = local.strftime("%z")
+        label = f"UTC{sign[:3]}:{sign[3:]}"
+    return f"{customer_date(local, zone)} {local:%H:%M}（{label}）"
 
 
 def yes_no(value: bool) -> str:

@@ -83,6 +83,21 @@ def test_registration_acknowledges_the_customer_once_with_case_number_and_first_
     assert "2026年11月3日 10:00" in ack.body_text  # first contact: 24 hours after receipt
 
 
+def test_a_major_complaints_acknowledgement_promises_the_policys_customer_step_not_the_internal_one(
+    db: Session, policy: Policy, calendar: WorkCalendar, staff: dict[str, Staff]
+) -> None:
+    complaint = new_complaint(db, "KF-MAIL-0009", "快递员搬运时砸伤了我的脚")
+    complaint.severity = Severity.MAJOR
+    db.commit()
+    register_case(db, complaint.case_no, policy, calendar, owner_id=staff["owner"].id, now=at(2, 10))
+    db.commit()
+    [ack] = mails(db, complaint)
+    # the task force (internal) is due at 11:00; what the customer is promised is contact within 6 hours
+    assert "我们将在2026年11月2日 16:00（北京时间）之前与您联系" in ack.body_text
+    assert "11:00" not in ack.body_text and "专项处理小组" not in ack.body_text
+    assert ack.body_text.startswith("尊敬的陈先生：") and "此致\n敬礼！" in ack.body_text
+
+
 def test_breach_mails_the_supervisor_then_the_senior_manager_once_each_with_the_phone_masked(
     db: Session, policy: Policy, calendar: WorkCalendar, staff: dict[str, Staff]
 ) -> None:

@@ -35,6 +35,7 @@ async def test_a_gateway_registers_a_complaint_with_its_receipt_time_and_first_c
     assert body["severity"] == "general"
     assert body["next_commitment"]["milestone"] == "first_contact"
     assert body["next_commitment"]["due_at"] == "2026-11-24T10:00:00+08:00"  # 24 h after receipt
+    assert body["next_commitment"]["promise"] == "我们将在2026年11月24日 10:00（北京时间）之前与您联系"
     assert response.headers["location"] == "/api/v1/complaints/KF20261123-00001"
     assert "13800138000" not in response.text and "张三" not in response.text
     with Session(engine) as session:

@@ -56,7 +56,7 @@ async def test_submitting_the_form_shows_the_case_number_and_first_committed_tim
     response = await client.post("/", data={**FORM, "form_key": key})
     assert response.status_code == 200
     assert case_no(response.text) == "KF20261123-00001"
-    assert "2026-11-24 10:00" in response.text and "与您联系" in response.text  # first contact within 24 h
+    assert "我们将在<strong>2026年11月24日 10:00（北京时间）</strong>之前与您联系" in response.text  # within 24 h
     with Session(engine) as session:
         complaint = session.scalars(select(Complaint)).one()
         assert complaint.channel.value == "web" and complaint.urgent is False
@@ -77,7 +77,7 @@ async def test_an_urgent_complaint_is_registered_as_urgent_with_the_tighter_comm
     key = form_key((await client.get("/")).text)
     response = await client.post("/", data={**FORM, "urgent": "on", "form_key": key})
     assert "已按紧急投诉登记" in response.text
-    assert "2026-11-25 10:00" in response.text  # important: progress and preliminary solution within 48 h
+    assert "2026年11月25日 10:00（北京时间）" in response.text  # important: progress and preliminary solution in 48 h
 
 
 async def test_mistakes_are_explained_next_to_the_fields_and_the_input_is_kept(
@@ -113,7 +113,10 @@ async def test_status_lookup_shows_status_and_next_commitment_but_no_personal_da
     number = created.json()["case_no"]
     page = await client.post("/status", data={"case_no": number, "phone_last4": "8000"})
     assert page.status_code == 200
-    assert "已受理" in page.text and "与客户取得联系" in page.text and "2026-11-24 10:00" in page.text
+    assert "已受理" in page.text and "受理时间：2026年11月23日 10:00（北京时间）" in page.text
+    # the next step in the customer's words from the policy, not the milestone's name (与客户取得联系)
+    assert "接下来：我们将在<strong>2026年11月24日 10:00（北京时间）</strong>之前与您联系。" in page.text
+    assert "与客户取得联系" not in page.text
     for personal in ["张三", "13800138000", "zhang.san", "中关村", "SF1234567890", "杯子"]:
         assert personal not in page.text
 

@@ -42,12 +42,13 @@ async def test_the_confirmation_promises_in_the_policys_words_on_the_policys_cal
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
         first = await submit(http)
         # 10:00–12:00 and 15:00–17:00: four working hours
-        assert "<strong>2026-11-23 17:00</strong> 前我们会给您回电话。" in first.text
+        assert "<strong>2026年11月23日 17:00（北京时间）</strong>前我们会给您回电话。" in first.text
         assert "与客户取得联系" not in first.text  # never the milestone's internal name
 
         edit_policy(policy_file, '"15:00-18:00"', '"14:00-18:00"')
         second = await submit(http, phone="13700137001")
-        assert "<strong>2026-11-23 16:00</strong> 前我们会给您回电话。" in second.text  # the new calendar
+        # the new calendar
+        assert "<strong>2026年11月23日 16:00（北京时间）</strong>前我们会给您回电话。" in second.text
 
 
 async def test_case_numbers_and_times_on_the_pages_are_in_the_policys_time_zone(
@@ -59,8 +60,8 @@ async def test_case_numbers_and_times_on_the_pages_are_in_the_policys_time_zone(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
         page = await submit(http)
     assert case_no(page.text) == "KF20261124-00001"
-    assert "受理时间：2026-11-24 00:30" in page.text
-    assert "<strong>2026-11-25 00:30</strong>" in page.text  # first contact within 24 h, Tokyo time
+    assert "受理时间：2026年11月24日 00:30（UTC+09:00）" in page.text
+    assert "<strong>2026年11月25日 00:30（UTC+09:00）</strong>" in page.text  # first contact within 24 h, Tokyo time
 
 
 async def test_the_embedded_default_shows_the_mails_of_its_own_sink_at_outbox(tmp_path: Path, engine: Engine) -> None:

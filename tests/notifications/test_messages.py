@@ -41,8 +41,8 @@ def test_customer_acknowledgement_names_case_owner_and_committed_time() -> None:
     rendered = Renderer().render(MessageType.COMPLAINT_ACKNOWLEDGEMENT, CONTEXTS[MessageType.COMPLAINT_ACKNOWLEDGEMENT])
     assert "TS-20261123-0001" in rendered.subject
     assert "李客服" in rendered.text
-    assert "2026年11月24日 18:00" in rendered.text
-    assert "您好" in rendered.text and "谢谢" in rendered.text
+    assert "2026年11月24日 18:00（北京时间）" in rendered.text
+    assert "您好" in rendered.text and "感谢" in rendered.text
 
 
 def test_solution_proposal_tells_how_to_accept_and_reject() -> None:
