@@ -1,6 +1,7 @@
 """Complaint cases through the engine: complete cases per minute with scripted step inputs.
 
-Starts for real in a scratch directory: a SQLite system of record, a SQLite Prefect server and a Kefu
+Starts for real in a scratch directory: the system of record and a Prefect server on the embedded
+PostgreSQL ``make up`` uses (``--prefect-db`` / ``--kefu-db``: the external PostgreSQL or SQLite instead), and a Kefu
 worker (``kefu worker``: runs executed in its threads) on the work pool of ``complaint-case`` and
 two bare baseline flows. Then, in one run:
 
@@ -20,6 +21,7 @@ their forms are the real flow's (``kefu.flows.complaint_case``); the scripted an
 same validation as ``kefu step submit``.
 
     .venv/bin/python bench/case_engine.py [--cases 60] [--concurrency 12] [--workers 4]
+    .venv/bin/python bench/case_engine.py --compare   # the default against the external PostgreSQL, with ratios
 """
 
 from __future__ import annotations
@@ -337,6 +339,37 @@ def where_time_goes(client: Any, run_ids: list[str]) -> dict[str, Any]:
     }
 
 
+def compare(args: argparse.Namespace) -> None:
+    """The default against the external PostgreSQL, one after the other in this invocation (these machines
+    vary about 2x from day to day: the ratio is the figure, not the rates)."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    common = [
+        *("--cases", str(args.cases), "--concurrency", str(args.concurrency), "--workers", str(args.workers)),
+        *("--poll-seconds", str(args.poll_seconds), "--bare", str(args.bare), "--spawn", str(args.spawn)),
+    ]
+    runs: dict[str, Any] = {}
+    for kind in ("embedded", "postgresql"):
+        print(f"== {kind} ==", file=sys.stderr)
+        done = subprocess.run([*me, *common, "--prefect-db", kind], stdout=subprocess.PIPE, check=True)
+        runs[kind] = json.loads(done.stdout)
+    default, external = runs["embedded"]["cases"], runs["postgresql"]["cases"]
+    steps = default["engine_s_per_step"]
+    rate_ratio = default["cases_per_s_sustained"] / external["cases_per_s_sustained"]
+    result = {
+        "default_embedded_postgresql": runs["embedded"],
+        "external_postgresql": runs["postgresql"],
+        "ratios": {
+            "default_vs_external_case_rate": round(rate_ratio, 3),
+            "default_step_p99_vs_p50": round(steps["p99"] / steps["p50"], 2),
+            "default_vs_bare": runs["embedded"]["ratios"]["case_execution_rate_vs_bare"],
+            "external_vs_bare": runs["postgresql"]["ratios"]["case_execution_rate_vs_bare"],
+        },
+        "goal_rate_at_least_0_9_of_external": rate_ratio >= 0.9,
+        "goal_p99_at_most_3x_p50": steps["p99"] <= 3 * steps["p50"],
+    }
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=60)
@@ -347,9 +380,21 @@ def main() -> None:
     parser.add_argument("--spawn", type=int, default=6)
     parser.add_argument(
         "--prefect-db",
-        choices=["sqlite", "postgresql"],
-        default="sqlite",
-        help="the Prefect server's database: the embedded SQLite default, or a fresh PostgreSQL database",
+        choices=["sqlite", "postgresql", "embedded"],
+        default="embedded",
+        help="the Prefect server's database: the embedded PostgreSQL of `make up` (default), a fresh database on "
+        "the external PostgreSQL, or the Prefect server's own SQLite",
+    )
+    parser.add_argument(
+        "--kefu-db",
+        choices=["sqlite", "postgresql", "embedded"],
+        help="Kefu's database (default: the same kind as --prefect-db)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the bench on the default (embedded PostgreSQL for both) and then on the external PostgreSQL, "
+        "one after the other, and print both with their ratios",
     )
     parser.add_argument("--serve", choices=["in-process", "spawning"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -357,12 +402,16 @@ def main() -> None:
         return serve_in_process()
     if args.serve == "spawning":
         return serve_spawning()
+    if args.compare:
+        return compare(args)
+    kefu_db = args.kefu_db or args.prefect_db
 
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     stack = Stack(
         "kefu-bench-case-",
+        kefu_db=kefu_db,
         KEFU_WORKER_LIMIT=str(args.workers),
         KEFU_WORKER_POLL_SECONDS=str(args.poll_seconds),
     )
@@ -372,6 +421,8 @@ def main() -> None:
     with stack:
         if args.prefect_db == "postgresql":
             stack.prefect_on_postgresql("kefu_bench_prefect")
+        elif args.prefect_db == "embedded":
+            stack.prefect_on_embedded()
         server = stack.start_prefect_server()
         with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
             runner = stack.start("worker", [*me, "--serve", "in-process"])
@@ -403,7 +454,12 @@ def main() -> None:
         case_executions_per_s = cases["cases_per_s_sustained"] * executions_per_case
         result = {
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-            "settings": {"workers": args.workers, "poll_seconds": args.poll_seconds, "prefect_db": args.prefect_db},
+            "settings": {
+                "workers": args.workers,
+                "poll_seconds": args.poll_seconds,
+                "prefect_db": args.prefect_db,
+                "kefu_db": kefu_db,
+            },
             "cases": cases,
             "where_the_time_goes": breakdown,
             "cpu_seconds_during_cases": cpu,

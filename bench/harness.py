@@ -38,12 +38,16 @@ class Stack:
     benchmark shares (Prefect home and API under the scratch directory), and the processes it starts: on leaving
     the ``with`` block they are stopped newest first (SIGTERM, then SIGKILL) and the logs' place is printed."""
 
-    def __init__(self, prefix: str, **env: str) -> None:
+    def __init__(self, prefix: str, *, kefu_db: str = "sqlite", **env: str) -> None:
+        """``kefu_db``: where Kefu's system of record lives — ``sqlite`` (a file in the scratch directory),
+        ``postgresql`` (a fresh database on the test PostgreSQL, dropped at the end) or ``embedded`` (the
+        embedded PostgreSQL ``make up`` uses, its data in the scratch directory, stopped at the end)."""
         from kefu.models.db import make_engine
         from kefu.models.migrate import upgrade
 
         self.scratch = Path(tempfile.mkdtemp(prefix=prefix))
-        self.db_url = f"sqlite:///{self.scratch / 'kefu.db'}"
+        self.cleanup = contextlib.ExitStack()
+        self.db_url = self._kefu_database(kefu_db)
         self.engine = make_engine(self.db_url)
         upgrade(self.engine)
         self.prefect_port = free_port()
@@ -61,7 +65,33 @@ class Stack:
             **env,
         }
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.cleanup = contextlib.ExitStack()
+
+    def _kefu_database(self, kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{self.scratch / 'kefu.db'}"
+        if kind == "postgresql":
+            return self._scratch_postgresql("kefu_bench_kefu", "psycopg")
+        if kind == "embedded":
+            return self._embedded_url("kefu", "psycopg")
+        raise ValueError(f"unknown database kind {kind!r}")
+
+    def _scratch_postgresql(self, prefix: str, driver: str) -> str:
+        from tests.support.postgres import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
+
+        if POSTGRES_URL is None:
+            raise SystemExit(f"PostgreSQL {POSTGRES_STATUS}")
+        database = self.cleanup.enter_context(scratch_postgres_database(prefix))
+        return database.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
+
+    def _embedded_url(self, database: str, driver: str) -> str:
+        """The embedded server of ``make up``, its data under the scratch directory; this process is its first
+        user and the last to leave (after the processes it started), which stops it."""
+        from kefu.models import embedded_pg
+
+        pgdata = (self.scratch / "pg").resolve()
+        embedded_pg.attach(pgdata)  # idempotent within a process; a second release does nothing
+        self.cleanup.callback(embedded_pg.release, pgdata)
+        return f"postgresql+{driver}://postgres@/{database}?host={pgdata}"
 
     def start(self, name: str, argv: list[str], cwd: Path | None = None, *, nice: int = 0) -> subprocess.Popen[bytes]:
         """Start a process of the benchmark; ``nice`` lowers its priority as ``kefu up`` does for its component."""
@@ -71,13 +101,11 @@ class Stack:
 
     def prefect_on_postgresql(self, prefix: str) -> None:
         """Keep the Prefect server's data in a fresh database on the test PostgreSQL, dropped at the end."""
-        from tests.support.postgres import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
+        self.env["PREFECT_API_DATABASE_CONNECTION_URL"] = self._scratch_postgresql(prefix, "asyncpg")
 
-        if POSTGRES_URL is None:
-            raise SystemExit(f"--prefect-db postgresql: PostgreSQL {POSTGRES_STATUS}")
-        database = self.cleanup.enter_context(scratch_postgres_database(prefix))
-        url = database.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-        self.env["PREFECT_API_DATABASE_CONNECTION_URL"] = url
+    def prefect_on_embedded(self) -> None:
+        """Keep the Prefect server's data in the embedded PostgreSQL's ``prefect`` database, as ``make up`` does."""
+        self.env["PREFECT_API_DATABASE_CONNECTION_URL"] = self._embedded_url("prefect", "asyncpg")
 
     def start_prefect_server(self, *, nice: int = 0) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]

@@ -1,10 +1,10 @@
 """Intake under a burst: 2,000 complaints over HTTP with concurrency, on the embedded defaults.
 
-Starts everything for real in a scratch directory: a SQLite system of record, a SQLite Prefect server with
-the ``complaint-case`` deployment registered (runs are counted, not executed; the server's late-runs
-service is off since no worker takes them), the intake app under
-uvicorn and the intake dispatcher. Then it sends the burst through the gateway API (each request with
-its own Idempotency-Key) and measures:
+Starts everything for real in a scratch directory: the system of record and a Prefect server on the embedded
+PostgreSQL ``make up`` uses (``--prefect-db`` / ``--kefu-db``: the external PostgreSQL or SQLite instead), the
+``complaint-case`` deployment registered (runs are counted, not executed; the server's late-runs service is off
+since no worker takes them), the intake app under uvicorn and the intake dispatcher. Then it sends the burst
+through the gateway API (each request with its own Idempotency-Key) and measures:
 
 - accepted per second and p50/p90/p99/max latency of the burst;
 - the time from the burst's start until every complaint has its case flow run recorded;
@@ -92,14 +92,21 @@ def main() -> None:
     parser.add_argument("--dispatch-timeout", type=float, default=900)
     parser.add_argument(
         "--prefect-db",
-        choices=["sqlite", "postgresql"],
-        default="sqlite",
-        help="the Prefect server's database: the embedded SQLite default, or a fresh PostgreSQL database",
+        choices=["sqlite", "postgresql", "embedded"],
+        default="embedded",
+        help="the Prefect server's database: the embedded PostgreSQL of `make up` (default), a fresh database on "
+        "the external PostgreSQL, or the Prefect server's own SQLite",
+    )
+    parser.add_argument(
+        "--kefu-db",
+        choices=["sqlite", "postgresql", "embedded"],
+        help="Kefu's database (default: the same kind as --prefect-db)",
     )
     args = parser.parse_args()
 
     stack = Stack(
         "kefu-bench-intake-",
+        kefu_db=args.kefu_db or args.prefect_db,
         # No worker executes these runs: keep the server from spending the burst re-marking them "Late".
         PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
         KEFU_INTAKE_API_TOKENS=json.dumps([TOKEN]),
@@ -110,6 +117,8 @@ def main() -> None:
     with stack:
         if args.prefect_db == "postgresql":
             stack.prefect_on_postgresql("kefu_bench_intake")
+        elif args.prefect_db == "embedded":
+            stack.prefect_on_embedded()
         stack.start_prefect_server(nice=up["prefect-server"].nice)
         flow = prefect_post(f"{api}/flows/", {"name": "complaint-case"}).json()
         deployment = prefect_post(f"{api}/deployments/", {"name": "complaint-case", "flow_id": flow["id"]}).json()
@@ -176,8 +185,8 @@ def main() -> None:
             "case_flow_runs": len(runs),
             "lost": complaints - len(per_case),
             "duplicated": sum(1 for count in per_case.values() if count > 1),
-            "database": "sqlite (embedded default)",
-            "prefect_server": "sqlite (embedded default)" if args.prefect_db == "sqlite" else "postgresql",
+            "database": args.kefu_db or args.prefect_db,
+            "prefect_server": args.prefect_db,
         }
         print(json.dumps(result, ensure_ascii=False, indent=2))
 

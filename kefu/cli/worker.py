@@ -33,6 +33,12 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def served_here(every: list[Any]) -> list[Any]:
+    """The deployments this installation serves: all of them, or those ``KEFU_SERVE_ONLY`` names."""
+    only = set(get_settings().serve_only)
+    return [d for d in every if not only or d.name in only]
+
+
 def run(args: argparse.Namespace) -> int:
     from kefu.engine.connection import kefu_prefect
 
@@ -49,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"kefu worker cannot start: {exc}", file=sys.stderr)
             return 1
         if not args.no_register:
-            only = set(settings.serve_only)
-            ids = register_deployments([d for d in all_deployments() if not only or d.name in only], args.pool)
+            ids = register_deployments(served_here(all_deployments()), args.pool)
             print(f"kefu worker: {len(ids)} deployments on work pool {args.pool}", flush=True)
         worker = KefuWorker(args.pool, work_queues=args.work_queues, name=args.name, limit=args.limit)
         asyncio.run(_work(worker))

@@ -7,9 +7,11 @@ Kefu reaches into Prefect for two reasons, both measured (DESIGN.md §4):
   left runs Suspended with no form). That needs Prefect's schema builder, its key convention for run
   inputs, the state proposal helper and the private description of a ``RunInput``.
 - **the Kefu worker** (``kefu.engine.worker``) executes claimed runs with the engine's ``run_flow`` in its own
-  threads, switches off the per-execution suspension observer (a thread, an event loop and a websocket per
-  execution, for a feature Kefu does not offer), and reads which runs Prefect's worker base class is claiming
-  at the moment (its orphan sweep must not take those for orphans).
+  threads, hands a claimed run to them without the parts of Prefect's submission a thread does not need
+  (``with_lean_submission``: paid at every step of every case), switches off the per-execution suspension
+  observer (a thread, an event loop and a websocket per execution, for a feature Kefu does not offer), and
+  reads which runs Prefect's worker base class is claiming at the moment (its orphan sweep must not take those
+  for orphans).
 
 A Prefect upgrade can move or change any of these without notice. ``check()`` looks for every one of
 them and raises ``PrefectChanged`` naming the installed Prefect version; the worker calls it at start-up
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +41,9 @@ _FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 _OBSERVER = "observe_flow_run_suspension"
 # BaseWorker's set of the runs it is claiming or handing to ``run()`` (added before the Pending proposal).
 _WORKER_CLAIMS = "_submitting_flow_run_ids"
+# BaseWorker's step from a claimed (Pending) run to ``run()``, and the two helpers the Kefu worker's own uses.
+_WORKER_SUBMISSION = "_submit_run_and_capture_errors"
+_WORKER_HELPERS = ("_propose_crashed_state", "_release_limit_slot", "_give_worker_labels_to_flow_run")
 # Prefect's run-input keys of a Suspended state start with this (``Answers`` reads all of a run's answers by it).
 SUSPENDED_INPUT_PREFIX = "suspended-"
 
@@ -78,6 +84,13 @@ def _problems() -> list[str]:
 
     if f"self.{_WORKER_CLAIMS}" not in inspect.getsource(BaseWorker):
         problems.append(f"prefect.workers.base.BaseWorker no longer keeps {_WORKER_CLAIMS}")
+    submission = getattr(BaseWorker, _WORKER_SUBMISSION, None)
+    if submission is None or list(inspect.signature(submission).parameters) != ["self", "flow_run", "task_status"]:
+        problems.append(f"prefect.workers.base.BaseWorker.{_WORKER_SUBMISSION} is gone or takes other parameters")
+    elif f"self.{_WORKER_SUBMISSION}" not in inspect.getsource(BaseWorker._submit_run):
+        problems.append(f"prefect.workers.base.BaseWorker._submit_run no longer calls {_WORKER_SUBMISSION}")
+    gone = [name for name in _WORKER_HELPERS if not hasattr(BaseWorker, name)]
+    problems += [f"prefect.workers.base.BaseWorker.{name} is gone" for name in gone]
     if "_description" not in RunInput.__private_attributes__:
         problems.append("prefect.input.RunInput has no private _description any more")
     if not problems:
@@ -174,3 +187,50 @@ def worker_claims(worker: Any) -> frozenset[Any]:
     reported the run started: with the runs ``run()`` executes, it covers every run this worker holds.
     """
     return frozenset(getattr(worker, _WORKER_CLAIMS))
+
+
+class _Started:
+    """The task status a worker's ``run()`` reports "started" to, remembering whether it did."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.done = False
+
+    def started(self, value: Any = None) -> None:
+        self.done = True
+        if self.inner is not None:
+            self.inner.started(value)
+
+
+async def _lean_submission(worker: Any, flow_run: Any, task_status: Any = None) -> Any:
+    """From a claimed (Pending) run to the worker's ``run()``, as Prefect's ``BaseWorker`` does it, less what a
+    run in a thread of this process does not need: the job configuration built from the deployment and the flow
+    (two reads; a Kefu run's only variable, ``resumable``, is read once per deployment by the worker), the
+    "Submitting" state (a second state proposal) and the submitted/executed worker events; the worker labels are
+    written only when the run does not carry this worker's already (a case's later steps). Kept: the claim
+    (Pending, proposed before this), the infrastructure mark, "Crashed" for a run that could not be started, the
+    concurrency slot released. A case is resumed after every human step, so this is paid per step.
+    """
+    log = logging.getLogger("kefu.worker")
+    status = _Started(task_status)
+    try:
+        if (flow_run.labels or {}).get("prefect.worker.name") != worker.name:
+            await getattr(worker, _WORKER_HELPERS[2])(flow_run.id)
+        return await worker.run(flow_run=flow_run, task_status=status, configuration=worker.job_configuration())
+    except Exception as exc:
+        if not status.done:
+            status.started(exc)  # Prefect's worker carries on; the run is marked below
+            log.exception("flow run %s could not be started", flow_run.id)
+            message = f"Failed to submit flow run to infrastructure: {type(exc).__name__}: {exc}"
+            await getattr(worker, _WORKER_HELPERS[0])(flow_run, message)
+        else:
+            log.exception("flow run %s: the worker lost it", flow_run.id)
+        return exc
+    finally:
+        getattr(worker, _WORKER_HELPERS[1])(flow_run.id)
+
+
+def with_lean_submission(worker_class: type[Any]) -> type[Any]:
+    """Class decorator: the worker class submits its claimed runs with ``_lean_submission``."""
+    setattr(worker_class, _WORKER_SUBMISSION, _lean_submission)
+    return worker_class

@@ -130,6 +130,7 @@ class KefuWorkerResult(BaseWorkerResult):
     """How a run's execution in a worker thread ended (0: the engine recorded the run's own state)."""
 
 
+@prefect_private.with_lean_submission
 class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResult]):
     """Executes its pool's flow runs in threads of this process with Prefect's engine."""
 

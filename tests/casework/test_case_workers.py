@@ -40,6 +40,12 @@ def test_case_steps_run_in_a_thread_of_the_worker_that_claimed_them(case_worker:
     assert flow_run.infrastructure_pid == case_worker.name  # kefu:<host>:<pid of the worker process>
     assert flow_run.labels["prefect.worker.name"] == case_worker.name
     assert flow_run.labels["prefect.worker.type"] == "kefu"
+    # Each step's execution is claimed (Pending) and run: no "Submitting" proposal of Prefect's in between (it cost
+    # a state write per step of every case; kefu.engine.prefect_private.with_lean_submission).
+    with get_client(sync_client=True) as client:
+        history = [state.name for state in client.read_flow_run_states(run.id)]
+    assert history.count("Pending") == 3 and history.count("Running") == 3, history
+    assert "Submitting" not in history, history
     assert psutil.Process(case_worker.process.pid).children(recursive=True) == []  # no process per step
     client_state = flow_run.state
     assert client_state is not None and client_state.type.value == "PAUSED"

@@ -4,10 +4,12 @@ fresh Prefect database) gets its run back, waiting at the step it waited at; com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +18,16 @@ import pytest
 from sqlalchemy import select
 
 from kefu.cli.step import submit
+from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT
 from kefu.engine.rest import PrefectRuns
 from kefu.intake.dispatcher import reconcile
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.db import default_engine, unit_of_work
 from kefu.models.enums import ComplaintStatus, Severity
 from kefu.tasks.casework import waiting_steps
-from tests.casework.test_case_lifecycle import new_case
-from tests.support.prefect import prefect_post
+from tests.casework.test_case_lifecycle import GENERAL_CASE_AFTER_CLASSIFY, new_case
+from tests.support.postgres import POSTGRES_URL, recreate_postgres_database, scratch_postgres_database
+from tests.support.prefect import PrefectServer, WorkerProcess, prefect_post
 
 pytestmark = pytest.mark.usefixtures("case_worker")
 KEFU = Path(sys.executable).parent / "kefu"
@@ -71,7 +75,7 @@ def events(case_no: str) -> list[tuple[str, str]]:
         return [(e.action, str(e.data.get("key"))) for e in rows]
 
 
-def kefu_recover(case_no: str, api: str, db_url: str, home: Path) -> subprocess.CompletedProcess[str]:
+def kefu_recover(case_no: str | None, api: str, db_url: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
@@ -79,9 +83,8 @@ def kefu_recover(case_no: str, api: str, db_url: str, home: Path) -> subprocess.
         "KEFU_PREFECT_API_URL": api,
         "KEFU_VAR_DIR": str(home / "var"),
     }
-    return subprocess.run(
-        [str(KEFU), "recover", "--case", case_no], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
+    argv = [str(KEFU), "recover", *(["--case", case_no] if case_no else [])]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 async def reconcile_now(prefect_server: str) -> None:
@@ -228,3 +231,96 @@ def test_a_recover_interrupted_after_giving_the_answers_is_finished_by_the_next_
     assert "nothing to do" not in recovered.stdout
     wait_suspended_at(prefect_server, held, "first-contact-0")
     assert wait_step(case_no, "first_contact")["flow_run_id"] == held
+
+
+def wait_closed(case_no: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with unit_of_work() as session:
+            complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one()
+            if complaint.status is ComplaintStatus.CLOSED:
+                return
+        time.sleep(0.3)  # the worker is another process: polling the DB is the only signal
+    raise AssertionError(f"{case_no} never closed")
+
+
+@pytest.fixture
+def own_prefect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[PrefectServer, Callable[[], None]]]:
+    """A Prefect server of this test's own (its database is wiped: the session's server must not be) and a way
+    to lose its whole database: stop it, drop its database (or delete its SQLite file), start it empty."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from kefu.settings import get_settings
+
+    with contextlib.ExitStack() as stack:
+        url, database = None, None
+        if POSTGRES_URL:
+            database = stack.enter_context(scratch_postgres_database("kefu_prefect_lost"))
+            url = database.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        (tmp_path / "prefect-home").mkdir()
+        server = PrefectServer(tmp_path / "prefect-home", url)
+        stack.callback(server.stop)
+        server.start()
+
+        def lose_the_database() -> None:
+            server.stop()
+            if database is None:
+                for file in server.home.glob("prefect.db*"):
+                    file.unlink()
+            else:
+                recreate_postgres_database(database)
+            server.start()
+
+        monkeypatch.setenv("PREFECT_API_URL", server.api_url)
+        monkeypatch.setenv("KEFU_PREFECT_API_URL", server.api_url)
+        get_settings.cache_clear()
+        stack.callback(get_settings.cache_clear)
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
+        yield server, lose_the_database
+
+
+def test_after_the_whole_prefect_database_is_lost_recover_brings_every_open_case_back_and_they_close(
+    own_prefect: tuple[PrefectServer, Callable[[], None]], case_db_url: str, tmp_path: Path
+) -> None:
+    """Disaster recovery as the README tells it: the Prefect database is gone (a new, empty one: no work pool, no
+    deployments, no runs, no saved answers), the worker keeps running; one ``kefu recover`` registers Kefu's
+    deployments again and gives every open case its run back at its step; the cases then close normally."""
+    server, lose_the_database = own_prefect
+    worker = WorkerProcess(case_db_url, tmp_path / "worker.log")
+    worker.start()
+    try:
+        early, later = "KF-RECOVER-0004", "KF-RECOVER-0005"
+        staff = new_case(early, "快递晚到两天")
+        new_case(later, "包装破损")
+        asyncio.run(reconcile_now(server.api_url))
+        do(early, "classify", actor_staff_id=staff)
+        do(early, "first_contact", actor_staff_id=staff, summary="致歉并承诺")
+        [early_run] = case_runs(early)
+        wait_suspended_at(server.api_url, early_run, "investigate-0")
+        wait_step(later, "classify")
+        before = {case_no: events(case_no) for case_no in (early, later)}
+
+        lose_the_database()
+        gone = httpx.get(f"{server.api_url}/deployments/name/{COMPLAINT_CASE_DEPLOYMENT}", timeout=10)
+        assert gone.status_code == 404
+
+        recovered = kefu_recover(None, server.api_url, case_db_url, tmp_path)  # every open case
+        assert recovered.returncode == 0, recovered.stderr
+        assert "registered again" in recovered.stdout
+        assert "waits at investigate (investigate-0)" in recovered.stdout
+        assert "waits at classify (classify-0)" in recovered.stdout
+        [early_run] = case_runs(early)
+        wait_suspended_at(server.api_url, early_run, "investigate-0")  # the running worker took the new run
+
+        do(later, "classify", actor_staff_id=staff)
+        remaining = {early: GENERAL_CASE_AFTER_CLASSIFY[1:], later: GENERAL_CASE_AFTER_CLASSIFY}
+        for case_no, steps in remaining.items():
+            for step, data in steps:
+                do(case_no, step, actor_staff_id=staff, **data)
+        for case_no in (early, later):
+            wait_closed(case_no)
+            after = events(case_no)
+            assert after[: len(before[case_no])] == before[case_no]  # nothing recorded before was recorded again
+            assert len(after) == len(set(after)), "a replayed step was recorded twice"
+    finally:
+        worker.stop()

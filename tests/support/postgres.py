@@ -55,3 +55,10 @@ def scratch_postgres_database(prefix: str) -> Iterator[URL]:
     finally:
         with _admin_connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def recreate_postgres_database(url: URL) -> None:
+    """Drop the database ``url`` names (its connections closed) and create it again, empty: a lost database."""
+    with _admin_connect(POSTGRES_URL or LOCAL_POSTGRES, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{url.database}"')
