@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +79,43 @@ class Settings(BaseSettings):
     mail_retry_base_seconds: float = Field(default=30.0, gt=0, description="First retry delay; doubles.")
     mail_retry_max_seconds: float = Field(default=3600.0, gt=0, description="Longest retry delay.")
     mail_batch_size: int = Field(default=200, ge=1, description="Outbox rows sent per delivery pass.")
+
+    sms_provider: Literal["sink", "aliyun", "tencent"] = Field(
+        default="sink",
+        description="Who sends SMS: the local sink (embedded default, stored under var_dir/sms and shown at "
+        "/outbox/sms), Alibaba Cloud SMS (dysmsapi) or Tencent Cloud SMS.",
+    )
+    sms_signature: str = Field(
+        default="物流客服",
+        description="The SMS signature (签名) without its brackets: 2-12 characters, as registered with the provider; "
+        "messages read 【signature】text.",
+    )
+    sms_max_parts: int = Field(
+        default=3, ge=1, le=10, description="Most parts (70 characters single, 67 per part concatenated) per SMS."
+    )
+    sms_templates: dict[str, str] = Field(
+        default_factory=dict,
+        description='Provider template per message type (JSON, e.g. {"complaint_acknowledgement": "SMS_1234"}); '
+        "each template has one variable, ${content} (Aliyun) or {1} (Tencent), that carries the text.",
+    )
+    sms_timeout_seconds: float = Field(default=10.0, gt=0, description="One provider request.")
+    sms_aliyun_access_key_id: str | None = None
+    sms_aliyun_access_key_secret: SecretStr | None = None
+    sms_aliyun_endpoint: str = "dysmsapi.aliyuncs.com"
+    sms_tencent_secret_id: str | None = None
+    sms_tencent_secret_key: SecretStr | None = None
+    sms_tencent_sdk_app_id: str | None = None
+    sms_tencent_region: str = "ap-guangzhou"
+
+    @field_validator("sms_signature")
+    @classmethod
+    def _signature_fits(cls, value: str) -> str:
+        value = value.strip()
+        if not 2 <= len(value) <= 12:
+            raise ValueError(f"短信签名须为2至12个字符（现为{len(value)}个）: {value!r}")
+        if any(bracket in value for bracket in "【】[]()（）"):
+            raise ValueError(f"短信签名不能包含括号，只写签名本身（发送时自动加【】）: {value!r}")
+        return value
 
     @property
     def resolved_backup_dir(self) -> Path:

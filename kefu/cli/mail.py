@@ -1,7 +1,7 @@
 """``kefu mail``: the outbox seen by operators.
 
-kefu mail dead [--json]   mails Kefu gave up on (5xx or too many attempts), recipients masked
-kefu mail send            deliver every due mail now
+kefu mail dead [--json]   mails and SMS Kefu gave up on (refused for good or too many attempts), recipients masked
+kefu mail send            deliver every due mail and SMS now
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy import Engine, inspect
 
 from kefu.cli import UsageError
 from kefu.models.db import default_engine
-from kefu.notifications import dead_letters, deliver_due, mask_email
+from kefu.notifications import dead_letters, deliver_due, mask_recipient
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     dead = sub.add_parser("dead", help="list dead letters (mails that will not be delivered)")
     dead.add_argument("--json", action="store_true", help="print JSON")
     dead.set_defaults(handler=run_dead)
-    send = sub.add_parser("send", help="deliver every due mail now")
+    send = sub.add_parser("send", help="deliver every due mail and SMS now")
     send.set_defaults(handler=run_send)
 
 
@@ -42,7 +42,8 @@ def run_dead(args: argparse.Namespace) -> int:
             "id": d.id,
             "type": d.message_type,
             "complaint_id": d.complaint_id,
-            "recipient": mask_email(d.recipient),
+            "channel": d.channel,
+            "recipient": mask_recipient(d.recipient),
             "attempts": d.attempts,
             "error": d.last_error,
             "created_at": d.created_at.isoformat(),

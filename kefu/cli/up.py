@@ -28,6 +28,7 @@ from kefu.models import embedded_pg
 from kefu.models.db import default_engine
 from kefu.models.migrate import upgrade
 from kefu.models.policy import current_policy
+from kefu.notifications.sms_providers import check_sms_settings, sms_dir
 from kefu.settings import Settings, get_settings
 
 
@@ -174,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     policy = current_policy()
     print(f"kefu up: policy {settings.policy_file} is valid ({len(policy.complaints.severities)} severities)")
+    problems = check_sms_settings(settings)
+    if problems:
+        print(f"kefu up: KEFU_SMS_PROVIDER={settings.sms_provider}: " + "; ".join(problems), file=sys.stderr)
+        return 1
     if settings.uses_embedded_postgres:
         embedded_pg.attach(settings.embedded_pg_dir)
         print(f"kefu up: embedded PostgreSQL running on {settings.embedded_pg_dir} (databases kefu, prefect)")
@@ -220,6 +225,8 @@ def _run(settings: Settings) -> int:
                     stop_all(started)
                     return 1
             print(f"kefu up: {component.name} started (log: {log_path})", flush=True)
+        if settings.sms_provider == "sink":
+            print(f"kefu up: SMS go to the local sink {sms_dir(settings)}; shown at /outbox/sms", flush=True)
         print("\nKefu is up:")
         for component, _ in started:
             if component.shows:

@@ -67,8 +67,9 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    if settings.mail_sink_enabled:  # the embedded default's local SMTP sink: its mails at /outbox
-        app.include_router(outbox_router(settings))
+    # The embedded default's local sinks: queued messages and received mails at /outbox, SMS at /outbox/sms.
+    if settings.mail_sink_enabled or settings.sms_provider == "sink":
+        app.include_router(outbox_router(settings, the_engine))
 
     app.state.channels = [c.value for c in INTAKE_CHANNELS]
     return app

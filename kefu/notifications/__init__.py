@@ -24,6 +24,12 @@ agreed_time=None, dedupe_key=None, now=None) -> OutboxMessage``
     timeouts are retried with exponential backoff (``mail_retry_*``), 5xx replies and exhausted
     attempts become dead letters (``dead_letters(engine)``, ``kefu mail dead``).
 
+``enqueue_sms(session, message_type, *, phone, context, ...) -> OutboxMessage``
+    The same for an SMS (channel ``sms``): the same lint, send windows and dedupe key; the text version's body
+    shortened to ``【signature】您好，…`` within ``sms_max_parts`` parts, never losing the case number and the next
+    step (``kefu.notifications.sms``). ``deliver_due`` sends it through ``KEFU_SMS_PROVIDER``
+    (``kefu.notifications.sms_providers``: the local sink, Alibaba Cloud or Tencent Cloud SMS).
+
 ``mask_pii(text)``: phone and ID numbers masked; applied to every internal message.
 """
 
@@ -37,9 +43,10 @@ from kefu.notifications.messages import (
     Renderer,
     Spec,
 )
-from kefu.notifications.outbox import MessageRejected, enqueue, send_time
-from kefu.notifications.pii import mask_email, mask_pii
+from kefu.notifications.outbox import MessageRejected, enqueue, enqueue_sms, send_plan, send_time
+from kefu.notifications.pii import mask_email, mask_pii, mask_recipient
 from kefu.notifications.sender import DeadLetter, DeliveryReport, dead_letters, deliver_due
+from kefu.notifications.sms import mobile_number
 
 __all__ = [
     "BUILDERS",
@@ -57,8 +64,12 @@ __all__ = [
     "dead_letters",
     "deliver_due",
     "enqueue",
+    "enqueue_sms",
     "lint_text",
     "mask_email",
     "mask_pii",
+    "mask_recipient",
+    "mobile_number",
+    "send_plan",
     "send_time",
 ]

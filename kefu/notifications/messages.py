@@ -167,6 +167,22 @@ class Renderer:
                 findings.append(Finding(Category.MISSING_ELEMENT, f"{key}（HTML版）"))
         return Rendered(message_type, spec.internal, subject.strip(), text, html, findings)
 
+    def render_body(self, message_type: MessageType, context: Mapping[str, Any]) -> str:
+        """Only the ``body`` block of the text version (no subject, greeting or closing): what an SMS is made of.
+
+        A template without a ``body`` block gives its whole text without the subject line."""
+        message_type = MessageType(message_type)
+        missing = [k for k in SPECS[message_type].required if context.get(k) in (None, "")]
+        if missing:
+            raise MessageContextError(f"{message_type.value}: context lacks {', '.join(missing)}")
+        template = self.text_env.get_template(f"{message_type.value}.txt.j2")
+        try:
+            if "body" in template.blocks:
+                return "".join(template.blocks["body"](template.new_context(dict(context))))
+            return template.render(context).strip().partition("\n")[2]
+        except UndefinedError as exc:
+            raise MessageContextError(f"{message_type.value}: {exc.message}") from exc
+
 
 def _builder(message_type: MessageType) -> Callable[..., dict[str, Any]]:
     spec = SPECS[message_type]

@@ -20,3 +20,8 @@ def mask_pii(text: str) -> str:
 def mask_email(address: str) -> str:
     """``zhang.san@example.com`` → ``z***@example.com`` (for logs and artifacts)."""
     return _EMAIL.sub(r"\1***\2", address)
+
+
+def mask_recipient(recipient: str) -> str:
+    """An outbox recipient for logs and artifacts: an e-mail address or a phone number, masked."""
+    return mask_email(mask_pii(recipient))

@@ -1,10 +1,15 @@
-"""The complaint case's mails: who hears what when the case flow or the deadline sweeper notifies.
+"""The complaint case's mails and SMS: who hears what when the case flow or the deadline sweeper notifies.
 
 ``casework.notify`` records each notice once per key as a case event and calls ``send_case_notice`` in the
 same transaction; the mail's dedupe key is the case, the notice and the person, so a replayed step or a
 repeated sweep never queues it twice. Internal mails are masked by the renderer (no phone numbers leave
 for staff). The outbox refuses a message the phrase lint rejects; the case records why
 (``message_rejected`` with the findings) and goes on, the notice's outcome reading ``rejected``.
+
+The customer hears by mail when they gave an address, else by SMS at their first mobile number (the same dedupe
+key: one acknowledgement per case, whichever channel). The customer notices return the case event's data naming
+the channel: ``{"channel": "mail", "mail": "queued"}``, ``{"channel": "sms", "sms": "queued"}``, or
+``{"mail": "no_address"}`` when the customer left neither.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from kefu.models.complaints import CaseEvent
 from kefu.models.policy import MilestoneId, current_policy
-from kefu.notifications import MessageRejected, MessageType, enqueue
+from kefu.notifications import MessageRejected, MessageType, enqueue, enqueue_sms, mobile_number
 from kefu.worktime import next_open_commitment
 
 if TYPE_CHECKING:
@@ -69,35 +74,52 @@ def _queue(
     complaint: Complaint,
     message_type: MessageType,
     *,
-    recipient_email: str,
+    recipient_email: str | None = None,
+    phone: str | None = None,
     context: dict[str, object],
     dedupe_key: str,
     at: dt.datetime,
     urgent: bool = False,
 ) -> str:
-    """Queue one mail of the case: ``queued``, or ``rejected`` with the lint's findings recorded on the case.
+    """Queue one mail (or, given ``phone``, one SMS) of the case: ``queued``, or ``rejected`` with the lint's
+    findings recorded on the case.
 
     The one place a case catches ``MessageRejected``: the rejection is kept in the case's history and the
-    case goes on (a mail it could not send never stops a step or a sweep).
+    case goes on (a message it could not send never stops a step or a sweep).
     """
     try:
-        enqueue(
-            session,
-            message_type,
-            recipient_email=recipient_email,
-            context=context,
-            complaint_id=complaint.id,
-            urgent=urgent,
-            dedupe_key=dedupe_key,
-            now=at,
-        )
+        if phone is not None:
+            enqueue_sms(
+                session,
+                message_type,
+                phone=phone,
+                context=context,
+                complaint_id=complaint.id,
+                urgent=urgent,
+                dedupe_key=dedupe_key,
+                now=at,
+            )
+        else:
+            enqueue(
+                session,
+                message_type,
+                recipient_email=recipient_email or "",
+                context=context,
+                complaint_id=complaint.id,
+                urgent=urgent,
+                dedupe_key=dedupe_key,
+                now=at,
+            )
     except MessageRejected as rejected:
+        data: dict[str, object] = {"message_type": message_type.value, "reasons": rejected.reasons}
+        if phone is not None:
+            data["channel"] = "sms"
         session.add(
             CaseEvent(
                 complaint_id=complaint.id,
                 actor=REJECTED_BY,
                 action="message_rejected",
-                data={"message_type": message_type.value, "reasons": rejected.reasons},
+                data=data,
                 at=at,
             )
         )
@@ -160,15 +182,19 @@ def _to_customer(
     at: dt.datetime,
     urgent: bool = False,
     **context: object,
-) -> str:
+) -> dict[str, str]:
+    """Mail when the customer gave an address, else SMS to their mobile; the case event's data (module docstring)."""
     customer = complaint.customer
-    if customer is None or not customer.email:
-        return "no_address"
-    return _queue(
+    phone = mobile_number(customer.phones or []) if customer is not None else None
+    if customer is None or not (customer.email or phone):
+        return {"mail": "no_address"}
+    channel = "mail" if customer.email else "sms"
+    outcome = _queue(
         session,
         complaint,
         message_type,
         recipient_email=customer.email,
+        phone=None if customer.email else phone,
         context={
             "case_no": complaint.case_no,
             "owner_name": _owner_name(complaint),
@@ -179,16 +205,17 @@ def _to_customer(
         at=at,
         urgent=urgent,
     )
+    return {"channel": channel, channel: outcome}
 
 
-def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime) -> str:
+def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime) -> dict[str, str]:
     """The customer hears the case number, who follows it and what we promise next, by when (seed 003 §3.1):
     the earliest open customer-facing milestone in the policy's customer wording — never an internal step's
     time (a report to a supervisor, the task force)."""
     open_rows = ((m.milestone, m.due_at) for m in complaint.milestones if m.met_at is None and m.due_at is not None)
     commitment = next_open_commitment(current_policy(), complaint.severity, open_rows)
     if commitment is None:
-        return "no_open_milestone"
+        return {"mail": "no_open_milestone"}
     return _to_customer(
         session,
         complaint,
@@ -206,7 +233,7 @@ PROGRESS_TEXT = "专项处理小组正在调查处理您的投诉，已安排专
 
 def send_progress_update(
     session: Session, complaint: Complaint, *, number: int, next_contact_at: dt.datetime, at: dt.datetime
-) -> str:
+) -> dict[str, str]:
     """A major case's periodic progress update to the customer (the policy's progress_update_interval)."""
     return _to_customer(
         session,

@@ -168,8 +168,8 @@ def register_case(
     if not complaint.milestones:
         plan_milestones(session, complaint, policy, calendar)
     if record_event(session, complaint, "registered", "register", "system", now, owner_staff_id=complaint.owner_id):
-        mail = send_acknowledgement(session, complaint, now)
-        record_event(session, complaint, "acknowledged", "ack", "system", now, mail=mail)
+        notice = send_acknowledgement(session, complaint, now)
+        record_event(session, complaint, "acknowledged", "ack", "system", now, **notice)
     if complaint.urgent:
         notify(session, complaint, level="supervisor", reason="urgent", key="urgent", at=now)
     return complaint

@@ -92,8 +92,8 @@ def _progress_updates(session: Session, policy: Policy, calendar: WorkCalendar, 
         while due <= now:
             following = calendar.deadline(due, interval).due_at
             if f"progress-{number}" not in sent:
-                mail = send_progress_update(session, complaint, number=number, next_contact_at=following, at=now)
-                record_event(session, complaint, "progress_update", f"progress-{number}", "system", now, mail=mail)
+                notice = send_progress_update(session, complaint, number=number, next_contact_at=following, at=now)
+                record_event(session, complaint, "progress_update", f"progress-{number}", "system", now, **notice)
                 fired.append(f"{complaint.case_no}:progress_update:{number}")
             number, due = number + 1, following
     return fired

@@ -43,7 +43,13 @@ def staff(db: Session) -> dict[str, Staff]:
 
 
 def new_complaint(
-    db: Session, case_no: str, content: str = "快递晚到两天", *, email: bool = True, name: str = "陈先生"
+    db: Session,
+    case_no: str,
+    content: str = "快递晚到两天",
+    *,
+    email: bool = True,
+    name: str = "陈先生",
+    phones: tuple[str, ...] = ("13812345678",),
 ) -> Complaint:
     complaint = Complaint(
         case_no=case_no,
@@ -54,7 +60,7 @@ def new_complaint(
         customer=Customer(
             name=name,
             tier=CustomerTier.GENERAL,
-            phones=["13812345678"],
+            phones=list(phones),
             email="chen@example.com" if email else None,
         ),
         order_amount=Decimal("100"),
@@ -123,7 +129,7 @@ def test_breach_mails_the_supervisor_then_the_senior_manager_once_each_with_the_
 def test_a_person_without_an_address_is_recorded_not_mailed(
     db: Session, policy: Policy, calendar: WorkCalendar, staff: dict[str, Staff]
 ) -> None:
-    complaint = new_complaint(db, "KF-MAIL-0003", email=False)
+    complaint = new_complaint(db, "KF-MAIL-0003", email=False, phones=("010-12345678",))  # a landline: no SMS
     register_case(db, complaint.case_no, policy, calendar, owner_id=staff["no_mail"].id, now=at(2, 10))
     sweep(db, policy, calendar, at(3, 5, 13))
     db.commit()

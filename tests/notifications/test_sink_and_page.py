@@ -55,7 +55,7 @@ async def test_the_sink_stores_a_mail_once_and_the_outbox_page_shows_it_escaped(
     assert len(sink.stored_mails(sink.mail_dir(sink_settings))) == 1
 
     app = FastAPI()
-    app.include_router(outbox_router(sink_settings))
+    app.include_router(outbox_router(sink_settings, engine))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         page = await client.get("/outbox")
     assert page.status_code == 200
