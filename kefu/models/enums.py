@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from kefu.models.policy import MilestoneId, Severity
+from kefu.models.policy import MilestoneId, Role, Severity
 
 __all__ = [
     "Channel",
@@ -19,19 +19,6 @@ __all__ = [
 class CustomerTier(StrEnum):
     GENERAL = "general"  # 一般客户
     KEY = "key"  # 重点客户
-
-
-class Role(StrEnum):
-    AGENT = "agent"  # 客服人员
-    SUPERVISOR = "supervisor"  # 主管
-    SENIOR_MANAGER = "senior_manager"  # 高层管理人员
-    MARKET = "market"  # 市场部
-    OPERATIONS = "operations"  # 运营部
-    FINANCE = "finance"  # 财务部
-    TECHNOLOGY = "technology"  # 技术部
-    PROJECT_MANAGER = "project_manager"  # 项目经理
-    DISPATCHER = "dispatcher"  # 物流调度员
-    AFTER_SALES = "after_sales"  # 售后服务人员
 
 
 class Channel(StrEnum):

@@ -65,15 +65,28 @@ def _index_phones(_mapper: Mapper[Customer], connection: Connection, customer: C
         connection.execute(INDEX_PHONES, [{"phone": p, "customer_id": customer.id} for p in customer.phones])
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 class Staff(Base):
+    """A person of the staff directory (``kefu staff``): roles, supervisor, the weekdays on duty, a sign-in name.
+
+    ``password_hash`` is an argon2id hash (never the password); ``password_one_time``: the password was
+    generated and shown once (the first administrator's) and must be changed at the first sign-in.
+    """
+
     __tablename__ = "staff"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
+    login: Mapped[str | None] = mapped_column(String(64), unique=True)
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(32))
     supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    on_duty: Mapped[list[str]] = mapped_column(JSON, default=list)  # weekdays of the rota, WEEKDAYS order
     active: Mapped[bool] = mapped_column(default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_one_time: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     role_rows: Mapped[list[StaffRole]] = relationship(
@@ -88,6 +101,9 @@ class Staff(Base):
     def grant(self, role: Role) -> None:
         if role not in self.roles:
             self.role_rows.append(StaffRole(role=role))
+
+    def revoke(self, role: Role) -> None:
+        self.role_rows[:] = [row for row in self.role_rows if row.role is not role]
 
 
 class StaffRole(Base):

@@ -57,6 +57,22 @@ class MilestoneId(StrEnum):
     CALLBACK = "callback"
 
 
+class Role(StrEnum):
+    """Staff roles (seed 003 §3, seed 000 ch.2–3, seed 004): what a person may do is the policy's ``roles``."""
+
+    AGENT = "agent"  # 客服人员
+    SUPERVISOR = "supervisor"  # 主管
+    SENIOR_MANAGER = "senior_manager"  # 高层管理人员
+    MARKET = "market"  # 市场部
+    OPERATIONS = "operations"  # 运营部
+    FINANCE = "finance"  # 财务部
+    TECHNOLOGY = "technology"  # 技术部
+    PROJECT_MANAGER = "project_manager"  # 项目经理
+    DISPATCHER = "dispatcher"  # 物流调度员
+    AFTER_SALES = "after_sales"  # 售后服务人员
+    ADMIN = "admin"  # 系统管理员: the staff directory and the gateway tokens
+
+
 class Anchor(StrEnum):
     """The moment a milestone's clock starts."""
 
@@ -479,6 +495,38 @@ class StaffAssessmentPolicy(BaseModel):
         return _weights_sum_to_one(weights, "criteria")
 
 
+class RolePolicy(BaseModel):
+    """Who is who and who may do what: every role's zh-CN name, and the roles that may answer each human step of a
+    complaint case (checked for the form in the Prefect UI and for ``kefu step submit`` alike)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    names: dict[Role, str] = Field(description="Each role's name as staff read it (客服人员, 主管, ...).")
+    complaint_steps: dict[str, list[Role]] = Field(
+        min_length=1, description="Human step of the complaint case -> the roles that may answer it."
+    )
+
+    @field_validator("names")
+    @classmethod
+    def _every_role_named(cls, names: dict[Role, str]) -> dict[Role, str]:
+        missing = [r.value for r in Role if not names.get(r, "").strip()]
+        if missing:
+            raise ValueError(f"roles without a name: {', '.join(missing)}")
+        return names
+
+    @field_validator("complaint_steps")
+    @classmethod
+    def _someone_may_answer(cls, steps: dict[str, list[Role]]) -> dict[str, list[Role]]:
+        nobody = [step for step, roles in steps.items() if not roles]
+        if nobody:
+            raise ValueError(f"no role may answer step(s) {', '.join(nobody)}")
+        return steps
+
+    def may_answer(self, step: str) -> list[Role]:
+        """The roles that may answer ``step``; none for a step the policy does not list (nobody may)."""
+        return self.complaint_steps.get(step, [])
+
+
 class Policy(BaseModel):
     """The whole policy file."""
 
@@ -496,6 +544,7 @@ class Policy(BaseModel):
     staff_assessment: StaffAssessmentPolicy
     backups: BackupPolicy
     letters: LetterPolicy = Field(default_factory=LetterPolicy)
+    roles: RolePolicy
 
     @field_validator("timezone")
     @classmethod
