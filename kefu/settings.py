@@ -59,8 +59,9 @@ class Settings(BaseSettings):
     intake_host: str = "127.0.0.1"
     intake_port: int = 8000
     intake_api_tokens: list[SecretStr] = Field(
-        default_factory=lambda: [SecretStr("kefu-dev-token")],
-        description="Bearer tokens accepted by the intake API (channel gateways).",
+        default_factory=list,
+        description="Extra bearer tokens the intake API accepts, from the environment or .env only (none is built "
+        "in); the usual way is a named token made with `kefu token add`, kept as a hash in the database.",
     )
 
     smtp_host: str = "127.0.0.1"

@@ -25,6 +25,9 @@ COMMAND_MODULES = [
     "kefu.cli.backup",
     "kefu.cli.restore",
     "kefu.cli.recover",
+    "kefu.cli.staff",
+    "kefu.cli.token",
+    "kefu.cli.demo",
 ]
 
 

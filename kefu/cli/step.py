@@ -26,6 +26,13 @@ def register(subparsers: Any) -> None:
     source = submit.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="the step's input as JSON")
     source.add_argument("--file", type=Path, help="a JSON file with the step's input")
+    submit.add_argument(
+        "--as",
+        dest="as_staff",
+        metavar="STAFF",
+        help="who answers (sign-in name or staff id): the step's actor_staff_id, checked against the roles the "
+        "policy lets answer the step",
+    )
     submit.set_defaults(handler=run_submit)
 
 
@@ -92,6 +99,7 @@ def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
     from prefect.flow_runs import resume_flow_run
 
     from kefu.engine.connection import PrefectDown, prefect_api_url
+    from kefu.models.policy import current_policy
     from kefu.tasks.casework import StepRejected, check_answer_staff, waiting_steps
 
     checked = validate(step, data)
@@ -99,7 +107,7 @@ def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
         rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
         if rows:
             try:
-                check_answer_staff(session, checked)
+                check_answer_staff(session, checked, step, current_policy())
             except StepRejected as refused:
                 raise UsageError(str(refused)) from None
             if step == "classify":
@@ -123,6 +131,20 @@ def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
             ) from None
 
 
+def acting_staff(ref: str, given: object) -> int:
+    """The staff id of ``--as STAFF`` (sign-in name or id); the input may not name someone else as the actor."""
+    from kefu.models.directory import find_staff
+
+    with unit_of_work() as session:
+        person = find_staff(session, ref)
+        if person is None or not person.active:
+            raise UsageError(f"--as {ref}: no active staff member by that sign-in name or id")
+        staff_id = person.id
+    if given is not None and given != staff_id:
+        raise UsageError(f"--as {ref} is staff id {staff_id}, but the input names actor_staff_id {given}")
+    return staff_id
+
+
 def run_submit(args: argparse.Namespace) -> int:
     text = args.data if args.data is not None else args.file.read_text(encoding="utf-8")
     try:
@@ -131,6 +153,8 @@ def run_submit(args: argparse.Namespace) -> int:
         raise UsageError(f"--data is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError("the step input must be a JSON object")
+    if args.as_staff is not None:
+        data = {**data, "actor_staff_id": acting_staff(args.as_staff, data.get("actor_staff_id"))}
     submit(args.case, args.step, data)
     print(f"{args.case} {args.step}: submitted")
     return 0

@@ -23,9 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from kefu.engine.contract import WORK_POOL
 from kefu.models import embedded_pg
-from kefu.models.db import default_engine
+from kefu.models.access import TRIAL_TOKEN_NAME, first_token
+from kefu.models.db import default_engine, unit_of_work
+from kefu.models.directory import first_administrator
 from kefu.models.migrate import upgrade
 from kefu.models.policy import current_policy
 from kefu.notifications.sms_providers import check_sms_settings, sms_dir
@@ -167,6 +171,12 @@ def stop_all(started: list[tuple[Component, subprocess.Popen[bytes]]]) -> None:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("up", help="start the whole system on its embedded defaults (Ctrl-C stops it)")
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="check the policy, migrate, create the first administrator and trial token on a new database, and "
+        "exit without starting anything (an installation's init step)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -183,16 +193,40 @@ def run(args: argparse.Namespace) -> int:
         embedded_pg.attach(settings.embedded_pg_dir)
         print(f"kefu up: embedded PostgreSQL running on {settings.embedded_pg_dir} (databases kefu, prefect)")
     try:
-        return _run(settings)
+        return _run(settings, prepare_only=args.prepare_only)
     finally:
         if settings.uses_embedded_postgres and embedded_pg.release(settings.embedded_pg_dir):
             print("kefu up: embedded PostgreSQL stopped", flush=True)
 
 
-def _run(settings: Settings) -> int:
+def first_run(engine: Engine) -> None:
+    """On an empty directory: the first administrator with a one-time password; on a database without tokens: a
+    token for trying the gateway API. Each is printed once, here, and kept only as a hash."""
+    with unit_of_work(engine) as session:
+        admin = first_administrator(session)
+        token = first_token(session)
+        login = admin[0].login if admin else None
+    if admin:
+        print(
+            f"kefu up: first administrator created: sign-in name '{login}', one-time password {admin[1]}\n"
+            "         (shown only now and stored only as a hash; it must be changed at the first sign-in)",
+            flush=True,
+        )
+    if token:
+        print(
+            f"kefu up: API token '{TRIAL_TOKEN_NAME}' for trying the gateway API (shown only now; "
+            f"kefu token revoke {TRIAL_TOKEN_NAME} ends it):\n         {token}",
+            flush=True,
+        )
+
+
+def _run(settings: Settings, *, prepare_only: bool = False) -> int:
     engine = default_engine()
     upgrade(engine)
     print(f"kefu up: database {engine.url.render_as_string(hide_password=True)} migrated")
+    first_run(engine)
+    if prepare_only:
+        return 0
 
     env = {**os.environ, **prefect_env(settings)}
     log_dir = settings.var_dir / "logs"

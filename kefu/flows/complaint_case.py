@@ -232,10 +232,11 @@ class CaseRecord:
         self._outcomes: dict[str, str] | None = None  # key → "completed" | "refused", read once per execution
 
     def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:
-        """Every staff id an answer names must be known and active (the task force's leader a senior manager)."""
+        """Every staff id an answer names must be known and active (the task force's leader a senior manager), and
+        the person answering must hold a role the policy lets answer this step."""
         with unit_of_work() as session:
             try:
-                casework.check_answer_staff(session, answer)
+                casework.check_answer_staff(session, answer, step.name, current_policy())
             except casework.StepRejected as refused:
                 raise StepRefused(str(refused)) from refused
 

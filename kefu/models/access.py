@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kefu.models.base import Base, utcnow
 
-TOKEN_PREFIX = "kefu_"
+TOKEN_PREFIX = "kefu_"  # noqa: S105 - the marker every Kefu token starts with, not a secret
 _HASHER = PasswordHasher()
 
 
@@ -61,7 +61,10 @@ def add_token(session: Session, name: str, *, created_by: int | None = None) -> 
         raise TokenNameTaken(f"a token named '{name}' exists already (names stay taken after a revoke)")
     token = new_token()
     row = ApiToken(
-        name=name, token_hash=hash_token(token), shown_prefix=token[: len(TOKEN_PREFIX) + 6], created_by_staff_id=created_by
+        name=name,
+        token_hash=hash_token(token),
+        shown_prefix=token[: len(TOKEN_PREFIX) + 6],
+        created_by_staff_id=created_by,
     )
     session.add(row)
     session.flush()
@@ -93,3 +96,14 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _HASHER.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+TRIAL_TOKEN_NAME = "try-the-api"  # noqa: S105 - a token's name, not the token
+
+
+def first_token(session: Session) -> str | None:
+    """On a database without any API token: make one for trying the gateway API; the token, else ``None``."""
+    if session.scalars(select(ApiToken.id).limit(1)).first() is not None:
+        return None
+    _, token = add_token(session, TRIAL_TOKEN_NAME)
+    return token

@@ -162,7 +162,10 @@ def add_people(session: Session, entries: Sequence[tuple[int, StaffEntry]], poli
             elif boss not in logins:
                 found = find_staff(session, boss)
                 if found is None or not found.active:
-                    reasons.append(f"supervisor '{entry.supervisor}' is not an active staff member nor in this file")
+                    reasons.append(
+                        f"supervisor '{entry.supervisor}' is neither an active staff member nor one of the people "
+                        "being added"
+                    )
         problems.extend(RowProblem(line, r) for r in reasons)
         checked.append((entry, roles, days))
     if problems:
@@ -305,7 +308,9 @@ def _keep_an_admin(session: Session, leaving: Staff) -> None:
         .where(StaffRole.role == Role.ADMIN, Staff.active.is_(True), Staff.id != leaving.id)
     )
     if not others:
-        raise DirectoryError(f"{leaving.login or leaving.id} is the last active administrator: grant admin to someone else first")
+        raise DirectoryError(
+            f"{leaving.login or leaving.id} is the last active administrator: grant admin to someone else first"
+        )
 
 
 def first_administrator(session: Session) -> tuple[Staff, str] | None:

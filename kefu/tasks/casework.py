@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
 from kefu.models.people import Staff, StaffRole
-from kefu.models.policy import Policy
+from kefu.models.policy import Policy, current_policy
 from kefu.tasks.case_notices import send_acknowledgement, send_case_notice
 from kefu.worktime import WorkCalendar, plan_complaint_milestones
 
@@ -229,9 +229,12 @@ STAFF_FIELDS = ("actor_staff_id", "leader_staff_id", "member_staff_ids")
 LEADER_ROLE = {"leader_staff_id": Role.SENIOR_MANAGER}
 
 
-def check_answer_staff(session: Session, answer: Mapping[str, Any]) -> None:
+def check_answer_staff(
+    session: Session, answer: Mapping[str, Any], step: str | None = None, policy: Policy | None = None
+) -> None:
     """Every staff id a step's answer names must be a known, active staff member (the task force's leader an active
-    senior manager): checked before anything is recorded, by the case flow and by ``kefu step submit`` alike.
+    senior manager), and with ``step`` the person answering (``actor_staff_id``) must hold a role the policy lets
+    answer it: checked before anything is recorded, by the case flow and by ``kefu step submit`` alike.
 
     Raises ``StepRejected`` naming the first id that fails (an unknown id would otherwise fail the case run on a
     foreign key).
@@ -251,6 +254,23 @@ def check_answer_staff(session: Session, answer: Mapping[str, Any]) -> None:
                     f"员工编号 {staff_id} 不是高级经理 / {field}: staff id {staff_id} is not a senior manager "
                     f"({role.value})"
                 )
+            if field == "actor_staff_id" and step is not None:
+                check_step_role(staff, step, policy or current_policy())
+
+
+def check_step_role(person: Staff, step: str, policy: Policy) -> None:
+    """The policy's ``roles.complaint_steps``: ``person`` may answer ``step`` only with one of the roles listed."""
+    allowed = policy.roles.may_answer(step)
+    if person.roles & set(allowed):
+        return
+    names = policy.roles.names
+    held = "、".join(names[r] for r in sorted(person.roles)) or "无角色"
+    may = "、".join(names[r] for r in allowed) or "无人"
+    raise StepRejected(
+        f"员工 {person.login or person.id}（{held}）无权处理此步骤，可处理的角色：{may} / actor_staff_id: staff "
+        f"{person.login or person.id} (roles: {', '.join(sorted(r.value for r in person.roles)) or 'none'}) may not "
+        f"answer step '{step}' (roles that may: {', '.join(r.value for r in allowed) or 'none'})"
+    )
 
 
 def step_outcomes(session: Session, case_no: str, steps: Iterable[str]) -> dict[str, str]:

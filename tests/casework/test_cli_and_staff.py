@@ -21,6 +21,7 @@ from kefu.flows.complaint_case import CONTACT, CaseRecord
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.db import unit_of_work
 from kefu.models.enums import Role
+from kefu.models.people import Staff
 from kefu.models.policy import current_policy
 from kefu.tasks.casework import StepRejected, check_answer_staff, register_case, waiting_steps
 from kefu.worktime import WorkCalendar
@@ -212,3 +213,45 @@ def test_the_run_summary_shows_shanghai_time_dashes_and_yes_no() -> None:
         assert shown_raw not in summary
     assert "紧急 urgent: 否" in summary and "负责人 owner staff id: —" in summary
     assert "| — | — |" in summary  # not met, not breached
+
+
+def test_kefu_step_submit_as_someone_whose_roles_may_not_answer_the_step_is_refused_like_the_form_and_it_waits(
+    prefect_server: str, case_db_url: str, tmp_path: Path
+) -> None:
+    case_no = "KF-CLI-0005"
+    new_case(case_no, "快递晚到两天")
+    run = start_run(case_no)
+    wait_step(case_no, "classify")
+    for login, name, role in (("as.dispatcher", "周调度", "dispatcher"), ("as.agent", "李客服", "agent")):
+        added = kefu(tmp_path, prefect_server, case_db_url, "staff", "add", login, "--name", name, "--role", role)
+        assert added.returncode == 0, added.stderr
+    before = actions(case_no)
+
+    def submit_as(login: str) -> subprocess.CompletedProcess[str]:
+        argv = ("step", "submit", case_no, "classify", "--as", login, "--data", "{}")
+        return kefu(tmp_path, prefect_server, case_db_url, *argv)
+
+    refused = submit_as("as.dispatcher")
+    assert refused.returncode == 2
+    assert "may not answer step 'classify'" in refused.stderr and "物流调度员" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    assert actions(case_no) == before  # nothing recorded: the run still waits on the same key
+    assert run_state(run.id) == ("Suspended", "classify-0")
+
+    # The form in the Prefect UI names the same person: the flow applies the same rule, records the refusal and asks
+    # again on the next round.
+    with unit_of_work() as session:
+        dispatcher = session.scalars(select(Staff).where(Staff.login == "as.dispatcher")).one().id
+    prefect_post(f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": {"actor_staff_id": dispatcher}})
+    wait_refused(case_no, "classify-0")
+    deadline = time.monotonic() + 30
+    while run_state(run.id) != ("Suspended", "classify-1"):
+        assert time.monotonic() < deadline, f"the run is {run_state(run.id)}, not waiting on the next round"
+        time.sleep(0.2)
+    assert ("classified", "classify-0") not in actions(case_no)
+
+    accepted = submit_as("as.agent")
+    assert accepted.returncode == 0, accepted.stderr
+    wait_step(case_no, "first_contact")
+    prefect_post(f"{prefect_server}/flow_runs/{run.id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
+    assert wait_final(run.id) == "CANCELLED"
