@@ -105,6 +105,9 @@ def _broken(path: list[str | int], value: object) -> str:
             "calendar.extra_holidays.0.date",
             "date",
         ),
+        (["roles", "complaint_steps", "classify"], ["agent", "pilot"], "roles.complaint_steps.classify.1", "agent"),
+        (["roles", "complaint_steps", "classify"], [], "roles.complaint_steps", "no role may answer step(s) classify"),
+        (["roles", "names", "admin"], " ", "roles.names", "roles without a name: admin"),
     ],
 )
 def test_a_bad_policy_names_the_key_and_the_reason(path: list[str | int], value: object, key: str, reason: str) -> None:
@@ -152,3 +155,11 @@ def test_a_bad_configured_policy_stops_the_command_before_it_does_anything(tmp_p
     assert "complaints.callback.due" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_the_shipped_policy_says_who_may_answer_every_human_step_of_a_complaint_case_and_names_no_other() -> None:
+    from kefu.flows.complaint_case import STEPS
+
+    policy = load_policy(DEFAULT_POLICY_FILE)
+    assert set(policy.roles.complaint_steps) == set(STEPS)
+    assert "admin" not in {r.value for roles in policy.roles.complaint_steps.values() for r in roles}
