@@ -223,7 +223,7 @@ async def test_a_named_token_opens_the_gateway_api_until_it_is_revoked_then_the_
         assert token not in (stored.token_hash, stored.shown_prefix)
 
 
-def test_demo_load_fills_a_directory_customers_and_complaints_waiting_for_their_case_runs_once(
+def test_demo_load_fills_a_directory_customers_and_complaints_and_contact_details_show_in_full_only_by_role(
     sqlite_engine: Engine,
 ) -> None:
     engine, database_url = sqlite_engine, sqlite_engine.url.render_as_string(hide_password=False)
@@ -242,3 +242,14 @@ def test_demo_load_fills_a_directory_customers_and_complaints_waiting_for_their_
         key = session.scalars(select(Customer).where(Customer.tier == CustomerTier.KEY)).one()
         assert key.account_manager_id == directory["chen.xiangmu"].id
         assert any(c.customer_id == key.id for c in session.scalars(select(Complaint)))
+    case_no = re.findall(r"complaint (\S+) registered", loaded.stdout)[0]
+
+    def shown_as(*who: str) -> str:
+        result = kefu(database_url, "case", "show", case_no, *who)
+        assert result.returncode == 0, result.stderr
+        return next(x for x in result.stdout.splitlines() if x.startswith("customer:"))
+
+    full = shown_as("--as", "li.kefu")  # an agent
+    assert "13800138001" in full and "zhang.san@example.com" in full
+    for masked in (shown_as("--as", "zhou.diaodu"), shown_as()):  # a dispatcher; nobody named
+        assert "138****8001" in masked and "z***@example.com" in masked and "13800138001" not in masked

@@ -505,6 +505,10 @@ class RolePolicy(BaseModel):
     complaint_steps: dict[str, list[Role]] = Field(
         min_length=1, description="Human step of the complaint case -> the roles that may answer it."
     )
+    customer_contact: list[Role] = Field(
+        default_factory=list,
+        description="Roles that see a customer's phone, e-mail and address in full; everyone else sees them masked.",
+    )
 
     @field_validator("names")
     @classmethod
