@@ -20,7 +20,9 @@ from kefu.intake.app import create_app
 from kefu.models import Complaint, Customer, CustomerTier, Role, Staff
 from kefu.models.access import ApiToken, verify_password
 from kefu.models.intake import IntakeOutbox
+from kefu.models.policy import Policy
 from kefu.settings import Settings
+from kefu.tasks.casework import StepRejected, check_answer_staff
 from tests.support.clock import FixedClock
 from tests.support.samples import complaint_json
 
@@ -253,3 +255,30 @@ def test_demo_load_fills_a_directory_customers_and_complaints_and_contact_detail
     assert "13800138001" in full and "zhang.san@example.com" in full
     for masked in (shown_as("--as", "zhou.diaodu"), shown_as()):  # a dispatcher; nobody named
         assert "138****8001" in masked and "z***@example.com" in masked and "13800138001" not in masked
+
+
+@pytest.mark.parametrize(
+    ("role", "step", "accepted"),
+    [
+        (Role.AGENT, "classify", True),
+        (Role.DISPATCHER, "classify", False),
+        (Role.DISPATCHER, "investigate", True),
+        (Role.FINANCE, "callback", False),
+        (Role.ADMIN, "first_contact", False),
+        (Role.SENIOR_MANAGER, "task_force", True),
+    ],
+)
+def test_only_the_roles_the_policy_lists_for_a_step_may_answer_it(
+    db: Session, policy: Policy, role: Role, step: str, accepted: bool
+) -> None:
+    person = Staff(name="员工", login=f"p.{role.value}")
+    person.grant(role)
+    db.add(person)
+    db.flush()
+    answer = {"actor_staff_id": person.id}
+    if accepted:
+        check_answer_staff(db, answer, step, policy)
+        return
+    with pytest.raises(StepRejected, match=rf"may not answer step '{step}'") as refused:
+        check_answer_staff(db, answer, step, policy)
+    assert policy.roles.names[role] in str(refused.value)  # the person reads their role's name
