@@ -35,6 +35,9 @@ class SharedRateLimit:
         if dialect not in {"sqlite", "postgresql"}:
             raise ValueError(f"no shared rate limit for the {dialect} dialect")
         self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # Keys this process saw over the limit, with their window: refused without writing again, so a flood of
+        # refused attempts costs no database write each.
+        self._over: dict[str, int] = {}
 
     def _key(self, key: str) -> str:
         return hashlib.sha256(f"{self.scope}\0{key}".encode()).hexdigest()[:64]
@@ -46,6 +49,8 @@ class SharedRateLimit:
     def hit(self, key: str) -> bool:
         """Count one attempt; True while the window's count is within the limit."""
         start = self._window_start()
+        if self._over.get(key) == start:
+            return False
         statement = (
             self._insert(RateLimitHit)
             .values(scope=self.scope, key=self._key(key), window_start=start, hits=1)
@@ -63,7 +68,12 @@ class SharedRateLimit:
                         RateLimitHit.scope == self.scope, RateLimitHit.window_start < start - int(self.window)
                     )
                 )
-        return hits <= self.limit
+        if hits <= self.limit:
+            return True
+        if len(self._over) > 10_000:
+            self._over = {k: w for k, w in self._over.items() if w == start}
+        self._over[key] = start
+        return False
 
     def refund(self, key: str) -> None:
         """Take one attempt back (the lookup succeeded)."""
