@@ -162,7 +162,7 @@ class _Responder:
 
     def _secure(self, headers: MutableHeaders) -> None:
         headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Referrer-Policy", "same-origin")  # no-referrer would make browsers send Origin: null
         if not self.path.startswith(STATIC_PREFIX):
             headers.setdefault("Cache-Control", "no-store")
         if headers.get("content-type", "").startswith("text/html"):

@@ -151,7 +151,7 @@ async def test_every_html_page_carries_the_security_headers_and_no_inline_code(
         csp = page.headers.get("content-security-policy", "")
         assert all(part in csp for part in PAGE_CSP_PARTS) and "unsafe-inline" not in csp, (name, csp)
         assert page.headers.get("x-content-type-options") == "nosniff", name
-        assert page.headers.get("referrer-policy") == "no-referrer", name
+        assert page.headers.get("referrer-policy") == "same-origin", name
         assert page.headers.get("cache-control") == "no-store", name  # form keys and case details
         assert "<script" not in page.text and "<style" not in page.text and " style=" not in page.text, name
         for sheet in re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text):
