@@ -325,3 +325,25 @@ def test_ten_thousand_malformed_requests_across_every_route_get_no_5xx_and_no_pa
     assert registered > 100  # some of them were valid complaints, registered whole
     for table in WRITTEN:  # every registered complaint whole, nothing from a refused one
         assert after[table.__tablename__] == registered, (table.__tablename__, after, registered)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.binary(max_size=600),
+        st.sampled_from(RAW_BODIES),
+        st.recursive(st.none() | st.integers() | st.text(max_size=5), lambda inner: st.lists(inner, max_size=3))
+        .map(json.dumps)
+        .map(str.encode),
+    ),
+    route=st.sampled_from(["/api/v1/complaints", "/", "/status"]),
+    content_type=st.sampled_from(CONTENT_TYPES),
+)
+def test_any_bytes_to_any_route_get_a_4xx_or_a_registration_never_a_5xx(
+    http: AppClient, sqlite_engine: Engine, body: bytes, route: str, content_type: str | None
+) -> None:
+    before = counts(sqlite_engine)
+    headers = {**AUTH, "Content-Type": content_type} if content_type else dict(AUTH)
+    response = http.post(route, content=body, headers=headers)
+    assert response.status_code < 500, response.text[:300]
+    assert counts(sqlite_engine) == before  # none of these is a whole complaint
