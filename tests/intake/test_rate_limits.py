@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 
 from kefu.cli.up import intake_components
@@ -84,6 +85,7 @@ async def test_forwarded_headers_count_only_from_a_configured_proxy(engine: Engi
     assert await lookups_answered([]) == [200, 200, 200, 429, 429]  # nobody's word: one client
 
 
+@pytest.mark.slow
 def test_kefu_up_serves_intake_without_believing_forwarded_headers(tmp_path: Path) -> None:
     """The intake as ``kefu up`` starts it (uvicorn believes X-Forwarded-For from 127.0.0.1 unless told not to)."""
     port = free_port()
