@@ -63,6 +63,22 @@ class Settings(BaseSettings):
         description="Extra bearer tokens the intake API accepts, from the environment or .env only (none is built "
         "in); the usual way is a named token made with `kefu token add`, kept as a hash in the database.",
     )
+    intake_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto intake believes "
+        '(JSON list, e.g. ["10.0.0.5"]; "*" trusts any). Empty (default): forwarded headers are ignored and the '
+        "client is the connection's peer, so a header cannot dodge the status page's rate limit.",
+    )
+    intake_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Other origins (e.g. https://www.example.com) whose pages may post to the form and status page; "
+        "the intake's own origin is always allowed, every other cross-site form post is refused.",
+    )
+    intake_api_docs: bool = Field(
+        default=True,
+        description="Serve the gateway API's documentation at /docs (Swagger UI from the installed package, no CDN) "
+        "and its schema at /openapi.json; off hides both.",
+    )
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025

@@ -119,6 +119,10 @@ def intake_components(settings: Settings) -> list[Component]:
                 settings.intake_host,
                 "--port",
                 str(settings.intake_port),
+                # The client is the connection's peer: X-Forwarded-For is believed only from the configured proxies
+                # (KEFU_INTAKE_TRUSTED_PROXIES, applied inside the app), never from uvicorn's default 127.0.0.1.
+                "--no-proxy-headers",
+                "--no-server-header",
             ],
             shows=f"Complaint form (投诉表单): {base}  ·  status: {base}/status  ·  gateway API: {base}/docs",
             health_url=f"{base}/healthz",

@@ -4,16 +4,13 @@ zh-CN, autoescaped. The confirmation shows the case number and the first time th
 customer, the status page the next one — both in the milestone's customer wording from the policy (never
 the milestone's internal name), with times as customers read them (``customer_time``: 北京时间, to the
 minute). The status page answers the same for "no such
-case" and "wrong digits", and is rate limited per client.
+case" and "wrong digits", and is rate limited per client and per case number (``limits``: shared by every intake
+process). The form takes only posts that carry its one-time key; what it shows back of a refused post is bounded.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +21,10 @@ from starlette.concurrency import run_in_threadpool
 
 from kefu.intake.frontdoor import UNAVAILABLE_ZH, FrontDoor, IntakeUnavailable
 from kefu.intake.labels import FIELD_LABELS
+from kefu.intake.limits import SharedRateLimit
 from kefu.intake.service import IdempotencyKeyReused
 from kefu.intake.status import CaseStatus, case_status_for_customer
 from kefu.intake.validation import (
-    FieldError,
     SubmissionInvalid,
     is_case_no,
     is_form_key,
@@ -42,37 +39,26 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_FORM_BODY = 32 * 1024
 MAX_STATUS_BODY = 4096
 NOT_FOUND_ZH = "没有找到与该投诉编号和电话后四位相符的记录，请核对后再试。"
-
-
-class RateLimiter:
-    """At most ``limit`` attempts per ``window`` seconds per client (in memory: one intake process)."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, client: str) -> bool:
-        now = self.clock()
-        with self._lock:
-            hits = self._hits.setdefault(client, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return False
-            hits.append(now)
-            if len(self._hits) > 10_000:
-                self._hits = {k: v for k, v in self._hits.items() if v and v[-1] > now - self.window}
-            return True
+TOO_MANY_ZH = "查询过于频繁，请一分钟后再试。"
+CASE_LOCKED_ZH = "该投诉编号的查询错误次数过多，为保护您的信息已暂停查询，请一小时后再试，或致电客服热线。"
+NO_FORM_KEY_ZH = (
+    "这次提交不是从本网站的投诉页面发出的（或页面不完整），没有保存任何内容。请核对下面的内容，再点一次「提交投诉」。"
+)
+ECHO_LIMIT = 4000  # characters of each field a refused form shows back: never more than the form can hold, twice
 
 
 def pages_router(
-    door: FrontDoor, *, status_rate_limit: tuple[int, float], router: APIRouter | None = None
+    door: FrontDoor,
+    *,
+    status_rate_limit: tuple[int, float],
+    case_rate_limit: tuple[int, float],
+    router: APIRouter | None = None,
 ) -> APIRouter:
     """``/`` (the form and its confirmation) and ``/status`` (the status page), on ``router`` (default: a new one)."""
     router = router if router is not None else APIRouter()
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)
-    limiter = RateLimiter(*status_rate_limit)
+    per_client = SharedRateLimit(door.engine, "status_client", *status_rate_limit, clock=door.now)
+    per_case = SharedRateLimit(door.engine, "status_case", *case_rate_limit, clock=door.now)
 
     def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(env.get_template(name).render(**context), status_code=status)
@@ -84,23 +70,24 @@ def pages_router(
 
     @router.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def submit_form(request: Request) -> Response:
-        if int(request.headers.get("content-length") or 0) > MAX_FORM_BODY:
+        # The edge has limited the body (MAX_FORM_BODY read at most) and refused other sites' posts.
+        form_data = await request.form()
+        fields = {k: v for k, v in form_data.items() if isinstance(v, str) and k in FIELD_LABELS}
+        values = {k: v[:ECHO_LIMIT] for k, v in fields.items()}  # what a refused post shows back
+        form_key = str(form_data.get("form_key") or "")
+        if not is_form_key(form_key):  # not from our form page: nothing is registered
             return page(
                 "form.html",
-                413,
-                errors=[FieldError("content", "too_large", "提交的内容太长了，请精简后再提交")],
-                values={},
+                400,
+                notice=NO_FORM_KEY_ZH,
+                errors=[],
+                values=values,
                 labels=FIELD_LABELS,
                 form_key=uuid.uuid4().hex,
             )
-        form_data = await request.form()
-        values = {k: v for k, v in form_data.items() if isinstance(v, str)}
-        form_key = values.get("form_key", "")
-        if not is_form_key(form_key):
-            form_key = uuid.uuid4().hex
         received_at = door.now()
         try:
-            submission = validate_submission(values, now=received_at, timezone=door.timezone)
+            submission = validate_submission(fields, now=received_at, timezone=door.timezone)
         except SubmissionInvalid as exc:
             return page("form.html", 422, errors=exc.errors, values=values, labels=FIELD_LABELS, form_key=form_key)
         try:
@@ -145,17 +132,19 @@ def pages_router(
 
     @router.post("/status", response_class=HTMLResponse, include_in_schema=False)
     async def status_lookup(request: Request) -> HTMLResponse:
+        # The client as the connection (or a configured proxy) says, never as a request header claims.
         client = request.client.host if request.client else "unknown"
-        if not limiter.allow(client):
-            return status_page(429, message="查询过于频繁，请一分钟后再试。")
-        if int(request.headers.get("content-length") or 0) > MAX_STATUS_BODY:
-            return status_page(413, message="请求内容过长。")
-        form_data = await request.form()
+        if not await run_in_threadpool(per_client.hit, client):
+            return status_page(429, message=TOO_MANY_ZH)
+        form_data = await request.form()  # the edge has limited the body to MAX_STATUS_BODY
         case_no = str(form_data.get("case_no") or "").strip().upper()
         last4 = str(form_data.get("phone_last4") or "").strip()
         shown_case_no = case_no if is_case_no(case_no) else ""
         if not is_case_no(case_no) or not is_phone_last4(last4):
             return status_page(200, message=NOT_FOUND_ZH, case_no=shown_case_no)
+        # Every guess at one case counts, from whichever client; a right one is given back below.
+        if not await run_in_threadpool(per_case.hit, case_no):
+            return status_page(429, message=CASE_LOCKED_ZH, case_no=shown_case_no)
         policy, calendar = door.policy_and_calendar()
 
         def lookup() -> CaseStatus | None:
@@ -165,6 +154,7 @@ def pages_router(
         result = await run_in_threadpool(lookup)
         if result is None:
             return status_page(200, message=NOT_FOUND_ZH, case_no=shown_case_no)
+        await run_in_threadpool(per_case.refund, case_no)
         upcoming = result.next_commitment
         before, after = upcoming.promise() if upcoming else ("", "")
         return status_page(

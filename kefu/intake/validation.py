@@ -133,9 +133,30 @@ def _bad_chars(value: str, multiline: bool) -> bool:
         if multiline and char in _MULTILINE_ALLOWED:
             continue
         category = unicodedata.category(char)
-        if category in {"Cc", "Cs", "Co", "Cn"} or char in "\u2028\u2029\ufeff":
+        if category in {"Cc", "Cs", "Co", "Cn"} or char in "\u2028\u2029":
             return True
     return False
+
+
+_ZWJ = "\u200d"
+
+
+def _format_chars(value: str) -> bool:
+    """Unicode format characters (category Cf): bidirectional overrides and isolates, zero-width spaces and joiners,
+    the BOM, soft hyphens — invisible, and able to make what staff read differ from what was sent
+    ('用户\u202egnp.exe' shows as '用户exe.png'). One exception: the zero-width joiner between two pictographs, which
+    joins emoji sequences (👨‍👩‍👧) and shows nothing else."""
+    for i, char in enumerate(value):
+        if unicodedata.category(char) != "Cf":
+            continue
+        if char == _ZWJ and 0 < i < len(value) - 1 and _pictograph(value[i - 1]) and _pictograph(value[i + 1]):
+            continue
+        return True
+    return False
+
+
+def _pictograph(char: str) -> bool:
+    return unicodedata.category(char) == "So" or char == "\ufe0f" or 0x1F3FB <= ord(char) <= 0x1F3FF
 
 
 def _text(
@@ -155,6 +176,15 @@ def _text(
         return None
     if _bad_chars(value, multiline):
         errors.append(FieldError(field, "control_characters", f"{label}含有无法识别的控制字符，请删除后重试"))
+        return None
+    if _format_chars(value):
+        errors.append(
+            FieldError(
+                field,
+                "format_characters",
+                f"{label}含有看不见的格式字符（如改变文字方向的控制符或零宽字符），请删除后重试",
+            )
+        )
         return None
     limit = MAX_LENGTHS[field]
     if len(value) > limit:

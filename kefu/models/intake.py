@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import BigInteger, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kefu.models.base import Base, utcnow
@@ -49,3 +49,15 @@ class CaseNumberCounter(Base):
 
     day: Mapped[str] = mapped_column(String(8), primary_key=True)
     last: Mapped[int] = mapped_column(default=0)
+
+
+class RateLimitHit(Base):
+    """How often one client (or one case number) was tried in one window: the status page's rate limit, shared by
+    every intake process through the database. Clients are stored as a hash, never as their address."""
+
+    __tablename__ = "rate_limits"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)  # epoch seconds
+    hits: Mapped[int] = mapped_column(default=0)

@@ -159,10 +159,11 @@ async def test_the_api_needs_a_gateway_token(
 
 
 async def test_oversized_and_malformed_bodies_are_refused(client: httpx.AsyncClient, engine: Engine) -> None:
-    big = await client.post("/api/v1/complaints", content=b"{" + b" " * 20_000 + b"}", headers=AUTH)
+    as_json = {**AUTH, "Content-Type": "application/json"}
+    big = await client.post("/api/v1/complaints", content=b"{" + b" " * 20_000 + b"}", headers=as_json)
     assert big.status_code == 413
     assert big.json()["errors"][0]["code"] == "payload_too_large"
-    broken = await client.post("/api/v1/complaints", content=b'{"name": ', headers=AUTH)
+    broken = await client.post("/api/v1/complaints", content=b'{"name": ', headers=as_json)
     assert broken.status_code == 422 and broken.json()["errors"][0]["code"] == "invalid_json"
     listed = await client.post("/api/v1/complaints", json=[complaint_json()], headers=AUTH)
     assert listed.status_code == 422

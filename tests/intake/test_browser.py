@@ -72,6 +72,8 @@ async def test_a_person_fills_in_the_form_in_chromium_and_reads_the_case_number(
                     break
                 await asyncio.sleep(0.1)
             assert await page.evaluate("document.documentElement.lang") == "zh-CN"
+            # The style sheet applies under the page's Content-Security-Policy (no inline style allowed).
+            assert await page.evaluate("getComputedStyle(document.body).maxWidth") == "704px"
             await page.type_into("name", "赵六")
             await page.type_into("phone", "13600136000")
             await page.type_into("order_no", "ZT998877")
@@ -95,3 +97,29 @@ async def test_a_person_fills_in_the_form_in_chromium_and_reads_the_case_number(
         assert complaint.case_no == case_no and complaint.urgent
         assert complaint.content == "快递员没有送货上门，<b>直接</b>放在了门卫处。"
         assert session.scalars(select(Customer.name)).one() == "赵六"
+
+
+async def test_the_api_docs_render_in_chromium_from_the_package_under_the_csp(
+    chromium: str, intake_server: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    browser = start_chromium(chromium, port, tmp_path / "profile", intake_server + "/docs", tmp_path / "chromium.log")
+    try:
+        socket_url = await asyncio.to_thread(page_websocket, port, browser)
+        async with websockets.connect(socket_url, max_size=None) as socket:
+            page = Page(socket)
+            await page.send("Runtime.enable")
+            title = None
+            for _ in range(300):  # Swagger UI builds the page from /openapi.json after its bundle loads
+                title = await page.evaluate(
+                    "document.querySelector('.swagger-ui .info .title') && "
+                    "document.querySelector('.swagger-ui .info .title').textContent"
+                )
+                if title:
+                    break
+                await asyncio.sleep(0.1)
+            operations = await page.evaluate("document.querySelectorAll('.opblock').length")
+    finally:
+        kill_9(browser)
+    assert title and "Kefu intake" in title
+    assert operations >= 2  # POST and GET of the complaints API

@@ -17,7 +17,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def intake_settings(**overrides: Any) -> Settings:
     """Settings of an intake app that knows ``TOKEN`` and starts no mail sink."""
-    return Settings(intake_api_tokens=[SecretStr(TOKEN)], mail_sink_enabled=False, **overrides)
+    return Settings(**{"intake_api_tokens": [SecretStr(TOKEN)], "mail_sink_enabled": False, **overrides})
 
 
 def complaint_json(**overrides: Any) -> dict[str, Any]:
