@@ -58,7 +58,8 @@ class Step(Generic[T]):
 
     ``meets``: milestone ids completing it meets; ``status``: the status it moves its case to; ``roles``:
     role names that may answer it (empty: anyone; enforced by whoever accepts answers); ``key``: the
-    stable stem of its suspend keys, by default the name with dashes (see the module's rule on keys).
+    stable stem of its suspend keys, by default the name with dashes (see the module's rule on keys); ``title``:
+    what the people answering it call it (zh-CN, shown in its summary), by default its input form's title.
     """
 
     name: str
@@ -67,10 +68,13 @@ class Step(Generic[T]):
     status: str | None = None
     roles: tuple[str, ...] = ()
     key: str = ""
+    title: str = ""
 
     def __post_init__(self) -> None:
         if not self.key:
             object.__setattr__(self, "key", self.name.replace("_", "-"))
+        if not self.title:
+            object.__setattr__(self, "title", str(self.input.model_config.get("title") or self.name))
         if not KEY_PATTERN.fullmatch(self.key):
             raise ValueError(f"step '{self.name}': key '{self.key}' must be lowercase letters, digits and dashes")
 

@@ -184,7 +184,7 @@ def test_an_important_key_account_complaint_reports_to_the_supervisor_and_is_com
     schema = httpx.get(f"{prefect_server}/flow_runs/{run.id}/input/suspended-supervisor-report-0-schema")
     assert schema.status_code == 200 and "summary" in schema.text
     description = httpx.get(f"{prefect_server}/flow_runs/{run.id}/input/suspended-supervisor-report-0-description")
-    assert case_no in description.text and "supervisor_report" in description.text
+    assert case_no in description.text and "向上级主管报告" in description.text
     answer = {"actor_staff_id": staff, "summary": "已向王主管报告"}
     resumed = prefect_post(f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": answer})
     assert resumed.status_code == 201, resumed.text
@@ -278,7 +278,7 @@ def test_an_override_without_a_reason_is_refused_and_asked_again_from_the_ui_and
     wait_step(case_no, "classify")
     # The UI form cannot know the rule: the run refuses the answer, records why and asks again.
     prefect_post(
-        f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": {"actor_staff_id": staff, "severity": "general"}}
+        f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": {"actor_staff_id": staff, "severity": "一般投诉"}}
     )
     deadline = time.monotonic() + 30
     while ("step_refused", "classify-0") not in actions(case_no):
