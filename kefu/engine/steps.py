@@ -17,7 +17,8 @@ The kit gives every process the same guarantees:
   and asks again in the next round, with the next key. A refusal is final: a replay skips a refused answer
   without judging it again, and does not judge again an answer already accepted (staff deactivated since
   cannot un-complete a step).
-- **The form shows the case.** The markdown summary the process gives is shown above the form.
+- **The form shows the case.** The markdown summary the process gives is shown above the form; the form itself
+  is the step's ``StepForm`` (``kefu.engine.forms``: zh-CN titles, choices in the policy's words).
 
 What is particular to one process (its records, its audit events, its summary) comes in through a small
 ``StepRecord`` object; the kit imports no process's own work.
@@ -98,7 +99,7 @@ class StepRecord(Protocol):
     """The parts of asking that belong to one process (its database records); each must be idempotent by key."""
 
     def summary(self, step: Step[Any]) -> str:
-        """Markdown shown above the form: what the person needs to answer (no personal data: Prefect shows it)."""
+        """Markdown shown above the form: what the person needs to answer (personal data masked: Prefect shows it)."""
         ...
 
     def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:

@@ -174,7 +174,7 @@ def render_step_summary(
     lines += [f"- {milestone_line(policy, complaint, row)}" for row in sorted(complaint.milestones, key=_sort_key)]
     lines += [
         "",
-        f"客户姓名和联系方式不在此显示（已隐去电话等个人信息）。完整资料见 Kefu 案件页 {case_page(case_no)}"
+        f"客户姓名和联系方式不在此显示（电话等个人信息已隐去）。完整资料见 [Kefu 案件页]({case_page(case_no)})"
         f"（需登录；案件页与登录功能尚在建设中，目前请在服务器上运行 `kefu case show {case_no}`）。",
         "",
         f"摘要生成于 {local_time(now)}。",
