@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from kefu.engine.contract import CASE_RUN_NAME, COMPLAINT_CASE_FLOW
 from kefu.engine.forms import Choice, StepForm
@@ -108,6 +109,14 @@ class ProposeInput(StepForm):
         title="承诺完成时间",
         description="一般投诉：方案中向客户承诺的完成时间（北京时间），即本案「在承诺的时间内完成处理」的期限。",
     )
+
+    @field_validator("promised_completion_at")
+    @classmethod
+    def _local_when_naive(cls, value: dt.datetime | None) -> dt.datetime | None:
+        """A time written without an offset is the policy's (Shanghai) time, as people write it."""
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=ZoneInfo(current_policy().timezone))
 
 
 class ApprovalInput(StepForm):

@@ -81,3 +81,8 @@ def test_kefu_step_submit_takes_the_codes_or_the_words_and_sends_the_words_the_f
 def test_kefu_step_submit_names_the_choices_for_a_severity_the_policy_does_not_have() -> None:
     with pytest.raises(UsageError, match="请选择一般投诉、重要投诉、重大投诉"):
         validate("classify", {"actor_staff_id": 1, "severity": "严重"})
+
+
+def test_a_promised_time_written_without_an_offset_is_shanghai_time() -> None:
+    data = {"actor_staff_id": 1, "solution": "退运费", "promised_completion_at": "2026-12-05T18:00"}
+    assert validate("propose", data)["promised_completion_at"] == "2026-12-05T18:00:00+08:00"
