@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from prefect.input import RunInput
+from pydantic import create_model
+from pydantic.fields import FieldInfo
 
 from kefu.engine.waiting import Answers, suspend_until_answered
 
@@ -95,11 +97,30 @@ def steps_by_name(*steps: Step[Any]) -> dict[str, Step[Any]]:
     return by_name
 
 
+def prefilled(model: type[T], values: dict[str, Any]) -> type[T]:
+    """``model`` with ``values`` as its fields' defaults (the form starts with them), each field keeping its title,
+    description and annotations (Prefect's ``with_initial_data`` keeps only the bare type). Answers are still read
+    with ``model`` itself: a default is only what the form shows first (validated like an answer, should one be
+    read with the form)."""
+    if not values:
+        return model
+    fields: dict[str, Any] = {}
+    for name, value in values.items():
+        info = model.model_fields[name]
+        fields[name] = (info.annotation, FieldInfo.merge_field_infos(info, default=value, validate_default=True))
+    prefilled_model: type[T] = create_model(model.__name__, __base__=model, **fields)
+    return prefilled_model
+
+
 class StepRecord(Protocol):
     """The parts of asking that belong to one process (its database records); each must be idempotent by key."""
 
     def summary(self, step: Step[Any]) -> str:
         """Markdown shown above the form: what the person needs to answer (personal data masked: Prefect shows it)."""
+        ...
+
+    def initial(self, step: Step[Any]) -> dict[str, Any]:
+        """Values the form starts with for this case, as the form shows them (e.g. the rules' proposal); {}: none."""
         ...
 
     def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:
@@ -178,6 +199,7 @@ class HumanSteps:
             answer = step.input(**given)
         else:
             self.record.waiting(step, key, str(self.answers.flow_run_id))
-            form = step.input.with_initial_data(description=self.record.summary(step))
+            initial = prefilled(step.input, self.record.initial(step))
+            form = initial.with_initial_data(description=self.record.summary(step))
             answer = suspend_until_answered(form, key)
         return answer

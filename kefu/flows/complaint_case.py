@@ -45,7 +45,7 @@ def severity_criteria() -> str:
     shows a field's description as one paragraph)."""
     rules = current_policy().complaints.severities.values()
     criteria = "；".join(f"**{rule.name}**：{rule.criteria}" for rule in rules if rule.criteria)
-    explained = "留空即采用上方摘要中规则建议的等级；改定须填写理由（记入审计记录）。"
+    explained = "预先选中的是规则建议的等级（见上方摘要），直接提交即确认；改定须填写理由（记入审计记录）。"
     return explained + (f"{criteria}。" if criteria else "")
 
 
@@ -300,6 +300,14 @@ class CaseRecord:
             with unit_of_work() as session:
                 self._outcomes = casework.step_outcomes(session, self.case_no, STEPS)
         return self._outcomes.get(key)
+
+    def initial(self, step: Step[Any]) -> dict[str, Any]:
+        """The classify form starts at the rules' proposal (in the policy's words): confirming is submitting it."""
+        if step is not CLASSIFY:
+            return {}
+        with unit_of_work() as session:
+            proposed, _ = casework.propose_severity(current_policy(), casework.get_case(session, self.case_no))
+        return {"severity": severity_words()[proposed]}
 
     def summary(self, step: Step[Any]) -> str:
         """What the person answering needs on the run page (zh-CN; personal data masked: Prefect shows it)."""

@@ -165,7 +165,8 @@ def render_step_summary(
     if step == "classify":
         proposed, why = propose_severity(policy, complaint)
         reasons = "、".join(rule_reason(w) for w in why) or "未触发升级规则"
-        lines += ["", f"**规则建议**：{severity_name(policy, proposed)}（{reasons}）。留空即采用；改定须填写理由。", ""]
+        proposal = f"**规则建议**：{severity_name(policy, proposed)}（{reasons}）"
+        lines += ["", f"{proposal}。表单已预选此等级，直接提交即确认；改定须填写理由。", ""]
         lines += [f"- **{rule.name}**：{rule.criteria or NOT_GIVEN}" for rule in policy.complaints.severities.values()]
     if step == "callback":
         reopen_below = policy.complaints.callback.reopen_below

@@ -104,6 +104,7 @@ def test_the_classify_form_shows_the_complaint_masked_and_the_severities_in_the_
         "reason": "改定理由",
     }
     assert props["severity"]["type"] == "string" and props["severity"]["enum"] == SEVERITY_WORDS
+    assert props["severity"]["default"] == "重要投诉"  # the rules' proposal, preselected: submitting confirms it
     assert "产品包装损坏" in props["severity"]["description"] and "人身伤害" in props["severity"]["description"]
     assert "anyOf" not in json.dumps(schema)
 
