@@ -184,7 +184,7 @@ def test_an_important_key_account_complaint_reports_to_the_supervisor_and_is_com
     schema = httpx.get(f"{prefect_server}/flow_runs/{run.id}/input/suspended-supervisor-report-0-schema")
     assert schema.status_code == 200 and "summary" in schema.text
     description = httpx.get(f"{prefect_server}/flow_runs/{run.id}/input/suspended-supervisor-report-0-description")
-    assert case_no in description.text and "向上级主管报告" in description.text
+    assert case_no in description.json() and "向上级主管报告" in description.json()
     answer = {"actor_staff_id": staff, "summary": "已向王主管报告"}
     resumed = prefect_post(f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": answer})
     assert resumed.status_code == 201, resumed.text
