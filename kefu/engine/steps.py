@@ -198,8 +198,8 @@ class HumanSteps:
         if given is not None:
             answer = step.input(**given)
         else:
-            self.record.waiting(step, key, str(self.answers.flow_run_id))
             initial = prefilled(step.input, self.record.initial(step))
             form = initial.with_initial_data(description=self.record.summary(step))
+            self.record.waiting(step, key, str(self.answers.flow_run_id))  # announced just before the suspend
             answer = suspend_until_answered(form, key)
         return answer

@@ -166,6 +166,16 @@ def run_of(run_id: Any) -> Any:
         return client.read_flow_run(run_id)
 
 
+def wait_suspended(run_id: Any, key: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = run_of(run_id).state
+        if state is not None and state.is_paused() and state.state_details.pause_key == key:
+            return
+        time.sleep(0.3)  # the worker is another process: the run's state is the only signal
+    raise AssertionError(f"run {run_id} never suspended at {key}")
+
+
 def met(case_no: str) -> dict[MilestoneId, bool]:
     with unit_of_work() as session:
         complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one()
@@ -276,6 +286,7 @@ def test_an_override_without_a_reason_is_refused_and_asked_again_from_the_ui_and
     staff = new_case(case_no, "包裹丢件了")  # the rules propose important
     run = start_run(case_no)
     wait_step(case_no, "classify")
+    wait_suspended(run.id, "classify-0")  # the UI offers the form once the run is suspended
     # The UI form cannot know the rule: the run refuses the answer, records why and asks again.
     prefect_post(
         f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": {"actor_staff_id": staff, "severity": "一般投诉"}}
