@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         "and its schema at /openapi.json; off hides both.",
     )
 
+    case_page_url: str = Field(
+        default="http://127.0.0.1:8000/desk/cases/{case_no}",
+        description="Where Kefu's own case page (full details, behind staff sign-in) is, '{case_no}' standing for "
+        "the case number: the summary above each step's form links to it. The page and the sign-in are not built "
+        "yet; until then the summary also names `kefu case show`.",
+    )
+
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     smtp_username: str | None = None

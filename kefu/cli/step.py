@@ -53,9 +53,12 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:
-    """The step's input model checks the data before anything reaches Prefect or the database."""
+    """The step's input model checks the data before anything reaches Prefect or the database; returns the answer
+    as the step's form sends it (what the Prefect server checks: a choice in the policy's words, e.g. a severity
+    given as ``major`` or ``重大投诉`` becomes ``重大投诉``; an empty optional field left out)."""
     from pydantic import ValidationError
 
+    from kefu.engine.forms import form_answer
     from kefu.flows.complaint_case import STEPS
 
     if step not in STEPS:
@@ -65,19 +68,18 @@ def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise UsageError(f"invalid input for step '{step}': {problems}") from None
-    result: dict[str, Any] = model.model_dump(mode="json", exclude={"metadata"})
-    return result
+    return form_answer(model)
 
 
 def _check_override(session: Any, case_no: str, checked: dict[str, Any]) -> None:
     """The case flow's classification rule, checked before the run gets the answer: an override needs a reason."""
-    from kefu.models.enums import Severity
+    from kefu.flows.complaint_case import ClassifyInput
     from kefu.models.policy import current_policy
     from kefu.tasks.casework import StepRejected, check_classification, get_case
 
-    severity = Severity(checked["severity"]) if checked.get("severity") else None
+    answer = ClassifyInput.model_validate(checked)
     try:
-        check_classification(current_policy(), get_case(session, case_no), severity, checked.get("reason"))
+        check_classification(current_policy(), get_case(session, case_no), answer.severity, answer.reason)
     except StepRejected as refused:
         raise UsageError(str(refused)) from None
 

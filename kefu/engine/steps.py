@@ -17,7 +17,8 @@ The kit gives every process the same guarantees:
   and asks again in the next round, with the next key. A refusal is final: a replay skips a refused answer
   without judging it again, and does not judge again an answer already accepted (staff deactivated since
   cannot un-complete a step).
-- **The form shows the case.** The markdown summary the process gives is shown above the form.
+- **The form shows the case.** The markdown summary the process gives is shown above the form; the form itself
+  is the step's ``StepForm`` (``kefu.engine.forms``: zh-CN titles, choices in the policy's words).
 
 What is particular to one process (its records, its audit events, its summary) comes in through a small
 ``StepRecord`` object; the kit imports no process's own work.
@@ -39,6 +40,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 from prefect.input import RunInput
+from pydantic import create_model
+from pydantic.fields import FieldInfo
 
 from kefu.engine.waiting import Answers, suspend_until_answered
 
@@ -58,7 +61,8 @@ class Step(Generic[T]):
 
     ``meets``: milestone ids completing it meets; ``status``: the status it moves its case to; ``roles``:
     role names that may answer it (empty: anyone; enforced by whoever accepts answers); ``key``: the
-    stable stem of its suspend keys, by default the name with dashes (see the module's rule on keys).
+    stable stem of its suspend keys, by default the name with dashes (see the module's rule on keys); ``title``:
+    what the people answering it call it (zh-CN, shown in its summary), by default its input form's title.
     """
 
     name: str
@@ -67,10 +71,13 @@ class Step(Generic[T]):
     status: str | None = None
     roles: tuple[str, ...] = ()
     key: str = ""
+    title: str = ""
 
     def __post_init__(self) -> None:
         if not self.key:
             object.__setattr__(self, "key", self.name.replace("_", "-"))
+        if not self.title:
+            object.__setattr__(self, "title", str(self.input.model_config.get("title") or self.name))
         if not KEY_PATTERN.fullmatch(self.key):
             raise ValueError(f"step '{self.name}': key '{self.key}' must be lowercase letters, digits and dashes")
 
@@ -90,11 +97,30 @@ def steps_by_name(*steps: Step[Any]) -> dict[str, Step[Any]]:
     return by_name
 
 
+def prefilled(model: type[T], values: dict[str, Any]) -> type[T]:
+    """``model`` with ``values`` as its fields' defaults (the form starts with them), each field keeping its title,
+    description and annotations (Prefect's ``with_initial_data`` keeps only the bare type). Answers are still read
+    with ``model`` itself: a default is only what the form shows first (validated like an answer, should one be
+    read with the form)."""
+    if not values:
+        return model
+    fields: dict[str, Any] = {}
+    for name, value in values.items():
+        info = model.model_fields[name]
+        fields[name] = (info.annotation, FieldInfo.merge_field_infos(info, default=value, validate_default=True))
+    prefilled_model: type[T] = create_model(model.__name__, __base__=model, **fields)
+    return prefilled_model
+
+
 class StepRecord(Protocol):
     """The parts of asking that belong to one process (its database records); each must be idempotent by key."""
 
     def summary(self, step: Step[Any]) -> str:
-        """Markdown shown above the form: what the person needs to answer (no personal data: Prefect shows it)."""
+        """Markdown shown above the form: what the person needs to answer (personal data masked: Prefect shows it)."""
+        ...
+
+    def initial(self, step: Step[Any]) -> dict[str, Any]:
+        """Values the form starts with for this case, as the form shows them (e.g. the rules' proposal); {}: none."""
         ...
 
     def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:
@@ -172,7 +198,8 @@ class HumanSteps:
         if given is not None:
             answer = step.input(**given)
         else:
-            self.record.waiting(step, key, str(self.answers.flow_run_id))
-            form = step.input.with_initial_data(description=self.record.summary(step))
+            initial = prefilled(step.input, self.record.initial(step))
+            form = initial.with_initial_data(description=self.record.summary(step))
+            self.record.waiting(step, key, str(self.answers.flow_run_id))  # announced just before the suspend
             answer = suspend_until_answered(form, key)
         return answer

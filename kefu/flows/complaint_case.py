@@ -14,78 +14,134 @@ change them (see ``kefu.engine.steps``).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger
-from prefect.input import RunInput
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator
 
 from kefu.engine.contract import CASE_RUN_NAME, COMPLAINT_CASE_FLOW
+from kefu.engine.forms import Choice, StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS, add_run_tags
 from kefu.models.db import unit_of_work
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy, current_policy
-from kefu.tasks import casework
-from kefu.worktime import WorkCalendar, local_time, yes_no
+from kefu.tasks import case_summary, casework
+from kefu.worktime import WorkCalendar
 
 # --- The inputs of the human steps (what the UI form and ``kefu step submit`` accept) ---------------
+# Field names are the JSON ``kefu step submit`` takes (README); titles and descriptions are what the form in
+# the Prefect UI shows (zh-CN, the policy's words; see ``kefu.engine.forms`` for what that UI can show).
 
 
-class ClassifyInput(RunInput):
-    """Confirm the proposed severity (leave empty) or override it with a reason."""
-
-    actor_staff_id: int = Field(description="Staff id of the person classifying (the first receiver owns the case).")
-    severity: Severity | None = None
-    reason: str = ""
+def severity_words() -> dict[Severity, str]:
+    """The policy's names of the severities (一般投诉 / 重要投诉 / 重大投诉): the choices of the classify form."""
+    return {severity: rule.name for severity, rule in current_policy().complaints.severities.items()}
 
 
-class TaskForceInput(RunInput):
-    actor_staff_id: int
-    leader_staff_id: int = Field(description="Senior manager leading the special team.")
-    member_staff_ids: list[int] = Field(default_factory=list)
+def severity_criteria() -> str:
+    """What makes a complaint each severity, in the policy's words (under the classify form's choice; the UI
+    shows a field's description as one paragraph)."""
+    rules = current_policy().complaints.severities.values()
+    criteria = "；".join(f"**{rule.name}**：{rule.criteria}" for rule in rules if rule.criteria)
+    explained = "预先选中的是规则建议的等级（见上方摘要），直接提交即确认；改定须填写理由（记入审计记录）。"
+    return explained + (f"{criteria}。" if criteria else "")
 
 
-class ContactInput(RunInput):
-    actor_staff_id: int
-    summary: str = Field(min_length=1, description="What was said to the customer (apology, commitment).")
+def actor() -> Any:
+    """The staff id field every step has (who answers it: typed until Kefu's sign-in records it)."""
+    return Field(title="您的员工编号", description="完成本步骤的人的员工编号。")
 
 
-class ReportInput(RunInput):
-    actor_staff_id: int
-    summary: str = Field(min_length=1)
+class ClassifyInput(StepForm):
+    """Confirm the proposed severity (leave it empty) or override it with a reason."""
+
+    model_config = ConfigDict(title="投诉定级")
+
+    actor_staff_id: int = Field(
+        title="您的员工编号", description="定级人的员工编号；首位受理人即为本案负责人（首问责任制）。"
+    )
+    severity: Annotated[Severity | None, Choice(severity_words, severity_criteria)] = Field(
+        default=None, title="投诉等级"
+    )
+    reason: str = Field(default="", title="改定理由", description="改定规则建议的等级时必填。")
 
 
-class InvestigateInput(RunInput):
-    actor_staff_id: int
-    departments: list[str] = Field(min_length=1)
-    findings: str = Field(min_length=1)
-    done: bool = Field(default=True, description="False: another investigation round follows.")
+class TaskForceInput(StepForm):
+    model_config = ConfigDict(title="成立专项处理小组")
+
+    actor_staff_id: int = actor()
+    leader_staff_id: int = Field(title="组长的员工编号", description="专项处理小组由高层管理人员担任组长。")
+    member_staff_ids: list[int] = Field(default_factory=list, title="组员的员工编号", description="可添加多位。")
 
 
-class ProposeInput(RunInput):
-    actor_staff_id: int
-    solution: str = Field(min_length=1)
+class ContactInput(StepForm):
+    model_config = ConfigDict(title="与客户联系")
+
+    actor_staff_id: int = actor()
+    summary: str = Field(min_length=1, title="联系内容", description="向客户说明了什么（致歉、承诺等）。")
+
+
+class ReportInput(StepForm):
+    model_config = ConfigDict(title="向上级主管报告")
+
+    actor_staff_id: int = actor()
+    summary: str = Field(min_length=1, title="报告内容", description="向上级主管报告的情况与拟定的调查安排。")
+
+
+class InvestigateInput(StepForm):
+    model_config = ConfigDict(title="调查分析")
+
+    actor_staff_id: int = actor()
+    departments: list[str] = Field(min_length=1, title="参与调查的部门", description="例如：运营部、技术部。")
+    findings: str = Field(min_length=1, title="调查结果")
+    done: bool = Field(default=True, title="调查已完成", description="关闭：本轮之后还要再调查一轮。")
+
+
+class ProposeInput(StepForm):
+    model_config = ConfigDict(title="提出解决方案")
+
+    actor_staff_id: int = actor()
+    solution: str = Field(min_length=1, title="解决方案")
     promised_completion_at: dt.datetime | None = Field(
-        default=None, description="General complaints: the completion time promised to the customer."
+        default=None,
+        title="承诺完成时间",
+        description="一般投诉：方案中向客户承诺的完成时间（北京时间），即本案「在承诺的时间内完成处理」的期限。",
     )
 
-
-class ApprovalInput(RunInput):
-    actor_staff_id: int
-    accepted: bool
-    comment: str = ""
-
-
-class ResolveInput(RunInput):
-    actor_staff_id: int
-    summary: str = Field(min_length=1)
+    @field_validator("promised_completion_at")
+    @classmethod
+    def _local_when_naive(cls, value: dt.datetime | None) -> dt.datetime | None:
+        """A time written without an offset is the policy's (Shanghai) time, as people write it."""
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=ZoneInfo(current_policy().timezone))
 
 
-class CallbackInput(RunInput):
-    actor_staff_id: int
-    satisfaction: int = Field(ge=1, le=5)
-    comment: str = ""
+class ApprovalInput(StepForm):
+    model_config = ConfigDict(title="客户确认方案")
+
+    actor_staff_id: int = actor()
+    accepted: bool = Field(title="客户接受该方案", description="关闭：客户不接受，重新提出方案。")
+    comment: str = Field(default="", title="客户意见")
+
+
+class ResolveInput(StepForm):
+    model_config = ConfigDict(title="完成处理")
+
+    actor_staff_id: int = actor()
+    summary: str = Field(min_length=1, title="处理结果")
+
+
+class CallbackInput(StepForm):
+    model_config = ConfigDict(title="满意度回访")
+
+    actor_staff_id: int = actor()
+    satisfaction: int = Field(
+        ge=1, le=5, title="客户满意度（1–5）", description="1 很不满意，5 很满意；低于上方摘要所写的分数将重新处理。"
+    )
+    comment: str = Field(default="", title="客户意见")
 
 
 # --- The human steps: form, milestones met, status reached (escalation: the sweeper climbs the policy ladder
@@ -246,32 +302,26 @@ class CaseRecord:
                 self._outcomes = casework.step_outcomes(session, self.case_no, STEPS)
         return self._outcomes.get(key)
 
-    def summary(self, step: Step[Any]) -> str:
-        """The case as operators see it on the run page: ids and deadlines only, no personal data."""
+    def initial(self, step: Step[Any]) -> dict[str, Any]:
+        """The classify form starts at the rules' proposal (in the policy's words): confirming is submitting it."""
+        if step is not CLASSIFY:
+            return {}
         with unit_of_work() as session:
-            complaint = casework.get_case(session, self.case_no)
-            lines = [
-                f"## 投诉 {self.case_no} — 待办: **{step.name}**",
-                "",
-                f"- 等级 severity: `{complaint.severity.value}`; 状态 status: `{complaint.status.value}`",
-                f"- 紧急 urgent: {yes_no(complaint.urgent)}; "
-                f"重点客户 key account: {yes_no(casework.is_key_account(complaint))}",
-                f"- 负责人 owner staff id: {'—' if complaint.owner_id is None else complaint.owner_id}; "
-                f"重开次数 reopened: {complaint.reopen_count}",
-                "",
-                "| milestone | due | met | breached | level |",
-                "|---|---|---|---|---|",
-            ]
-            for m in complaint.milestones:
-                cells = [
-                    m.milestone.value,
-                    local_time(m.due_at),
-                    local_time(m.met_at),
-                    local_time(m.breached_at),
-                    m.escalation_level,
-                ]
-                lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-        return "\n".join(lines)
+            proposed, _ = casework.propose_severity(current_policy(), casework.get_case(session, self.case_no))
+        return {"severity": severity_words()[proposed]}
+
+    def summary(self, step: Step[Any]) -> str:
+        """What the person answering needs on the run page (zh-CN; personal data masked: Prefect shows it)."""
+        with unit_of_work() as session:
+            return case_summary.render_step_summary(
+                session,
+                current_policy(),
+                casework.get_case(session, self.case_no),
+                step=step.name,
+                title=step.title,
+                meets=step.meets,
+                now=casework.system_clock(),
+            )
 
     def waiting(self, step: Step[Any], key: str, flow_run_id: str) -> None:
         with unit_of_work() as session:

@@ -178,6 +178,10 @@ class SeverityRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
+    criteria: str = Field(
+        default="",
+        description="What makes a complaint this severity, in the policy's words (shown where people classify).",
+    )
     milestones: list[MilestoneRule] = Field(min_length=1)
     progress_update_interval: Duration | None = Field(
         default=None, description="While unresolved, progress updates to the customer at this interval."

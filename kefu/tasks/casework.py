@@ -185,7 +185,11 @@ def check_classification(
     proposed, why = propose_severity(policy, complaint)
     chosen = severity or proposed
     if chosen is not proposed and not (reason and reason.strip()):
-        raise StepRejected(f"overriding the proposed severity '{proposed.value}' with '{chosen.value}' needs a reason")
+        names = policy.complaints.severities
+        raise StepRejected(
+            f"将规则建议的{names[proposed].name}改定为{names[chosen].name}须填写理由 / "
+            f"overriding the proposed severity '{proposed.value}' with '{chosen.value}' needs a reason"
+        )
     return proposed, chosen, why
 
 

@@ -1,13 +1,22 @@
 """The human-step kit's keys: stable, valid Prefect keys, one per step; the complaint case keeps the keys its
-open cases are waiting under (a resumed run finds its earlier answers by them)."""
+open cases are waiting under (a resumed run finds its earlier answers by them). Its forms, as the Prefect UI
+renders them: zh-CN titles, no "X | None" switch, the severities in the policy's words."""
 
 from __future__ import annotations
+
+import json
+import re
 
 import pytest
 from prefect.input import RunInput
 
+from kefu.cli import UsageError
+from kefu.cli.step import validate
+from kefu.engine.prefect_private import input_schema
 from kefu.engine.steps import Step, steps_by_name
 from kefu.flows.complaint_case import STEPS
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 class Note(RunInput):
@@ -49,3 +58,31 @@ def test_the_complaint_steps_keep_the_keys_of_the_cases_in_flight() -> None:
         "resolve": "resolve",
         "callback": "callback",
     }
+
+
+@pytest.mark.parametrize("name", list(STEPS))
+def test_every_step_form_has_zh_cn_titles_and_no_none_switch(name: str) -> None:
+    schema = input_schema(STEPS[name].input)  # the schema Prefect stores and its UI renders
+    assert CJK.search(schema["title"]), schema["title"]
+    for field, prop in schema["properties"].items():
+        assert CJK.search(prop.get("title", "")), f"{name}.{field} has no zh-CN title: {prop}"
+        assert "anyOf" not in prop and prop.get("default", "") is not None, f"{name}.{field}: {prop}"
+    assert "null" not in json.dumps(schema)
+
+
+@pytest.mark.parametrize(("given", "sent"), [("major", "重大投诉"), ("重大投诉", "重大投诉"), (None, None)])
+def test_kefu_step_submit_takes_the_codes_or_the_words_and_sends_the_words_the_form_shows(
+    given: str | None, sent: str | None
+) -> None:
+    data = {"actor_staff_id": 1, "reason": "x"} | ({} if given is None else {"severity": given})
+    assert validate("classify", data).get("severity") == sent
+
+
+def test_kefu_step_submit_names_the_choices_for_a_severity_the_policy_does_not_have() -> None:
+    with pytest.raises(UsageError, match="请选择一般投诉、重要投诉、重大投诉"):
+        validate("classify", {"actor_staff_id": 1, "severity": "严重"})
+
+
+def test_a_promised_time_written_without_an_offset_is_shanghai_time() -> None:
+    data = {"actor_staff_id": 1, "solution": "退运费", "promised_completion_at": "2026-12-05T18:00"}
+    assert validate("propose", data)["promised_completion_at"] == "2026-12-05T18:00:00+08:00"

@@ -211,8 +211,8 @@ def test_the_run_summary_shows_shanghai_time_dashes_and_yes_no() -> None:
     assert SHANGHAI_TIME.search(summary)
     for shown_raw in ("None", "True", "False", "+00:00"):
         assert shown_raw not in summary
-    assert "紧急 urgent: 否" in summary and "负责人 owner staff id: —" in summary
-    assert "| — | — |" in summary  # not met, not breached
+    assert "**紧急**：否" in summary and "**负责人员工编号**：未填写" in summary
+    assert "与客户取得联系：" in summary and "待完成" in summary  # not met, not breached
 
 
 def test_kefu_step_submit_as_someone_whose_roles_may_not_answer_the_step_is_refused_like_the_form_and_it_waits(

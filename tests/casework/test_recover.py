@@ -108,7 +108,7 @@ def test_a_case_whose_prefect_run_was_lost_gets_it_back_waiting_at_the_same_step
     wait_step(case_no, "classify")
     wait_suspended_at(prefect_server, lost_run, "classify-0")
     # From the UI (kefu step would refuse it first): an override without a reason, refused and asked again.
-    override = {"run_input": {"actor_staff_id": staff, "severity": "important", "reason": ""}}
+    override = {"run_input": {"actor_staff_id": staff, "severity": "重要投诉", "reason": ""}}
     prefect_post(f"{prefect_server}/flow_runs/{lost_run}/resume", override)
     wait_suspended_at(prefect_server, lost_run, "classify-1")
     do(case_no, "classify", actor_staff_id=staff)
