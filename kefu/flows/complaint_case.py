@@ -21,9 +21,9 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from kefu.engine.contract import CASE_RUN_NAME, COMPLAINT_CASE_FLOW
+from kefu.engine.events import case_work
 from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS, add_run_tags
-from kefu.models.db import unit_of_work
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy, current_policy
 from kefu.tasks import casework
@@ -168,7 +168,7 @@ def complaint_case(case_no: str) -> str:
 
 
 def register(case_no: str, policy: Policy, calendar: WorkCalendar) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.register_case(session, case_no, policy, calendar, owner_id=None, now=casework.system_clock())
 
 
@@ -176,7 +176,7 @@ def classify(case_no: str, answer: ClassifyInput, policy: Policy, calendar: Work
     """Confirm or override the proposed severity; an answer the policy refuses (an override without a reason)
     raises ``StepRefused``, so the kit records it and asks again: the operator never gets a failed case."""
     try:
-        with unit_of_work() as session:
+        with case_work() as session:
             complaint = casework.get_case(session, case_no)
             if complaint.owner_id is None:
                 complaint.owner_id = answer.actor_staff_id  # 首问责任制: the first receiver owns the case
@@ -197,7 +197,7 @@ def classify(case_no: str, answer: ClassifyInput, policy: Policy, calendar: Work
 
 def tag_run(case_no: str) -> None:
     """Severity and account tags on the run, so operators can filter case runs in the UI."""
-    with unit_of_work() as session:
+    with case_work() as session:
         complaint = casework.get_case(session, case_no)
         tags = ["kefu", "complaint", f"severity:{complaint.severity.value}"]
         tags.append("key-account" if casework.is_key_account(complaint) else "general-account")
@@ -205,22 +205,22 @@ def tag_run(case_no: str) -> None:
 
 
 def promise_resolution(case_no: str, policy: Policy, calendar: WorkCalendar, promised_at: dt.datetime) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.promise_resolution(session, case_no, policy, calendar, promised_at)
 
 
 def mark_resolved(case_no: str, policy: Policy, calendar: WorkCalendar, round_no: int) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.mark_resolved(session, case_no, policy, calendar, round_no)
 
 
 def reopen(case_no: str, reopen_no: int) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.reopen_case(session, case_no, reopen_no, casework.system_clock())
 
 
 def close(case_no: str) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.close_case(session, case_no, casework.system_clock())
 
 
@@ -233,7 +233,7 @@ class CaseRecord:
 
     def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:
         """Every staff id an answer names must be known and active (the task force's leader a senior manager)."""
-        with unit_of_work() as session:
+        with case_work() as session:
             try:
                 casework.check_answer_staff(session, answer)
             except casework.StepRejected as refused:
@@ -241,13 +241,13 @@ class CaseRecord:
 
     def outcome(self, step: Step[Any], key: str) -> str | None:
         if self._outcomes is None:
-            with unit_of_work() as session:
+            with case_work() as session:
                 self._outcomes = casework.step_outcomes(session, self.case_no, STEPS)
         return self._outcomes.get(key)
 
     def summary(self, step: Step[Any]) -> str:
         """The case as operators see it on the run page: ids and deadlines only, no personal data."""
-        with unit_of_work() as session:
+        with case_work() as session:
             complaint = casework.get_case(session, self.case_no)
             lines = [
                 f"## 投诉 {self.case_no} — 待办: **{step.name}**",
@@ -273,7 +273,7 @@ class CaseRecord:
         return "\n".join(lines)
 
     def waiting(self, step: Step[Any], key: str, flow_run_id: str) -> None:
-        with unit_of_work() as session:
+        with case_work() as session:
             complaint = casework.get_case(session, self.case_no)
             casework.record_event(
                 session,
@@ -287,7 +287,7 @@ class CaseRecord:
             )
 
     def completed(self, step: Step[Any], key: str, answer: dict[str, Any]) -> None:
-        with unit_of_work() as session:
+        with case_work() as session:
             casework.complete_step(
                 session,
                 self.case_no,
@@ -303,7 +303,7 @@ class CaseRecord:
             self._outcomes[key] = "completed"
 
     def refused(self, step: Step[Any], key: str, reason: str, answer: dict[str, Any]) -> None:
-        with unit_of_work() as session:
+        with case_work() as session:
             casework.refuse_step(session, self.case_no, step.name, key, reason, answer)
         if self._outcomes is not None:
             self._outcomes[key] = "refused"
