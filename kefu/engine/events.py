@@ -47,10 +47,16 @@ def event_id(fact: CaseFact) -> uuid.UUID:
 def announce(facts: Iterable[CaseFact]) -> int:
     """Emit each fact as a Prefect event (fire-and-forget); returns how many were handed to Prefect's client.
 
-    Never raises: an event that cannot be sent is logged, the fact stays in the database.
+    Never raises: an event that cannot be sent is logged, the fact stays in the database. Without a Prefect API
+    URL (a process Kefu's settings did not point at Prefect) nothing is sent: Prefect's client would otherwise
+    start a temporary server of its own to send to.
     """
     from prefect.events import emit_event
+    from prefect.settings import PREFECT_API_URL
 
+    facts = list(facts)
+    if not facts or not PREFECT_API_URL.value():
+        return 0
     sent = 0
     for fact in facts:
         try:

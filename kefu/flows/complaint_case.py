@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger
 from prefect.input import RunInput
 from pydantic import Field
 
-from kefu.engine.contract import CASE_RUN_NAME, COMPLAINT_CASE_FLOW
+from kefu.engine.contract import CASE_RUN_NAME, CASE_RUN_TAGS, COMPLAINT_CASE_FLOW
 from kefu.engine.events import case_work
 from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS, add_run_tags
@@ -199,7 +199,7 @@ def tag_run(case_no: str) -> None:
     """Severity and account tags on the run, so operators can filter case runs in the UI."""
     with case_work() as session:
         complaint = casework.get_case(session, case_no)
-        tags = ["kefu", "complaint", f"severity:{complaint.severity.value}"]
+        tags = [*CASE_RUN_TAGS, f"severity:{complaint.severity.value}"]
         tags.append("key-account" if casework.is_key_account(complaint) else "general-account")
     add_run_tags(tags)
 
