@@ -3,6 +3,7 @@ from one run a day each, and the case runs carry a tag the README names."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -151,13 +152,11 @@ def test_case_runs_carry_the_case_tag_and_background_duties_do_not() -> None:
     assert f"`{CASE_TAG}`" in readme
 
 
-async def test_a_worker_puts_one_run_of_each_duty_on_shift_and_prefect_schedules_one_a_day(prefect_server: str) -> None:
+def test_a_worker_puts_one_run_of_each_duty_on_shift_and_prefect_schedules_one_a_day(prefect_server: str) -> None:
     """A fresh install mid-day: the duties' schedule starts the next midnight, so the worker's check starts one run
     each now; checking again (another worker, the next minute) starts none. Their schedule: one run a day."""
-    from prefect.client.orchestration import get_client
-
     from kefu.deployments import SHIFT_START, all_deployments
-    from kefu.engine.worker import keep_on_shift, register_deployments
+    from kefu.engine.worker import register_deployments
 
     pool = f"kefu-shift-{uuid.uuid4().hex[:8]}"  # no worker polls it: the runs stay where the check put them
     duties = [d for d in all_deployments() if d.duty]
@@ -166,9 +165,17 @@ async def test_a_worker_puts_one_run_of_each_duty_on_shift_and_prefect_schedules
         [schedule] = served.deployment.schedules
         assert schedule.schedule.cron == SHIFT_START == "0 0 * * *"
     ids = register_deployments(duties, pool)
+    asyncio.run(_check_shifts(pool, [d.name for d in duties], ids))
+
+
+async def _check_shifts(pool: str, names: list[str], ids: dict[str, uuid.UUID]) -> None:
+    from prefect.client.orchestration import get_client
+
+    from kefu.engine.worker import keep_on_shift
+
     async with get_client() as client:
-        assert sorted(await keep_on_shift(client, pool, [d.name for d in duties])) == ["case-deadlines", "deliver-mail"]
-        assert await keep_on_shift(client, pool, [d.name for d in duties]) == []
+        assert sorted(await keep_on_shift(client, pool, names)) == ["case-deadlines", "deliver-mail"]
+        assert await keep_on_shift(client, pool, names) == []
         tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
         for name, deployment_id in ids.items():
             runs = await client.read_flow_runs(
