@@ -45,7 +45,10 @@ class Settings(BaseSettings):
     )
 
     worker_limit: int = Field(
-        default=4, ge=1, le=64, description="Flow runs one Kefu worker executes at once (its threads)."
+        default=6,
+        ge=1,
+        le=64,
+        description="Flow runs one Kefu worker executes at once (its threads; the two duties' shifts hold one each).",
     )
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, le=60, description="How often a Kefu worker asks its work pool for runs."

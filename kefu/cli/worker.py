@@ -54,10 +54,12 @@ def run(args: argparse.Namespace) -> int:
         except prefect_private.PrefectChanged as exc:
             print(f"kefu worker cannot start: {exc}", file=sys.stderr)
             return 1
+        served = served_here(all_deployments())
         if not args.no_register:
-            ids = register_deployments(served_here(all_deployments()), args.pool)
+            ids = register_deployments(served, args.pool)
             print(f"kefu worker: {len(ids)} deployments on work pool {args.pool}", flush=True)
-        worker = KefuWorker(args.pool, work_queues=args.work_queues, name=args.name, limit=args.limit)
+        duties = [d.name for d in served if d.duty]  # kept on shift: one run each, started when none is
+        worker = KefuWorker(args.pool, work_queues=args.work_queues, name=args.name, limit=args.limit, duties=duties)
         asyncio.run(_work(worker))
     return 0
 

@@ -11,24 +11,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+SHIFT_START = "0 0 * * *"  # a duty's daily run starts at midnight, the policy's
+
 
 @dataclass(frozen=True)
 class Served:
     """A deployment and its flow. ``resumable``: the flow may be re-run from the top at any moment (every side
     effect keyed in the database), so a run orphaned by a crashed worker is simply run again. It travels to the
-    workers as the deployment's job variable ``resumable``."""
+    workers as the deployment's job variable ``resumable``. ``duty``: a day-long shift (``kefu.engine.shift``): the
+    workers keep one run of it on shift (job variable ``duty``)."""
 
     flow: Any
     deployment: Any
     resumable: bool = False
+    duty: bool = False
 
     @property
     def name(self) -> str:
         return str(self.deployment.name)
 
 
-def on_the_pool(flow: Any, *, resumable: bool = False, **options: Any) -> Served:
-    """A deployment of ``flow`` on Kefu's work pool, found by the workers as a module path of the installed package."""
+def on_the_pool(flow: Any, *, resumable: bool = False, duty: bool = False, **options: Any) -> Served:
+    """A deployment of ``flow`` on Kefu's work pool, found by the workers as a module path of the installed package.
+
+    ``duty``: a shift of one run a day (resumable, one at a time, started at midnight on the policy's clock and by
+    the workers when none is on shift)."""
     from prefect.types.entrypoint import EntrypointType
 
     from kefu.engine.contract import WORK_POOL
@@ -36,17 +43,17 @@ def on_the_pool(flow: Any, *, resumable: bool = False, **options: Any) -> Served
     deployment = flow.to_deployment(
         work_pool_name=WORK_POOL,
         entrypoint_type=EntrypointType.MODULE_PATH,
-        job_variables={"resumable": resumable},
+        job_variables={"resumable": resumable or duty, "duty": duty},
         **options,
     )
-    return Served(flow, deployment, resumable=resumable)
+    return Served(flow, deployment, resumable=resumable or duty, duty=duty)
 
 
 def all_deployments() -> list[Served]:
     """The deployments Kefu's workers execute (imports flows lazily: start-up stays light)."""
     from prefect.schedules import Cron
 
-    from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT_NAME
+    from kefu.engine.contract import CASE_RUN_TAGS, COMPLAINT_CASE_DEPLOYMENT_NAME
     from kefu.flows.backup import backup
     from kefu.flows.calendar_check import calendar_check
     from kefu.flows.case_deadlines import case_deadlines
@@ -68,24 +75,28 @@ def all_deployments() -> list[Served]:
             complaint_case,
             resumable=True,
             name=COMPLAINT_CASE_DEPLOYMENT_NAME,
-            tags=["kefu", "complaint"],
+            tags=list(CASE_RUN_TAGS),  # every case run carries them, ``kefu:case`` among them
             description="投诉处理流程：受理→分级→联系→调查→方案→客户确认→处理→回访→结案。",
         ),
+        # The duties: one run a day each that works on every minute (``kefu.engine.shift``), not a run a minute
+        # burying the cases in the Runs list; one at a time (passes do not claim rows).
         on_the_pool(
             case_deadlines,
-            resumable=True,
+            duty=True,
             name="case-deadlines",
-            schedule=Cron("* * * * *", timezone=timezone),
-            tags=["kefu", "deadlines"],
-            description="每分钟检查投诉时限：预警、超时升级与提醒（数据库为准，不重复发送）。",
+            schedule=Cron(SHIFT_START, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "duty", "deadlines"],
+            description="每天一个运行，全天每分钟检查投诉时限：预警、超时升级与提醒（数据库为准，不重复发送）。",
         ),
         on_the_pool(
             deliver_mail,
+            duty=True,
             name="deliver-mail",
-            schedule=Cron("* * * * *", timezone=timezone),
-            concurrency_limit=1,  # one delivery pass at a time: passes do not claim rows
-            tags=["kefu", "mail"],
-            description="每分钟发送到期邮件（客户邮件在工作时间段内发出），并更新死信列表。",
+            schedule=Cron(SHIFT_START, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "duty", "mail"],
+            description="每天一个运行，全天每分钟发送到期邮件（客户邮件在工作时间段内发出），并更新死信列表。",
         ),
         Served(
             backup,

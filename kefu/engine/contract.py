@@ -14,7 +14,8 @@ COMPLAINT_CASE_DEPLOYMENT_NAME = "complaint-case"
 COMPLAINT_CASE_DEPLOYMENT = f"{COMPLAINT_CASE_FLOW}/{COMPLAINT_CASE_DEPLOYMENT_NAME}"  # as Prefect names it
 CASE_PARAMETER = "case_no"  # the case flow's one parameter: only the case number travels to Prefect
 CASE_RUN_NAME = "case {case_no}"  # the flow's flow_run_name template: operators find a case by its number
-CASE_RUN_TAGS = ("kefu", "complaint")
+CASE_TAG = "kefu:case"  # every case run carries it: the Runs list filtered by it shows cases, not background duties
+CASE_RUN_TAGS = ("kefu", "complaint", CASE_TAG)
 WORK_POOL = "kefu"  # the work pool every Kefu deployment belongs to, and the Kefu worker type's default pool
 
 

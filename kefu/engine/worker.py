@@ -38,6 +38,7 @@ import inspect
 import logging
 import os
 import socket
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ CLAIM_PREFIX = "kefu:"
 CLAIMED_STATES = ["PENDING", "RUNNING"]
 CLAIM_GRACE = dt.timedelta(seconds=10)
 SWEEP_EVERY_POLLS = 5
+SHIFT_CHECK_SECONDS = 60.0
 
 
 def claim_mark(pid: int | None = None) -> str:
@@ -116,6 +118,7 @@ def engine_settings() -> tuple[Any, Any]:
 
 class KefuJobConfiguration(BaseJobConfiguration):
     resumable: bool = Field(default=False)
+    duty: bool = Field(default=False)
 
 
 class KefuVariables(BaseVariables):
@@ -123,6 +126,10 @@ class KefuVariables(BaseVariables):
         default=False,
         description="The flow may run again from the top at any moment (every side effect keyed): a run whose "
         "worker died is rescheduled.",
+    )
+    duty: bool = Field(
+        default=False,
+        description="A day-long shift (one run a day that works every minute): the workers keep one run on shift.",
     )
 
 
@@ -152,6 +159,7 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
         *,
         base_job_template: dict[str, Any] | None = None,
         orphan_seconds: float | None = None,
+        duties: Sequence[str] = (),
     ) -> None:
         from kefu.settings import get_settings
 
@@ -177,6 +185,8 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
         self._orphan_after = dt.timedelta(seconds=orphan_seconds or settings.worker_orphan_seconds)
         self._deployments: dict[UUID, tuple[Any, bool]] = {}  # deployment id -> (flow, resumable)
         self._polls = 0
+        self._duties = tuple(duties)  # the duty deployments this worker keeps on shift (by name)
+        self._shift_checked = -SHIFT_CHECK_SECONDS
         self._process_wide = contextlib.ExitStack()
         self._profile, self._settings = engine_settings()
 
@@ -203,6 +213,12 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
                 await self.sweep()
             except Exception as exc:  # the API is down or restarting: the next sweep tries again
                 log.warning("orphan sweep failed (%s)", exc)
+            if self._duties and time.monotonic() - self._shift_checked >= SHIFT_CHECK_SECONDS:
+                self._shift_checked = time.monotonic()
+                try:
+                    await keep_on_shift(self.client, self.pool_name, self._duties)
+                except Exception as exc:
+                    log.warning("shift check failed (%s)", exc)
         return submitted
 
     # --- execution -----------------------------------------------------------------------------------
@@ -339,6 +355,55 @@ async def pool_runs_in_states(client: Any, pool: str, states: list[str], *, page
         if len(runs) < page:
             return list(found.values())
         offset += page
+
+
+async def keep_on_shift(client: Any, pool: str, duties: Sequence[str], *, now: dt.datetime | None = None) -> list[str]:
+    """Start a run now for every duty deployment (``duties``, by name, job variable ``duty``) of the pool that has
+    none on shift — Running, Pending, or Scheduled to start by the next minute — unless its deployment is paused.
+
+    Covers a fresh install (the daily schedule's first run is the next midnight) and a shift that ended early (a run
+    cancelled or failed). Several workers checking at once create one run: the key is the duty and the minute.
+    Returns the duties given a run.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    started: list[str] = []
+    for name in duties:
+        response = await client.request("POST", "/deployments/filter", json=_deployment_filter(pool, name))
+        response.raise_for_status()
+        found = response.json()
+        if not found:
+            continue
+        deployment = found[0]
+        if deployment.get("paused") or not (deployment.get("job_variables") or {}).get("duty"):
+            continue
+        body = {
+            "deployments": {"id": {"any_": [deployment["id"]]}},
+            "flow_runs": {
+                "state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING"]}},
+                "expected_start_time": {"before_": (now + dt.timedelta(minutes=1)).isoformat()},
+            },
+            "limit": 1,
+            "offset": 0,
+        }
+        response = await client.request("POST", "/flow_runs/filter", json=body)
+        response.raise_for_status()
+        if response.json():
+            continue
+        await client.create_flow_run_from_deployment(
+            UUID(deployment["id"]), idempotency_key=f"kefu-shift:{name}:{now:%Y-%m-%dT%H:%M}"
+        )
+        log.info("duty %s had no run on shift: started one", name)
+        started.append(name)
+    return started
+
+
+def _deployment_filter(pool: str, name: str) -> dict[str, Any]:
+    return {
+        "deployments": {"name": {"any_": [name]}},
+        "work_pools": {"name": {"any_": [pool]}},
+        "limit": 1,
+        "offset": 0,
+    }
 
 
 # --- the pool and its deployments ------------------------------------------------------------------------

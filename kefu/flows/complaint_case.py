@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 from prefect import flow, get_run_logger
 from pydantic import ConfigDict, Field, field_validator
 
-from kefu.engine.contract import CASE_RUN_NAME, COMPLAINT_CASE_FLOW
+from kefu.engine.contract import CASE_RUN_NAME, CASE_RUN_TAGS, COMPLAINT_CASE_FLOW
+from kefu.engine.events import case_work
 from kefu.engine.forms import Choice, StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS, add_run_tags
-from kefu.models.db import unit_of_work
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy, current_policy
 from kefu.tasks import case_summary, casework
@@ -224,7 +224,7 @@ def complaint_case(case_no: str) -> str:
 
 
 def register(case_no: str, policy: Policy, calendar: WorkCalendar) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.register_case(session, case_no, policy, calendar, owner_id=None, now=casework.system_clock())
 
 
@@ -232,7 +232,7 @@ def classify(case_no: str, answer: ClassifyInput, policy: Policy, calendar: Work
     """Confirm or override the proposed severity; an answer the policy refuses (an override without a reason)
     raises ``StepRefused``, so the kit records it and asks again: the operator never gets a failed case."""
     try:
-        with unit_of_work() as session:
+        with case_work() as session:
             complaint = casework.get_case(session, case_no)
             if complaint.owner_id is None:
                 complaint.owner_id = answer.actor_staff_id  # 首问责任制: the first receiver owns the case
@@ -253,30 +253,30 @@ def classify(case_no: str, answer: ClassifyInput, policy: Policy, calendar: Work
 
 def tag_run(case_no: str) -> None:
     """Severity and account tags on the run, so operators can filter case runs in the UI."""
-    with unit_of_work() as session:
+    with case_work() as session:
         complaint = casework.get_case(session, case_no)
-        tags = ["kefu", "complaint", f"severity:{complaint.severity.value}"]
+        tags = [*CASE_RUN_TAGS, f"severity:{complaint.severity.value}"]
         tags.append("key-account" if casework.is_key_account(complaint) else "general-account")
     add_run_tags(tags)
 
 
 def promise_resolution(case_no: str, policy: Policy, calendar: WorkCalendar, promised_at: dt.datetime) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.promise_resolution(session, case_no, policy, calendar, promised_at)
 
 
 def mark_resolved(case_no: str, policy: Policy, calendar: WorkCalendar, round_no: int) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.mark_resolved(session, case_no, policy, calendar, round_no)
 
 
 def reopen(case_no: str, reopen_no: int) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.reopen_case(session, case_no, reopen_no, casework.system_clock())
 
 
 def close(case_no: str) -> None:
-    with unit_of_work() as session:
+    with case_work() as session:
         casework.close_case(session, case_no, casework.system_clock())
 
 
@@ -290,7 +290,7 @@ class CaseRecord:
     def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:
         """Every staff id an answer names must be known and active (the task force's leader a senior manager), and
         the person answering must hold a role the policy lets answer this step."""
-        with unit_of_work() as session:
+        with case_work() as session:
             try:
                 casework.check_answer_staff(session, answer, step.name, current_policy())
             except casework.StepRejected as refused:
@@ -298,7 +298,7 @@ class CaseRecord:
 
     def outcome(self, step: Step[Any], key: str) -> str | None:
         if self._outcomes is None:
-            with unit_of_work() as session:
+            with case_work() as session:
                 self._outcomes = casework.step_outcomes(session, self.case_no, STEPS)
         return self._outcomes.get(key)
 
@@ -306,13 +306,13 @@ class CaseRecord:
         """The classify form starts at the rules' proposal (in the policy's words): confirming is submitting it."""
         if step is not CLASSIFY:
             return {}
-        with unit_of_work() as session:
+        with case_work() as session:
             proposed, _ = casework.propose_severity(current_policy(), casework.get_case(session, self.case_no))
         return {"severity": severity_words()[proposed]}
 
     def summary(self, step: Step[Any]) -> str:
         """What the person answering needs on the run page (zh-CN; personal data masked: Prefect shows it)."""
-        with unit_of_work() as session:
+        with case_work() as session:
             return case_summary.render_step_summary(
                 session,
                 current_policy(),
@@ -324,7 +324,7 @@ class CaseRecord:
             )
 
     def waiting(self, step: Step[Any], key: str, flow_run_id: str) -> None:
-        with unit_of_work() as session:
+        with case_work() as session:
             complaint = casework.get_case(session, self.case_no)
             casework.record_event(
                 session,
@@ -338,7 +338,7 @@ class CaseRecord:
             )
 
     def completed(self, step: Step[Any], key: str, answer: dict[str, Any]) -> None:
-        with unit_of_work() as session:
+        with case_work() as session:
             casework.complete_step(
                 session,
                 self.case_no,
@@ -354,7 +354,7 @@ class CaseRecord:
             self._outcomes[key] = "completed"
 
     def refused(self, step: Step[Any], key: str, reason: str, answer: dict[str, Any]) -> None:
-        with unit_of_work() as session:
+        with case_work() as session:
             casework.refuse_step(session, self.case_no, step.name, key, reason, answer)
         if self._outcomes is not None:
             self._outcomes[key] = "refused"

@@ -1,25 +1,28 @@
-"""Prefect side of notifications: deliver due mails and SMS and show dead letters as an artifact."""
+"""Prefect side of notifications: deliver due mails and SMS every minute; show dead letters as an artifact.
+
+One run a day keeps the shift (``kefu.engine.shift``): a delivery pass on every minute. The dead-letter table is
+published when the shift starts and whenever a pass gives up on a message, not every minute.
+"""
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
+import asyncio
+import datetime as dt
+
+from prefect import flow
 from prefect.artifacts import create_table_artifact
+from prefect.context import FlowRunContext
 
+from kefu.engine.shift import ShiftClock, SystemClock, keep_shift, run_on_shift, shift_logger, shift_until
 from kefu.models.db import default_engine
-from kefu.notifications import dead_letters, deliver_due, mask_recipient
+from kefu.models.policy import current_policy
+from kefu.notifications import DeadLetter, dead_letters, deliver_due, mask_recipient
+
+DUTY = "deliver-mail"
 
 
-@task(task_run_name="deliver due mail", retries=2, retry_delay_seconds=[10, 60])
-async def deliver_due_mail() -> dict[str, int]:
-    report = await deliver_due(default_engine())
-    get_run_logger().info("mail delivery: %s", report.as_dict())
-    return report.as_dict()
-
-
-@task(task_run_name="publish dead letters")
-def publish_dead_letters() -> int:
+def publish_dead_letters(letters: list[DeadLetter]) -> None:
     """A table artifact ``mail-dead-letters`` (ids, type, case id, masked recipient, error): no personal data."""
-    letters = dead_letters(default_engine())
     create_table_artifact(
         key="mail-dead-letters",
         table=[
@@ -36,12 +39,33 @@ def publish_dead_letters() -> int:
         ],
         description=f"死信：{len(letters)} 条消息（邮件或短信）无法投递，请核对收件地址或手机号后重新处理。",
     )
-    return len(letters)
 
 
-@flow(name="deliver-mail")
-async def deliver_mail() -> dict[str, int]:
-    """Send due mails and SMS, then publish the dead-letter list for operators."""
-    result = await deliver_due_mail()
-    result["dead_total"] = publish_dead_letters()
-    return result
+class Delivery:
+    """The delivery passes of one shift; remembers the dead letters it last published."""
+
+    def __init__(self) -> None:
+        self.published: tuple[int, ...] | None = None
+
+    def __call__(self, now: dt.datetime) -> dict[str, int] | None:
+        """Send what is due at ``now``; returns the report when something was sent, retried or given up."""
+        engine = default_engine()
+        report = asyncio.run(deliver_due(engine, now)).as_dict()
+        # Published at the shift's start and when a pass gave up on a message; only a run has a page to show it.
+        if (self.published is None or report["dead"]) and FlowRunContext.get() is not None:
+            letters = dead_letters(engine)
+            publish_dead_letters(letters)
+            self.published = tuple(d.id for d in letters)
+        return report if any(report.values()) else None
+
+
+def delivery_shift(clock: ShiftClock, until: dt.datetime) -> int:
+    """A delivery pass now and on every minute until ``until``; the number of passes."""
+    return keep_shift(DUTY, Delivery(), clock=clock, until=until, log=shift_logger(), on_shift=run_on_shift)
+
+
+@flow(name=DUTY, log_prints=False)
+def deliver_mail() -> int:
+    """Today's shift of mail and SMS delivery (the policy's day): a pass on every minute until midnight."""
+    clock = SystemClock()
+    return delivery_shift(clock, shift_until(current_policy().timezone, clock))

@@ -7,9 +7,12 @@ under a key is never recorded again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,6 +37,61 @@ class CaseNotFound(Exception):
 
 class StepRejected(ValueError):
     """Input a step cannot accept; nothing is recorded."""
+
+
+@dataclass(frozen=True)
+class CaseFact:
+    """Something that happened to a case, to be announced outside Kefu once its unit of work has committed.
+
+    ``event``: the announcement's name after ``kefu.case.`` (``registered``, ``step.completed``,
+    ``milestone.warning``, ``milestone.breached``, ``escalated``, ``reopened``, ``closed``); ``key``: the keyed
+    audit event it stands for (``action/key``, once per case); ``labels``: ids, severity, milestone, due time,
+    step or level only — never a name, phone, address or the complaint's words.
+    """
+
+    case_no: str
+    event: str
+    key: str
+    at: dt.datetime
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+FACTS = "kefu.case_facts"
+
+
+def case_facts(session: Session) -> list[CaseFact]:
+    """The facts this session recorded, in order (announced by whoever commits it: ``kefu.engine.events``)."""
+    facts: list[CaseFact] = session.info.setdefault(FACTS, [])
+    return facts
+
+
+def yes(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _iso(value: dt.datetime) -> str:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    return aware.astimezone(ZoneInfo(current_policy().timezone)).isoformat(timespec="seconds")
+
+
+def record_fact(
+    session: Session,
+    complaint: Complaint,
+    event: str,
+    key: str,
+    at: dt.datetime,
+    *,
+    milestone: Milestone | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> None:
+    """Note a fact written in this session (call it only when the keyed audit event was written now)."""
+    found = {"kefu.severity": complaint.severity.value}
+    if milestone is not None:
+        found["kefu.milestone"] = milestone.milestone.value
+        if milestone.due_at is not None:
+            found["kefu.due_at"] = _iso(milestone.due_at)
+    found.update(labels or {})
+    case_facts(session).append(CaseFact(complaint.case_no, event, key, at, found))
 
 
 def get_case(session: Session, case_no: str) -> Complaint:
@@ -168,6 +226,8 @@ def register_case(
     if not complaint.milestones:
         plan_milestones(session, complaint, policy, calendar)
     if record_event(session, complaint, "registered", "register", "system", now, owner_staff_id=complaint.owner_id):
+        urgent = {"kefu.urgent": yes(complaint.urgent)}
+        record_fact(session, complaint, "registered", "registered/register", now, labels=urgent)
         notice = send_acknowledgement(session, complaint, now)
         record_event(session, complaint, "acknowledged", "ack", "system", now, **notice)
     if complaint.urgent:
@@ -332,6 +392,11 @@ def complete_step(
         if status is not None:
             complaint.status = status
         session.flush()
+        met = ",".join(m.milestone.value for m in complaint.milestones if m.milestone in meets and m.met_at == now)
+        labels = {"kefu.step": step, "kefu.step.key": key, "kefu.status": complaint.status.value}
+        if met:
+            labels["kefu.milestone"] = met
+        record_fact(session, complaint, "step.completed", f"{step}/{key}", now, labels=labels)
     return written
 
 
@@ -365,6 +430,8 @@ def reopen_case(session: Session, case_no: str, reopen_no: int, now: dt.datetime
     """An unsatisfied customer reopens the case to investigation (counted once per reopen)."""
     complaint = get_case(session, case_no)
     if record_event(session, complaint, "reopened", f"reopen-{reopen_no}", "system", now, reopen=reopen_no):
+        count = {"kefu.reopen": str(reopen_no)}
+        record_fact(session, complaint, "reopened", f"reopened/reopen-{reopen_no}", now, labels=count)
         complaint.reopen_count = reopen_no
         complaint.resolved_at = None
         complaint.status = ComplaintStatus.INVESTIGATING
@@ -377,6 +444,8 @@ def reopen_case(session: Session, case_no: str, reopen_no: int, now: dt.datetime
 def close_case(session: Session, case_no: str, now: dt.datetime) -> None:
     complaint = get_case(session, case_no)
     if record_event(session, complaint, "closed", "close", "system", now):
+        count = {"kefu.reopen": str(complaint.reopen_count)}
+        record_fact(session, complaint, "closed", "closed/close", now, labels=count)
         complaint.status = ComplaintStatus.CLOSED
         complaint.closed_at = now
         session.flush()

@@ -19,7 +19,7 @@ from kefu.models.complaints import Complaint, Milestone
 from kefu.models.enums import ComplaintStatus, Severity
 from kefu.models.policy import Policy
 from kefu.tasks.case_notices import send_progress_update
-from kefu.tasks.casework import _event_keys, notify, record_event
+from kefu.tasks.casework import _event_keys, notify, record_event, record_fact
 from kefu.worktime import WorkCalendar
 
 
@@ -50,20 +50,25 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
         warn_at = row.starts_at + (row.due_at - row.starts_at) * pct
         if row.warned_at is None and now >= warn_at and now < row.due_at:
             row.warned_at = now
-            notify(session, complaint, level="owner", reason="warning", key=f"warn:{name}", at=now, milestone=name)
+            if notify(session, complaint, level="owner", reason="warning", key=f"warn:{name}", at=now, milestone=name):
+                record_fact(session, complaint, "milestone.warning", f"notified/warn:{name}", now, milestone=row)
             fired.append(f"{complaint.case_no}:{name}:warning")
         if now < row.due_at:
             continue
         if row.breached_at is None:
             row.breached_at = now
-            record_event(session, complaint, "breached", f"breach:{name}", "system", now, milestone=name)
+            if record_event(session, complaint, "breached", f"breach:{name}", "system", now, milestone=name):
+                record_fact(session, complaint, "milestone.breached", f"breached/breach:{name}", now, milestone=row)
         level = row.escalation_level
         while _ladder_level_due(calendar, policy, row.due_at, level + 1) <= now:
             level += 1
             rung = ladder[min(level, len(ladder) - 1)]
             kind = "escalated" if level < len(ladder) else "reminder"
             notify(session, complaint, level=rung, reason=kind, key=f"{kind}:{name}:{level}", at=now, milestone=name)
-            record_event(session, complaint, kind, f"{name}:{level}", "system", now, milestone=name, level=rung)
+            if record_event(session, complaint, kind, f"{name}:{level}", "system", now, milestone=name, level=rung):
+                labels = {"kefu.escalation.level": str(level), "kefu.escalation.to": rung, "kefu.escalation.kind": kind}
+                fact_key = f"{kind}/{name}:{level}"
+                record_fact(session, complaint, "escalated", fact_key, now, milestone=row, labels=labels)
             fired.append(f"{complaint.case_no}:{name}:{kind}:{rung}")
             if level > 50:
                 break
