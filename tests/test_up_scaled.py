@@ -24,7 +24,7 @@ from tests.support.processes import free_port, read_until, start_kefu_up
 from tests.support.redis import REDIS_STATUS, REDIS_URL, scratch_redis_database
 from tests.support.samples import complaint_json
 
-CASES = 5
+CASES = 4
 TOKEN = "scaled-test-token"
 STEPS: list[tuple[str, dict[str, Any]]] = [
     ("classify", {}),

@@ -139,6 +139,9 @@ def scaled_components(settings: Settings) -> list[Component]:
             health_url=f"http://127.0.0.1:{port}/api/health",
             nice=BACKGROUND,
             with_previous=number > 1,
+            # Started together, they would all register Prefect's block types at once (duplicate-key errors): the
+            # first does it.
+            env={} if number == 1 else {"PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false"},
         )
         for number, port in enumerate(settings.prefect_api_ports, start=1)
     ]

@@ -62,6 +62,8 @@ class Balancer:
         backend_reader, backend_writer = upstream
         try:
             await asyncio.gather(_copy(client_reader, backend_writer), _copy(backend_reader, client_writer))
+        except asyncio.CancelledError:
+            pass  # the balancer stops: end quietly (3.11's stream callback would log a cancelled handler)
         finally:
             for writer in (client_writer, backend_writer):
                 writer.close()
