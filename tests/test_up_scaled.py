@@ -158,6 +158,7 @@ def kill_a_worker_mid_step(up: psutil.Process, api: str) -> int:
     raise AssertionError("no worker was ever caught executing a case")
 
 
+@pytest.mark.slow
 def test_the_scaled_topology_closes_every_case_once_through_a_worker_kill_and_an_api_restart(
     scaled: tuple[psutil.Process, dict[str, str]],
 ) -> None:
@@ -230,3 +231,26 @@ def test_the_scaled_topology_closes_every_case_once_through_a_worker_kill_and_an
     workers = [c for c in up.children() if "worker" in c.cmdline()]
     assert len(workers) == 2 and killed_worker not in {w.pid for w in workers}
     assert component(up, "--port", port).pid != restarted_api
+
+
+def test_scaled_is_refused_on_sqlite_and_starts_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEFU_", "PREFECT_"))}
+    env |= {"KEFU_VAR_DIR": str(tmp_path / "var"), "KEFU_DATABASE_URL": "sqlite:///kefu.db"}
+    kefu = str(Path(sys.executable).parent / "kefu")
+    done = subprocess.run([kefu, "up", "--scaled"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "kefu up: --scaled needs PostgreSQL for Kefu and Prefect; KEFU_DATABASE_URL is SQLite (sqlite:///kefu.db)"
+    )
+    assert not (tmp_path / "var").exists()  # nothing started, not even the embedded PostgreSQL
+
+
+def test_scaled_is_refused_when_redis_does_not_answer(tmp_path: Path) -> None:
+    from kefu.cli.up import scaled_refusal
+    from kefu.settings import Settings
+
+    refusal = scaled_refusal(Settings(var_dir=tmp_path, redis_url="redis://127.0.0.1:1/0"))
+    assert refusal is not None and refusal.startswith("--scaled needs Redis; redis://127.0.0.1:1/0 (KEFU_REDIS_URL)")

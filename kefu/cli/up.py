@@ -289,16 +289,16 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
+    scaled = bool(getattr(args, "scaled", False))
+    if scaled and (refusal := scaled_refusal(settings)):
+        print(f"kefu up: {refusal}", file=sys.stderr)
+        return 1
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     policy = current_policy()
     print(f"kefu up: policy {settings.policy_file} is valid ({len(policy.complaints.severities)} severities)")
     problems = check_sms_settings(settings)
     if problems:
         print(f"kefu up: KEFU_SMS_PROVIDER={settings.sms_provider}: " + "; ".join(problems), file=sys.stderr)
-        return 1
-    scaled = bool(getattr(args, "scaled", False))
-    if scaled and (refusal := scaled_refusal(settings)):
-        print(f"kefu up: {refusal}", file=sys.stderr)
         return 1
     if settings.uses_embedded_postgres:
         embedded_pg.attach(settings.embedded_pg_dir)
