@@ -231,6 +231,15 @@ def test_the_scaled_topology_closes_every_case_once_through_a_worker_kill_and_an
     workers = [c for c in up.children() if "worker" in c.cmdline()]
     assert len(workers) == 2 and killed_worker not in {w.pid for w in workers}
     assert component(up, "--port", port).pid != restarted_api
+    deadline = time.monotonic() + 180
+    while True:  # and it serves again
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the restarted API process never answered"
+        time.sleep(1)  # a process kefu up started: polling its health check is the only signal
 
 
 def test_scaled_is_refused_on_sqlite_and_starts_nothing(tmp_path: Path) -> None:

@@ -263,11 +263,13 @@ def start_component(component: Component, env: dict[str, str], log_path: Path) -
 
 
 def stop_all(started: list[tuple[Component, subprocess.Popen[bytes]]]) -> None:
+    """Newest first, each gone before the next is told: a worker still reaches the API while it stops (it reports
+    its runs and its own end), and the API processes outlive every client of theirs."""
     for component, process in reversed(started):
-        if process.poll() is None:
-            print(f"kefu up: stopping {component.name}", flush=True)
-            os.killpg(process.pid, signal.SIGTERM)
-    for component, process in reversed(started):
+        if process.poll() is not None:
+            continue
+        print(f"kefu up: stopping {component.name}", flush=True)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
