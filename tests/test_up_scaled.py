@@ -88,8 +88,10 @@ def scaled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ps
             get_settings.cache_clear()
             yield psutil.Process(up.pid), settings
             up.send_signal(signal.SIGINT)
-            rest, _ = up.communicate(timeout=90)
+            rest, _ = up.communicate(timeout=180)
             assert up.returncode == 0, rest
+            # The killed worker and API process were each started again by kefu up, once.
+            assert rest.count("exited with status -9; starting it again") == 2, rest
             assert (
                 rest.index("stopping intake") < rest.index("stopping worker-1") < rest.index("stopping prefect-api-1")
             )
