@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kefu-installed
 
-.PHONY: up test install lint typecheck pytest bench clean
+.PHONY: up up-scaled test install lint typecheck pytest bench clean
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ install: $(STAMP)
 
 up: $(STAMP)
 	$(BIN)/kefu up
+
+up-scaled: $(STAMP)  # the scaled topology on this machine (PostgreSQL and Redis): see README "Production"
+	$(BIN)/kefu up --scaled
 
 lint: $(STAMP)
 	$(BIN)/ruff check kefu tests bench

@@ -22,6 +22,7 @@ same validation as ``kefu step submit``.
 
     .venv/bin/python bench/case_engine.py [--cases 60] [--concurrency 12] [--workers 4]
     .venv/bin/python bench/case_engine.py --compare   # the default against the external PostgreSQL, with ratios
+    .venv/bin/python bench/case_engine.py --api-processes 2   # two Prefect API processes (kefu up --scaled)
 """
 
 from __future__ import annotations
@@ -396,6 +397,14 @@ def main() -> None:
         help="run the bench on the default (embedded PostgreSQL for both) and then on the external PostgreSQL, "
         "one after the other, and print both with their ratios",
     )
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="Prefect API processes: 1 (default) is one `prefect server start`; N > 1 is the Prefect side of "
+        "`kefu up --scaled` (N `--no-services` API processes behind Kefu's balancer, the services in a process of "
+        "their own, messaging on a scratch database of the test Redis); PostgreSQL only",
+    )
     parser.add_argument("--serve", choices=["in-process", "spawning"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve == "in-process":
@@ -405,6 +414,8 @@ def main() -> None:
     if args.compare:
         return compare(args)
     kefu_db = args.kefu_db or args.prefect_db
+    if args.api_processes > 1 and args.prefect_db == "sqlite":
+        parser.error("--api-processes > 1 needs the Prefect server on PostgreSQL (--prefect-db embedded|postgresql)")
 
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -423,7 +434,13 @@ def main() -> None:
             stack.prefect_on_postgresql("kefu_bench_prefect")
         elif args.prefect_db == "embedded":
             stack.prefect_on_embedded()
-        server = stack.start_prefect_server()
+        if args.api_processes > 1:
+            from tests.support.redis import scratch_redis_database
+
+            redis_url = stack.cleanup.enter_context(scratch_redis_database())
+            prefect_processes = stack.start_scaled_prefect(args.api_processes, redis_url)
+        else:
+            prefect_processes = [stack.start_prefect_server()]
         with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
             runner = stack.start("worker", [*me, "--serve", "in-process"])
             case_deployment = wait_deployment(client, COMPLAINT_CASE_DEPLOYMENT, runner)
@@ -440,11 +457,12 @@ def main() -> None:
                 spawner.wait(timeout=60)
             print(f"cases: {args.cases} with {args.concurrency} in flight...", file=sys.stderr)
             staff_id, case_nos = make_cases(engine, args.cases)
-            own = {"prefect_server": server.pid, "kefu_worker": runner.pid, "driver": os.getpgid(0)}
-            cpu_before = {name: cpu_seconds(pid) for name, pid in own.items()}
+            own = {"prefect_server": [p.pid for p in prefect_processes], "kefu_worker": [runner.pid]}
+            own["driver"] = [os.getpgid(0)]
+            cpu_before = {name: sum(map(cpu_seconds, groups)) for name, groups in own.items()}
             busy_before = machine_busy_seconds()
             cases = drive_cases(client, engine, case_deployment, staff_id, case_nos, args.concurrency)
-            cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in own.items()}
+            cpu = {name: round(sum(map(cpu_seconds, groups)) - cpu_before[name], 1) for name, groups in own.items()}
             cpu["everything_else"] = round(machine_busy_seconds() - busy_before - sum(cpu.values()), 1)
             cpu["per_case_total"] = round((machine_busy_seconds() - busy_before) / len(case_nos), 3)
             cpu["available"] = round(cases["elapsed_s"] * (os.cpu_count() or 1), 1)
@@ -459,6 +477,7 @@ def main() -> None:
                 "poll_seconds": args.poll_seconds,
                 "prefect_db": args.prefect_db,
                 "kefu_db": kefu_db,
+                "api_processes": args.api_processes,
             },
             "cases": cases,
             "where_the_time_goes": breakdown,

@@ -93,9 +93,12 @@ class Stack:
         self.cleanup.callback(embedded_pg.release, pgdata)
         return f"postgresql+{driver}://postgres@/{database}?host={pgdata}"
 
-    def start(self, name: str, argv: list[str], cwd: Path | None = None, *, nice: int = 0) -> subprocess.Popen[bytes]:
-        """Start a process of the benchmark; ``nice`` lowers its priority as ``kefu up`` does for its component."""
-        process = spawn(argv, self.env, self.scratch / f"{name}.log", cwd=cwd, nice=nice)
+    def start(
+        self, name: str, argv: list[str], cwd: Path | None = None, *, nice: int = 0, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a process of the benchmark; ``nice`` lowers its priority as ``kefu up`` does for its component,
+        ``env`` adds to the stack's environment for this process."""
+        process = spawn(argv, {**self.env, **(env or {})}, self.scratch / f"{name}.log", cwd=cwd, nice=nice)
         self.processes.append(process)
         return process
 
@@ -112,6 +115,41 @@ class Stack:
         server = self.start("prefect", [*argv, "--port", str(self.prefect_port)], nice=nice)
         wait_healthy(f"{self.api}/health", server, self.scratch / "prefect.log")
         return server
+
+    def start_scaled_prefect(
+        self, api_processes: int, redis_url: str, *, nice: int = 0
+    ) -> list[subprocess.Popen[bytes]]:
+        """The Prefect side of ``kefu up --scaled``: the database migrated once, ``api_processes`` API processes
+        (``--no-services``) behind Kefu's balancer on the stack's Prefect port, the services in one process,
+        messaging on ``redis_url``; its processes (for their CPU time). Needs the Prefect server on PostgreSQL."""
+        from kefu.cli.up import scaled_prefect_env
+        from kefu.settings import Settings
+
+        self.env.update(scaled_prefect_env(Settings(redis_url=redis_url)))
+        prefect = [sys.executable, "-m", "prefect", "server"]
+        migrate = self.start("prefect-migrate", [*prefect, "database", "upgrade", "-y"])
+        if migrate.wait() != 0:
+            raise RuntimeError(f"the Prefect database migration failed; see {self.scratch / 'prefect-migrate.log'}")
+        ports = [free_port() for _ in range(api_processes)]
+        api = [
+            self.start(
+                f"prefect-api-{n}",
+                [*prefect, "start", "--no-services", "--host", "127.0.0.1", "--port", str(port)],
+                nice=nice,
+                env={} if n == 1 else {"PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false"},  # as kefu up --scaled
+            )
+            for n, port in enumerate(ports, start=1)
+        ]
+        for process, port in zip(api, ports, strict=True):
+            wait_healthy(f"http://127.0.0.1:{port}/api/health", process, self.scratch / "prefect-api.log")
+        backends = [arg for port in ports for arg in ("--backend", f"127.0.0.1:{port}")]
+        balancer = self.start(
+            "prefect-balancer",
+            [sys.executable, "-m", "kefu.engine.balancer", "--listen", f"127.0.0.1:{self.prefect_port}", *backends],
+        )
+        wait_healthy(f"{self.api}/health", balancer, self.scratch / "prefect-balancer.log")
+        services = self.start("prefect-services", [*prefect, "services", "start"], nice=nice)
+        return [*api, balancer, services]
 
     def __enter__(self) -> Stack:
         return self

@@ -44,6 +44,19 @@ class Settings(BaseSettings):
         description="Serve only these deployment names (empty: all). Tests use it to run no schedules.",
     )
 
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="The Redis of the scaled topology (`kefu up --scaled`): Prefect's messaging, event ordering, "
+        "concurrency leases and background tasks, shared by its API processes and its services process.",
+    )
+    prefect_api_ports: list[int] = Field(
+        default_factory=lambda: [4201, 4202],
+        min_length=1,
+        description="`kefu up --scaled`: one Prefect API process (`prefect server start --no-services`) per port, on "
+        "127.0.0.1 behind the balancer on prefect_port.",
+    )
+    scaled_workers: int = Field(default=2, ge=1, le=16, description="Kefu workers `kefu up --scaled` starts.")
+
     worker_limit: int = Field(
         default=6,
         ge=1,

@@ -130,3 +130,28 @@ def _check_prefect_keeps_runs_in(pg: URL, tmp_path: Path) -> None:
         assert stored == [("kefu-up-pg-check",)]
     finally:
         stop(process, timeout=30)
+
+
+def test_a_component_that_keeps_exiting_is_restarted_three_times_then_kefu_up_gives_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A component that exits is started again, in its place; the fourth exit within a minute stops everything
+    (newest first) with one line naming it."""
+    import subprocess
+    import sys
+
+    from kefu.cli.up import Component, _keep_up, start_component
+
+    starts = tmp_path / "starts"
+    crashing = Component("crashing", [sys.executable, "-c", f"open({str(starts)!r}, 'a').write('x'); exit(3)"])
+    steady = Component("steady", [sys.executable, "-c", "import time; time.sleep(120)"])
+    env = dict(os.environ)
+    started: list[tuple[Component, subprocess.Popen[bytes]]] = [
+        (c, start_component(c, env, tmp_path / f"{c.name}.log")) for c in (steady, crashing)
+    ]
+    assert _keep_up(started, env, tmp_path) == 1
+    assert starts.read_text() == "xxxx"  # the first start and three restarts
+    err = capsys.readouterr().err
+    assert err.count("kefu up: crashing exited with status 3; starting it again") == 3
+    assert "crashing exited with status 3 again, after 3 restarts within 60 s; giving up" in err
+    assert started[0][1].poll() is not None  # the steady one was stopped too

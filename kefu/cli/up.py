@@ -3,9 +3,16 @@
 Order: validate the policy, start the embedded PostgreSQL under ``var/pg`` unless both databases are
 configured, migrate the database, start the Prefect server and wait until it answers, then start every other
 component (``kefu worker``, which registers Kefu's deployments on the work pool ``kefu`` and executes their runs,
-and what later parts add). Ctrl-C (or SIGTERM) stops every component, newest first, waits for each, and then
-stops the embedded PostgreSQL unless another Kefu command still uses it (that one stops it when it ends; see
-``kefu.models.embedded_pg``).
+and what later parts add). A component that exits is started again, at most ``MAX_RESTARTS`` times a minute; then
+``kefu up`` gives up and stops everything. Ctrl-C (or SIGTERM) stops every component, newest first, waits for
+each, and then stops the embedded PostgreSQL unless another Kefu command still uses it (that one stops it when it
+ends; see ``kefu.models.embedded_pg``).
+
+``kefu up --scaled`` starts the scaled topology instead, on one machine (the README's "Production" section says
+which process can run elsewhere): the Prefect database migrated once, ``KEFU_PREFECT_API_PORTS`` API processes
+(``prefect server start --no-services``) behind a round-robin balancer on the usual Prefect port, Prefect's
+background services in one process of their own, Prefect's messaging on Redis (``prefect-redis``) and
+``KEFU_SCALED_WORKERS`` Kefu workers, beside the usual intake, dispatcher and mail sink. PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -48,8 +55,14 @@ class Component:
     # Not for Kefu's own processes: they take the same SQLite write lock as intake, and one preempted while
     # holding it would make the front door wait (priority inversion: measured, up to 86 ms).
     nice: int = 0
+    once: bool = False  # a step that must finish (status 0) before the next component starts, e.g. a migration
+    # Started without waiting for the components before it to answer (they are waited for together): peers such as
+    # several API processes, each of which takes a while to import and start.
+    with_previous: bool = False
 
 
+MAX_RESTARTS = 3  # a component restarted this often within RESTART_WINDOW makes ``kefu up`` give up
+RESTART_WINDOW = 60.0
 BACKGROUND = 5  # the nice value of the Prefect server and the mail sink
 
 
@@ -101,6 +114,92 @@ def components(settings: Settings) -> list[Component]:
     ]
 
 
+def scaled_prefect_env(settings: Settings) -> dict[str, str]:
+    """What several Prefect API processes and their services process must share beyond the database: messaging,
+    its cache, event ordering, concurrency leases and background tasks on Redis instead of in one process's memory
+    (Prefect refuses ``--workers`` > 1 with any of them in memory). None of them migrates the database at start:
+    ``prefect server database upgrade`` runs once before them (two API processes migrating a fresh database at
+    once made one exit)."""
+    return {
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_REDIS_MESSAGING_URL": settings.redis_url,
+        "PREFECT_SERVER_DOCKET_URL": settings.redis_url,
+        "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false",
+    }
+
+
+def scaled_components(settings: Settings) -> list[Component]:
+    """Everything ``kefu up --scaled`` runs, in start order."""
+    python = sys.executable
+    prefect = [python, "-m", "prefect", "server"]
+    ui = settings.prefect_api_url.removesuffix("/api")
+    api_processes = [
+        Component(
+            f"prefect-api-{number}",
+            [*prefect, "start", "--no-services", "--host", "127.0.0.1", "--port", str(port)],
+            health_url=f"http://127.0.0.1:{port}/api/health",
+            nice=BACKGROUND,
+            with_previous=number > 1,
+            # Started together, they would all register Prefect's block types at once (duplicate-key errors): the
+            # first does it.
+            env={} if number == 1 else {"PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false"},
+        )
+        for number, port in enumerate(settings.prefect_api_ports, start=1)
+    ]
+    backends = [arg for port in settings.prefect_api_ports for arg in ("--backend", f"127.0.0.1:{port}")]
+    workers = [
+        Component(
+            f"worker-{number}",
+            [python, "-m", "kefu", "worker", *([] if number == 1 else ["--no-register"])],
+            shows=f"Kefu worker {number} on work pool {WORK_POOL}"
+            + (" (registers the deployments)" if number == 1 else ""),
+        )
+        for number in range(1, settings.scaled_workers + 1)
+    ]
+    return [
+        Component("prefect-migrate", [*prefect, "database", "upgrade", "-y"], once=True),
+        *api_processes,
+        Component(
+            "prefect-balancer",
+            [python, "-m", "kefu.engine.balancer", "--listen", f"127.0.0.1:{settings.prefect_port}", *backends],
+            shows=f"Prefect UI (runs, approvals, artifacts): {ui}, balanced over "
+            + ", ".join(f"127.0.0.1:{p}" for p in settings.prefect_api_ports),
+            health_url=f"{settings.prefect_api_url}/health",
+        ),
+        Component(
+            "prefect-services",
+            [*prefect, "services", "start"],
+            shows=f"Prefect services (scheduler, triggers, events) in one process; messaging on {settings.redis_url}",
+            nice=BACKGROUND,
+        ),
+        *workers,
+        *[c for c in components(settings) if c.name not in {"prefect-server", "worker"}],
+    ]
+
+
+def scaled_refusal(settings: Settings) -> str | None:
+    """Why ``--scaled`` cannot start with these settings (one line), or None."""
+    for what, url in (
+        ("KEFU_DATABASE_URL", settings.database_url),
+        ("KEFU_PREFECT_DATABASE_URL", settings.prefect_database_url or ""),
+    ):
+        if url.startswith("sqlite"):
+            return f"--scaled needs PostgreSQL for Kefu and Prefect; {what} is SQLite ({url})"
+    if settings.prefect_port in settings.prefect_api_ports:
+        return f"KEFU_PREFECT_PORT {settings.prefect_port} is also in KEFU_PREFECT_API_PORTS (the balancer's port)"
+    import redis
+
+    try:
+        with redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3) as client:
+            client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        return f"--scaled needs Redis; {settings.redis_url} (KEFU_REDIS_URL) does not answer: {exc}"
+    return None
+
+
 def intake_components(settings: Settings) -> list[Component]:
     """The complaint form and API (uvicorn) and the dispatcher that starts one case flow per complaint."""
     python = sys.executable
@@ -142,7 +241,7 @@ def _lower_priority(amount: int) -> Callable[[], None]:
     return lower
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.2
     while time.monotonic() < deadline:
@@ -159,12 +258,26 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 12
     raise RuntimeError(f"did not answer {url} within {timeout:.0f} s")
 
 
+def start_component(component: Component, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+            component.argv,
+            env={**env, **component.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_lower_priority(component.nice) if component.nice else None,
+        )
+
+
 def stop_all(started: list[tuple[Component, subprocess.Popen[bytes]]]) -> None:
+    """Newest first, each gone before the next is told: a worker still reaches the API while it stops (it reports
+    its runs and its own end), and the API processes outlive every client of theirs."""
     for component, process in reversed(started):
-        if process.poll() is None:
-            print(f"kefu up: stopping {component.name}", flush=True)
-            os.killpg(process.pid, signal.SIGTERM)
-    for component, process in reversed(started):
+        if process.poll() is not None:
+            continue
+        print(f"kefu up: stopping {component.name}", flush=True)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -181,11 +294,21 @@ def register(subparsers: Any) -> None:
         help="check the policy, migrate, create the first administrator and trial token on a new database, and "
         "exit without starting anything (an installation's init step)",
     )
+    parser.add_argument(
+        "--scaled",
+        action="store_true",
+        help="the scaled topology on this machine: several Prefect API processes, their services apart, Redis "
+        "messaging, several Kefu workers (PostgreSQL and Redis needed)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
+    scaled = bool(getattr(args, "scaled", False))
+    if scaled and (refusal := scaled_refusal(settings)):
+        print(f"kefu up: {refusal}", file=sys.stderr)
+        return 1
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     policy = current_policy()
     print(f"kefu up: policy {settings.policy_file} is valid ({len(policy.complaints.severities)} severities)")
@@ -197,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
         embedded_pg.attach(settings.embedded_pg_dir)
         print(f"kefu up: embedded PostgreSQL running on {settings.embedded_pg_dir} (databases kefu, prefect)")
     try:
-        return _run(settings, prepare_only=args.prepare_only)
+        return _run(settings, prepare_only=args.prepare_only, scaled=scaled)
     finally:
         if settings.uses_embedded_postgres and embedded_pg.release(settings.embedded_pg_dir):
             print("kefu up: embedded PostgreSQL stopped", flush=True)
@@ -224,7 +347,7 @@ def first_run(engine: Engine) -> None:
         )
 
 
-def _run(settings: Settings, *, prepare_only: bool = False) -> int:
+def _run(settings: Settings, *, prepare_only: bool = False, scaled: bool = False) -> int:
     engine = default_engine()
     upgrade(engine)
     print(f"kefu up: database {engine.url.render_as_string(hide_password=True)} migrated")
@@ -232,7 +355,7 @@ def _run(settings: Settings, *, prepare_only: bool = False) -> int:
     if prepare_only:
         return 0
 
-    env = {**os.environ, **prefect_env(settings)}
+    env = {**os.environ, **prefect_env(settings), **(scaled_prefect_env(settings) if scaled else {})}
     log_dir = settings.var_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     started: list[tuple[Component, subprocess.Popen[bytes]]] = []
@@ -243,26 +366,28 @@ def _run(settings: Settings, *, prepare_only: bool = False) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (a background job)
     try:
-        for component in components(settings):
+        waiting: list[tuple[Component, subprocess.Popen[bytes]]] = []  # started, not yet answering
+        for component in scaled_components(settings) if scaled else components(settings):
+            if not component.with_previous and not _all_answer(waiting, log_dir, started):
+                return 1
             log_path = Path(log_dir / f"{component.name}.log")
-            log = log_path.open("ab")
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-                component.argv,
-                env={**env, **component.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_lower_priority(component.nice) if component.nice else None,
-            )
+            process = start_component(component, env, log_path)
             started.append((component, process))
-            if component.health_url:
-                try:
-                    wait_healthy(component.health_url, process)
-                except RuntimeError as exc:
-                    print(f"kefu up: {component.name} {exc}; see {log_path}", file=sys.stderr)
+            if component.once:
+                process.wait()  # stopped with the others on Ctrl-C meanwhile
+                started.pop()
+                if process.returncode != 0:
+                    print(
+                        f"kefu up: {component.name} failed (status {process.returncode}); see {log_path}",
+                        file=sys.stderr,
+                    )
                     stop_all(started)
                     return 1
-            print(f"kefu up: {component.name} started (log: {log_path})", flush=True)
+                print(f"kefu up: {component.name} done (log: {log_path})", flush=True)
+                continue
+            waiting.append((component, process))
+        if not _all_answer(waiting, log_dir, started):
+            return 1
         if settings.sms_provider == "sink":
             print(f"kefu up: SMS go to the local sink {sms_dir(settings)}; shown at /outbox/sms", flush=True)
         print("\nKefu is up:")
@@ -270,17 +395,59 @@ def _run(settings: Settings, *, prepare_only: bool = False) -> int:
             if component.shows:
                 print(f"  {component.shows}")
         print("Press Ctrl-C to stop everything.\n", flush=True)
-        while True:
-            for component, process in started:
-                if process.poll() is not None:
-                    print(
-                        f"kefu up: {component.name} exited with status {process.returncode}; stopping", file=sys.stderr
-                    )
-                    stop_all(started)
-                    return 1
-            time.sleep(1.0)
+        return _keep_up(started, env, log_dir)
     except KeyboardInterrupt:
         print("\nkefu up: stopping everything", flush=True)
         stop_all(started)
         print("kefu up: stopped", flush=True)
         return 0
+
+
+def _all_answer(
+    waiting: list[tuple[Component, subprocess.Popen[bytes]]],
+    log_dir: Path,
+    started: list[tuple[Component, subprocess.Popen[bytes]]],
+) -> bool:
+    """Wait until each component in ``waiting`` answers its health check, then empty ``waiting``; on a failure,
+    say which and stop everything started."""
+    for component, process in waiting:
+        log_path = log_dir / f"{component.name}.log"
+        if component.health_url:
+            try:
+                wait_healthy(component.health_url, process)
+            except RuntimeError as exc:
+                print(f"kefu up: {component.name} {exc}; see {log_path}", file=sys.stderr)
+                stop_all(started)
+                return False
+        print(f"kefu up: {component.name} started (log: {log_path})", flush=True)
+    waiting.clear()
+    return True
+
+
+def _keep_up(started: list[tuple[Component, subprocess.Popen[bytes]]], env: dict[str, str], log_dir: Path) -> int:
+    """Start again a component that exited, in its place (stopping stays newest first); give up, stopping
+    everything, when one needed more than ``MAX_RESTARTS`` restarts within ``RESTART_WINDOW`` seconds."""
+    restarts: dict[str, list[float]] = {}
+    while True:
+        for index, (component, process) in enumerate(started):
+            if process.poll() is None:
+                continue
+            now = time.monotonic()
+            recent = [t for t in restarts.get(component.name, []) if now - t < RESTART_WINDOW]
+            if len(recent) >= MAX_RESTARTS:
+                print(
+                    f"kefu up: {component.name} exited with status {process.returncode} again, after {len(recent)} "
+                    f"restarts within {RESTART_WINDOW:.0f} s; giving up (see {log_dir / component.name}.log)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                stop_all(started)
+                return 1
+            restarts[component.name] = [*recent, now]
+            print(
+                f"kefu up: {component.name} exited with status {process.returncode}; starting it again",
+                file=sys.stderr,
+                flush=True,
+            )
+            started[index] = (component, start_component(component, env, log_dir / f"{component.name}.log"))
+        time.sleep(1.0)  # child processes we do not control; polling them is the only signal

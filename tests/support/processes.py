@@ -71,11 +71,16 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> s
     raise AssertionError(f"'{marker}' not printed within {timeout:.0f} s; output so far:\n{''.join(seen)}")
 
 
-def start_kefu_up(env: dict[str, str]) -> subprocess.Popen[str]:
-    """``kefu up`` as a person starts it, in its own process group; read its progress with ``read_until``."""
+def start_kefu_up(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``kefu up [args]`` as a person starts it, in its own process group; read its progress with ``read_until``."""
     kefu = str(Path(sys.executable).parent / "kefu")
     return subprocess.Popen(
-        [kefu, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        [kefu, "up", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
