@@ -13,6 +13,8 @@ operators work from, burying the cases. A shift keeps them exact to the minute w
 - **restart after a crash**: the duties' deployments are resumable: a run whose worker died is rescheduled by the
   other workers' orphan sweep (or the restarted worker's) and runs again from the top for the rest of its day;
   ``kefu worker`` also starts a run for today when none is on shift (a fresh install, a run cancelled or failed).
+- **the worker stops** (Ctrl-C of ``kefu up``): its shifts end at once (``WORKER_STOPPING``) instead of holding the
+  worker's threads until midnight; the next worker to start puts a new run on shift within its first minute.
 
 The passes log only when they do something, and an hourly line says the shift is alive.
 """
@@ -21,12 +23,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from kefu.engine.waiting import run_client
+
+# Set by the Kefu worker when it stops: the shifts executing in its threads end instead of sleeping to midnight.
+WORKER_STOPPING = threading.Event()
 
 MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
@@ -47,7 +52,7 @@ class SystemClock:
     def sleep_until(self, moment: dt.datetime) -> None:
         delay = (moment - self.now()).total_seconds()
         if delay > 0:
-            time.sleep(delay)  # the shift's own pace: there is nothing to await
+            WORKER_STOPPING.wait(delay)  # the shift's own pace, cut short when the worker stops
 
 
 def day_end(moment: dt.datetime, timezone: str) -> dt.datetime:
@@ -80,6 +85,9 @@ def keep_shift(
     alive_at = clock.now()
     moment = alive_at
     while moment < until:
+        if WORKER_STOPPING.is_set():
+            log.info("%s: the worker is stopping; this shift ends (the next worker starts another)", duty)
+            break
         if not on_shift():
             log.warning("%s: this run is no longer on shift; stopping", duty)
             break

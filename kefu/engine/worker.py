@@ -50,6 +50,7 @@ from pydantic import Field
 
 from kefu.engine import prefect_private
 from kefu.engine.contract import WORK_POOL
+from kefu.engine.shift import WORKER_STOPPING
 
 if TYPE_CHECKING:
     from kefu.deployments import Served
@@ -195,13 +196,16 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
     async def setup(self) -> None:
         # Checks the private parts first: raises PrefectChanged before anything is claimed.
         self._process_wide.enter_context(prefect_private.without_suspension_observer())
+        WORKER_STOPPING.clear()
         await super().setup()
 
     async def teardown(self, *exc_info: Any) -> None:
         try:
             await super().teardown(*exc_info)
         finally:
-            # Executing runs reach their next wait (a human step suspends in a fraction of a second).
+            # Executing runs reach their next wait (a human step suspends in a fraction of a second); the duties'
+            # shifts end at once instead of at midnight.
+            WORKER_STOPPING.set()
             await anyio.to_thread.run_sync(self._threads.shutdown)
             self._process_wide.close()
 

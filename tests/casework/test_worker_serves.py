@@ -1,8 +1,12 @@
 """A Kefu worker executes more than case steps: a duty's day-long shift with a concurrency limit (deliver-mail)
-runs in one of its threads and publishes its dead-letter artifact, like under a process worker."""
+runs in one of its threads and publishes its dead-letter artifact, like under a process worker; stopping the worker
+(Ctrl-C of ``kefu up``) ends the shift at once instead of waiting for midnight."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from typing import Any
 
@@ -33,9 +37,23 @@ def test_a_worker_keeps_a_shift_of_the_deliver_mail_deployment(prefect_server: s
         assert artifact[0]["key"] == "mail-dead-letters" and artifact[0]["type"] == "table"
         state = httpx.get(f"{prefect_server}/flow_runs/{run_id}", timeout=10).json()["state"]
         assert state["type"] == "RUNNING", state  # on shift until midnight
-    finally:  # off shift: the run stops at its next pass (it reads its own state every minute)
-        httpx.post(
-            f"{prefect_server}/flow_runs/{run_id}/set_state",
-            json={"state": {"type": "CANCELLED", "message": "test over"}, "force": True},
-            timeout=10,
-        )
+
+        # The operator stops the system (kefu up sends each component SIGTERM and kills it after 20 s): the worker
+        # ends its shift and exits on its own, and the run is left Completed, not Running with nobody executing it.
+        process = case_worker.process
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the worker was still held by the deliver-mail shift 20 s after SIGTERM") from None
+        state = httpx.get(f"{prefect_server}/flow_runs/{run_id}", timeout=10).json()["state"]
+        assert state["type"] == "COMPLETED", state
+    finally:  # a shift still running goes off shift: the run stops at its next pass
+        if httpx.get(f"{prefect_server}/flow_runs/{run_id}", timeout=10).json()["state"]["type"] == "RUNNING":
+            httpx.post(
+                f"{prefect_server}/flow_runs/{run_id}/set_state",
+                json={"state": {"type": "CANCELLED", "message": "test over"}, "force": True},
+                timeout=10,
+            )
+        if case_worker.process is not None and case_worker.process.poll() is not None:
+            case_worker.start()  # the casework tests after this one share it
