@@ -7,7 +7,9 @@ the communication records all say the same thing.
 
 from __future__ import annotations
 
-from kefu.models.enums import Channel, ComplaintStatus
+from kefu.models.enums import CHANNEL_ZH, ComplaintStatus
+
+__all__ = ["CHANNEL_ZH", "FIELD_LABELS", "STATUS_ZH"]
 
 STATUS_ZH = {
     ComplaintStatus.REGISTERED: "已受理",
@@ -18,16 +20,6 @@ STATUS_ZH = {
     ComplaintStatus.RESOLVING: "正在按您确认的方案处理",
     ComplaintStatus.RESOLVED: "已处理完毕，我们将回访您的意见",
     ComplaintStatus.CLOSED: "已结案",
-}
-CHANNEL_ZH = {
-    Channel.HOTLINE: "客服热线",
-    Channel.EMAIL: "电子邮件",
-    Channel.WEB: "网站",
-    Channel.IM: "在线客服",
-    Channel.FACE_TO_FACE: "面谈",
-    Channel.SOCIAL: "社交媒体",
-    Channel.PHONE: "电话",
-    Channel.VISIT: "上门拜访",
 }
 FIELD_LABELS = {
     "name": "姓名",

@@ -34,6 +34,19 @@ class Channel(StrEnum):
     VISIT = "visit"  # 上门拜访
 
 
+# The channels' zh-CN names, as customers and staff read them (the form, the status page, the step summaries).
+CHANNEL_ZH = {
+    Channel.HOTLINE: "客服热线",
+    Channel.EMAIL: "电子邮件",
+    Channel.WEB: "网站",
+    Channel.IM: "在线客服",
+    Channel.FACE_TO_FACE: "面谈",
+    Channel.SOCIAL: "社交媒体",
+    Channel.PHONE: "电话",
+    Channel.VISIT: "上门拜访",
+}
+
+
 class ComplaintStatus(StrEnum):
     REGISTERED = "registered"
     CLASSIFIED = "classified"

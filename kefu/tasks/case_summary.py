@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
-from kefu.models.enums import Channel, ComplaintStatus, MilestoneId, Severity
+from kefu.models.enums import CHANNEL_ZH, ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy
 from kefu.notifications.pii import mask_email, mask_pii
 from kefu.settings import get_settings
@@ -28,16 +28,6 @@ from kefu.tasks.casework import is_key_account, propose_severity
 from kefu.worktime import local_time, yes_no
 
 NOT_GIVEN = "未填写"
-CHANNEL_WORDS = {
-    Channel.HOTLINE: "客服热线",
-    Channel.EMAIL: "电子邮件",
-    Channel.WEB: "网站",
-    Channel.IM: "在线客服",
-    Channel.FACE_TO_FACE: "面谈",
-    Channel.SOCIAL: "社交媒体",
-    Channel.PHONE: "电话",
-    Channel.VISIT: "上门拜访",
-}
 STATUS_WORDS = {  # as staff call the stages of a case
     ComplaintStatus.REGISTERED: "已登记，待定级",
     ComplaintStatus.CLASSIFIED: "已定级",
@@ -156,7 +146,7 @@ def render_step_summary(
         f"- **产品或服务**：{masked(complaint.product)}",
         f"- **发生地点**：{masked(complaint.place)}",
         f"- **问题发生时间**：{local_time(complaint.problem_at) if complaint.problem_at else NOT_GIVEN}",
-        f"- **受理**：{local_time(complaint.received_at)}，{CHANNEL_WORDS.get(complaint.channel, complaint.channel)}",
+        f"- **受理**：{local_time(complaint.received_at)}，{CHANNEL_ZH.get(complaint.channel, complaint.channel)}",
         f"- **投诉等级**：{severity_name(policy, complaint.severity)}；**状态**：{STATUS_WORDS[complaint.status]}",
         f"- **紧急**：{yes_no(complaint.urgent)}；**重点客户**：{yes_no(is_key_account(complaint))}；"
         f"**负责人员工编号**：{NOT_GIVEN if complaint.owner_id is None else complaint.owner_id}；"
