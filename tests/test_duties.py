@@ -15,6 +15,8 @@ from prefect.client.schemas.filters import (
     DeploymentFilterId,
     FlowRunFilter,
     FlowRunFilterExpectedStartTime,
+    WorkPoolFilter,
+    WorkPoolFilterName,
 )
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -178,8 +180,9 @@ async def _check_shifts(pool: str, names: list[str], ids: dict[str, uuid.UUID]) 
         assert await keep_on_shift(client, pool, names) == []
         tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
         for name, deployment_id in ids.items():
-            runs = await client.read_flow_runs(
+            runs = await client.read_flow_runs(  # the deployment is shared with other tests' pools: count this pool's
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
                 flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(before_=tomorrow)),
             )
             assert len(runs) <= 2, name  # today's shift, and at most the next midnight's
