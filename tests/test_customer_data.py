@@ -167,8 +167,6 @@ def masked_logging() -> Iterator[None]:
         yield
     finally:
         logging.setLogRecordFactory(factory)
-        for found in list(logging.getLogger().filters):
-            logging.getLogger().removeFilter(found)
 
 
 @pytest.mark.usefixtures("masked_logging")

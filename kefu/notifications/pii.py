@@ -76,4 +76,3 @@ def install_log_masking() -> None:
 
     setattr(masked_record, _MASKED, True)
     logging.setLogRecordFactory(masked_record)
-    logging.getLogger().addFilter(_FILTER)  # records made before the factory was set, handed to the root logger
