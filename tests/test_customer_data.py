@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from kefu.models.complaints import Complaint
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Role, Severity
 from kefu.models.people import Customer, Staff
-from kefu.models.personal_data import PersonalDataAccess
+from kefu.models.personal_data import AccessLogIsAppendOnly, PersonalDataAccess
 from kefu.models.policy import Policy
 from kefu.notifications.pii import install_log_masking
 from kefu.tasks.customer_data import (
@@ -134,6 +134,10 @@ def test_a_full_reading_is_logged_with_who_when_which_case_and_how_and_a_masked_
         (directory["zhao"].id, complaint.id, "page:case", "supervisor")
     ]
     assert rows[0].at == at
+    db.delete(rows[0])
+    with pytest.raises(AccessLogIsAppendOnly):  # nobody covers their tracks
+        db.flush()
+    db.rollback()
 
     listed = access_log(db, case_no=complaint.case_no)
     assert [(r.staff, r.case_no, r.through) for r in listed] == [("zhao", complaint.case_no, "page:case")]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, String, event
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kefu.models.base import Base, utcnow
 
@@ -28,3 +28,14 @@ class PersonalDataAccess(Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     through: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(64))
+
+
+class AccessLogIsAppendOnly(Exception):
+    """Readings in the access log are never changed or deleted."""
+
+
+@event.listens_for(Session, "before_flush")
+def _access_log_append_only(session: Session, _context: object, _instances: object) -> None:
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, PersonalDataAccess) and (obj in session.deleted or session.is_modified(obj)):
+            raise AccessLogIsAppendOnly(f"access log row {obj.id} cannot be changed or deleted")

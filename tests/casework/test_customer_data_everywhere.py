@@ -121,10 +121,13 @@ def test_a_masked_role_finds_no_full_number_anywhere_and_an_entitled_reading_sho
     assert wait_final(run.id) == "COMPLETED"
 
     # Every place a masked role can look (the commands at once: each is a process start).
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(3) as pool:
         shown = pool.submit(kefu, tmp_path, prefect_server, case_db_url, "case", "show", case_no, "--as", "pd.zhou")
         refusing = pool.submit(kefu, tmp_path, prefect_server, case_db_url, "access", "log", "--as", "pd.zhou")
-        masked, refused = shown.result(), refusing.result()
+        bad_day = pool.submit(
+            kefu, tmp_path, prefect_server, case_db_url, "access", "log", "--as", "pd.zhao", "--since", "昨天"
+        )
+        masked, refused, undated = shown.result(), refusing.result(), bad_day.result()
     assert masked.returncode == 0, masked.stderr
     assert "139****4321" in masked.stdout and "z***@example.com" in masked.stdout and "赵*" in masked.stdout
     api, page = asyncio.run(intake_answers(case_no))
@@ -154,3 +157,4 @@ def test_a_masked_role_finds_no_full_number_anywhere_and_an_entitled_reading_sho
     assert listed.returncode == 0, listed.stderr
     assert "pd.zhao" in listed.stdout and case_no in listed.stdout and "kefu case show" in listed.stdout
     assert refused.returncode == 2 and "may not list" in refused.stderr and refused.stdout == ""
+    assert undated.returncode == 2 and "--since 昨天: give a day" in undated.stderr and undated.stdout == ""
