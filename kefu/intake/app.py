@@ -50,6 +50,9 @@ def create_app(
 ) -> FastAPI:
     """``status_rate_limit``: status lookups per client per window (seconds); ``case_rate_limit``: failed lookups
     per case number per window, from any client."""
+    from kefu.notifications.pii import install_log_masking
+
+    install_log_masking()  # uvicorn's access and error logs, the intake's own
     settings = settings or get_settings()
     the_engine = engine or default_engine()
     door = FrontDoor(the_engine, clock or (lambda: dt.datetime.now(dt.UTC)))

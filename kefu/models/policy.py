@@ -511,7 +511,8 @@ class RolePolicy(BaseModel):
     )
     customer_contact: list[Role] = Field(
         default_factory=list,
-        description="Roles that see a customer's phone, e-mail and address in full; everyone else sees them masked.",
+        description="Roles that see every customer's personal data in full, besides each case's owner, the owner's "
+        "supervisors and the customer's key-account team (kefu.tasks.customer_data); everyone else sees it masked.",
     )
 
     @field_validator("names")

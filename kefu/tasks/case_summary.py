@@ -2,7 +2,8 @@
 
 Prefect shows it to everyone who can open the run (the open-source server has no roles), so it carries what a
 decision needs — the complaint's content, order, product and place, the deadline of the step, the rules'
-proposal — with phone, ID numbers and e-mail addresses masked, and no customer name or contact: those are on
+proposal — with phone, ID numbers and e-mail addresses masked, the place only to its city (at intake it is the
+customer's address too), and no customer name or contact: those are on
 Kefu's own case page behind sign-in, which the summary links to. Times are Shanghai time to the minute with
 the offset; a missing value reads 未填写, a flag 是/否: never a Python literal.
 
@@ -25,6 +26,7 @@ from kefu.models.policy import Policy
 from kefu.notifications.pii import mask_email, mask_pii
 from kefu.settings import get_settings
 from kefu.tasks.casework import is_key_account, propose_severity
+from kefu.tasks.customer_data import mask_address
 from kefu.worktime import local_time, yes_no
 
 NOT_GIVEN = "未填写"
@@ -46,6 +48,14 @@ def masked(text: str | None) -> str:
     if text is None or not text.strip():
         return NOT_GIVEN
     return mask_email(mask_pii(text.strip()))
+
+
+def masked_place(text: str | None) -> str:
+    """The place of the problem: at intake it is also the customer's address, so only its first characters
+    (province and city, as a rule) — the full address is on Kefu's case page, by role."""
+    if text is None or not text.strip():
+        return NOT_GIVEN
+    return mask_address(masked(text))
 
 
 def severity_name(policy: Policy, severity: Severity) -> str:
@@ -144,7 +154,7 @@ def render_step_summary(
         f"- **投诉内容**：{masked(complaint.content)}",
         f"- **订单**：{masked(complaint.order_ref)}（订单金额：{amount(complaint.order_amount)}）",
         f"- **产品或服务**：{masked(complaint.product)}",
-        f"- **发生地点**：{masked(complaint.place)}",
+        f"- **发生地点**：{masked_place(complaint.place)}",
         f"- **问题发生时间**：{local_time(complaint.problem_at) if complaint.problem_at else NOT_GIVEN}",
         f"- **受理**：{local_time(complaint.received_at)}，{CHANNEL_ZH.get(complaint.channel, complaint.channel)}",
         f"- **投诉等级**：{severity_name(policy, complaint.severity)}；**状态**：{STATUS_WORDS[complaint.status]}",
@@ -166,7 +176,8 @@ def render_step_summary(
     lines += [
         "",
         f"客户姓名和联系方式不在此显示（电话等个人信息已隐去）。完整资料见 [Kefu 案件页]({case_page(case_no)})"
-        f"（需登录；案件页与登录功能尚在建设中，目前请在服务器上运行 `kefu case show {case_no}`）。",
+        f"（需登录；案件页与登录功能尚在建设中，目前请在服务器上运行 `kefu case show {case_no}`）。"
+        "表单内容所有能打开 Prefect 的人都看得到：请勿在表单中填写客户的电话、证件号码、地址等个人信息。",
         "",
         f"摘要生成于 {local_time(now)}。",
     ]
