@@ -82,16 +82,18 @@ def case(db: Session, owner: Staff, *, key_manager: Staff | None = None, no: str
     return complaint
 
 
-def only_agents_see_contact(policy: Policy) -> Policy:
-    """The seed policy with ``roles.customer_contact`` narrowed to nobody: only the case's own people see in full."""
-    roles = policy.roles.model_copy(update={"customer_contact": []})
+def agents_see_contact(policy: Policy) -> Policy:
+    """A company that lets every agent call any customer back: ``roles.customer_contact`` widened to agents."""
+    roles = policy.roles.model_copy(update={"customer_contact": [Role.AGENT]})
     return policy.model_copy(update={"roles": roles})
 
 
 def test_the_owner_their_supervisors_up_the_chain_and_the_key_account_team_see_in_full_whatever_the_roles_policy(
     db: Session, directory: dict[str, Staff], policy: Policy
 ) -> None:
-    narrow = only_agents_see_contact(policy)
+    narrow = policy  # the shipped policy: customer_contact names no role (issue 12: owner, supervisors, team only)
+    assert policy.roles.customer_contact == []
+    wide = agents_see_contact(policy)
     complaint = case(db, directory["li"], key_manager=directory["chen"])
     reasons = {login: full_access_reason(s, complaint, narrow) for login, s in directory.items()}
     assert reasons == {
@@ -103,11 +105,11 @@ def test_the_owner_their_supervisors_up_the_chain_and_the_key_account_team_see_i
         "zhou": None,
         "wu": None,  # under the senior manager, but not above the owner
     }
-    # The policy's roles.customer_contact adds whole roles: the seed lists agents (not dispatchers or market).
-    assert full_access_reason(directory["sun"], complaint, policy) == "role:agent"
-    assert full_access_reason(directory["zhou"], complaint, policy) is None
-    assert full_access_reason(directory["wu"], complaint, policy) is None
-    assert full_access_reason(None, complaint, policy) is None
+    # A company's roles.customer_contact adds whole roles: here agents (not dispatchers or market).
+    assert full_access_reason(directory["sun"], complaint, wide) == "role:agent"
+    assert full_access_reason(directory["zhou"], complaint, wide) is None
+    assert full_access_reason(directory["wu"], complaint, wide) is None
+    assert full_access_reason(None, complaint, wide) is None
     directory["li"].active = False  # a person who left sees nothing in full, even on their own case
     assert full_access_reason(directory["li"], complaint, narrow) is None
     general = case(db, directory["sun"], no="KF-PD-0002")  # a general customer has no key-account team
