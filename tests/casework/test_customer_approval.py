@@ -17,6 +17,7 @@ import uvicorn
 import websockets
 from sqlalchemy import select
 
+from kefu.flows.case_deadlines import deliver_customer_answers
 from kefu.intake.app import create_app
 from kefu.models.answers import CustomerAnswerLink
 from kefu.models.complaints import CaseEvent, Complaint
@@ -136,9 +137,13 @@ def test_the_customer_rejects_then_accepts_through_the_link_and_the_case_run_goe
         threading.Event().wait(0.1)  # the worker is another process: its record is the only signal
     assert waiting_key(case_no) == "approve-1"
 
-    # The customer rejects with a comment: the case goes back to proposal, the customer recorded as who decided.
-    rejected = httpx.post(f"{intake}/answer/{first}", data={"choice": "reject", "comment": "运费之外还应赔偿"})
+    # The customer rejects with a comment while the intake cannot reach Prefect: the decision is recorded and the
+    # customer thanked; the deadline sweeper delivers it. The case goes back to proposal, the customer recorded as
+    # who decided.
+    rejected = asyncio.run(post_without_prefect(first, {"choice": "reject", "comment": "运费之外还应赔偿"}))
     assert rejected.status_code == 200 and "您不同意该处理方案" in rejected.text
+    assert waiting_key(case_no) == "approve-1"
+    assert deliver_customer_answers(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)) == [f"{case_no}:customer_answer"]
     wait_step(case_no, "propose")
     again = httpx.post(f"{intake}/answer/{first}", data={"choice": "accept"})  # a second post decides nothing
     assert again.status_code == 409 and "已经收到" in again.text
@@ -160,6 +165,13 @@ def test_the_customer_rejects_then_accepts_through_the_link_and_the_case_run_goe
         links = session.scalars(select(CustomerAnswerLink).order_by(CustomerAnswerLink.id)).all()
         mine = [link for link in links if link.complaint.case_no == case_no]
         assert [(link.accepted, link.delivered_at is not None) for link in mine] == [(False, True), (True, True)]
+
+
+async def post_without_prefect(token: str, form: dict[str, str]) -> httpx.Response:
+    """The answer posted to an intake whose Prefect server does not answer (nothing listens on port 9)."""
+    app = create_app(intake_settings(prefect_api_url="http://127.0.0.1:9/api"), default_engine())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
+        return await http.post(f"/answer/{token}", data=form)
 
 
 async def accept_in_chromium(binary: str, url: str, tmp_path: Path) -> str:
