@@ -17,6 +17,7 @@ from kefu.models.enums import Channel, ComplaintStatus, Severity
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Customer
 from kefu.models.policy import Policy
+from kefu.tasks.case_summary import render_step_summary
 from kefu.tasks.casework import complete_step
 from kefu.tasks.customer_answers import offer_solution
 from kefu.worktime import calendar_for
@@ -69,6 +70,12 @@ async def test_opening_the_link_decides_nothing_and_an_expired_or_phone_answered
     phoned_token = proposed_case(engine, policy, "KF20261202-00002")
     with unit_of_work(engine) as session:  # staff recorded the second customer's answer, given by phone
         complete_step(session, "KF20261202-00002", "approve", "approve-0", "staff:1", PROPOSED_AT, data={})
+    with unit_of_work(engine) as session:  # staff waiting on the approval step read that the customer may answer
+        complaint = session.scalars(select(Complaint).where(Complaint.case_no == "KF20261202-00001")).one()
+        summary = render_step_summary(
+            session, policy, complaint, step="approve", title="客户确认方案", meets=(), now=PROPOSED_AT
+        )
+        assert "有效期至 2026-12-09 18:00 +08:00" in summary and "通过链接答复后本步骤自动完成" in summary
     now = [PROPOSED_AT + dt.timedelta(hours=1)]
     app = create_app(intake_settings(), engine, clock=lambda: now[0])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
