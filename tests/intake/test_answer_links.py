@@ -27,7 +27,7 @@ from tests.support.samples import intake_settings
 PROPOSED_AT = dt.datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI)  # a Wednesday
 
 
-def proposed_case(engine: Engine, policy: Policy, case_no: str) -> str:
+def proposed_case(engine: Engine, policy: Policy, case_no: str, *, email: str | None = "kehu@example.com") -> str:
     """A case whose first solution was just proposed to the customer; the token of its answer link."""
     with unit_of_work(engine) as session:
         session.add(
@@ -37,7 +37,7 @@ def proposed_case(engine: Engine, policy: Policy, case_no: str) -> str:
                 received_at=PROPOSED_AT - dt.timedelta(hours=5),
                 severity=Severity.GENERAL,
                 status=ComplaintStatus.AWAITING_APPROVAL,
-                customer=Customer(name="客户", email="kehu@example.com"),
+                customer=Customer(name="客户", email=email, phones=["13812345678"]),
                 content="快递晚到两天",
             )
         )
@@ -59,7 +59,7 @@ def proposed_case(engine: Engine, policy: Policy, case_no: str) -> str:
             )
         ).one()
         found = re.search(r"/answer/([A-Za-z0-9_-]+)", mail.body_text)
-        assert found and "退还运费" in mail.body_text
+        assert found and ("退还运费" in mail.body_text or mail.channel == "sms")
         return found.group(1)
 
 
@@ -106,3 +106,12 @@ async def test_opening_the_link_decides_nothing_and_an_expired_or_phone_answered
         assert [link.decided_at for link in links] == [None, None]
         decided = session.scalars(select(CaseEvent).where(CaseEvent.action == "customer_decided")).all()
         assert decided == []
+
+
+def test_a_customer_without_an_email_address_gets_the_link_by_sms(engine: Engine, policy: Policy) -> None:
+    token = proposed_case(engine, policy, "KF20261202-00003", email=None)
+    with unit_of_work(engine) as session:
+        sms = session.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "solution_proposal")).one()
+        assert sms.channel == "sms" and sms.recipient == "13812345678"
+        assert sms.body_text.endswith(f"http://127.0.0.1:8000/answer/{token}")  # whole, last: phones link it
+        assert "2026年12月9日18:00（北京时间）" in sms.body_text and len(sms.body_text) <= 3 * 67
