@@ -95,40 +95,44 @@ CONTACT_ACTIONS = (
 def _progress_contacts(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
     """Seed 004 §4(二)4 (对于需要一定时间处理的投诉，应定期与客户沟通) and seed 003 §3.3 for major cases: an open case
     whose last contact with the customer is one policy interval (its severity's ``progress_update_interval``) old
-    reminds its owner, once per interval that passes without a contact; a recorded contact or a progress update
-    starts the interval again."""
-    fired = []
-    open_cases = session.scalars(
-        select(Complaint).where(
-            Complaint.status.not_in([ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED]),
-            Complaint.resolved_at.is_(None),
-        )
-    ).all()
+    reminds its owner, once per interval that passes without a contact (after a long gap, once for the latest); a
+    recorded contact or a progress update starts the interval again."""
+    fired: list[str] = []
+    still_open = (
+        Complaint.status.not_in([ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED]),
+        Complaint.resolved_at.is_(None),
+    )
+    open_cases = session.scalars(select(Complaint).where(*still_open)).all()
+    if not open_cases:
+        return fired
+    # The last contact of every open case in one query (the sweep runs every minute).
+    last_contact: dict[int, dt.datetime] = {
+        complaint_id: at
+        for complaint_id, at in session.execute(
+            select(CaseEvent.complaint_id, func.max(CaseEvent.at))
+            .join(Complaint, Complaint.id == CaseEvent.complaint_id)
+            .where(*still_open, CaseEvent.action.in_(CONTACT_ACTIONS))
+            .group_by(CaseEvent.complaint_id)
+        ).all()
+    }
     for complaint in open_cases:
         interval = policy.complaints.severities[complaint.severity].progress_update_interval
         if interval is None:
             continue
-        last = session.scalar(
-            select(func.max(CaseEvent.at)).where(
-                CaseEvent.complaint_id == complaint.id, CaseEvent.action.in_(CONTACT_ACTIONS)
-            )
-        )
+        last = last_contact.get(complaint.id)
         anchor = max(complaint.received_at, last) if last is not None else complaint.received_at
         due = calendar.deadline(anchor, interval).due_at
-        reminded = _event_keys(session, complaint.id, "progress_contact_due")
-        while due <= now:
-            key = f"progress-due:{due.astimezone(dt.UTC).isoformat(timespec='minutes')}"
-            if key not in reminded:
-                notify(
-                    session,
-                    complaint,
-                    level="owner",
-                    reason="progress_due",
-                    key=key,
-                    at=now,
-                    contact_due=(due, anchor),
-                )
-                record_event(session, complaint, "progress_contact_due", key, "system", now, due_at=due.isoformat())
-                fired.append(f"{complaint.case_no}:progress_contact_due")
-            due = calendar.deadline(due, interval).due_at
+        if due > now:
+            continue
+        # The latest due time that has passed: one reminder for it (a case long without contact is reminded once,
+        # not once per interval it missed).
+        following = calendar.deadline(due, interval).due_at
+        while following <= now:
+            due, following = following, calendar.deadline(following, interval).due_at
+        key = f"progress-due:{due.astimezone(dt.UTC).isoformat(timespec='minutes')}"
+        if key in _event_keys(session, complaint.id, "progress_contact_due"):
+            continue
+        notify(session, complaint, level="owner", reason="progress_due", key=key, at=now, contact_due=(due, anchor))
+        record_event(session, complaint, "progress_contact_due", key, "system", now, due_at=due.isoformat())
+        fired.append(f"{complaint.case_no}:progress_contact_due")
     return fired
