@@ -389,12 +389,24 @@ class CaseRecord:
             )
 
     def completed(self, step: Step[Any], key: str, answer: dict[str, Any]) -> None:
-        actor, data = f"staff:{answer.get('actor_staff_id')}", answer
-        if step is APPROVE:  # who decided, and how: the customer through the link, or staff recording a phone answer
-            by_link = answer.get("customer_link") is not None
-            actor = "customer:link" if by_link else actor
-            data = {**answer, "decided_by": "customer" if by_link else "staff", "via": "link" if by_link else "phone"}
+        actor = f"staff:{answer.get('actor_staff_id')}"
+        by_link = step is APPROVE and answer.get("customer_link") is not None
+        if by_link:
+            actor = "customer:link"
         with case_work() as session:
+            if step is APPROVE:  # who decided, and how (the step's own event keeps the answer exactly as given:
+                # ``kefu recover`` hands it back to a new run, whose form forbids other fields)
+                casework.record_event(
+                    session,
+                    casework.get_case(session, self.case_no),
+                    "approval_decided",
+                    key,
+                    actor,
+                    casework.system_clock(),
+                    decided_by="customer" if by_link else "staff",
+                    via="link" if by_link else "phone",
+                    accepted=answer.get("accepted"),
+                )
             casework.complete_step(
                 session,
                 self.case_no,
@@ -404,7 +416,7 @@ class CaseRecord:
                 casework.system_clock(),
                 meets=tuple(MilestoneId(m) for m in step.meets),
                 status=None if step.status is None else ComplaintStatus(step.status),
-                data=data,
+                data=answer,
             )
         if self._outcomes is not None:
             self._outcomes[key] = "completed"
