@@ -25,6 +25,52 @@ def register(subparsers: Any) -> None:
         "(the reading is recorded in the access log); masked for anyone else and without --as",
     )
     show.set_defaults(handler=run_show)
+    contact = actions.add_parser(
+        "contact",
+        help="record a progress contact with the customer (meets the progress contact due); --mail also sends them a "
+        "progress update",
+    )
+    contact.add_argument("case")
+    contact.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who was in touch")
+    contact.add_argument("--summary", required=True, help="what the customer was told (the update's text with --mail)")
+    contact.add_argument("--mail", action="store_true", help="send the customer a progress update with this text")
+    contact.set_defaults(handler=run_contact)
+
+
+def run_contact(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from kefu.engine.events import case_work
+    from kefu.models.directory import find_staff
+    from kefu.models.policy import current_policy
+    from kefu.tasks.casework import CaseNotFound, StepRejected, check_step_role
+    from kefu.tasks.customer_messages import ContactRefused, record_progress_contact
+    from kefu.worktime import calendar_for
+
+    policy = current_policy()
+    with case_work() as session:
+        person = find_staff(session, args.as_staff)
+        if person is None or not person.active:
+            raise UsageError(f"--as {args.as_staff}: no active staff member by that sign-in name or id")
+        try:
+            check_step_role(person, "first_contact", policy)  # the roles that contact customers about a case
+            notice = record_progress_contact(
+                session,
+                args.case,
+                person.id,
+                args.summary,
+                dt.datetime.now(dt.UTC),
+                mail=args.mail,
+                policy=policy,
+                calendar=calendar_for(policy),
+            )
+        except CaseNotFound:
+            raise UsageError(f"no case {args.case}") from None
+        except (ContactRefused, StepRejected) as refused:
+            raise UsageError(str(refused)) from None
+    sent = f", progress update {notice.get('mail') or notice.get('sms')} ({notice.get('channel')})" if notice else ""
+    print(f"{args.case}: progress contact recorded{sent}")
+    return 0
 
 
 THROUGH = "kefu case show"

@@ -474,6 +474,19 @@ class LetterPolicy(BaseModel):
         return value
 
 
+class CustomerAnswerPolicy(BaseModel):
+    """The customer's own answers (issue 13): how long a solution proposal's answer link stays open.
+
+    A company setting: the seeds say only that the customer must accept the solution (seed 003 §3.3)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    link_valid_for: Duration = Field(
+        default=Duration(amount=5, unit=Unit.WORKING_DAYS),
+        description="From the proposal until the link expires; afterwards the customer answers by phone.",
+    )
+
+
 def _weights_sum_to_one(weights: dict[str, float], what: str) -> dict[str, float]:
     if any(w < 0 for w in weights.values()):
         raise ValueError(f"{what} weights cannot be negative")
@@ -554,6 +567,7 @@ class Policy(BaseModel):
     backups: BackupPolicy
     letters: LetterPolicy = Field(default_factory=LetterPolicy)
     roles: RolePolicy
+    customer_answers: CustomerAnswerPolicy = Field(default_factory=CustomerAnswerPolicy)
 
     @field_validator("timezone")
     @classmethod

@@ -20,6 +20,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kefu.models.answers import CustomerAnswerLink
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import CHANNEL_ZH, ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy
@@ -129,6 +130,25 @@ def last_refusal(session: Session, complaint: Complaint, step: str) -> str | Non
     return next((str(row.data.get("reason")) for row in rows if row.data.get("step") == step), None)
 
 
+def approval_lines(session: Session, complaint: Complaint) -> list[str]:
+    """How the customer answers the current proposal: by the link in the proposal message, or by phone (staff)."""
+    link = session.scalars(
+        select(CustomerAnswerLink)
+        .where(CustomerAnswerLink.complaint_id == complaint.id)
+        .order_by(CustomerAnswerLink.id.desc())
+        .limit(1)
+    ).first()
+    if link is None:
+        return ["客户答复后，请填写您的员工编号并记录客户的意见。"]
+    if link.decided_at is not None:
+        answer = "同意" if link.accepted else "不同意"
+        return [f"**客户已于 {local_time(link.decided_at)} 通过确认链接答复：{answer}**，本步骤将自动完成。"]
+    return [
+        f"方案已发送给客户，附确认链接（有效期至 {local_time(link.expires_at)}）：客户通过链接答复后本步骤自动完成。"
+        "客户通过电话等方式答复时，请填写您的员工编号并记录客户的意见（「客户确认链接编号」请留空）。"
+    ]
+
+
 def case_page(case_no: str) -> str:
     return get_settings().case_page_url.replace("{case_no}", case_no)
 
@@ -168,6 +188,8 @@ def render_step_summary(
         proposal = f"**规则建议**：{severity_name(policy, proposed)}（{reasons}）"
         lines += ["", f"{proposal}。表单已预选此等级，直接提交即确认；改定须填写理由。", ""]
         lines += [f"- **{rule.name}**：{rule.criteria or NOT_GIVEN}" for rule in policy.complaints.severities.values()]
+    if step == "approve":
+        lines += ["", *approval_lines(session, complaint)]
     if step == "callback":
         reopen_below = policy.complaints.callback.reopen_below
         lines += ["", f"客户满意度低于 {reopen_below} 分时，本案将重新处理（直至客户满意）。"]
