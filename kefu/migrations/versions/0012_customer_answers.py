@@ -1,7 +1,7 @@
 """the customer's own answers: single-use links to accept or reject a proposed solution (hashes only)
 
 Revision ID: customer_answers
-Revises: intake_rate_limits
+Revises: personal_data_access
 """
 
 from collections.abc import Sequence
