@@ -30,3 +30,4 @@ __all__ = [
 from kefu.models import access as access
 from kefu.models import intake as intake
 from kefu.models import notifications as notifications
+from kefu.models import signin as signin
