@@ -72,7 +72,7 @@ def prefect_env(settings: Settings) -> dict[str, str]:
     """Environment shared by every process that talks to Prefect. Its server keeps its data in PostgreSQL: the
     configured one, else database ``prefect`` on the embedded server (Prefect's own SQLite stalls under load)."""
     home = (settings.var_dir / "prefect").resolve()
-    auth_string = prefect_auth_string(create=True) or ""
+    auth_string = prefect_auth_string(settings, create=True) or ""
     return {
         "PREFECT_API_DATABASE_CONNECTION_URL": settings.resolved_prefect_database_url(),
         "PREFECT_HOME": str(home),
@@ -90,6 +90,9 @@ def prefect_env(settings: Settings) -> dict[str, str]:
         "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": settings.desk_url,
         "PREFECT_UI_API_URL": f"{settings.desk_url}/api",
         "PREFECT_UI_SERVE_BASE": PREFECT_UI_BASE,
+        # The classic UI by default: Kefu's step forms are written for its schema form (kefu.engine.forms), and it
+        # shows the entrance's refusal of a step (403 with a zh-CN detail); the new UI stays reachable.
+        "PREFECT_SERVER_UI_V2_ENABLED": "false",
     }
 
 
@@ -229,6 +232,8 @@ def desk_component(settings: Settings) -> Component:
             settings.desk_host,
             "--port",
             str(settings.desk_port),
+            "--ws",
+            "websockets-sansio",
             "--no-proxy-headers",
             "--no-server-header",
         ],

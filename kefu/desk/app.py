@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
 
     proxy = PrefectProxy(
         settings.prefect_api_url.rstrip("/").removesuffix("/api"),
-        prefect_auth_string(),
+        prefect_auth_string(settings),
         gate,
         resume_check,
         public_url=settings.desk_public_url,

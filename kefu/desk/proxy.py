@@ -198,7 +198,7 @@ class PrefectProxy:
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": _response_headers(response.headers.multi_items()),
+                    "headers": self._response_headers(response.headers.multi_items()),
                 }
             )
             async for chunk in response.aiter_raw():
@@ -283,6 +283,9 @@ class PrefectProxy:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await socket.close(code=code or 1000, reason=reason or "")
 
+    def _response_headers(self, items: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+        return _response_headers(items, self.upstream)
+
     def _with_auth(self, text: str) -> str:
         """A WebSocket's first message, Prefect's ``auth``: its token becomes the auth string."""
         try:
@@ -301,8 +304,16 @@ def _full_path(scope: Scope) -> str:
     return path + (f"?{query}" if query else "")
 
 
-def _response_headers(items: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    out = [(k.lower().encode(), v.encode("latin-1")) for k, v in items if k.lower() not in DROPPED_RESPONSE]
+def _response_headers(items: list[tuple[str, str]], upstream: str) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers for the browser: hop-by-hop ones dropped, a redirect to the upstream's own address
+    made relative (the browser stays on the entrance), the entrance's security headers added where missing."""
+    out = []
+    for name, value in items:
+        if name.lower() in DROPPED_RESPONSE:
+            continue
+        if name.lower() == "location" and value.startswith(upstream):
+            value = value.removeprefix(upstream) or "/"
+        out.append((name.lower().encode(), value.encode("latin-1")))
     names = {k for k, _ in out}
     for name, value in (
         (b"x-content-type-options", b"nosniff"),

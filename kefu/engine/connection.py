@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from kefu.settings import get_settings
+from kefu.settings import Settings, get_settings
 
 HEALTH_TIMEOUT_SECONDS = 5.0
 
@@ -41,10 +41,10 @@ def prefect_api_url() -> str:
     return get_settings().prefect_api_url
 
 
-def prefect_auth_string(*, create: bool = False) -> str | None:
+def prefect_auth_string(settings: Settings | None = None, *, create: bool = False) -> str | None:
     """The Prefect server's API auth string: ``KEFU_PREFECT_AUTH_STRING``, else the one kept in
     ``var_dir/prefect-auth``; with ``create`` (``kefu up``) that file is made on first use (random, mode 0600)."""
-    settings = get_settings()
+    settings = settings or get_settings()
     if settings.prefect_auth_string is not None:
         return settings.prefect_auth_string.get_secret_value()
     path = settings.prefect_auth_file

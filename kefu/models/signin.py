@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -21,10 +22,15 @@ from kefu.models.access import hash_password, hash_token, verify_password
 from kefu.models.base import Base
 from kefu.models.people import Staff
 
-# Checked when the sign-in name is unknown, so that answering takes as long as for a known one.
-_DUMMY_HASH = hash_password("kefu-no-such-person")
 PASSWORD_MIN_LENGTH = 10
 LAST_SEEN_EVERY = dt.timedelta(seconds=60)  # a session's last use is written at most this often
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when the sign-in name is unknown, so that answering takes as long as for a known one (made on first
+    use: a hash costs tens of milliseconds, not to be paid by every process importing the models)."""
+    return hash_password("kefu-no-such-person")
 
 
 class StaffSession(Base):
@@ -79,7 +85,7 @@ def sign_in(session: Session, login: str, password: str, now: dt.datetime, rules
     if record is not None and record.locked_until is not None and record.locked_until > now:
         raise SignInRefused("locked", record.locked_until)
     person = session.scalars(select(Staff).where(Staff.login == login)).first() if login else None
-    hashed = person.password_hash if person is not None and person.password_hash else _DUMMY_HASH
+    hashed = person.password_hash if person is not None and person.password_hash else _dummy_hash()
     if not verify_password(hashed, password) or person is None or not person.password_hash:
         if record is None or (record.locked_until is not None and record.locked_until <= now):
             record = record or SignInFailures(login=login, failures=0, last_failure_at=now)
