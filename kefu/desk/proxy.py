@@ -307,7 +307,7 @@ def _full_path(scope: Scope) -> str:
 def _response_headers(items: list[tuple[str, str]], upstream: str) -> list[tuple[bytes, bytes]]:
     """The upstream's headers for the browser: hop-by-hop ones dropped, a redirect to the upstream's own address
     made relative (the browser stays on the entrance), the entrance's security headers added where missing."""
-    out = []
+    out: list[tuple[bytes, bytes]] = []
     for name, value in items:
         if name.lower() in DROPPED_RESPONSE:
             continue
@@ -315,13 +315,13 @@ def _response_headers(items: list[tuple[str, str]], upstream: str) -> list[tuple
             value = value.removeprefix(upstream) or "/"
         out.append((name.lower().encode(), value.encode("latin-1")))
     names = {k for k, _ in out}
-    for name, value in (
+    for header in (
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"same-origin"),
         (b"x-frame-options", b"DENY"),
     ):
-        if name not in names:
-            out.append((name, value))
+        if header[0] not in names:
+            out.append(header)
     return out
 
 
