@@ -295,7 +295,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         steps, roles = await run_in_threadpool(read)
         return page("start.html", title="我的待办", person=person, steps=steps, roles=roles or "无角色")
 
-    pages.include_router(outbox_router(settings, the_engine), dependencies=[Depends(ready)])
+    if settings.mail_sink_enabled or settings.sms_provider == "sink":  # the embedded default's local sinks
+        pages.include_router(outbox_router(settings, the_engine), dependencies=[Depends(ready)])
     pages.mount("/static/desk", StaticFiles(directory=STATIC), name="desk-static")
     pages.mount("/static", StaticFiles(directory=INTAKE_STATIC), name="static")
 

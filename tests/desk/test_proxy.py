@@ -23,8 +23,7 @@ from kefu.engine.connection import PrefectAuth
 from kefu.flows.complaint_case import ClassifyInput
 from kefu.models import Complaint, Role
 from kefu.tasks.casework import record_event
-from tests.desk.test_signin import PASSWORD, add_person
-from tests.support.desk import GuardedPrefect, entrance_settings, serve_entrance
+from tests.support.desk import PASSWORD, GuardedPrefect, add_person, entrance_settings, serve_entrance
 from tests.support.factories import MakeComplaint
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,6 @@ import datetime as dt
 from pathlib import Path
 
 import httpx
-from argon2 import PasswordHasher
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -17,11 +16,7 @@ from kefu.models import Role, Staff
 from kefu.models.directory import first_administrator
 from kefu.settings import Settings
 from tests.support.clock import FixedClock
-
-PASSWORD = "correct horse battery"
-# The people of these tests get a cheap argon2id hash (a verify follows the parameters in the hash): the default
-# costs up to a second on a loaded test machine, per attempt.
-CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+from tests.support.desk import PASSWORD, add_person, desk_client
 
 
 def desk_settings(tmp_path: Path, **changes: object) -> Settings:
@@ -34,20 +29,6 @@ def desk_settings(tmp_path: Path, **changes: object) -> Settings:
     return Settings.model_validate(values)
 
 
-def add_person(engine: Engine, login: str, *roles: Role, password: str = PASSWORD) -> int:
-    with Session(engine) as session:
-        person = Staff(name=f"员工{login}", login=login, password_hash=CHEAP.hash(password))
-        for role in roles:
-            person.grant(role)
-        session.add(person)
-        session.commit()
-        return person.id
-
-
-def client(app: object) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk.test")  # type: ignore[arg-type]
-
-
 async def sign_in(http: httpx.AsyncClient, login: str, password: str) -> httpx.Response:
     return await http.post("/signin", data={"login": login, "password": password, "next": "/"})
 
@@ -55,7 +36,7 @@ async def sign_in(http: httpx.AsyncClient, login: str, password: str) -> httpx.R
 async def test_a_person_signs_in_reaches_the_outbox_and_signs_out(sqlite_engine: Engine, tmp_path: Path) -> None:
     engine = sqlite_engine
     add_person(engine, "li.kefu", Role.AGENT)
-    async with client(create_app(desk_settings(tmp_path), engine)) as http:
+    async with desk_client(create_app(desk_settings(tmp_path), engine)) as http:
         before = await http.get("/outbox")
         assert before.status_code == 303 and before.headers["location"].startswith("/signin")
         signed = await sign_in(http, "li.kefu", PASSWORD)
@@ -77,7 +58,7 @@ async def test_a_wrong_password_is_refused_and_five_in_a_row_lock_the_name_for_f
     engine = sqlite_engine
     add_person(engine, "li.kefu", Role.AGENT)
     clock = FixedClock()
-    async with client(create_app(desk_settings(tmp_path), engine, clock=clock)) as http:
+    async with desk_client(create_app(desk_settings(tmp_path), engine, clock=clock)) as http:
         wrong = await sign_in(http, "li.kefu", "not the password")
         assert wrong.status_code == 401 and "登录名或密码不正确" in wrong.text and "kefu_desk" not in http.cookies
         unknown = await sign_in(http, "nobody", "whatever")
@@ -101,7 +82,7 @@ async def test_the_first_administrator_must_replace_the_one_time_password_before
         assert created is not None
         login, one_time = created[0].login or "", created[1]
         session.commit()
-    async with client(create_app(desk_settings(tmp_path), engine)) as http:
+    async with desk_client(create_app(desk_settings(tmp_path), engine)) as http:
         signed = await sign_in(http, login, one_time)
         assert signed.headers["location"] == "/password"
         assert (await http.get("/")).headers["location"] == "/password"
@@ -114,7 +95,7 @@ async def test_the_first_administrator_must_replace_the_one_time_password_before
         )
         assert changed.headers["location"] == "/"
         assert (await http.get("/")).status_code == 200
-    async with client(create_app(desk_settings(tmp_path), engine)) as http:
+    async with desk_client(create_app(desk_settings(tmp_path), engine)) as http:
         assert (await sign_in(http, login, one_time)).status_code == 401  # the one-time password is gone
         assert (await sign_in(http, login, "a new long secret")).headers["location"] == "/"
 
@@ -126,7 +107,7 @@ async def test_a_session_ends_when_it_idles_expires_or_its_person_is_deactivated
     staff_id = add_person(engine, "li.kefu", Role.AGENT)
     clock = FixedClock()
     settings = desk_settings(tmp_path, desk_session_idle_minutes=30, desk_session_hours=8)
-    async with client(create_app(settings, engine, clock=clock)) as http:
+    async with desk_client(create_app(settings, engine, clock=clock)) as http:
         await sign_in(http, "li.kefu", PASSWORD)
         clock.now += dt.timedelta(minutes=29)
         assert (await http.get("/")).status_code == 200
@@ -155,8 +136,24 @@ async def test_a_session_ends_when_it_idles_expires_or_its_person_is_deactivated
 async def test_a_form_posted_from_another_site_is_refused(sqlite_engine: Engine, tmp_path: Path) -> None:
     engine = sqlite_engine
     add_person(engine, "li.kefu", Role.AGENT)
-    async with client(create_app(desk_settings(tmp_path), engine)) as http:
+    async with desk_client(create_app(desk_settings(tmp_path), engine)) as http:
         forged = await http.post(
             "/signin", data={"login": "li.kefu", "password": PASSWORD}, headers={"Origin": "https://evil.example"}
         )
         assert forged.status_code == 403 and "kefu_desk" not in http.cookies
+
+
+async def test_the_entrance_pages_carry_the_security_headers_and_no_inline_code(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    add_person(sqlite_engine, "li.kefu", Role.AGENT)
+    async with desk_client(create_app(desk_settings(tmp_path, mail_sink_enabled=True), sqlite_engine)) as http:
+        pages = {"sign-in": await http.get("/signin")}
+        await sign_in(http, "li.kefu", PASSWORD)
+        for url in ("/", "/password", "/outbox", "/outbox/sms"):
+            pages[url] = await http.get(url)
+    for name, page in pages.items():
+        assert page.status_code == 200, name
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"], name
+        assert page.headers["cache-control"] == "no-store" and page.headers["x-content-type-options"] == "nosniff"
+        assert "<script" not in page.text and " style=" not in page.text, name

@@ -3,22 +3,56 @@ tokens and serves its UI under /prefect, and the entrance app on a real uvicorn 
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from kefu.desk.app import create_app
 from kefu.desk.proxy import PREFECT_UI_BASE
+from kefu.models import Role, Staff
 from kefu.settings import Settings
 from tests.support.prefect import PrefectServer
 from tests.support.processes import free_port
 
 AUTH_STRING = "kefu:entrance-test-secret"
+PASSWORD = "correct horse battery"
+# The people of these tests get a cheap argon2id hash (a verify follows the parameters in the hash): the default
+# costs up to a second on a loaded test machine, per attempt.
+CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def add_person(engine: Engine, login: str, *roles: Role, password: str = PASSWORD) -> int:
+    """A person of the staff directory who can sign in with ``password``; their staff id."""
+    with Session(engine) as session:
+        person = Staff(name=f"员工{login}", login=login, password_hash=CHEAP.hash(password))
+        for role in roles:
+            person.grant(role)
+        session.add(person)
+        session.commit()
+        return person.id
+
+
+def desk_client(app: object, base_url: str = "http://desk.test") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def signed_in_desk(app: object, engine: Engine, login: str = "desk.agent") -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the entrance ``app``, signed in as a new agent ``login``."""
+    add_person(engine, login, Role.AGENT)
+    async with desk_client(app) as http:
+        answer = await http.post("/signin", data={"login": login, "password": PASSWORD, "next": "/"})
+        assert answer.status_code == 303, answer.text
+        yield http
 
 
 @dataclass(frozen=True)
