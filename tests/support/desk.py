@@ -18,12 +18,21 @@ from sqlalchemy.orm import Session
 
 from kefu.desk.app import create_app
 from kefu.desk.proxy import PREFECT_UI_BASE
+from kefu.engine.connection import PrefectAuth
 from kefu.models import Role, Staff
 from kefu.settings import Settings
 from tests.support.prefect import PrefectServer
 from tests.support.processes import free_port
 
 AUTH_STRING = "kefu:entrance-test-secret"
+UP_AUTH_STRING = "kefu:up-test-secret"  # what the tests of ``kefu up`` give it (KEFU_PREFECT_AUTH_STRING)
+
+
+def up_auth() -> PrefectAuth:
+    """How a test talks to the Prefect server ``kefu up`` started: its auth string and CSRF tokens, as Kefu does."""
+    return PrefectAuth(UP_AUTH_STRING)
+
+
 PASSWORD = "correct horse battery"
 # The people of these tests get a cheap argon2id hash (a verify follows the parameters in the hash): the default
 # costs up to a second on a loaded test machine, per attempt.
