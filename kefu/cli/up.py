@@ -113,8 +113,11 @@ def components(settings: Settings) -> list[Component]:
             [python, "-m", "kefu", "worker"],
             shows=f"Kefu worker on work pool {WORK_POOL}: executes Kefu's deployments (Work Pools in the Prefect UI)",
         ),
-        *intake_components(settings),
+        # The entrance starts beside the intake (both are web apps that take a while to import) and is waited for
+        # with it.
+        *intake_components(settings)[:1],
         desk_component(settings),
+        *intake_components(settings)[1:],
         *(
             [
                 Component(
@@ -239,6 +242,7 @@ def desk_component(settings: Settings) -> Component:
         ],
         shows=f"Operators' entrance (员工登录; Prefect UI, approvals, outbox): {settings.desk_url}",
         health_url=f"http://127.0.0.1:{settings.desk_port}/healthz",
+        with_previous=True,
     )
 
 

@@ -32,7 +32,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from kefu.desk.proxy import PrefectProxy, Refusal, Signed, is_proxied
-from kefu.desk.steps import answer_as, my_waiting_steps
 from kefu.engine.connection import prefect_auth_string
 from kefu.intake.edge import BodyLimits, Edge
 from kefu.models.db import default_engine, unit_of_work
@@ -131,6 +130,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         if run.status_code != 200:
             raise Refusal(run.status_code, "找不到该流程运行。")
         case_no = (run.json().get("parameters") or {}).get("case_no")
+        from kefu.desk.steps import answer_as  # the case work's imports: paid on the first answer, not at start
         return await run_in_threadpool(
             answer_as,
             the_engine,
@@ -285,6 +285,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     async def start(person: Signed = Depends(ready)) -> Response:  # noqa: B008
 
         def read() -> tuple[Any, str]:
+            from kefu.desk.steps import my_waiting_steps
+
             steps = my_waiting_steps(the_engine, person.staff_id, now())
             with unit_of_work(the_engine) as session:
                 staff = session.get(Staff, person.staff_id)

@@ -18,7 +18,7 @@ from functools import cache
 from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from kefu.models.access import hash_password, hash_token, verify_password
+from kefu.models.access import hash_password, hash_token, new_password, verify_password
 from kefu.models.base import Base
 from kefu.models.people import Staff
 
@@ -166,6 +166,22 @@ def change_password(session: Session, person: Staff, current: str, new: str, rep
     person.password_hash = hash_password(new)
     person.password_one_time = False
     session.flush()
+
+
+def reset_password(session: Session, person: Staff, now: dt.datetime) -> str:
+    """A new one-time password for ``person`` (to be changed at the next sign-in): the password, shown once. Their
+    open sessions end and a lock-out of their sign-in name is lifted."""
+    password = new_password()
+    person.password_hash = hash_password(password)
+    person.password_one_time = True
+    for row in session.scalars(
+        select(StaffSession).where(StaffSession.staff_id == person.id, StaffSession.ended_at.is_(None))
+    ):
+        row.ended_at = now
+    if person.login:
+        session.execute(delete(SignInFailures).where(SignInFailures.login == person.login))
+    session.flush()
+    return password
 
 
 def forget_ended(session: Session, now: dt.datetime) -> None:

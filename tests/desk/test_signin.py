@@ -17,6 +17,7 @@ from kefu.models.directory import first_administrator
 from kefu.settings import Settings
 from tests.support.clock import FixedClock
 from tests.support.desk import PASSWORD, add_person, desk_client
+from tests.test_staff_directory import kefu
 
 
 def desk_settings(tmp_path: Path, **changes: object) -> Settings:
@@ -157,3 +158,19 @@ async def test_the_entrance_pages_carry_the_security_headers_and_no_inline_code(
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"], name
         assert page.headers["cache-control"] == "no-store" and page.headers["x-content-type-options"] == "nosniff"
         assert "<script" not in page.text and " style=" not in page.text, name
+
+
+async def test_an_administrator_gives_a_person_a_one_time_password_that_ends_their_lock_out(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    add_person(sqlite_engine, "li.kefu", Role.AGENT)
+    async with desk_client(create_app(desk_settings(tmp_path), sqlite_engine)) as http:
+        for _ in range(5):
+            await sign_in(http, "li.kefu", "forgotten")
+        assert (await sign_in(http, "li.kefu", PASSWORD)).status_code == 429
+        given = kefu(sqlite_engine.url.render_as_string(hide_password=False), "staff", "password", "li.kefu")
+        assert given.returncode == 0, given.stderr
+        one_time = given.stdout.split("one-time password for 'li.kefu': ")[1].split()[0]
+        assert (await sign_in(http, "li.kefu", one_time)).headers["location"] == "/password"
+        unknown = kefu(sqlite_engine.url.render_as_string(hide_password=False), "staff", "password", "nobody")
+        assert unknown.returncode == 2 and "no staff member 'nobody'" in unknown.stderr
