@@ -149,6 +149,15 @@ async def test_a_step_answered_through_the_entrance_records_the_signed_in_person
             headers = {"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": login}
             return await http.post(f"/api/flow_runs/{run_id}/resume", json=answer, headers=headers)
 
+    async def start_page(login: str) -> str:
+        async with entrance(app) as http:
+            await signed_in(http, login)
+            return (await http.get("/")).text
+
+    mine = await start_page("li.kefu")  # the agent's waiting steps link to the run's form in the Prefect UI
+    assert complaint.case_no in mine and f'href="/prefect/runs/flow-run/{run_id}"' in mine and "投诉定级" in mine
+    assert complaint.case_no not in await start_page("zhao.caiwu")  # finance may not classify: not listed
+
     refused = await resume("zhao.caiwu")
     assert refused.status_code == 403
     assert "无权处理此步骤" in refused.json()["detail"] and "客服人员" in refused.json()["detail"]
