@@ -1,5 +1,5 @@
 """A person signs in at the entrance in a real browser (headless Chromium) and works in the Prefect UI behind it:
-the UI loads through the proxy, calls the API through it without asking for Prefect's own password, and lists
+the UI loads through the proxy, calls the API through it without asking for Prefect's own password, and counts
 the runs."""
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ async def test_a_person_signs_in_and_the_prefect_ui_lists_the_runs_through_the_e
 ) -> None:
     with httpx.Client(base_url=guarded_prefect.api_url, auth=PrefectAuth(guarded_prefect.auth_string)) as api:
         flow = api.post("/flows/", json={"name": "entrance-browser-check"}).json()
-        run = api.post("/flow_runs/", json={"flow_id": flow["id"], "name": "entrance-sees-this-run"})
+        run = api.post(
+            "/flow_runs/",
+            json={"flow_id": flow["id"], "name": "entrance-sees-this-run", "state": {"type": "COMPLETED"}},
+        )
         assert run.status_code == 201, run.text
     add_person(sqlite_engine, "li.kefu", Role.AGENT)
     with serve_entrance(entrance_settings(tmp_path, guarded_prefect), sqlite_engine) as served:
@@ -63,12 +66,23 @@ async def test_a_person_signs_in_and_the_prefect_ui_lists_the_runs_through_the_e
                 page.events.clear()
                 await page.click("signin")
                 await page.wait_event("Page.loadEventFired")
-                listed = await wait_for(page, "document.body.innerText.includes('entrance-sees-this-run')")
+                # The runs page counts the run and offers its flow as a filter: data read through the proxy.
+                listed = await wait_for(
+                    page,
+                    "document.body.innerText.includes('1 run') && "
+                    "document.body.innerText.includes('entrance-browser-check')",
+                )
                 text = await page.evaluate("document.body.innerText")
+                api_calls = await page.evaluate(
+                    "performance.getEntriesByType('resource').filter(e => e.name.includes('/api/'))"
+                    ".map(e => [new URL(e.name).pathname, e.responseStatus])"
+                )
                 where = await page.evaluate("location.pathname")
                 cookie_visible = await page.evaluate("document.cookie.includes('kefu_desk')")
         finally:
             kill_9(browser)
-    assert listed, text[:2000]
+    assert listed, text[-1500:]
+    assert ["/api/flow_runs/paginate", 200] in api_calls, api_calls  # through the entrance, no password asked
+    assert all(status == 200 for _, status in api_calls), api_calls
     assert where.startswith("/prefect/")
     assert not cookie_visible  # HttpOnly: the page's scripts never see the session
