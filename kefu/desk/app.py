@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             raise Refusal(run.status_code, "找不到该流程运行。")
         case_no = (run.json().get("parameters") or {}).get("case_no")
         from kefu.desk.steps import answer_as  # the case work's imports: paid on the first answer, not at start
+
         return await run_in_threadpool(
             answer_as,
             the_engine,

@@ -6,6 +6,8 @@ answer it."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from kefu.models import Complaint, Role
 from kefu.tasks.casework import record_event
 from tests.support.desk import PASSWORD, GuardedPrefect, add_person, entrance_settings, serve_entrance
 from tests.support.factories import MakeComplaint
+from tests.test_staff_directory import KEFU
 
 pytestmark = pytest.mark.slow
 
@@ -169,3 +172,27 @@ async def test_a_step_answered_through_the_entrance_records_the_signed_in_person
     after = run_state(guarded_prefect, run_id)
     assert after["type"] != "PAUSED"
     assert [a["actor_staff_id"] for a in after["answers"]] == [agent]  # not the supervisor the form named
+
+
+def test_kefu_step_submit_reaches_the_guarded_server_with_the_auth_string(
+    guarded_prefect: GuardedPrefect, db: Session, engine: Engine, make_complaint: MakeComplaint, tmp_path: Path
+) -> None:
+    """``kefu step submit`` as a person runs it (a clean environment: Kefu's settings only) sends the auth string
+    and Prefect's CSRF token: the step is answered."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the command reaches Prefect the same way on either database; its start-up costs seconds")
+    agent = add_person(engine, "li.kefu", Role.AGENT)
+    complaint = make_complaint()
+    run_id = waiting_run(guarded_prefect, db, complaint)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "KEFU_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "KEFU_PREFECT_API_URL": guarded_prefect.api_url,
+        "KEFU_PREFECT_AUTH_STRING": guarded_prefect.auth_string,
+        "KEFU_VAR_DIR": str(tmp_path / "var"),
+    }
+    data = json.dumps({"severity": "一般投诉"}, ensure_ascii=False)
+    argv = [KEFU, "step", "submit", complaint.case_no, "classify", "--data", data, "--as", "li.kefu"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [a["actor_staff_id"] for a in run_state(guarded_prefect, run_id)["answers"]] == [agent]
