@@ -8,7 +8,10 @@ and the token of a WebSocket's first ``auth`` message) — the browser never see
 - ``POST /api/flow_runs/{id}/resume`` of a waiting case step (``kefu.desk.steps``): the step's
   ``actor_staff_id`` becomes the signed-in person whatever the form says, and a person whose roles may not answer
   the step gets a 403 with a zh-CN ``detail`` (what the Prefect UI shows) while nothing is forwarded.
-- ``POST /api/flow_runs/{id}/input`` (writing a run's inputs, an answer included, around the resume) is refused.
+- A step's form (its input schema, ``GET /api/flow_runs/{id}/input/…-schema``) loses its ``actor_staff_id`` field:
+  the form does not ask who answers, the proxy fills it in.
+- Writing or deleting a run's inputs (``POST /api/flow_runs/{id}/input``, ``DELETE …/input/{key}``: an answer
+  around the resume) is refused.
 - A change (POST, PUT, PATCH, DELETE) whose ``Origin`` is another site is refused (Prefect's CSRF token is
   checked as well: the UI fetches it through the proxy like any other request).
 """
@@ -36,7 +39,10 @@ API_PREFIX = "/api"
 MAX_BODY = 16 * 1024 * 1024
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RESUME = re.compile(r"^/api/flow_runs/([0-9a-fA-F-]{36})/resume/?$")
-RUN_INPUT_WRITE = re.compile(r"^/api/flow_runs/[0-9a-fA-F-]{36}/input/?$")
+# Writing or deleting a run's inputs (an answer included) around the resume; reading them (``…/input/filter``) stays.
+RUN_INPUT_WRITE = re.compile(r"^/api/flow_runs/[0-9a-fA-F-]{36}/input(/(?!filter/?$)[^/]+)?/?$")
+STEP_SCHEMA = re.compile(r"^/api/flow_runs/[0-9a-fA-F-]{36}/input/[^/]+-schema$")
+ACTOR_FIELD = "actor_staff_id"  # the field of every step form naming who answers (kefu.flows.complaint_case)
 # Not passed on in either direction: hop-by-hop headers, the browser's cookies and credentials (the session
 # cookie is the entrance's, the credentials are the proxy's own).
 DROPPED_REQUEST = frozenset(
@@ -159,6 +165,9 @@ class PrefectProxy:
         if path == f"{PREFECT_UI_BASE}/ui-settings":
             await self._ui_settings(scope, headers, send)
             return
+        if scope["method"] == "GET" and STEP_SCHEMA.match(path):
+            await self._step_schema(scope, headers, send)
+            return
         await self._forward(scope, headers, body, send)
 
     def upstream_headers(self, headers: Headers, *, identity: bool = False) -> list[tuple[str, str]]:
@@ -222,6 +231,36 @@ class PrefectProxy:
         settings["api_url"] = f"{origin}{API_PREFIX}"
         settings["auth"] = None
         await _json(send, 200, settings)
+
+    async def _step_schema(self, scope: Scope, headers: Headers, send: Send) -> None:
+        """A step's form without the field naming who answers (the signed-in person does)."""
+        try:
+            response = await self.http.get(_full_path(scope), headers=self.upstream_headers(headers, identity=True))
+        except httpx.HTTPError:
+            await _json(send, 502, {"detail": "流程引擎（Prefect 服务器）暂时没有响应，请稍后再试。"})
+            return
+        body = response.content
+        with contextlib.suppress(ValueError):
+            schema = json.loads(body)
+            properties = schema.get("properties") if isinstance(schema, dict) else None
+            if response.status_code == 200 and isinstance(properties, dict) and ACTOR_FIELD in properties:
+                del properties[ACTOR_FIELD]
+                schema["required"] = [f for f in schema.get("required", []) if f != ACTOR_FIELD]
+                body = json.dumps(schema, ensure_ascii=False).encode()
+        content_type = response.headers.get("content-type", "text/plain; charset=utf-8")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": [
+                    (b"content-type", content_type.encode("latin-1")),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                    (b"x-content-type-options", b"nosniff"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         import websockets

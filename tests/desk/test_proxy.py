@@ -161,6 +161,19 @@ async def test_a_step_answered_through_the_entrance_records_the_signed_in_person
     assert complaint.case_no in mine and f'href="/prefect/runs/flow-run/{run_id}"' in mine and "投诉定级" in mine
     assert complaint.case_no not in await start_page("zhao.caiwu")  # finance may not classify: not listed
 
+    async with entrance(app) as http:  # the form asks nothing about who answers: the signed-in person does
+        await signed_in(http, "li.kefu")
+        form = await http.get(f"/api/flow_runs/{run_id}/input/suspended-classify-schema")
+        assert form.status_code == 200 and "severity" in form.json()["properties"]
+        assert "actor_staff_id" not in form.json()["properties"] and "actor_staff_id" not in form.json()["required"]
+        token = (await http.get("/api/csrf-token", params={"client": "plant"})).json()["token"]
+        planted = await http.post(
+            f"/api/flow_runs/{run_id}/input",
+            json={"key": "suspended-classify-response", "value": json.dumps({"actor_staff_id": other})},
+            headers={"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "plant"},
+        )
+        assert planted.status_code == 403 and "不能直接写入" in planted.json()["detail"]  # no answer around the resume
+
     refused = await resume("zhao.caiwu")
     assert refused.status_code == 403
     assert "无权处理此步骤" in refused.json()["detail"] and "客服人员" in refused.json()["detail"]
