@@ -62,7 +62,9 @@ DROPPED_REQUEST = frozenset(
         "referer",
     }
 )
-DROPPED_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "trailer", "upgrade", "set-cookie"})
+DROPPED_RESPONSE = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "trailer", "upgrade", "set-cookie", "date", "server"}
+)
 
 NOT_SIGNED_IN_ZH = "请先登录员工入口（会话已过期或尚未登录）。"
 ONE_TIME_PASSWORD_ZH = "请先修改一次性密码，再使用系统。"  # noqa: S105 - a message, not a password
@@ -172,6 +174,8 @@ class PrefectProxy:
 
     def upstream_headers(self, headers: Headers, *, identity: bool = False) -> list[tuple[str, str]]:
         out = [(k, v) for k, v in headers.items() if k.lower() not in DROPPED_REQUEST]
+        if "accept-encoding" not in headers:  # else httpx asks for gzip, which the client never said it reads
+            out.append(("accept-encoding", "identity"))
         if identity:
             out = [(k, v) for k, v in out if k.lower() != "accept-encoding"] + [("accept-encoding", "identity")]
         if self.auth_string is not None:

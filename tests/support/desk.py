@@ -84,8 +84,8 @@ def guarded_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarde
         "PREFECT_UI_SERVE_BASE": PREFECT_UI_BASE,
         "PREFECT_SERVER_UI_V2_ENABLED": "false",
     }
-    server.start()
     try:
+        server.start()  # inside: a server that never answers is stopped too
         yield GuardedPrefect(server.api_url, server.api_url.removesuffix("/api"), AUTH_STRING)
     finally:
         server.stop()
