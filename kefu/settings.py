@@ -96,6 +96,35 @@ class Settings(BaseSettings):
         "and its schema at /openapi.json; off hides both.",
     )
 
+    # --- The operators' entrance (kefu/desk): sign-in, sessions, the authenticating proxy to Prefect ---------
+    desk_host: str = "127.0.0.1"
+    desk_port: int = Field(
+        default=8100,
+        description="The operators' entrance: staff sign in here and reach the Prefect UI and API through it "
+        "(the Prefect server itself listens on loopback only and requires its auth string).",
+    )
+    desk_public_url: str = Field(
+        default="",
+        description="The entrance's origin as browsers reach it (e.g. https://kefu.example.com) when a TLS proxy "
+        "stands in front; empty: http://DESK_HOST:DESK_PORT. Prefect's CORS allows this origin only.",
+    )
+    desk_session_hours: float = Field(default=12.0, gt=0, description="A sign-in lasts at most this long.")
+    desk_session_idle_minutes: float = Field(
+        default=30.0, gt=0, description="A session unused this long ends (the next request asks to sign in again)."
+    )
+    desk_lockout_failures: int = Field(
+        default=5, ge=1, description="Wrong passwords in a row for one sign-in name before it is locked."
+    )
+    desk_lockout_minutes: float = Field(default=15.0, gt=0, description="How long a locked sign-in name stays locked.")
+    desk_cookie_secure: bool = Field(
+        default=False, description="Mark the session cookie Secure (set it when the entrance is served over HTTPS)."
+    )
+    prefect_auth_string: SecretStr | None = Field(
+        default=None,
+        description="Prefect's API auth string (PREFECT_SERVER_API_AUTH_STRING of the server, sent by every Kefu "
+        "process); empty: generated once by `kefu up` into var_dir/prefect-auth (mode 0600).",
+    )
+
     case_page_url: str = Field(
         default="http://127.0.0.1:8000/desk/cases/{case_no}",
         description="Where Kefu's own case page (full details, behind staff sign-in) is, '{case_no}' standing for "
@@ -167,6 +196,18 @@ class Settings(BaseSettings):
     @property
     def resolved_backup_dir(self) -> Path:
         return (self.backup_dir or self.var_dir / "backups").resolve()
+
+    @property
+    def desk_url(self) -> str:
+        """The entrance's origin as people open it."""
+        if self.desk_public_url:
+            return self.desk_public_url.rstrip("/")
+        host = "127.0.0.1" if self.desk_host in {"0.0.0.0", "::"} else self.desk_host  # noqa: S104
+        return f"http://{host}:{self.desk_port}"
+
+    @property
+    def prefect_auth_file(self) -> Path:
+        return (self.var_dir / "prefect-auth").resolve()
 
     @property
     def embedded_pg_dir(self) -> Path:

@@ -9,6 +9,7 @@ pytest.register_assert_rewrite("tests.support")
 pytest_plugins = [
     "tests.support.clock",
     "tests.support.databases",
+    "tests.support.desk",
     "tests.support.factories",
     "tests.support.intake",
     "tests.support.prefect",

@@ -1,8 +1,8 @@
 """Kefu's packages import only downwards: a reader of ``kefu/`` sees the layers without a back-edge.
 
 models → worktime → notifications → tasks → (the Prefect adapter's parts flows use) → flows →
-deployments → (the Prefect adapter's worker and REST client) → intake → cli. Every ``import`` in ``kefu/``
-is read (module level and inside functions alike: a lazy import is still a dependency) and each one
+deployments → (the Prefect adapter's worker and REST client) → intake → desk → cli. Every ``import`` in
+``kefu/`` is read (module level and inside functions alike: a lazy import is still a dependency) and each one
 pointing to a higher layer is named.
 """
 
@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("kefu.deployments",),
     ("kefu.engine.worker", "kefu.engine.rest"),
     ("kefu.intake",),
+    ("kefu.desk",),  # the operators' entrance: reuses the intake's edge
     ("kefu.cli", "kefu.__main__"),
 ]
 UNLAYERED = {"kefu", "kefu.migrations"}  # the package itself; migrations load the models by design

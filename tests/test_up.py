@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import URL
 
 from kefu.cli.up import prefect_env
+from kefu.engine.connection import PrefectAuth, prefect_auth_string
 from kefu.models import embedded_pg
 from kefu.settings import Settings
 from tests.support.postgres import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
@@ -51,7 +53,7 @@ def test_a_database_left_unconfigured_is_on_the_embedded_postgresql(
 
 @pytest.mark.slow
 def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(embedded_var_dir: Path) -> None:
-    port = free_port()
+    port, desk_port = free_port(), free_port()
     api = f"http://127.0.0.1:{port}/api"
     pgdata = embedded_var_dir / "pg"
     env = {
@@ -60,6 +62,7 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(embedded_var_dir: Pa
         "KEFU_PREFECT_PORT": str(port),
         "KEFU_PREFECT_API_URL": api,
         "KEFU_INTAKE_PORT": str(free_port()),
+        "KEFU_DESK_PORT": str(desk_port),
         "KEFU_SMTP_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }
@@ -68,6 +71,13 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(embedded_var_dir: Pa
     try:
         output = read_until(process, "Press Ctrl-C", timeout=150)
         assert f"http://127.0.0.1:{port}" in output
+        assert f"Sign in at http://127.0.0.1:{desk_port}/signin" in output  # how a newcomer gets in
+        assert "first administrator created: sign-in name 'admin', one-time password" in output
+        # The Prefect server requires the auth string ``kefu up`` generated once under var/ (only its owner reads it)
+        auth_file = embedded_var_dir / "prefect-auth"
+        assert auth_file.stat().st_mode & 0o777 == 0o600
+        assert httpx.get(f"{api}/flow_runs/{uuid.uuid4()}", timeout=10).status_code == 401
+        auth = PrefectAuth(auth_file.read_text().strip())
         assert "migrated" in output
         assert f"embedded PostgreSQL running on {pgdata}" in output
         assert (pgdata / "PG_VERSION").read_text().strip() == "18"
@@ -75,7 +85,7 @@ def test_kefu_up_serves_the_deployments_and_stops_on_ctrl_c(embedded_var_dir: Pa
         names: set[str] = set()
         deadline = time.monotonic() + 60
         while not expected <= names and time.monotonic() < deadline:
-            response = httpx.post(f"{api}/deployments/filter", json={}, timeout=10)
+            response = httpx.post(f"{api}/deployments/filter", json={}, timeout=10, auth=auth)
             names = {d["name"] for d in response.json()}
             if not expected <= names:
                 time.sleep(0.5)  # the worker registers the deployments shortly after it starts
@@ -123,7 +133,12 @@ def _check_prefect_keeps_runs_in(pg: URL, tmp_path: Path) -> None:
     process = spawn(server.argv, env, log)
     try:
         wait_healthy(f"{settings.prefect_api_url}/health", process, log, timeout=90)
-        flow = httpx.post(f"{settings.prefect_api_url}/flows/", json={"name": "kefu-up-pg-check"}, timeout=30)
+        flow = httpx.post(
+            f"{settings.prefect_api_url}/flows/",
+            json={"name": "kefu-up-pg-check"},
+            timeout=30,
+            auth=PrefectAuth(prefect_auth_string(settings)),
+        )
         flow.raise_for_status()
         with psycopg.connect(pg.set(drivername="postgresql").render_as_string(hide_password=False)) as connection:
             stored = connection.execute("SELECT name FROM flow WHERE name = 'kefu-up-pg-check'").fetchall()

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import URL
 
 from kefu.settings import get_settings
+from tests.support.desk import UP_AUTH_STRING, up_auth
 from tests.support.postgres import POSTGRES_STATUS, POSTGRES_URL, scratch_postgres_database
 from tests.support.processes import free_port, read_until, start_kefu_up
 from tests.support.redis import REDIS_STATUS, REDIS_URL, scratch_redis_database
@@ -67,6 +68,8 @@ def scaled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ps
             "KEFU_PREFECT_API_URL": api,
             "KEFU_PREFECT_API_PORTS": f"[{free_port()}, {free_port()}]",
             "KEFU_INTAKE_PORT": str(free_port()),
+            "KEFU_DESK_PORT": str(free_port()),
+            "KEFU_PREFECT_AUTH_STRING": UP_AUTH_STRING,
             "KEFU_INTAKE_API_TOKENS": f'["{TOKEN}"]',
             "KEFU_MAIL_SINK_ENABLED": "false",  # mails wait in the outbox: not what this test is about
             "KEFU_SERVE_ONLY": '["complaint-case"]',
@@ -83,7 +86,7 @@ def scaled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ps
             assert "prefect-migrate done" in output
             for name in ("prefect-api-1", "prefect-api-2", "prefect-balancer", "prefect-services", "worker-2"):
                 assert f"{name} started" in output
-            for name in ("KEFU_DATABASE_URL", "KEFU_PREFECT_API_URL"):
+            for name in ("KEFU_DATABASE_URL", "KEFU_PREFECT_API_URL", "KEFU_PREFECT_AUTH_STRING"):
                 monkeypatch.setenv(name, settings[name])
             get_settings.cache_clear()
             yield psutil.Process(up.pid), settings
@@ -151,7 +154,7 @@ def kill_a_worker_mid_step(up: psutil.Process, api: str) -> int:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         body = {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 50}
-        for run in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json():
+        for run in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10, auth=up_auth()).json():
             victim = workers.get(str(run["infrastructure_pid"]))
             if victim is not None:
                 victim.kill()  # SIGKILL: no shutdown of any kind

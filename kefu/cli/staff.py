@@ -1,4 +1,5 @@
-"""``kefu staff``: the staff directory — add, list, import a CSV/XLSX file, deactivate, grant and revoke roles."""
+"""``kefu staff``: the staff directory — add, list, import a CSV/XLSX file, deactivate, grant and revoke roles, and
+give someone a one-time password for the operators' entrance."""
 
 from __future__ import annotations
 
@@ -51,6 +52,14 @@ def register(subparsers: Any) -> None:
     off = actions.add_parser("deactivate", help="a person who left: kept on record, accepted on no step")
     off.add_argument("staff", help="sign-in name or staff id")
     off.set_defaults(handler=run_deactivate)
+
+    password = actions.add_parser(
+        "password",
+        help="a new one-time password for signing in at the entrance (printed once, changed at the next sign-in; "
+        "ends the person's sessions and lifts a lock-out)",
+    )
+    password.add_argument("staff", help="sign-in name or staff id")
+    password.set_defaults(handler=run_password)
 
     for action, verb in (("grant", "give"), ("revoke", "take away")):
         sub = actions.add_parser(action, help=f"{verb} roles")
@@ -156,4 +165,26 @@ def run_roles(args: argparse.Namespace) -> int:
     except DirectoryError as exc:
         raise UsageError(str(exc)) from None
     print(f"kefu staff {'grant' if args.grant else 'revoke'}: {shown} now has roles: {now}")
+    return 0
+
+
+def run_password(args: argparse.Namespace) -> int:
+    from kefu.models.base import utcnow
+    from kefu.models.signin import reset_password
+
+    try:
+        with unit_of_work() as session:
+            person = get_staff(session, args.staff)
+            if not person.active:
+                raise UsageError(f"{args.staff} is deactivated: a deactivated person cannot sign in")
+            if not person.login:
+                raise UsageError(f"staff {person.id} has no sign-in name")
+            password = reset_password(session, person, utcnow())
+            login = person.login
+    except DirectoryError as exc:
+        raise UsageError(str(exc)) from None
+    print(
+        f"kefu staff password: one-time password for '{login}': {password}\n"
+        "  (shown only now and stored only as a hash; it must be changed at the first sign-in)"
+    )
     return 0

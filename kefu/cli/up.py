@@ -32,6 +32,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from kefu.desk.proxy import PREFECT_UI_BASE
+from kefu.engine.connection import prefect_auth_string
 from kefu.engine.contract import WORK_POOL
 from kefu.models import embedded_pg
 from kefu.models.access import TRIAL_TOKEN_NAME, first_token
@@ -70,6 +72,7 @@ def prefect_env(settings: Settings) -> dict[str, str]:
     """Environment shared by every process that talks to Prefect. Its server keeps its data in PostgreSQL: the
     configured one, else database ``prefect`` on the embedded server (Prefect's own SQLite stalls under load)."""
     home = (settings.var_dir / "prefect").resolve()
+    auth_string = prefect_auth_string(settings, create=True) or ""
     return {
         "PREFECT_API_DATABASE_CONNECTION_URL": settings.resolved_prefect_database_url(),
         "PREFECT_HOME": str(home),
@@ -77,7 +80,19 @@ def prefect_env(settings: Settings) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(settings.prefect_port),
-        "PREFECT_UI_API_URL": settings.prefect_api_url,
+        # Nothing reaches the server around the operators' entrance (kefu.desk): Kefu's processes send the auth
+        # string, people come through the entrance's proxy, which adds it; changes need Prefect's CSRF token, and
+        # browsers may call the API from the entrance's origin only. The UI learns the entrance's address from
+        # the proxy (it rewrites ui-settings), so its API URL here is the entrance's.
+        "PREFECT_SERVER_API_AUTH_STRING": auth_string,
+        "PREFECT_API_AUTH_STRING": auth_string,
+        "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
+        "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": settings.desk_url,
+        "PREFECT_UI_API_URL": f"{settings.desk_url}/api",
+        "PREFECT_UI_SERVE_BASE": PREFECT_UI_BASE,
+        # The classic UI by default: Kefu's step forms are written for its schema form (kefu.engine.forms), and it
+        # shows the entrance's refusal of a step (403 with a zh-CN detail); the new UI stays reachable.
+        "PREFECT_SERVER_UI_V2_ENABLED": "false",
     }
 
 
@@ -89,7 +104,7 @@ def components(settings: Settings) -> list[Component]:
         Component(
             "prefect-server",
             [python, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(settings.prefect_port)],
-            shows=f"Prefect UI (runs, approvals, artifacts): {ui}",
+            shows=f"Prefect server on {ui} (loopback, auth string required: open it through the entrance)",
             health_url=f"{settings.prefect_api_url}/health",
             nice=BACKGROUND,
         ),
@@ -98,13 +113,18 @@ def components(settings: Settings) -> list[Component]:
             [python, "-m", "kefu", "worker"],
             shows=f"Kefu worker on work pool {WORK_POOL}: executes Kefu's deployments (Work Pools in the Prefect UI)",
         ),
-        *intake_components(settings),
+        # The entrance starts beside the intake (both are web apps that take a while to import) and is waited for
+        # with it.
+        *intake_components(settings)[:1],
+        desk_component(settings),
+        *intake_components(settings)[1:],
         *(
             [
                 Component(
                     "mail-sink",
                     [python, "-m", "kefu.notifications.sink"],
-                    shows=f"SMTP sink on {settings.smtp_host}:{settings.smtp_port}; mails shown at /outbox",
+                    shows=f"SMTP sink on {settings.smtp_host}:{settings.smtp_port}; mails shown at "
+                    f"{settings.desk_url}/outbox",
                     nice=BACKGROUND,
                 )
             ]
@@ -165,7 +185,7 @@ def scaled_components(settings: Settings) -> list[Component]:
         Component(
             "prefect-balancer",
             [python, "-m", "kefu.engine.balancer", "--listen", f"127.0.0.1:{settings.prefect_port}", *backends],
-            shows=f"Prefect UI (runs, approvals, artifacts): {ui}, balanced over "
+            shows=f"Prefect server on {ui} (loopback, auth string required), balanced over "
             + ", ".join(f"127.0.0.1:{p}" for p in settings.prefect_api_ports),
             health_url=f"{settings.prefect_api_url}/health",
         ),
@@ -198,6 +218,32 @@ def scaled_refusal(settings: Settings) -> str | None:
     except (redis.RedisError, ValueError) as exc:
         return f"--scaled needs Redis; {settings.redis_url} (KEFU_REDIS_URL) does not answer: {exc}"
     return None
+
+
+def desk_component(settings: Settings) -> Component:
+    """The operators' entrance: staff sign-in, the Prefect UI and API behind it, the outbox pages."""
+    python = sys.executable
+    return Component(
+        "desk",
+        [
+            python,
+            "-m",
+            "uvicorn",
+            "kefu.desk.app:create_app",
+            "--factory",
+            "--host",
+            settings.desk_host,
+            "--port",
+            str(settings.desk_port),
+            "--ws",
+            "websockets-sansio",
+            "--no-proxy-headers",
+            "--no-server-header",
+        ],
+        shows=f"Operators' entrance (员工登录; Prefect UI, approvals, outbox): {settings.desk_url}",
+        health_url=f"http://127.0.0.1:{settings.desk_port}/healthz",
+        with_previous=True,
+    )
 
 
 def intake_components(settings: Settings) -> list[Component]:
@@ -389,11 +435,18 @@ def _run(settings: Settings, *, prepare_only: bool = False, scaled: bool = False
         if not _all_answer(waiting, log_dir, started):
             return 1
         if settings.sms_provider == "sink":
-            print(f"kefu up: SMS go to the local sink {sms_dir(settings)}; shown at /outbox/sms", flush=True)
+            print(
+                f"kefu up: SMS go to the local sink {sms_dir(settings)}; shown at {settings.desk_url}/outbox/sms",
+                flush=True,
+            )
         print("\nKefu is up:")
         for component, _ in started:
             if component.shows:
                 print(f"  {component.shows}")
+        print(
+            f"Sign in at {settings.desk_url}/signin (the first administrator: the sign-in name and one-time "
+            "password printed when the database was created; `kefu staff add` adds people).",
+        )
         print("Press Ctrl-C to stop everything.\n", flush=True)
         return _keep_up(started, env, log_dir)
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from kefu.engine.connection import prefect_api_url
+from kefu.engine.connection import prefect_api_url, prefect_http_auth
 from kefu.engine.contract import (
     CASE_RUN_TAGS,
     COMPLAINT_CASE_DEPLOYMENT,
@@ -64,7 +64,7 @@ class PrefectRuns:
         self.api_url = api_url.rstrip("/")
         self.deployment = deployment
         self.attempts, self.base_delay, self.max_delay = attempts, base_delay, max_delay
-        self.http = httpx.AsyncClient(base_url=self.api_url, timeout=timeout)
+        self.http = httpx.AsyncClient(base_url=self.api_url, timeout=timeout, auth=prefect_http_auth())
         self._deployment_id: str | None = None
 
     async def aclose(self) -> None:

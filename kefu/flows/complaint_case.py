@@ -50,7 +50,8 @@ def severity_criteria() -> str:
 
 
 def actor() -> Any:
-    """The staff id field every step has (who answers it: typed until Kefu's sign-in records it)."""
+    """The staff id field every step has (who answers it): the operators' entrance hides it from the form and sets it
+    to the signed-in person (``kefu.desk.proxy``); ``kefu step submit --as`` sets it from the command line."""
     return Field(title="您的员工编号", description="完成本步骤的人的员工编号。")
 
 

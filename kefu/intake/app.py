@@ -6,7 +6,8 @@
 accepted complaint is registered in one transaction with its outbox row; the dispatcher starts its case flow),
 ``status`` (status and commitments), ``labels`` (zh-CN display names), ``validation`` (every field check),
 ``edge`` (body limits, security headers, cross-site refusal, HEAD), ``limits`` (the status page's shared rate
-limits) — and, in the embedded default, the local mail sink's page (``kefu.notifications.web``).
+limits). The local sinks' pages (``kefu.notifications.web``) are the operators' and live behind their sign-in, on the
+entrance (``kefu.desk``).
 
 The client is the connection's peer; ``X-Forwarded-For`` counts only from ``KEFU_INTAKE_TRUSTED_PROXIES`` (``kefu
 up`` starts uvicorn with ``--no-proxy-headers``, so uvicorn's own default trust of 127.0.0.1 is off). The API docs
@@ -37,7 +38,6 @@ from kefu.intake.frontdoor import Clock, FrontDoor
 from kefu.intake.pages import MAX_FORM_BODY, MAX_STATUS_BODY, pages_router
 from kefu.intake.validation import INTAKE_CHANNELS
 from kefu.models.db import default_engine
-from kefu.notifications.web import outbox_router
 from kefu.settings import Settings, get_settings
 
 
@@ -89,10 +89,6 @@ def create_app(
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
-
-    # The embedded default's local sinks: queued messages and received mails at /outbox, SMS at /outbox/sms.
-    if settings.mail_sink_enabled or settings.sms_provider == "sink":
-        app.include_router(outbox_router(settings, the_engine))
 
     app.mount("/static/swagger", StaticFiles(directory=Path(swagger_ui_bundle.swagger_ui_path)), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -32,3 +32,4 @@ from kefu.models import answers as answers
 from kefu.models import intake as intake
 from kefu.models import notifications as notifications
 from kefu.models import personal_data as personal_data
+from kefu.models import signin as signin

@@ -13,12 +13,14 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from kefu.desk.app import create_app as create_desk
 from kefu.intake.app import create_app
 from kefu.notifications import sink
 from kefu.settings import Settings
 from tests.intake.test_form import FORM, case_no, form_key
 from tests.support.clock import RECEIVED
 from tests.support.databases import edit_policy
+from tests.support.desk import signed_in_desk
 from tests.support.processes import free_port
 from tests.support.samples import intake_settings
 
@@ -81,10 +83,13 @@ async def test_the_embedded_default_shows_the_mails_of_its_own_sink_at_outbox(tm
             time.sleep(0.05)
     finally:
         controller.stop()
-    app = create_app(settings, engine)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as http:
-        page = await http.get("/outbox")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings, engine)), base_url="http://i.test"
+    ) as http:
+        assert (await http.get("/outbox")).status_code == 404  # customers' side: the operators' page is not here
+    async with signed_in_desk(create_desk(settings, engine), engine) as desk:  # the operators' entrance
+        page = await desk.get("/outbox")
     assert page.status_code == 200 and "投诉受理通知" in page.text
-    without = create_app(intake_settings(sms_provider="aliyun"), engine)  # production: no sink, no such page
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=without), base_url="http://intake.test") as http:
-        assert (await http.get("/outbox")).status_code == 404
+    production = intake_settings(sms_provider="aliyun", mail_sink_enabled=False)  # no sink, no such page
+    async with signed_in_desk(create_desk(production, engine), engine, "other.agent") as desk:
+        assert (await desk.get("/outbox")).status_code == 404

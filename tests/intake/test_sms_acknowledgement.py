@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from kefu.desk.app import create_app as create_desk
 from kefu.intake.app import create_app
 from kefu.models import CaseEvent, Complaint
 from kefu.models.db import unit_of_work
@@ -18,6 +19,7 @@ from kefu.settings import get_settings
 from kefu.tasks.casework import register_case
 from kefu.worktime import WorkCalendar
 from tests.support.clock import FixedClock
+from tests.support.desk import signed_in_desk
 from tests.support.samples import AUTH, complaint_json, intake_settings
 
 
@@ -47,7 +49,8 @@ async def test_a_complaint_with_only_a_phone_is_acknowledged_by_sms_with_the_sig
         report = await deliver_due(engine, clock.now, settings=settings)
         assert len(report.sent) == 1
 
-        page = await client.get("/outbox/sms")
+    async with signed_in_desk(create_desk(settings, engine, clock=clock), engine) as desk:  # the operators' page
+        page = await desk.get("/outbox/sms")
     assert page.status_code == 200
     assert f"【{company_signature}】您好，" in page.text and case_no in page.text
     assert "138****8000" in page.text and "13800138000" not in page.text  # the operators' page masks the phone

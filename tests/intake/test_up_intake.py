@@ -17,6 +17,7 @@ import pytest
 
 from kefu.engine.contract import complaint_case_idempotency_key
 from kefu.models import embedded_pg
+from tests.support.desk import UP_AUTH_STRING, up_auth
 from tests.support.processes import free_port, kill_9, read_until, start_kefu_up
 from tests.support.samples import complaint_json
 
@@ -29,7 +30,7 @@ def _case_flow_run(api: str, case_no: str, timeout: float) -> list[dict[str, obj
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         by_key = {"flow_runs": {"idempotency_key": {"any_": [complaint_case_idempotency_key(case_no)]}}}
-        runs = httpx.post(f"{api}/flow_runs/filter", json=by_key, timeout=10)
+        runs = httpx.post(f"{api}/flow_runs/filter", json=by_key, timeout=10, auth=up_auth())
         if runs.status_code == 200 and runs.json():
             result: list[dict[str, object]] = runs.json()
             return result
@@ -40,7 +41,7 @@ def _case_flow_run(api: str, case_no: str, timeout: float) -> list[dict[str, obj
 def _wait_suspended(api: str, run_id: str, timeout: float) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state: dict[str, object] = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]
+        state: dict[str, object] = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10, auth=up_auth()).json()["state"]
         if state["type"] == "PAUSED":
             return state
         time.sleep(0.5)  # the worker is another process: poll Prefect with a deadline
@@ -57,7 +58,7 @@ def _niceness_of_children(parent: int) -> dict[str, int]:
         except OSError:
             continue  # gone meanwhile
         if int(fields[1]) == parent:  # ppid
-            for part in ("prefect server", "kefu worker", "kefu.intake.app", "kefu.intake.dispatcher"):
+            for part in ("prefect server", "kefu worker", "kefu.intake.app", "kefu.intake.dispatcher", "kefu.desk.app"):
                 if part in cmdline:
                     found[part] = int(fields[16])  # nice
     return found
@@ -73,6 +74,8 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(embed
         "KEFU_PREFECT_PORT": str(prefect_port),
         "KEFU_PREFECT_API_URL": api,
         "KEFU_INTAKE_PORT": str(intake_port),
+        "KEFU_DESK_PORT": str(free_port()),
+        "KEFU_PREFECT_AUTH_STRING": UP_AUTH_STRING,
         "KEFU_SMTP_PORT": str(free_port()),
         "KEFU_INTAKE_API_TOKENS": '["up-test-token"]',
         "PYTHONUNBUFFERED": "1",
@@ -93,6 +96,7 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(embed
             "prefect server": min(mine + 5, 19),
             "kefu worker": mine,
             "kefu.intake.dispatcher": mine,
+            "kefu.desk.app": mine,
         }
 
         form = httpx.get(intake + "/", timeout=10)
@@ -119,7 +123,9 @@ def test_kefu_up_serves_the_form_and_each_complaint_gets_its_case_flow_run(embed
             # What an operator finds in the UI: the run suspended on the first human step, its form saved.
             state = _wait_suspended(api, str(runs[0]["id"]), timeout=60)
             assert state["state_details"]["pause_key"] == "classify-0", state
-            schema = httpx.get(f"{api}/flow_runs/{runs[0]['id']}/input/suspended-classify-0-schema", timeout=10)
+            schema = httpx.get(
+                f"{api}/flow_runs/{runs[0]['id']}/input/suspended-classify-0-schema", timeout=10, auth=up_auth()
+            )
             assert schema.status_code == 200 and "actor_staff_id" in schema.text
 
         # No database configured: the complaints are in database kefu and the runs in database prefect, both on

@@ -1,0 +1,1 @@
+"""The operators' entrance: staff sign-in, the authenticating proxy to the Prefect UI and API, the desk pages."""

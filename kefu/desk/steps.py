@@ -1,0 +1,89 @@
+"""A step answered through the entrance: the signed-in person is the one who answers, and must be allowed to.
+
+The run's case and step come from Kefu's database (the step the run waits on: ``casework.waiting_steps``, as
+``kefu step list`` reads it); the checks are the ones ``kefu step submit --as`` and the case flow apply
+(``casework.check_answer_staff``: every staff id the answer names, and the answering person's roles against the
+policy's roles for the step).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from kefu.desk.proxy import Refusal
+from kefu.models.db import unit_of_work
+from kefu.models.policy import current_policy
+from kefu.tasks.casework import StepRejected, check_answer_staff, waiting_steps
+from kefu.worktime.display import local_time
+
+NOT_WAITING_ZH = "该流程运行当前没有等待 Kefu 的步骤（可能已被他人处理），请刷新页面后再看。"
+
+
+def answer_as(
+    engine: Engine, staff_id: int, case_no: str | None, flow_run_id: str, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """``answer`` with ``actor_staff_id`` = ``staff_id``, checked; ``Refusal`` (403, zh-CN) when the person may
+    not answer the step the run waits on, or the run waits on no step of a case."""
+    with unit_of_work(engine) as session:
+        rows = [r for r in waiting_steps(session, case_no) if r["flow_run_id"] == flow_run_id] if case_no else []
+        if not rows:
+            raise Refusal(403, NOT_WAITING_ZH)
+        step = str(rows[-1]["step"])
+        checked = {**answer, "actor_staff_id": staff_id}
+        try:
+            check_answer_staff(session, checked, step, current_policy())
+        except StepRejected as refused:
+            raise Refusal(403, str(refused).split(" / ", 1)[0]) from None
+    return checked
+
+
+@dataclass(frozen=True)
+class WaitingStep:
+    case_no: str
+    step: str
+    title: str
+    since: str
+    due: str
+    due_at: dt.datetime | None
+    overdue: bool
+    flow_run_id: str
+
+
+def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[WaitingStep]:
+    """The waiting steps the person's roles may answer, the earliest due first (Shanghai time)."""
+    from kefu.flows.complaint_case import STEPS
+    from kefu.models.people import Staff
+
+    policy = current_policy()
+    views: list[WaitingStep] = []
+    with unit_of_work(engine) as session:
+        person = session.get(Staff, staff_id)
+        if person is None:
+            return []
+        roles = person.roles
+        for row in waiting_steps(session):
+            step = str(row["step"])
+            if not roles & set(policy.roles.may_answer(step)):
+                continue
+            dues = sorted(dt.datetime.fromisoformat(v) for v in row["deadlines"].values())
+            due_at = dues[0] if dues else None
+            if due_at is not None and due_at.tzinfo is None:
+                due_at = due_at.replace(tzinfo=dt.UTC)
+            views.append(
+                WaitingStep(
+                    case_no=str(row["case_no"]),
+                    step=step,
+                    title=STEPS[step].title if step in STEPS else step,
+                    since=local_time(dt.datetime.fromisoformat(row["since"])),
+                    due=local_time(due_at) if due_at else "—",
+                    due_at=due_at,
+                    overdue=due_at is not None and due_at <= now,
+                    flow_run_id=str(row["flow_run_id"]),
+                )
+            )
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    return sorted(views, key=lambda v: (v.due_at or far, v.case_no))

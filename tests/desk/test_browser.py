@@ -1,0 +1,88 @@
+"""A person signs in at the entrance in a real browser (headless Chromium) and works in the Prefect UI behind it:
+the UI loads through the proxy, calls the API through it without asking for Prefect's own password, and counts
+the runs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy import Engine
+
+from kefu.engine.connection import PrefectAuth
+from kefu.models import Role
+from tests.support.browser import Page, find_or_install_chromium, page_websocket, start_chromium
+from tests.support.desk import PASSWORD, GuardedPrefect, add_person, entrance_settings, serve_entrance
+from tests.support.processes import free_port, kill_9
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    binary, reason = find_or_install_chromium()
+    if binary is None:
+        pytest.skip(f"browser test cannot run: {reason}")
+    return binary
+
+
+async def wait_for(page: Page, expression: str, tries: int = 300) -> object:
+    value = None
+    for _ in range(tries):  # the page is another process: poll it, bounded
+        value = await page.evaluate(expression)
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    return value
+
+
+async def test_a_person_signs_in_and_the_prefect_ui_lists_the_runs_through_the_entrance(
+    chromium: str, guarded_prefect: GuardedPrefect, sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    with httpx.Client(base_url=guarded_prefect.api_url, auth=PrefectAuth(guarded_prefect.auth_string)) as api:
+        flow = api.post("/flows/", json={"name": "entrance-browser-check"}).json()
+        run = api.post(
+            "/flow_runs/",
+            json={"flow_id": flow["id"], "name": "entrance-sees-this-run", "state": {"type": "COMPLETED"}},
+        )
+        assert run.status_code == 201, run.text
+    add_person(sqlite_engine, "li.kefu", Role.AGENT)
+    with serve_entrance(entrance_settings(tmp_path, guarded_prefect), sqlite_engine) as served:
+        port = free_port()
+        start = f"{served.url}/signin?next=/prefect/runs"
+        browser = start_chromium(chromium, port, tmp_path / "profile", start, tmp_path / "chromium.log")
+        try:
+            socket_url = await asyncio.to_thread(page_websocket, port, browser)
+            async with websockets.connect(socket_url, max_size=None) as socket:
+                page = Page(socket)
+                await page.send("Page.enable")
+                await page.send("Runtime.enable")
+                assert await wait_for(page, "document.readyState === 'complete' && !!document.getElementById('signin')")
+                await page.type_into("login", "li.kefu")
+                await page.type_into("password", PASSWORD)
+                page.events.clear()
+                await page.click("signin")
+                await page.wait_event("Page.loadEventFired")
+                # The runs page counts the run and offers its flow as a filter: data read through the proxy.
+                listed = await wait_for(
+                    page,
+                    "document.body.innerText.includes('1 run') && "
+                    "document.body.innerText.includes('entrance-browser-check')",
+                )
+                text = await page.evaluate("document.body.innerText")
+                api_calls = await page.evaluate(
+                    "performance.getEntriesByType('resource').filter(e => e.name.includes('/api/'))"
+                    ".map(e => [new URL(e.name).pathname, e.responseStatus])"
+                )
+                where = await page.evaluate("location.pathname")
+                cookie_visible = await page.evaluate("document.cookie.includes('kefu_desk')")
+        finally:
+            kill_9(browser)
+    assert listed, text[-1500:]
+    assert ["/api/flow_runs/paginate", 200] in api_calls, api_calls  # through the entrance, no password asked
+    assert all(status == 200 for _, status in api_calls), api_calls
+    assert where.startswith("/prefect/")
+    assert not cookie_visible  # HttpOnly: the page's scripts never see the session

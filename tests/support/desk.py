@@ -1,0 +1,135 @@
+"""The operators' entrance in tests: a Prefect server that, like ``kefu up``'s, requires its auth string and CSRF
+tokens and serves its UI under /prefect, and the entrance app on a real uvicorn in a thread in front of it."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from argon2 import PasswordHasher
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from kefu.desk.app import create_app
+from kefu.desk.proxy import PREFECT_UI_BASE
+from kefu.engine.connection import PrefectAuth
+from kefu.models import Role, Staff
+from kefu.settings import Settings
+from tests.support.prefect import PrefectServer
+from tests.support.processes import free_port
+
+AUTH_STRING = "kefu:entrance-test-secret"
+UP_AUTH_STRING = "kefu:up-test-secret"  # what the tests of ``kefu up`` give it (KEFU_PREFECT_AUTH_STRING)
+
+
+def up_auth() -> PrefectAuth:
+    """How a test talks to the Prefect server ``kefu up`` started: its auth string and CSRF tokens, as Kefu does."""
+    return PrefectAuth(UP_AUTH_STRING)
+
+
+PASSWORD = "correct horse battery"
+# The people of these tests get a cheap argon2id hash (a verify follows the parameters in the hash): the default
+# costs up to a second on a loaded test machine, per attempt.
+CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def add_person(engine: Engine, login: str, *roles: Role, password: str = PASSWORD) -> int:
+    """A person of the staff directory who can sign in with ``password``; their staff id."""
+    with Session(engine) as session:
+        person = Staff(name=f"员工{login}", login=login, password_hash=CHEAP.hash(password))
+        for role in roles:
+            person.grant(role)
+        session.add(person)
+        session.commit()
+        return person.id
+
+
+def desk_client(app: object, base_url: str = "http://desk.test") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def signed_in_desk(app: object, engine: Engine, login: str = "desk.agent") -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the entrance ``app``, signed in as a new agent ``login``."""
+    add_person(engine, login, Role.AGENT)
+    async with desk_client(app) as http:
+        answer = await http.post("/signin", data={"login": login, "password": PASSWORD, "next": "/"})
+        assert answer.status_code == 303, answer.text
+        yield http
+
+
+@dataclass(frozen=True)
+class GuardedPrefect:
+    api_url: str
+    root: str
+    auth_string: str
+
+
+@pytest.fixture(scope="session")
+def guarded_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardedPrefect]:
+    """A Prefect server (SQLite) configured as ``kefu up`` configures its own: auth string, CSRF protection on,
+    the UI under /prefect. Started once per session (the session's shared server runs without auth)."""
+    server = PrefectServer(tmp_path_factory.mktemp("guarded-prefect-home"))
+    server.env = {
+        **server.env,
+        "PREFECT_UI_ENABLED": "true",
+        "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING,
+        "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
+        "PREFECT_UI_SERVE_BASE": PREFECT_UI_BASE,
+        "PREFECT_SERVER_UI_V2_ENABLED": "false",
+    }
+    try:
+        server.start()  # inside: a server that never answers is stopped too
+        yield GuardedPrefect(server.api_url, server.api_url.removesuffix("/api"), AUTH_STRING)
+    finally:
+        server.stop()
+
+
+def entrance_settings(tmp_path: Path, prefect: GuardedPrefect, **changes: object) -> Settings:
+    return Settings.model_validate(
+        {
+            "var_dir": tmp_path / "var",
+            "prefect_api_url": prefect.api_url,
+            "prefect_auth_string": prefect.auth_string,
+            **changes,
+        }
+    )
+
+
+class Served:
+    """An ASGI app on a real uvicorn at 127.0.0.1 in a thread of this process."""
+
+    def __init__(self, app: object) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio")  # type: ignore[arg-type]
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        started = threading.Event()
+
+        def watch() -> None:
+            while not self.server.started and self.thread.is_alive():
+                threading.Event().wait(0.05)
+            started.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+        assert started.wait(20) and self.server.started, "uvicorn did not start"
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def serve_entrance(settings: Settings, engine: Engine) -> Served:
+    return Served(create_app(settings, engine))
