@@ -32,6 +32,7 @@ class MessageType(StrEnum):
     KEY_ACCOUNT_WELCOME = "key_account_welcome"
     CONTACT_CADENCE_REMINDER = "contact_cadence_reminder"
     HOLIDAY_GREETING = "holiday_greeting"
+    STATISTICS_REPORT = "statistics_report"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.KEY_ACCOUNT_WELCOME: Spec(False, ("manager_name", "manager_phone")),
     MessageType.CONTACT_CADENCE_REMINDER: Spec(True, ("customer_name", "cadence", "due_at")),
     MessageType.HOLIDAY_GREETING: Spec(False, ("holiday_name",)),
+    # To management (policy ``reports.recipients``): the period's figures, the HTML and XLSX files attached.
+    MessageType.STATISTICS_REPORT: Spec(True, ("period_title", "total")),
 }
 
 
