@@ -108,6 +108,9 @@ def _broken(path: list[str | int], value: object) -> str:
         (["roles", "complaint_steps", "classify"], ["agent", "pilot"], "roles.complaint_steps.classify.1", "agent"),
         (["roles", "complaint_steps", "classify"], [], "roles.complaint_steps", "no role may answer step(s) classify"),
         (["roles", "names", "admin"], " ", "roles.names", "roles without a name: admin"),
+        (["reports", "monthly_schedule"], "monthly", "reports.monthly_schedule", "not a cron expression"),
+        (["reports", "recipients"], [], "reports.recipients", "at least 1 item"),
+        (["reports", "recipients", 0, "email"], "管理层", "reports.recipients.0.email", "should match pattern"),
     ],
 )
 def test_a_bad_policy_names_the_key_and_the_reason(path: list[str | int], value: object, key: str, reason: str) -> None:
