@@ -21,7 +21,9 @@ def register(subparsers: Any) -> None:
     weekly = actions.add_parser("weekly", help="the report of one ISO week (default: the last complete week)")
     weekly.add_argument("--week", help="YYYY-Www, e.g. 2026-W47")
     for sub in (monthly, weekly):
-        sub.add_argument("--to", type=Path, help="directory for the files (default: KEFU_REPORTS_DIR, else var/reports)")
+        sub.add_argument(
+            "--to", type=Path, help="directory for the files (default: KEFU_REPORTS_DIR, else var/reports)"
+        )
         sub.add_argument("--mail", action="store_true", help="also mail both files to the policy's recipients")
         sub.set_defaults(handler=run_report)
 

@@ -68,5 +68,7 @@ def statistics_report(kind: Kind = "monthly", period: str | None = None) -> str:
     files = write_report_files(figures, now)
     publish_artifacts(figures, files)
     mails = mail_report(figures, files, now)
-    logger.info("%s: %d complaints; %s and %s written; %d mail(s) queued", label, figures.total, files.html, files.xlsx, mails)
+    logger.info(
+        "%s: %d complaints; %s and %s written; %d mail(s) queued", label, figures.total, files.html, files.xlsx, mails
+    )
     return str(files.html)

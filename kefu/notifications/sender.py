@@ -65,7 +65,9 @@ def build_email(row: OutboxMessage, settings: Settings, attachments: Sequence[Ou
 
 def attachments_of(session: Session, row_id: int) -> list[OutboxAttachment]:
     return list(
-        session.scalars(select(OutboxAttachment).where(OutboxAttachment.message_id == row_id).order_by(OutboxAttachment.id))
+        session.scalars(
+            select(OutboxAttachment).where(OutboxAttachment.message_id == row_id).order_by(OutboxAttachment.id)
+        )
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,7 +71,7 @@ def markdown_summary(figures: Figures, files: ReportFiles | None = None) -> str:
     lines = [
         f"# {period.title}",
         "",
-        f"统计期间：{period.range_text}（北京时间）；数据截至 {local_time(figures.as_of, period.start.tzinfo)}。",
+        f"统计期间：{period.range_text}（北京时间）；数据截至 {local_time(figures.as_of, period.zone)}。",
         "",
         *[f"- **{name}**：{_cell(value)}" for name, value in figures.headline.items()],
         "",
@@ -105,12 +104,12 @@ def _svg(draw: Any) -> str:
         {"svg.fonttype": "none", "font.family": "sans-serif", "font.sans-serif": CJK_FONTS, "svg.hashsalt": "kefu"}
     ):
         fig, ax = plt.subplots(figsize=(7, 3.2))
+        fig.subplots_adjust(left=0.3, right=0.95, top=0.88, bottom=0.12)  # room for the labels, no layout pass
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the server may lack the CJK glyphs: the reader's machine draws them
                 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
                 draw(ax)
-                fig.tight_layout()
                 out = io.StringIO()
                 fig.savefig(out, format="svg", metadata={"Date": None})
         finally:
@@ -175,7 +174,7 @@ _env = Environment(loader=PackageLoader("kefu.tasks", "templates"), undefined=St
 def render_html(figures: Figures, generated_at: dt.datetime) -> str:
     from markupsafe import Markup
 
-    tz = figures.period.start.tzinfo
+    tz = figures.period.zone
     return _env.get_template("statistics_report.html.j2").render(
         figures=figures,
         period=figures.period,
@@ -202,7 +201,7 @@ def render_xlsx(figures: Figures, generated_at: dt.datetime) -> bytes:
     summary = book.active
     assert summary is not None
     summary.title = "概要"
-    tz = figures.period.start.tzinfo
+    tz = figures.period.zone
     summary.append([figures.period.title])
     summary["A1"].font = Font(bold=True, size=14)
     summary.append(["统计期间", f"{figures.period.range_text}（北京时间）"])
@@ -233,7 +232,7 @@ def render_xlsx(figures: Figures, generated_at: dt.datetime) -> bytes:
 def _write(path: Path, content: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(content)
-    os.replace(partial, path)
+    partial.replace(path)
 
 
 def write_files(figures: Figures, directory: Path, generated_at: dt.datetime) -> ReportFiles:

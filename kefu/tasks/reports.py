@@ -89,6 +89,11 @@ class Period:
         return f"{self.start.date().isoformat()} 至 {last.isoformat()}"
 
     @property
+    def zone(self) -> ZoneInfo:
+        zone = self.start.tzinfo
+        return zone if isinstance(zone, ZoneInfo) else ZoneInfo("Asia/Shanghai")
+
+    @property
     def slug(self) -> str:
         return f"{self.kind}-{self.label}"
 
@@ -222,7 +227,7 @@ def count_dimensions(connection: Connection, period: Period, as_of: dt.datetime)
     """Complaints of the period by severity, category and channel, with how many were reopened."""
     rows = _query(
         connection,
-        f"SELECT c.severity, c.category, c.channel, COUNT(*), SUM(CASE WHEN c.reopen_count > 0 THEN 1 ELSE 0 END) "
+        f"SELECT c.severity, c.category, c.channel, COUNT(*), SUM(CASE WHEN c.reopen_count > 0 THEN 1 ELSE 0 END) "  # noqa: S608 - constant SQL; values are bound
         f"FROM complaints c WHERE {IN_PERIOD} GROUP BY c.severity, c.category, c.channel",
         period,
         as_of,
@@ -236,7 +241,7 @@ def count_departments(connection: Connection, period: Period, as_of: dt.datetime
     dialect = connection.dialect.name
     rows = _query(
         connection,
-        f"SELECT {_first_department(dialect)} AS department, COUNT(*) FROM complaints c "
+        f"SELECT {_first_department(dialect)} AS department, COUNT(*) FROM complaints c "  # noqa: S608 - constant SQL; values are bound
         "LEFT JOIN (SELECT f.complaint_id, MIN(f.id) AS first_id FROM case_events f "
         "  JOIN complaints c ON c.id = f.complaint_id "
         f"  WHERE f.action = 'investigate' AND f.at <= :as_of AND {IN_PERIOD} GROUP BY f.complaint_id) i "
@@ -247,7 +252,8 @@ def count_departments(connection: Connection, period: Period, as_of: dt.datetime
     )
     frame = pd.DataFrame(rows, columns=["department", "n"])
     frame["department"] = frame["department"].fillna(NO_DEPARTMENT)
-    return frame.groupby("department", as_index=False)["n"].sum().astype({"n": "int64"})
+    grouped: pd.DataFrame = frame.groupby("department", as_index=False).agg(n=("n", "sum"))
+    return grouped.astype({"n": "int64"})
 
 
 def count_milestones(connection: Connection, period: Period, as_of: dt.datetime) -> pd.DataFrame:
@@ -255,7 +261,7 @@ def count_milestones(connection: Connection, period: Period, as_of: dt.datetime)
     met = "m.met_at IS NOT NULL AND m.met_at <= :as_of"
     rows = _query(
         connection,
-        "SELECT c.severity, m.milestone, "
+        "SELECT c.severity, m.milestone, "  # noqa: S608 - constant SQL; values are bound
         f"SUM(CASE WHEN {met} AND (m.due_at IS NULL OR m.met_at <= m.due_at) THEN 1 ELSE 0 END), "
         f"SUM(CASE WHEN {met} AND m.met_at > m.due_at THEN 1 ELSE 0 END), "
         f"SUM(CASE WHEN NOT ({met}) AND m.due_at <= :as_of THEN 1 ELSE 0 END), "
@@ -314,7 +320,7 @@ def fetch_durations(connection: Connection, period: Period, as_of: dt.datetime) 
     wanted = ", ".join(f"'{m}'" for m in (*FIRST_CONTACT, MilestoneId.RESOLUTION.value))
     rows = _query(
         connection,
-        f"SELECT c.id, c.severity, m.milestone, m.unit, {_epoch(dialect, 'c.received_at')}, "
+        f"SELECT c.id, c.severity, m.milestone, m.unit, {_epoch(dialect, 'c.received_at')}, "  # noqa: S608 - constant SQL; values are bound
         f"{_epoch(dialect, 'm.met_at')} FROM milestones m JOIN complaints c ON c.id = m.complaint_id "
         f"WHERE {IN_PERIOD} AND m.milestone IN ({wanted}) AND m.met_at IS NOT NULL AND m.met_at <= :as_of",
         period,
@@ -335,7 +341,7 @@ def _with_total(
 
 
 def _counted(frame: pd.DataFrame, column: str, order: Sequence[str] | None = None) -> pd.DataFrame:
-    grouped = frame.groupby(column, as_index=False)["n"].sum()
+    grouped: pd.DataFrame = frame.groupby(column, as_index=False).agg(n=("n", "sum"))
     if order is not None:
         rank = {value: i for i, value in enumerate(order)}
         grouped["rank"] = grouped[column].map(lambda v: rank.get(v, len(rank)))
@@ -393,22 +399,27 @@ def sla_table(counts: pd.DataFrame, policy: Policy) -> Table:
     for severity, rule in policy.complaints.severities.items():
         for milestone in [*rule.milestones, policy.complaints.callback]:
             order.setdefault((severity.value, milestone.id.value), len(order))
-    counts = counts.assign(rank=[order.get((s, m), len(order)) for s, m in zip(counts["severity"], counts["milestone"], strict=True)])
+    counts = counts.assign(
+        rank=[order.get((s, m), len(order)) for s, m in zip(counts["severity"], counts["milestone"], strict=True)]
+    )
     rows: list[tuple[Any, ...]] = []
-    for r in counts.sort_values("rank").itertuples(index=False):
-        severity = Severity(r.severity)
-        not_due = int(r.total - r.on_time - r.late - r.breached)
-        decided = int(r.on_time + r.late + r.breached)
+    ordered = counts.sort_values("rank")
+    columns_in_order = ("severity", "milestone", "on_time", "late", "breached", "total")
+    for code, milestone, on_time, late, breached, total in zip(
+        *(ordered[c].tolist() for c in columns_in_order), strict=True
+    ):
+        severity = Severity(code)
+        decided = int(on_time + late + breached)
         rows.append(
             (
                 names[severity],
-                milestone_name(policy, severity, str(r.milestone)),
-                int(r.on_time),
-                int(r.late),
-                int(r.breached),
-                not_due,
-                int(r.total),
-                share(int(r.on_time), decided),
+                milestone_name(policy, severity, str(milestone)),
+                int(on_time),
+                int(late),
+                int(breached),
+                int(total - decided),
+                int(total),
+                share(int(on_time), decided),
             )
         )
     sums = [sum(int(row[i]) for row in rows) for i in range(2, 7)]
@@ -435,8 +446,11 @@ def causes_table(current: pd.DataFrame, previous: pd.DataFrame, top: int) -> Tab
     def change(now_n: int, before_n: int) -> float | str:
         return round(100.0 * (now_n - before_n) / before_n, 1) if before_n else "—"
 
-    for rank, r in enumerate(ranked.itertuples(index=False), start=1):
-        rows.append((rank, r.category, int(r.now), int(r.before), int(r.now - r.before), change(int(r.now), int(r.before))))
+    ranked_rows = zip(ranked["category"].tolist(), ranked["now"].tolist(), ranked["before"].tolist(), strict=True)
+    for rank, (category, now_n, before_n) in enumerate(ranked_rows, start=1):
+        rows.append(
+            (rank, category, int(now_n), int(before_n), int(now_n - before_n), change(int(now_n), int(before_n)))
+        )
     if not rest.empty:
         n, b = int(rest["now"].sum()), int(rest["before"].sum())
         rows.append(("", OTHER_CAUSES, n, b, n - b, change(n, b)))

@@ -285,7 +285,8 @@ class WorkCalendar:
         both = np.concatenate([starts_ns, ends_ns])
         tables = self._tables_for(*self._years_of(both))
         elapsed = self._working_elapsed(tables, ends_ns) - self._working_elapsed(tables, starts_ns)
-        return np.maximum(elapsed, 0)
+        result: npt.NDArray[np.int64] = np.maximum(elapsed, 0)
+        return result
 
     @staticmethod
     def _working_elapsed(tables: _Tables, moments: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -32,71 +32,167 @@ Row = tuple[str, str, str | None, str | None]
 # case: severity, category, channel, received, reopen_count, [first departments of each investigation], milestones
 CASES: list[tuple[Severity, str | None, Channel, str, int, list[list[str]], list[Row]]] = [
     # general: first_contact 24 h, solution 48 h, resolution as promised
-    (Severity.GENERAL, "破损", Channel.HOTLINE, "11-02 09:00", 0, [["运营部"]], [
-        ("first_contact", H, "11-03 09:00", "11-02 11:00"),
-        ("solution", H, "11-04 09:00", "11-03 09:00"),
-        ("resolution", P, "11-06 18:00", "11-05 10:00"),
-    ]),
-    (Severity.GENERAL, "破损", Channel.HOTLINE, "11-03 10:00", 0, [["运营部", "技术部"]], [
-        ("first_contact", H, "11-04 10:00", "11-04 14:00"),
-        ("solution", H, "11-05 10:00", None),
-        ("resolution", P, None, None),
-    ]),
-    (Severity.GENERAL, "延误", Channel.HOTLINE, "11-09 09:00", 1, [["运营部"]], [
-        ("first_contact", H, "11-10 09:00", "11-09 13:00"),
-        ("solution", H, "11-11 09:00", "11-10 09:00"),
-        ("resolution", P, "11-13 18:00", "11-12 09:00"),
-    ]),
-    (Severity.GENERAL, "丢件", Channel.WEB, "11-20 15:00", 0, [["运营部"]], [
-        ("first_contact", H, "11-21 15:00", "11-21 15:00"),
-        ("solution", H, "11-22 15:00", "11-23 15:00"),
-        ("resolution", P, "11-27 18:00", "11-30 12:00"),
-    ]),
-    (Severity.GENERAL, "破损", Channel.WEB, "11-30 20:00", 0, [], [
-        ("first_contact", H, "12-01 20:00", None),
-        ("solution", H, "12-02 20:00", None),
-        ("resolution", P, None, None),
-    ]),
+    (
+        Severity.GENERAL,
+        "破损",
+        Channel.HOTLINE,
+        "11-02 09:00",
+        0,
+        [["运营部"]],
+        [
+            ("first_contact", H, "11-03 09:00", "11-02 11:00"),
+            ("solution", H, "11-04 09:00", "11-03 09:00"),
+            ("resolution", P, "11-06 18:00", "11-05 10:00"),
+        ],
+    ),
+    (
+        Severity.GENERAL,
+        "破损",
+        Channel.HOTLINE,
+        "11-03 10:00",
+        0,
+        [["运营部", "技术部"]],
+        [
+            ("first_contact", H, "11-04 10:00", "11-04 14:00"),
+            ("solution", H, "11-05 10:00", None),
+            ("resolution", P, None, None),
+        ],
+    ),
+    (
+        Severity.GENERAL,
+        "延误",
+        Channel.HOTLINE,
+        "11-09 09:00",
+        1,
+        [["运营部"]],
+        [
+            ("first_contact", H, "11-10 09:00", "11-09 13:00"),
+            ("solution", H, "11-11 09:00", "11-10 09:00"),
+            ("resolution", P, "11-13 18:00", "11-12 09:00"),
+        ],
+    ),
+    (
+        Severity.GENERAL,
+        "丢件",
+        Channel.WEB,
+        "11-20 15:00",
+        0,
+        [["运营部"]],
+        [
+            ("first_contact", H, "11-21 15:00", "11-21 15:00"),
+            ("solution", H, "11-22 15:00", "11-23 15:00"),
+            ("resolution", P, "11-27 18:00", "11-30 12:00"),
+        ],
+    ),
+    (
+        Severity.GENERAL,
+        "破损",
+        Channel.WEB,
+        "11-30 20:00",
+        0,
+        [],
+        [
+            ("first_contact", H, "12-01 20:00", None),
+            ("solution", H, "12-02 20:00", None),
+            ("resolution", P, None, None),
+        ],
+    ),
     # important: supervisor_report 12 h, progress_update 48 h, resolution 7 working days
-    (Severity.IMPORTANT, "延误", Channel.HOTLINE, "11-02 10:00", 0, [["技术部"], ["运营部"]], [
-        ("supervisor_report", H, "11-02 22:00", "11-02 12:00"),
-        ("progress_update", H, "11-04 10:00", "11-03 10:00"),
-        ("resolution", WD, "11-11 18:00", "11-06 12:00"),
-    ]),
-    (Severity.IMPORTANT, "破损", Channel.EMAIL, "11-10 16:00", 1, [["运营部"]], [
-        ("supervisor_report", H, "11-11 04:00", "11-11 06:00"),
-        ("progress_update", H, "11-12 16:00", "11-11 16:00"),
-        ("resolution", WD, "11-19 18:00", "11-13 17:00"),
-    ]),
-    (Severity.IMPORTANT, "延误", Channel.HOTLINE, "11-16 09:00", 0, [["财务部"]], [
-        ("supervisor_report", H, "11-16 21:00", None),
-        ("progress_update", H, "11-18 09:00", "11-19 09:00"),
-        ("resolution", WD, "11-25 18:00", None),
-    ]),
-    (Severity.IMPORTANT, "丢件", Channel.EMAIL, "11-27 11:00", 0, [], [
-        ("supervisor_report", H, "11-27 23:00", "11-27 12:00"),
-        ("progress_update", H, "11-29 11:00", None),
-        ("resolution", WD, "12-08 18:00", None),
-    ]),
+    (
+        Severity.IMPORTANT,
+        "延误",
+        Channel.HOTLINE,
+        "11-02 10:00",
+        0,
+        [["技术部"], ["运营部"]],
+        [
+            ("supervisor_report", H, "11-02 22:00", "11-02 12:00"),
+            ("progress_update", H, "11-04 10:00", "11-03 10:00"),
+            ("resolution", WD, "11-11 18:00", "11-06 12:00"),
+        ],
+    ),
+    (
+        Severity.IMPORTANT,
+        "破损",
+        Channel.EMAIL,
+        "11-10 16:00",
+        1,
+        [["运营部"]],
+        [
+            ("supervisor_report", H, "11-11 04:00", "11-11 06:00"),
+            ("progress_update", H, "11-12 16:00", "11-11 16:00"),
+            ("resolution", WD, "11-19 18:00", "11-13 17:00"),
+        ],
+    ),
+    (
+        Severity.IMPORTANT,
+        "延误",
+        Channel.HOTLINE,
+        "11-16 09:00",
+        0,
+        [["财务部"]],
+        [
+            ("supervisor_report", H, "11-16 21:00", None),
+            ("progress_update", H, "11-18 09:00", "11-19 09:00"),
+            ("resolution", WD, "11-25 18:00", None),
+        ],
+    ),
+    (
+        Severity.IMPORTANT,
+        "丢件",
+        Channel.EMAIL,
+        "11-27 11:00",
+        0,
+        [],
+        [
+            ("supervisor_report", H, "11-27 23:00", "11-27 12:00"),
+            ("progress_update", H, "11-29 11:00", None),
+            ("resolution", WD, "12-08 18:00", None),
+        ],
+    ),
     # major: task_force 1 h, first_contact 6 h, preliminary_plan 24 h, resolution 15 working days
-    (Severity.MAJOR, "破损", Channel.HOTLINE, "11-04 09:00", 0, [["技术部"]], [
-        ("task_force", H, "11-04 10:00", "11-04 09:30"),
-        ("first_contact", H, "11-04 15:00", "11-04 12:00"),
-        ("preliminary_plan", H, "11-05 09:00", "11-05 08:00"),
-        ("resolution", WD, "11-25 18:00", "11-20 10:00"),
-    ]),
-    (Severity.MAJOR, "延误", Channel.WEB, "11-18 14:00", 0, [], [
-        ("task_force", H, "11-18 15:00", "11-18 16:00"),
-        ("first_contact", H, "11-18 20:00", "11-18 21:00"),
-        ("preliminary_plan", H, "11-19 14:00", None),
-        ("resolution", WD, "12-09 18:00", None),
-    ]),
-    (Severity.MAJOR, None, Channel.IM, "11-25 09:00", 0, [], [
-        ("task_force", H, "11-25 10:00", "11-25 09:10"),
-        ("first_contact", H, "11-25 15:00", "11-25 14:00"),
-        ("preliminary_plan", H, "11-26 09:00", "11-26 09:00"),
-        ("resolution", WD, "12-16 18:00", None),
-    ]),
+    (
+        Severity.MAJOR,
+        "破损",
+        Channel.HOTLINE,
+        "11-04 09:00",
+        0,
+        [["技术部"]],
+        [
+            ("task_force", H, "11-04 10:00", "11-04 09:30"),
+            ("first_contact", H, "11-04 15:00", "11-04 12:00"),
+            ("preliminary_plan", H, "11-05 09:00", "11-05 08:00"),
+            ("resolution", WD, "11-25 18:00", "11-20 10:00"),
+        ],
+    ),
+    (
+        Severity.MAJOR,
+        "延误",
+        Channel.WEB,
+        "11-18 14:00",
+        0,
+        [],
+        [
+            ("task_force", H, "11-18 15:00", "11-18 16:00"),
+            ("first_contact", H, "11-18 20:00", "11-18 21:00"),
+            ("preliminary_plan", H, "11-19 14:00", None),
+            ("resolution", WD, "12-09 18:00", None),
+        ],
+    ),
+    (
+        Severity.MAJOR,
+        None,
+        Channel.IM,
+        "11-25 09:00",
+        0,
+        [],
+        [
+            ("task_force", H, "11-25 10:00", "11-25 09:10"),
+            ("first_contact", H, "11-25 15:00", "11-25 14:00"),
+            ("preliminary_plan", H, "11-26 09:00", "11-26 09:00"),
+            ("resolution", WD, "12-16 18:00", None),
+        ],
+    ),
 ]
 OCTOBER = ["破损"] * 2 + ["延误"] * 6 + ["安全"]  # the previous period: categories only
 
@@ -139,7 +235,9 @@ def load(session: Session) -> None:
         session.flush()
         for n, departments in enumerate(investigations):
             data: dict[str, Any] = {"key": f"investigate-{n}", "departments": departments, "findings": PHONE}
-            session.add(CaseEvent(complaint_id=row.id, actor="staff:1", action="investigate", data=data, at=at(received)))
+            session.add(
+                CaseEvent(complaint_id=row.id, actor="staff:1", action="investigate", data=data, at=at(received))
+            )
             session.flush()
     for n, category in enumerate(OCTOBER):
         session.add(complaint(Severity.GENERAL, category, Channel.HOTLINE, at("10-05 10:00") + dt.timedelta(days=n)))
@@ -151,7 +249,13 @@ def load(session: Session) -> None:
 EXPECTED: dict[str, list[tuple[Any, ...]]] = {
     "severity": [("一般投诉", 5, 41.7), ("重要投诉", 4, 33.3), ("重大投诉", 3, 25.0), ("合计", 12, 100.0)],
     "category": [("破损", 5, 41.7), ("延误", 4, 33.3), ("丢件", 2, 16.7), ("未分类", 1, 8.3), ("合计", 12, 100.0)],
-    "channel": [("客服热线", 6, 50.0), ("电子邮件", 2, 16.7), ("网站", 3, 25.0), ("在线客服", 1, 8.3), ("合计", 12, 100.0)],
+    "channel": [
+        ("客服热线", 6, 50.0),
+        ("电子邮件", 2, 16.7),
+        ("网站", 3, 25.0),
+        ("在线客服", 1, 8.3),
+        ("合计", 12, 100.0),
+    ],
     "department": [
         ("运营部", 5, 41.7),
         ("未指定（尚未调查）", 4, 33.3),

@@ -148,7 +148,7 @@ async def test_the_artifacts_html_workbook_and_mail_show_the_same_figures(
         assert parser.tables[key] == [list(columns[key]), *[[shown(v) for v in row] for row in rows]]
     assert html.count("<svg") == 5 and "svg.fonttype" not in html
     assert ">按投诉等级</text>" in html and ">一般投诉</text>" in html
-    assert "font-family: 'Microsoft YaHei'" in html and "<path id=\"DejaVuSans" not in html
+    assert "font-family: 'Microsoft YaHei'" in html and '<path id="DejaVuSans' not in html
 
     # the workbook: one sheet per table, the same values read back, typed
     book = load_workbook(files.xlsx, read_only=True)
@@ -182,7 +182,9 @@ async def test_the_artifacts_html_workbook_and_mail_show_the_same_figures(
 
     # no personal data anywhere: not the customer's name or phone, not the complaint's words
     with zipfile.ZipFile(io.BytesIO(files.xlsx.read_bytes())) as archive:
-        workbook_xml = "".join(archive.read(name).decode("utf-8") for name in archive.namelist() if name.endswith(".xml"))
+        workbook_xml = "".join(
+            archive.read(name).decode("utf-8") for name in archive.namelist() if name.endswith(".xml")
+        )
     for output in (summary, html, workbook_xml, text, str(artifacts)):
         assert dataset.PHONE not in output and dataset.CUSTOMER not in output and "投诉，电话" not in output
     with Session(sqlite_engine) as session:
@@ -198,7 +200,9 @@ def test_periods_are_weeks_and_months_on_the_policys_clock() -> None:
     assert (week.title, week.range_text) == ("2026年第47周投诉统计周报", "2026-11-16 至 2026-11-22")
     assert week.previous().label == "2026-W46" and monthly("2026-01", "Asia/Shanghai").previous().label == "2025-12"
     # a scheduled run reports on the period that just ended, in Shanghai time (00:30 on Dec 1 is 16:30 UTC Nov 30)
-    assert last_complete("monthly", dt.datetime(2026, 11, 30, 16, 30, tzinfo=dt.UTC), "Asia/Shanghai").label == "2026-11"
+    assert (
+        last_complete("monthly", dt.datetime(2026, 11, 30, 16, 30, tzinfo=dt.UTC), "Asia/Shanghai").label == "2026-11"
+    )
     assert last_complete("weekly", dt.datetime(2026, 11, 23, 0, 0, tzinfo=dt.UTC), "Asia/Shanghai").label == "2026-W47"
     for kind, text in (("monthly", "2026-13"), ("monthly", "Nov 2026"), ("weekly", "2026-W54"), ("yearly", "2026")):
         with pytest.raises(ReportError):
@@ -210,7 +214,10 @@ def test_the_reports_run_weekly_and_monthly_on_the_policys_schedule_and_time_zon
 
     served = {d.name: d for d in all_deployments() if d.name.startswith("report-")}
     assert set(served) == {"report-weekly", "report-monthly"}
-    for name, cron in (("report-weekly", policy.reports.weekly_schedule), ("report-monthly", policy.reports.monthly_schedule)):
+    for name, cron in (
+        ("report-weekly", policy.reports.weekly_schedule),
+        ("report-monthly", policy.reports.monthly_schedule),
+    ):
         [schedule] = served[name].deployment.schedules
         assert (schedule.schedule.cron, schedule.schedule.timezone) == (cron, "Asia/Shanghai")
         assert served[name].deployment.parameters == {"kind": name.removeprefix("report-")}
@@ -262,7 +269,9 @@ def test_the_monthly_flow_puts_the_figures_on_its_run_page(
     assert "- **按时率（%）**：62.5" in by_key["report-monthly-2026-11"]["data"]
     severity = by_key["report-monthly-2026-11-severity"]
     assert severity["type"] == "table"
-    assert json.loads(severity["data"]) == [dict(zip(("投诉等级", "投诉数", "占比（%）"), r, strict=True)) for r in EXPECTED["severity"]]
+    assert json.loads(severity["data"]) == [
+        dict(zip(("投诉等级", "投诉数", "占比（%）"), r, strict=True)) for r in EXPECTED["severity"]
+    ]
     link = (tmp_path / "reports" / "kefu-report-monthly-2026-11.html").as_uri()
     assert link in by_key["report-monthly-2026-11-files"]["data"]  # Prefect stores a link artifact as markdown
     assert (tmp_path / "reports" / "kefu-report-monthly-2026-11.xlsx").is_file()
