@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from kefu.models.db import default_engine, unit_of_work
+    from kefu.models.db import default_engine, reading, unit_of_work
     from kefu.models.policy import current_policy
     from kefu.settings import get_settings
     from kefu.tasks.report_files import queue_mail, write_files
@@ -58,7 +58,7 @@ def run_report(args: argparse.Namespace) -> int:
             if stage in stages:
                 bar.update(job, advance=1, description=f"{period.label}: {stage}")
 
-        with default_engine().connect() as connection:
+        with reading(default_engine()).connect() as connection:
             figures = compute(connection, policy, WorkCalendar(policy), period, now=now, progress=progress)
         bar.update(job, advance=1, description=f"{period.label}: writing the files")
         files = write_files(figures, directory, now)
