@@ -360,7 +360,9 @@ def naive(engine: Engine, policy: Policy, calendar: WorkCalendar, period: Period
     duration_rows = []
     for severity in Severity:
         for measure in ("首次联系", "完成处理"):
-            for basis in sorted({b for (s, m, b) in durations if s == severity.value and m == measure}):
+            for basis in sorted(
+                {b for (s, m, b) in durations if s == severity.value and m == measure}, key=lambda b: b != CLOCK
+            ):
                 values = durations[(severity.value, measure, basis)]
                 duration_rows.append(
                     (
