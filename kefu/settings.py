@@ -193,6 +193,15 @@ class Settings(BaseSettings):
             raise ValueError(f"短信签名不能包含括号，只写签名本身（发送时自动加【】）: {value!r}")
         return value
 
+    # --- statistics reports (kefu report, the report-weekly / report-monthly flows) ---
+    reports_dir: Path | None = Field(
+        default=None, description="Where the statistics reports' HTML and XLSX files go; empty means var_dir/reports."
+    )
+
+    @property
+    def resolved_reports_dir(self) -> Path:
+        return (self.reports_dir or self.var_dir / "reports").resolve()
+
     @property
     def resolved_backup_dir(self) -> Path:
         return (self.backup_dir or self.var_dir / "backups").resolve()

@@ -115,6 +115,9 @@ def _broken(path: list[str | int], value: object) -> str:
             "complaints.severities.general.progress_update_interval",
             "is not a duration",
         ),
+        (["reports", "monthly_schedule"], "monthly", "reports.monthly_schedule", "not a cron expression"),
+        (["reports", "recipients"], [], "reports.recipients", "at least 1 item"),
+        (["reports", "recipients", 0, "email"], "管理层", "reports.recipients.0.email", "should match pattern"),
     ],
 )
 def test_a_bad_policy_names_the_key_and_the_reason(path: list[str | int], value: object, key: str, reason: str) -> None:

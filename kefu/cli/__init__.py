@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "kefu.cli.case",
     "kefu.cli.mail",
     "kefu.cli.backup",
+    "kefu.cli.report",
     "kefu.cli.restore",
     "kefu.cli.recover",
     "kefu.cli.staff",

@@ -59,6 +59,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case
     from kefu.flows.deliver_mail import deliver_mail
+    from kefu.flows.statistics_report import statistics_report
     from kefu.models.policy import current_policy
 
     policy = current_policy()
@@ -107,5 +108,25 @@ def all_deployments() -> list[Served]:
                 tags=["kefu", "backup"],
                 description="按策略定时备份客户资料（Kefu 数据库），成功后删除过期备份（始终保留最新几份）。",
             ),
+        ),
+        # The statistics reports (policy ``reports``): the last complete week / month, on the policy's clock.
+        # Resumable: a re-run rewrites the same files and queues no second mail.
+        on_the_pool(
+            statistics_report,
+            resumable=True,
+            name="report-weekly",
+            parameters={"kind": "weekly"},
+            schedule=Cron(policy.reports.weekly_schedule, timezone=timezone),
+            tags=["kefu", "report"],
+            description="每周投诉统计周报（上一完整周）：网页报告、Excel工作簿与运行页上的统计表，邮件发送管理层。",
+        ),
+        on_the_pool(
+            statistics_report,
+            resumable=True,
+            name="report-monthly",
+            parameters={"kind": "monthly"},
+            schedule=Cron(policy.reports.monthly_schedule, timezone=timezone),
+            tags=["kefu", "report"],
+            description="每月投诉统计月报（上一完整月）：网页报告、Excel工作簿与运行页上的统计表，邮件发送管理层。",
         ),
     ]

@@ -512,6 +512,40 @@ class StaffAssessmentPolicy(BaseModel):
         return _weights_sum_to_one(weights, "criteria")
 
 
+class ReportRecipient(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="How the mail greets them, e.g. '公司管理层'.")
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+def _check_cron(value: str) -> str:
+    from cronsim import CronSim, CronSimError
+
+    try:
+        CronSim(value, dt.datetime(2026, 1, 1))  # noqa: DTZ001 - only the expression is checked
+    except CronSimError as exc:
+        raise ValueError(f"'{value}' is not a cron expression of five fields ({exc})") from exc
+    return value
+
+
+class ReportPolicy(BaseModel):
+    """投诉统计与原因分析，提交公司管理层 (seed 003 §3.4): when the weekly and monthly reports run (cron on the
+    policy's time zone), who receives them, and how many causes the report ranks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weekly_schedule: str = Field(description="Cron (five fields): the report of the last complete week.")
+    monthly_schedule: str = Field(description="Cron (five fields): the report of the last complete month.")
+    recipients: list[ReportRecipient] = Field(min_length=1, description="Management: each gets the mail.")
+    top_causes: int = Field(default=10, ge=1, le=50)
+
+    @field_validator("weekly_schedule", "monthly_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _check_cron(value)
+
+
 class RolePolicy(BaseModel):
     """Who is who and who may do what: every role's zh-CN name, and the roles that may answer each human step of a
     complaint case (checked for the form in the Prefect UI and for ``kefu step submit`` alike)."""
@@ -568,6 +602,7 @@ class Policy(BaseModel):
     letters: LetterPolicy = Field(default_factory=LetterPolicy)
     roles: RolePolicy
     customer_answers: CustomerAnswerPolicy = Field(default_factory=CustomerAnswerPolicy)
+    reports: ReportPolicy
 
     @field_validator("timezone")
     @classmethod

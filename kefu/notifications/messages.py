@@ -34,6 +34,7 @@ class MessageType(StrEnum):
     HOLIDAY_GREETING = "holiday_greeting"
     CASE_CLOSURE = "case_closure"
     PROGRESS_CONTACT_DUE = "progress_contact_due"
+    STATISTICS_REPORT = "statistics_report"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.KEY_ACCOUNT_WELCOME: Spec(False, ("manager_name", "manager_phone")),
     MessageType.CONTACT_CADENCE_REMINDER: Spec(True, ("customer_name", "cadence", "due_at")),
     MessageType.HOLIDAY_GREETING: Spec(False, ("holiday_name",)),
+    # To management (policy ``reports.recipients``): the period's figures, the HTML and XLSX files attached.
+    MessageType.STATISTICS_REPORT: Spec(True, ("period_title", "total")),
 }
 
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 import aiosmtplib
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from kefu.models.base import utcnow
 from kefu.models.db import unit_of_work
-from kefu.models.notifications import DEAD, MAIL, QUEUED, SENT, SMS, WAIT_RETRY, OutboxMessage
+from kefu.models.notifications import DEAD, MAIL, QUEUED, SENT, SMS, WAIT_RETRY, OutboxAttachment, OutboxMessage
 from kefu.notifications.pii import mask_pii, mask_recipient
 from kefu.notifications.sms import split_signed
 from kefu.notifications.sms_providers import SmsConfigError, SmsProvider, SmsSendError, sms_provider
@@ -45,7 +47,7 @@ class PermanentFailure(Exception):
     """The server refused the mail for good (5xx)."""
 
 
-def build_email(row: OutboxMessage, settings: Settings) -> EmailMessage:
+def build_email(row: OutboxMessage, settings: Settings, attachments: Sequence[OutboxAttachment] = ()) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = row.recipient
@@ -55,7 +57,18 @@ def build_email(row: OutboxMessage, settings: Settings) -> EmailMessage:
     msg["X-Kefu-Type"] = row.message_type
     msg.set_content(row.body_text, charset="utf-8")
     msg.add_alternative(row.body_html, subtype="html", charset="utf-8")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.media_type.partition("/")
+        msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return msg
+
+
+def attachments_of(session: Session, row_id: int) -> list[OutboxAttachment]:
+    return list(
+        session.scalars(
+            select(OutboxAttachment).where(OutboxAttachment.message_id == row_id).order_by(OutboxAttachment.id)
+        )
+    )
 
 
 def backoff(attempts: int, settings: Settings) -> dt.timedelta:
@@ -161,7 +174,7 @@ async def _deliver_mail(engine: Engine, now: dt.datetime, settings: Settings, re
                 row = session.get(OutboxMessage, row_id)
                 if row is None or row.status != QUEUED:
                     continue
-                email = build_email(row, settings)
+                email = build_email(row, settings, attachments_of(session, row_id))
             error: BaseException | None = None
             try:
                 if client is None or not client.is_connected:

@@ -272,6 +272,32 @@ class WorkCalendar:
                 return result
             tables = self._tables_for(first_year, tables.last_year + 1)
 
+    def working_ns_between(
+        self, starts_ns: npt.NDArray[np.int64], ends_ns: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """Working time (ns inside the business windows of working days) from each start to its end, at once for
+        many pairs: the working time elapsed since the first window of the tables at the end, less that at the
+        start (a pair ending before it starts counts 0)."""
+        starts_ns = np.asarray(starts_ns, dtype=np.int64)
+        ends_ns = np.asarray(ends_ns, dtype=np.int64)
+        if starts_ns.size == 0:
+            return starts_ns.copy()
+        both = np.concatenate([starts_ns, ends_ns])
+        tables = self._tables_for(*self._years_of(both))
+        elapsed = self._working_elapsed(tables, ends_ns) - self._working_elapsed(tables, starts_ns)
+        result: npt.NDArray[np.int64] = np.maximum(elapsed, 0)
+        return result
+
+    @staticmethod
+    def _working_elapsed(tables: _Tables, moments: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Working ns from the start of the tables up to each moment."""
+        index = np.searchsorted(tables.window_start, moments, side="right") - 1
+        inside = index >= 0
+        safe = np.where(inside, index, 0)
+        length = tables.window_end[safe] - tables.window_start[safe]
+        into = np.clip(moments - tables.window_start[safe], 0, length)
+        return np.where(inside, tables.cum_start[safe] + into, 0)
+
     def _years_of(self, starts_ns: npt.NDArray[np.int64]) -> tuple[int, int]:
         lo = (_EPOCH + dt.timedelta(microseconds=int(starts_ns.min()) // 1_000)).astimezone(self.tz)
         hi = (_EPOCH + dt.timedelta(microseconds=int(starts_ns.max()) // 1_000)).astimezone(self.tz)

@@ -130,4 +130,14 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "due_at": DUE,
     },
     MessageType.HOLIDAY_GREETING: {"customer_name": "张三", "holiday_name": "春节"},
+    MessageType.STATISTICS_REPORT: {
+        "recipient_name": "公司管理层",
+        "period_title": "2026年11月投诉统计月报",
+        "period_range": "2026-11-01 至 2026-11-30",
+        "total": 12,
+        "tables": [
+            {"title": "按投诉等级", "columns": ["投诉等级", "投诉数"], "rows": [["一般投诉", "12"], ["合计", "12"]]}
+        ],
+        "pending": [{"title": "净推荐值（NPS）", "note": "暂无数据：满意度调查尚未上线。"}],
+    },
 }

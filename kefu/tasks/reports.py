@@ -1,0 +1,557 @@
+"""The statistics report's figures (seed 003 §3.4: 客服部门应定期对投诉处理情况进行统计和分析，总结投诉产生的原因和
+规律，提交公司管理层审议): one computation per period, from which every output is rendered (Prefect artifacts, the
+HTML report, the XLSX workbook, the mail; ``kefu.tasks.report_files``).
+
+Vectorised: the counts are SQL aggregates (GROUP BY, SUM(CASE ...)); only the durations needed for medians and
+percentiles come back as rows, as numbers, and are reduced with numpy (working time with
+``WorkCalendar.working_ns_between``). No ORM objects, no loop over complaints. Personal data is never read: no
+customer, no staff name, no complaint text — ids, codes, times and the policy's words only.
+
+What the figures mean:
+
+- The period's complaints are those received in it (Shanghai time, start inclusive, end exclusive); every figure
+  is of that cohort, as of ``as_of`` (the period's end, or now for a period not yet over).
+- A milestone is met on time when it was met by its due time (a milestone without a due time, e.g. a resolution
+  before any promise, counts on time when met), met late when met after it, breached when unmet at ``as_of`` past
+  its due time, and not yet due otherwise. Paused time moves the due time: see ``paused_milestones`` (the hook).
+- Time to first contact: until the first contact the severity's policy asks for (``first_contact``; important
+  complaints: ``progress_update``); time to resolution: until the ``resolution`` milestone was met (the first
+  resolution of a reopened case). Each in the unit the policy measures that milestone in: clock hours, or working
+  hours for milestones measured in working hours or days.
+- Department: the first department named by the case's first investigation (责任部门); causes: the complaint's
+  category (原因分类), ranked, the rest summed as 其他, each with its change from the previous period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, bindparam, text
+
+from kefu.models.base import UTCDateTime
+from kefu.models.enums import CHANNEL_ZH, Channel, MilestoneId, Severity
+from kefu.models.policy import Policy, Unit
+from kefu.worktime import WorkCalendar
+
+Kind = Literal["weekly", "monthly"]
+NS_PER_HOUR = 3_600_000_000_000
+UNCATEGORISED = "未分类"
+NO_DEPARTMENT = "未指定（尚未调查）"
+OTHER_CAUSES = "其他"
+TOTAL = "合计"
+CLOCK, WORKING = "自然时间", "工作时间"
+WORKING_UNITS = (Unit.WORKING_HOURS.value, Unit.WORKING_DAYS.value)
+FIRST_CONTACT = (MilestoneId.FIRST_CONTACT.value, MilestoneId.PROGRESS_UPDATE.value)
+
+# Sections whose data Kefu does not collect yet (surveys, key-account KPIs, the staff assessment: issue 16).
+PENDING_SECTIONS = (
+    ("客户满意度（按维度，近12个月趋势）", "暂无数据：满意度调查尚未上线。"),
+    ("净推荐值（NPS）", "暂无数据：满意度调查尚未上线。"),
+    ("调查回复率", "暂无数据：满意度调查尚未上线。"),
+    ("重点客户KPI", "暂无数据：重点客户考核指标尚未采集。"),
+    ("员工月度考核", "暂无数据：员工考核尚未上线。"),
+)
+
+
+class ReportError(ValueError):
+    """A period that cannot be read (``kefu report``: one line, exit 2)."""
+
+
+# --- periods -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """One report period on the policy's clock: ``2026-11`` (monthly) or ``2026-W47`` (ISO week, Monday first)."""
+
+    kind: Kind
+    label: str
+    start: dt.datetime  # aware, the policy's time zone; inclusive
+    end: dt.datetime  # exclusive
+
+    @property
+    def title(self) -> str:
+        if self.kind == "monthly":
+            return f"{self.start.year}年{self.start.month}月投诉统计月报"
+        year, week, _ = self.start.isocalendar()
+        return f"{year}年第{week}周投诉统计周报"
+
+    @property
+    def range_text(self) -> str:
+        last = (self.end - dt.timedelta(days=1)).date()
+        return f"{self.start.date().isoformat()} 至 {last.isoformat()}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        zone = self.start.tzinfo
+        return zone if isinstance(zone, ZoneInfo) else ZoneInfo("Asia/Shanghai")
+
+    @property
+    def slug(self) -> str:
+        return f"{self.kind}-{self.label}"
+
+    def previous(self) -> Period:
+        before = self.start - dt.timedelta(days=1)
+        return period_containing(self.kind, before, self.start.tzinfo)
+
+
+def _tz(zone: dt.tzinfo | str | None) -> dt.tzinfo:
+    return ZoneInfo(zone) if isinstance(zone, str) else (zone or ZoneInfo("Asia/Shanghai"))
+
+
+def monthly(text: str, zone: dt.tzinfo | str | None) -> Period:
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+    if not match or not 1 <= int(match[2]) <= 12:
+        raise ReportError(f"'{text}' is not a month; write it as YYYY-MM, e.g. 2026-11")
+    tz = _tz(zone)
+    year, month = int(match[1]), int(match[2])
+    start = dt.datetime(year, month, 1, tzinfo=tz)
+    end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
+    return Period("monthly", f"{year:04d}-{month:02d}", start, end)
+
+
+def weekly(text: str, zone: dt.tzinfo | str | None) -> Period:
+    match = re.fullmatch(r"(\d{4})-W(\d{2})", text.strip())
+    if not match:
+        raise ReportError(f"'{text}' is not an ISO week; write it as YYYY-Www, e.g. 2026-W47")
+    try:
+        monday = dt.date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError as exc:
+        raise ReportError(f"'{text}' is not an ISO week: {exc}") from exc
+    tz = _tz(zone)
+    start = dt.datetime.combine(monday, dt.time(), tz)
+    return Period("weekly", f"{int(match[1]):04d}-W{int(match[2]):02d}", start, start + dt.timedelta(days=7))
+
+
+def period_containing(kind: Kind, moment: dt.datetime, zone: dt.tzinfo | str | None) -> Period:
+    local = moment.astimezone(_tz(zone))
+    if kind == "monthly":
+        return monthly(f"{local.year:04d}-{local.month:02d}", zone)
+    year, week, _ = local.isocalendar()
+    return weekly(f"{year:04d}-W{week:02d}", zone)
+
+
+def parse_period(kind: str, text: str, zone: dt.tzinfo | str | None) -> Period:
+    if kind == "monthly":
+        return monthly(text, zone)
+    if kind == "weekly":
+        return weekly(text, zone)
+    raise ReportError(f"'{kind}' is not a report kind (weekly, monthly)")
+
+
+def last_complete(kind: Kind, now: dt.datetime, zone: dt.tzinfo | str | None) -> Period:
+    """The last period that ended before ``now`` (what a scheduled run reports on)."""
+    return period_containing(kind, now, zone).previous()
+
+
+# --- the figures ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of the report: the same rows in the artifact, the HTML, a sheet of the workbook and the mail."""
+
+    key: str  # artifact key and sheet order
+    title: str  # zh-CN, also the sheet's name
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    note: str = ""
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def column(self, name: str) -> list[Any]:
+        index = self.columns.index(name)
+        return [row[index] for row in self.rows]
+
+
+@dataclass(frozen=True)
+class Figures:
+    period: Period
+    previous: Period
+    as_of: dt.datetime
+    total: int
+    reopened: int
+    tables: tuple[Table, ...]
+    pending: tuple[tuple[str, str], ...] = PENDING_SECTIONS
+    headline: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, key: str) -> Table:
+        return next(t for t in self.tables if t.key == key)
+
+
+def share(part: int, whole: int) -> float:
+    """A percentage with one decimal (0.0 for an empty whole)."""
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+# --- SQL -------------------------------------------------------------------------------------------------
+
+
+def _epoch(dialect: str, column: str) -> str:
+    if dialect == "postgresql":
+        return f"extract(epoch from {column})::float8"
+    return f"((julianday({column}) - 2440587.5) * 86400.0)"
+
+
+def _first_department(dialect: str) -> str:
+    if dialect == "postgresql":
+        return "(e.data -> 'departments' ->> 0)"
+    return "json_extract(e.data, '$.departments[0]')"
+
+
+def _params(period: Period, as_of: dt.datetime) -> list[Any]:
+    return [
+        bindparam("start", period.start, type_=UTCDateTime()),
+        bindparam("end", period.end, type_=UTCDateTime()),
+        bindparam("as_of", as_of, type_=UTCDateTime()),
+    ]
+
+
+IN_PERIOD = "c.received_at >= :start AND c.received_at < :end"
+
+
+def _query(connection: Connection, sql: str, period: Period, as_of: dt.datetime) -> list[tuple[Any, ...]]:
+    used = [p for p in _params(period, as_of) if f":{p.key}" in sql]
+    return [tuple(row) for row in connection.execute(text(sql).bindparams(*used)).all()]
+
+
+def count_dimensions(connection: Connection, period: Period, as_of: dt.datetime) -> pd.DataFrame:
+    """Complaints of the period by severity, category and channel, with how many were reopened."""
+    rows = _query(
+        connection,
+        f"SELECT c.severity, c.category, c.channel, COUNT(*), SUM(CASE WHEN c.reopen_count > 0 THEN 1 ELSE 0 END) "  # noqa: S608 - constant SQL; values are bound
+        f"FROM complaints c WHERE {IN_PERIOD} GROUP BY c.severity, c.category, c.channel",
+        period,
+        as_of,
+    )
+    frame = pd.DataFrame(rows, columns=["severity", "category", "channel", "n", "reopened"])
+    frame["category"] = frame["category"].fillna(UNCATEGORISED)
+    return frame.astype({"n": "int64", "reopened": "int64"})
+
+
+def count_departments(connection: Connection, period: Period, as_of: dt.datetime) -> pd.DataFrame:
+    dialect = connection.dialect.name
+    rows = _query(
+        connection,
+        f"SELECT {_first_department(dialect)} AS department, COUNT(*) FROM complaints c "  # noqa: S608 - constant SQL; values are bound
+        "LEFT JOIN (SELECT f.complaint_id, MIN(f.id) AS first_id FROM case_events f "
+        "  JOIN complaints c ON c.id = f.complaint_id "
+        f"  WHERE f.action = 'investigate' AND f.at <= :as_of AND {IN_PERIOD} GROUP BY f.complaint_id) i "
+        "ON i.complaint_id = c.id LEFT JOIN case_events e ON e.id = i.first_id "
+        f"WHERE {IN_PERIOD} GROUP BY department",
+        period,
+        as_of,
+    )
+    frame = pd.DataFrame(rows, columns=["department", "n"])
+    frame["department"] = frame["department"].fillna(NO_DEPARTMENT)
+    grouped: pd.DataFrame = frame.groupby("department", as_index=False).agg(n=("n", "sum"))
+    return grouped.astype({"n": "int64"})
+
+
+def count_milestones(connection: Connection, period: Period, as_of: dt.datetime) -> pd.DataFrame:
+    """Per severity and milestone: met on time, met late, breached, not yet due (as of ``as_of``)."""
+    met = "m.met_at IS NOT NULL AND m.met_at <= :as_of"
+    rows = _query(
+        connection,
+        "SELECT c.severity, m.milestone, "  # noqa: S608 - constant SQL; values are bound
+        f"SUM(CASE WHEN {met} AND (m.due_at IS NULL OR m.met_at <= m.due_at) THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN {met} AND m.met_at > m.due_at THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN NOT ({met}) AND m.due_at <= :as_of THEN 1 ELSE 0 END), "
+        "COUNT(*) FROM milestones m JOIN complaints c ON c.id = m.complaint_id "
+        f"WHERE {IN_PERIOD} GROUP BY c.severity, m.milestone",
+        period,
+        as_of,
+    )
+    frame = pd.DataFrame(rows, columns=["severity", "milestone", "on_time", "late", "breached", "total"])
+    frame = frame.astype({c: "int64" for c in ("on_time", "late", "breached", "total")})
+    return apply_pauses(frame, paused_milestones(connection, period, as_of), as_of)
+
+
+# ---- HOOK: paused time (another part of Kefu is adding a pause ledger) -----------------------------------
+# ``paused_milestones`` returns one row per milestone that was paused — columns severity, milestone, due_ns,
+# met_ns (NaN: unmet), paused_ns — and ``apply_pauses`` moves each such milestone from the bucket its stored due
+# time put it in to the one its due time plus the paused time puts it in. Until a ledger exists nothing is paused:
+# the hook returns no rows. When it lands, read the ledger here with one SQL query (vectorised, like the rest).
+PAUSE_COLUMNS = ["severity", "milestone", "due_ns", "met_ns", "paused_ns"]
+
+
+def paused_milestones(connection: Connection, period: Period, as_of: dt.datetime) -> pd.DataFrame:
+    """HOOK: the period's paused milestones (none until Kefu records pauses)."""
+    return pd.DataFrame(columns=PAUSE_COLUMNS)
+
+
+def _bucket(due_ns: pd.Series, met_ns: pd.Series, as_of_ns: int) -> pd.Series:
+    met = met_ns.notna() & (met_ns <= as_of_ns)
+    on_time = met & (due_ns.isna() | (met_ns <= due_ns))
+    late = met & ~on_time
+    breached = ~met & due_ns.notna() & (due_ns <= as_of_ns)
+    return pd.Series(
+        np.select([on_time, late, breached], ["on_time", "late", "breached"], "not_due"), index=due_ns.index
+    )
+
+
+def apply_pauses(counts: pd.DataFrame, paused: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
+    """Move paused milestones to the bucket their paused-adjusted due time gives (the hook's other half)."""
+    if paused.empty:
+        return counts
+    as_of_ns = int(pd.Timestamp(as_of).value)
+    before = _bucket(paused["due_ns"], paused["met_ns"], as_of_ns)
+    after = _bucket(paused["due_ns"] + paused["paused_ns"], paused["met_ns"], as_of_ns)
+    counts = counts.set_index(["severity", "milestone"])
+    for buckets, sign in ((before, -1), (after, 1)):
+        moved = pd.crosstab([paused["severity"], paused["milestone"]], buckets)
+        for column in ("on_time", "late", "breached"):
+            if column in moved:
+                counts[column] = counts[column].add(sign * moved[column], fill_value=0).astype("int64")
+    return counts.reset_index()
+
+
+SEVERITY_CODES = {s.value: i for i, s in enumerate(Severity)}  # small integers: cheap to fetch and group
+
+
+def fetch_durations(connection: Connection, period: Period, as_of: dt.datetime) -> pd.DataFrame:
+    """Every first contact and resolution met in the cohort: the complaint, its severity (``SEVERITY_CODES``),
+    whether it is the resolution (1) or a first contact (0), whether its milestone counts working time (1), and its
+    start and end (seconds since the epoch). Codes, not words: a million rows of strings cost seconds to group."""
+    dialect = connection.dialect.name
+    wanted = ", ".join(f"'{m}'" for m in (*FIRST_CONTACT, MilestoneId.RESOLUTION.value))
+    severity = " ".join(f"WHEN '{code}' THEN {n}" for code, n in SEVERITY_CODES.items())
+    working = ", ".join(f"'{u}'" for u in WORKING_UNITS)
+    rows = _query(
+        connection,
+        f"SELECT c.id, CASE c.severity {severity} END, "  # noqa: S608 - constant SQL; values are bound
+        f"CASE WHEN m.milestone = '{MilestoneId.RESOLUTION.value}' THEN 1 ELSE 0 END, "
+        f"CASE WHEN m.unit IN ({working}) THEN 1 ELSE 0 END, "
+        f"{_epoch(dialect, 'c.received_at')}, {_epoch(dialect, 'm.met_at')} "
+        "FROM milestones m JOIN complaints c ON c.id = m.complaint_id "
+        f"WHERE {IN_PERIOD} AND m.milestone IN ({wanted}) AND m.met_at IS NOT NULL AND m.met_at <= :as_of",
+        period,
+        as_of,
+    )
+    return pd.DataFrame(rows, columns=["complaint", "severity", "resolution", "working", "start_s", "end_s"])
+
+
+# --- from the SQL results to the tables -----------------------------------------------------------------
+
+
+def _with_total(
+    frame: pd.DataFrame, label: str, names: Sequence[str], total: int, *, count: str = "投诉数"
+) -> tuple[tuple[Any, ...], ...]:
+    rows = [(name, int(n), share(int(n), total)) for name, n in zip(names, frame["n"], strict=True)]
+    rows.append((TOTAL, int(frame["n"].sum()), share(int(frame["n"].sum()), total)))
+    return tuple(rows)
+
+
+def _counted(frame: pd.DataFrame, column: str, order: Sequence[str] | None = None) -> pd.DataFrame:
+    grouped: pd.DataFrame = frame.groupby(column, as_index=False).agg(n=("n", "sum"))
+    if order is not None:
+        rank = {value: i for i, value in enumerate(order)}
+        grouped["rank"] = grouped[column].map(lambda v: rank.get(v, len(rank)))
+        return grouped.sort_values(["rank", column]).drop(columns="rank")
+    return grouped.sort_values(["n", column], ascending=[False, True])
+
+
+def durations_table(frame: pd.DataFrame, policy: Policy, calendar: WorkCalendar) -> Table:
+    columns = ("投诉等级", "指标", "计时方式", "件数", "中位数（小时）", "P90（小时）")
+    names = {s: r.name for s, r in policy.complaints.severities.items()}
+    if frame.empty:
+        return Table("durations", "处理时长", columns, (), note="本期没有已完成的首次联系或处理。")
+    # the first contact of a complaint that has two (reclassified): the earlier one
+    frame = frame.sort_values("end_s", kind="stable").drop_duplicates(["complaint", "resolution"])
+    start_ns = (frame["start_s"].to_numpy(dtype=np.float64) * 1e9).round().astype(np.int64)
+    end_ns = (frame["end_s"].to_numpy(dtype=np.float64) * 1e9).round().astype(np.int64)
+    working = frame["working"].to_numpy() == 1
+    clock_hours = (end_ns - start_ns) / NS_PER_HOUR
+    work_hours = calendar.working_ns_between(start_ns, end_ns) / NS_PER_HOUR
+    frame = frame.assign(hours=np.where(working, work_hours, clock_hours))
+    stats = frame.groupby(["severity", "resolution", "working"])["hours"].agg(
+        n="size", median="median", p90=lambda h: float(np.percentile(h, 90))
+    )
+    severities = list(Severity)
+    rows = [
+        (
+            names[severities[int(sev)]],
+            "完成处理" if resolution else "首次联系",
+            WORKING if work else CLOCK,
+            int(r["n"]),
+            round(float(r["median"]), 2),
+            round(float(r["p90"]), 2),
+        )
+        for (sev, resolution, work), r in stats.sort_index().iterrows()
+    ]
+    return Table("durations", "处理时长", columns, tuple(rows), note="P90：90%的投诉在此时长内完成（线性插值）。")
+
+
+def milestone_name(policy: Policy, severity: Severity, milestone: str) -> str:
+    if milestone == MilestoneId.CALLBACK.value:
+        return policy.complaints.callback.name
+    for rule in policy.complaints.severities[severity].milestones:
+        if rule.id.value == milestone:
+            return rule.name
+    return milestone
+
+
+def sla_table(counts: pd.DataFrame, policy: Policy) -> Table:
+    columns = ("投诉等级", "时限节点", "按时达成", "超时达成", "超时未达成", "未到期", "合计", "按时率（%）")
+    names = {s: r.name for s, r in policy.complaints.severities.items()}
+    order: dict[tuple[str, str], int] = {}
+    for severity, rule in policy.complaints.severities.items():
+        for milestone in [*rule.milestones, policy.complaints.callback]:
+            order.setdefault((severity.value, milestone.id.value), len(order))
+    counts = counts.assign(
+        rank=[order.get((s, m), len(order)) for s, m in zip(counts["severity"], counts["milestone"], strict=True)]
+    )
+    rows: list[tuple[Any, ...]] = []
+    ordered = counts.sort_values("rank")
+    columns_in_order = ("severity", "milestone", "on_time", "late", "breached", "total")
+    for code, milestone, on_time, late, breached, total in zip(
+        *(ordered[c].tolist() for c in columns_in_order), strict=True
+    ):
+        severity = Severity(code)
+        decided = int(on_time + late + breached)
+        rows.append(
+            (
+                names[severity],
+                milestone_name(policy, severity, str(milestone)),
+                int(on_time),
+                int(late),
+                int(breached),
+                int(total - decided),
+                int(total),
+                share(int(on_time), decided),
+            )
+        )
+    sums = [sum(int(row[i]) for row in rows) for i in range(2, 7)]
+    rows.append((TOTAL, "", *sums, share(sums[0], sums[0] + sums[1] + sums[2])))
+    return Table(
+        "sla",
+        "时限达成情况",
+        columns,
+        tuple(rows),
+        note="按时率 = 按时达成 ÷（按时达成 + 超时达成 + 超时未达成）；未到期的节点不计入。",
+    )
+
+
+def causes_table(current: pd.DataFrame, previous: pd.DataFrame, top: int) -> Table:
+    columns = ("排名", "原因分类", "本期", "上期", "变化", "变化率（%）")
+    now = current.groupby("category")["n"].sum()
+    before = previous.groupby("category")["n"].sum() if not previous.empty else pd.Series(dtype="int64")
+    both = pd.DataFrame({"now": now, "before": before}).fillna(0).astype("int64")
+    both = both.reset_index(names="category").sort_values(["now", "before", "category"], ascending=[False, False, True])
+    ranked = both[both["now"] > 0].head(top)
+    rest = both.drop(ranked.index)
+    rows: list[tuple[Any, ...]] = []
+
+    def change(now_n: int, before_n: int) -> float | str:
+        return round(100.0 * (now_n - before_n) / before_n, 1) if before_n else "—"
+
+    ranked_rows = zip(ranked["category"].tolist(), ranked["now"].tolist(), ranked["before"].tolist(), strict=True)
+    for rank, (category, now_n, before_n) in enumerate(ranked_rows, start=1):
+        rows.append(
+            (rank, category, int(now_n), int(before_n), int(now_n - before_n), change(int(now_n), int(before_n)))
+        )
+    if not rest.empty:
+        n, b = int(rest["now"].sum()), int(rest["before"].sum())
+        rows.append(("", OTHER_CAUSES, n, b, n - b, change(n, b)))
+    n, b = int(both["now"].sum()), int(both["before"].sum())
+    rows.append(("", TOTAL, n, b, n - b, change(n, b)))
+    return Table(
+        "causes",
+        "主要投诉原因",
+        columns,
+        tuple(rows),
+        note=f"按原因分类（投诉类别）排名前{top}位，其余计入「其他」；上期为前一个同类统计周期。",
+    )
+
+
+Progress = Callable[[str], None]
+
+
+def _silent(_stage: str) -> None:
+    return None
+
+
+def compute(
+    connection: Connection,
+    policy: Policy,
+    calendar: WorkCalendar,
+    period: Period,
+    *,
+    now: dt.datetime,
+    progress: Progress = _silent,
+) -> Figures:
+    """Every figure of the period's report, in one pass over the database (a handful of aggregate queries)."""
+    as_of = min(period.end, now)
+    previous = period.previous()
+    progress("counting complaints")
+    dims = count_dimensions(connection, period, as_of)
+    before = count_dimensions(connection, previous, min(previous.end, now))
+    total = int(dims["n"].sum())
+    reopened = int(dims["reopened"].sum())
+    progress("counting departments")
+    departments = count_departments(connection, period, as_of)
+    progress("checking milestones")
+    milestones = count_milestones(connection, period, as_of)
+    progress("measuring durations")
+    durations = durations_table(fetch_durations(connection, period, as_of), policy, calendar)
+
+    severity_names = {s.value: r.name for s, r in policy.complaints.severities.items()}
+    by_severity = _counted(dims, "severity", [s.value for s in Severity])
+    by_channel = _counted(dims, "channel", [c.value for c in Channel])
+    by_category = _counted(dims, "category")
+    by_department = departments.sort_values(["n", "department"], ascending=[False, True])
+    share_columns = ("投诉数", "占比（%）")
+    tables = (
+        Table(
+            "severity",
+            "按投诉等级",
+            ("投诉等级", *share_columns),
+            _with_total(by_severity, "severity", [severity_names[s] for s in by_severity["severity"]], total),
+        ),
+        Table(
+            "category",
+            "按投诉类别",
+            ("投诉类别", *share_columns),
+            _with_total(by_category, "category", list(by_category["category"]), total),
+        ),
+        Table(
+            "channel",
+            "按受理渠道",
+            ("受理渠道", *share_columns),
+            _with_total(by_channel, "channel", [CHANNEL_ZH[Channel(c)] for c in by_channel["channel"]], total),
+        ),
+        Table(
+            "department",
+            "按责任部门",
+            ("责任部门", *share_columns),
+            _with_total(by_department, "department", list(by_department["department"]), total),
+            note="责任部门：首轮调查填写的第一个参与部门；尚未调查的投诉单列。",
+        ),
+        sla_table(milestones, policy),
+        durations,
+        Table(
+            "reopen",
+            "重新处理（重开）",
+            ("投诉数", "重开的投诉数", "重开率（%）"),
+            ((total, reopened, share(reopened, total)),),
+            note="重开：回访时客户不满意，投诉重新处理。",
+        ),
+        causes_table(dims, before, policy.reports.top_causes),
+    )
+    sla = tables[4].rows[-1]
+    headline = {
+        "投诉总数": total,
+        "按时率（%）": sla[-1],
+        "重开率（%）": share(reopened, total),
+        "上期投诉总数": int(before["n"].sum()),
+    }
+    progress("figures ready")
+    return Figures(period, previous, as_of, total, reopened, tables, headline=headline)
