@@ -126,10 +126,10 @@ class Settings(BaseSettings):
     )
 
     case_page_url: str = Field(
-        default="http://127.0.0.1:8000/desk/cases/{case_no}",
-        description="Where Kefu's own case page (full details, behind staff sign-in) is, '{case_no}' standing for "
-        "the case number: the summary above each step's form links to it. The page and the sign-in are not built "
-        "yet; until then the summary also names `kefu case show`.",
+        default="http://127.0.0.1:8100/cases/{case_no}",
+        description="Where Kefu's own case page is (the operators' entrance, behind staff sign-in: the customer by "
+        "role, milestones, the timeline), '{case_no}' standing for the case number: the summary above each step's "
+        "form links to it.",
     )
 
     # --- The customer's own answers (issue 13): where the links in customer messages lead.

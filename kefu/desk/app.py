@@ -298,6 +298,34 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         steps, roles = await run_in_threadpool(read)
         return page("start.html", title="我的待办", person=person, steps=steps, roles=roles or "无角色")
 
+    @pages.get("/cases", response_class=HTMLResponse)
+    async def find_cases(q: str = "", person: Signed = Depends(ready)) -> Response:  # noqa: B008
+        from kefu.desk.cases import search_cases
+
+        def read() -> list[Any]:
+            with unit_of_work(the_engine) as session:
+                reader = session.get(Staff, person.staff_id)
+                return search_cases(session, reader, q, current_policy()) if reader is not None else []
+
+        hits = await run_in_threadpool(read) if q.strip() else []
+        if len(hits) == 1 and q.strip():
+            return RedirectResponse(f"/cases/{hits[0].case_no}", status_code=303)
+        return page("search.html", title="查找案件", person=person, q=q[:100], hits=hits, searched=bool(q.strip()))
+
+    @pages.get("/cases/{case_no}", response_class=HTMLResponse)
+    async def show_case(case_no: str, person: Signed = Depends(ready)) -> Response:  # noqa: B008
+        from kefu.desk.cases import case_page
+
+        def read() -> Any:
+            with unit_of_work(the_engine) as session:  # commits the access log's row of a full reading
+                reader = session.get(Staff, person.staff_id)
+                return case_page(session, reader, case_no, current_policy(), now()) if reader is not None else None
+
+        view = await run_in_threadpool(read)
+        if view is None:
+            return page("search.html", 404, title="查找案件", person=person, q=case_no[:100], hits=[], searched=True)
+        return page("case.html", title=f"案件 {view.case_no}", person=person, case=view)
+
     if settings.mail_sink_enabled or settings.sms_provider == "sink":  # the embedded default's local sinks
         pages.include_router(outbox_router(settings, the_engine), dependencies=[Depends(ready)])
     pages.mount("/static/desk", StaticFiles(directory=STATIC), name="desk-static")

@@ -198,7 +198,7 @@ def render_step_summary(
     lines += [
         "",
         f"客户姓名和联系方式不在此显示（电话等个人信息已隐去）。完整资料见 [Kefu 案件页]({case_page(case_no)})"
-        f"（需登录；案件页与登录功能尚在建设中，目前请在服务器上运行 `kefu case show {case_no}`）。"
+        "（需登录员工入口）。"
         "表单内容所有能打开 Prefect 的人都看得到：请勿在表单中填写客户的电话、证件号码、地址等个人信息。",
         "",
         f"摘要生成于 {local_time(now)}。",
