@@ -251,6 +251,55 @@ class ComplaintPolicy(BaseModel):
     key_account_overrides: dict[Severity, dict[MilestoneId, Duration]] = Field(default_factory=dict)
     callback: CallbackRule
     classification: ClassificationRule
+    # --- fidelity (issue 13): raising the severity never makes a promise to the customer later ---
+    never_later: dict[str, list[MilestoneId]] = Field(
+        default_factory=dict,
+        description="Commitments to the customer (name -> the milestones that make it, e.g. first_explanation: "
+        "[solution, progress_update, preliminary_plan]): a case's due time for one of them is the earliest its own "
+        "severity and every lower severity would give; a severity without such a milestone takes the lower one's.",
+    )
+
+    @model_validator(mode="after")
+    def _never_later_customer_facing(self) -> ComplaintPolicy:
+        seen: dict[MilestoneId, str] = {}
+        for name, ids in self.never_later.items():
+            if not ids:
+                raise ValueError(f"never_later.{name}: name at least one milestone")
+            for milestone in ids:
+                if milestone in seen:
+                    raise ValueError(f"never_later: '{milestone.value}' is in both '{seen[milestone]}' and '{name}'")
+                seen[milestone] = name
+                rules = [r for s in self.severities.values() for r in s.milestones if r.id is milestone]
+                if not rules:
+                    raise ValueError(f"never_later.{name}: no severity has a milestone '{milestone.value}'")
+                if any(not r.customer_facing for r in rules):
+                    raise ValueError(
+                        f"never_later.{name}: '{milestone.value}' is not customer-facing; only promises to the "
+                        "customer are kept from a lower severity"
+                    )
+                if any(r.due == PROMISED for r in rules):
+                    raise ValueError(f"never_later.{name}: '{milestone.value}' has no duration ('promised')")
+        return self
+
+    def commitment_of(self, milestone: MilestoneId) -> str | None:
+        """The never-later commitment a milestone makes (``never_later``), or None."""
+        return next((name for name, ids in self.never_later.items() if milestone in ids), None)
+
+    def lower_severities(self, severity: Severity) -> list[Severity]:
+        """The severities below ``severity``, nearest first."""
+        order = list(Severity)
+        return list(reversed(order[: order.index(severity)]))
+
+    def candidate_rules(self, severity: Severity, key_account: bool) -> list[tuple[Severity, MilestoneRule]]:
+        """A severity's own rules, each with its key-account target as a second candidate (key-account targets
+        only ever tighten: the planner takes the earlier of the two due times)."""
+        overrides = self.key_account_overrides.get(severity, {}) if key_account else {}
+        found: list[tuple[Severity, MilestoneRule]] = []
+        for rule in self.severities[severity].milestones:
+            found.append((severity, rule))
+            if rule.id in overrides:
+                found.append((severity, rule.model_copy(update={"due": overrides[rule.id]})))
+        return found
 
     @model_validator(mode="after")
     def _complete(self) -> ComplaintPolicy:

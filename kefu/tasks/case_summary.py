@@ -135,7 +135,8 @@ def render_step_summary(
 ) -> str:
     """The markdown shown above the form of ``step`` (named ``title``) of ``complaint``."""
     case_no = complaint.case_no
-    lines = [f"### {title} · 投诉 {case_no}", ""]
+    urgent = "【紧急投诉】" if complaint.urgent else ""  # seed 003 §3.1: every summary of an urgent case says so
+    lines = [f"### {urgent}{title} · 投诉 {case_no}", ""]
     refusal = last_refusal(session, complaint, step)
     if refusal:
         lines += [f"> **上次提交未被接受**：{refusal}。请修改后重新提交。", ""]

@@ -182,7 +182,7 @@ async def test_a_gateway_reads_the_status_without_personal_data(client: httpx.As
     body = response.json()
     assert body["case_no"] == case_no and body["urgent"] is True
     assert body["severity"] == "important"  # urgent raises a case to important (policy)
-    assert body["next_commitment"]["milestone"] == "progress_update"
+    assert body["next_commitment"]["milestone"] == "first_contact"  # raising the severity never makes it later
     assert "13800138000" not in response.text and "张三" not in response.text
     missing = await client.get("/api/v1/complaints/KF20261123-09999", headers=AUTH)
     assert missing.status_code == 404
