@@ -205,6 +205,14 @@ class ClassificationRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    seed_examples: dict[Severity, list[str]] = Field(
+        default_factory=dict,
+        description="The seed's own examples of each severity (seed 003 §3.2, its exact words): a complaint naming "
+        "one is proposed at least that severity.",
+    )
+    general_keywords: list[str] = Field(
+        default_factory=list, description="Words of a general complaint (recorded as the proposal's reason)."
+    )
     major_keywords: list[str] = Field(default_factory=list)
     important_keywords: list[str] = Field(default_factory=list)
     important_order_amount: float = Field(
@@ -330,6 +338,9 @@ class ComplaintPolicy(BaseModel):
         """
         rules = self.classification
         proposed: list[tuple[Severity, str]] = [(Severity.GENERAL, "default")]
+        for example_of, words in rules.seed_examples.items():
+            proposed += [(example_of, f"example:{w}") for w in words if w in content]
+        proposed += [(Severity.GENERAL, f"keyword:{w}") for w in rules.general_keywords if w in content]
         proposed += [(Severity.MAJOR, f"keyword:{w}") for w in rules.major_keywords if w in content]
         proposed += [(Severity.IMPORTANT, f"keyword:{w}") for w in rules.important_keywords if w in content]
         amount = Decimal(str(order_amount or 0))
@@ -602,6 +613,34 @@ class Policy(BaseModel):
     backups: BackupPolicy
     letters: LetterPolicy = Field(default_factory=LetterPolicy)
     roles: RolePolicy
+    # --- fidelity (issue 13): where each rule comes from ---
+    sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Policy key (dotted, e.g. 'escalation.ladder') -> 'seed NNN §x' (the seed's own rule) or "
+        "'company' (a company setting: the seeds state no value). `kefu policy check` lists the company settings.",
+    )
+
+    @model_validator(mode="after")
+    def _sources_known(self) -> Policy:
+        for key, source in self.sources.items():
+            if not SOURCE.fullmatch(source):
+                raise ValueError(
+                    f"sources.{key}: '{source}' is neither 'company' nor 'seed NNN §x' (e.g. 'seed 003 §3.2')"
+                )
+            try:
+                policy_value(self, key)
+            except KeyError:
+                raise ValueError(f"sources.{key}: the policy has no such key") from None
+        unmarked = [key for key in MUST_NAME_SOURCE if key not in self.sources]
+        if unmarked:
+            raise ValueError(
+                f"sources: say whether these come from a seed or are company settings: {', '.join(unmarked)}"
+            )
+        return self
+
+    def company_settings(self) -> dict[str, Any]:
+        """The values the seeds do not state (``sources: company``), by key."""
+        return {key: policy_value(self, key) for key, source in self.sources.items() if source == COMPANY}
 
     @field_validator("timezone")
     @classmethod
@@ -622,6 +661,37 @@ class Policy(BaseModel):
             if after.start < before.end:
                 raise ValueError(f"business windows {before} and {after} overlap")
         return ordered
+
+
+COMPANY = "company"
+SOURCE = re.compile(r"company|seed \d{3}( §[0-9A-Za-z.()（）一二三四五六七八九十]+)?")
+# Rules the seeds do not give a value for: the policy file must say where each one comes from (issue 13).
+MUST_NAME_SOURCE = (
+    "complaints.classification.seed_examples",
+    "complaints.classification.general_keywords",
+    "complaints.classification.important_keywords",
+    "complaints.classification.major_keywords",
+    "complaints.classification.important_order_amount",
+    "complaints.classification.major_order_amount",
+    "complaints.classification.urgent_keywords",
+    "complaints.key_account_overrides",
+    "escalation.warn_at_percent",
+    "escalation.ladder",
+    "escalation.reminder_interval",
+)
+
+
+def policy_value(policy: BaseModel, key: str) -> Any:
+    """The value at a dotted key of the policy (``complaints.classification.major_keywords``); KeyError if none."""
+    value: Any = policy
+    for part in key.split("."):
+        if isinstance(value, BaseModel) and part in type(value).model_fields:
+            value = getattr(value, part)
+        elif isinstance(value, dict) and part in {str(k) for k in value}:
+            value = next(v for k, v in value.items() if str(k) == part)
+        else:
+            raise KeyError(key)
+    return value
 
 
 class PolicyError(Exception):

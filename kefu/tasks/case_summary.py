@@ -66,6 +66,8 @@ def rule_reason(why: str) -> str:
     kind, _, value = why.partition(":")
     if kind == "keyword":
         return f"内容含「{value}」"
+    if kind == "example":
+        return f"内容含制度示例「{value}」"
     if why.startswith("order_amount>="):
         return f"订单金额不低于 {Decimal(why.removeprefix('order_amount>=')):,.0f} 元"
     return {"key_account": "重点客户", "urgent": "紧急投诉"}.get(why, why)
