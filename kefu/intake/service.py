@@ -27,6 +27,7 @@ from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Severity
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from kefu.models.people import INDEX_PHONES, CommunicationRecord, Customer, CustomerPhone
 from kefu.models.policy import Policy
+from kefu.tasks.case_policy import keep_snapshot
 
 CASE_PREFIX = "KF"
 
@@ -297,6 +298,7 @@ def register_complaints(
     persons = {i: people.of(intakes[i].submission) for i in fresh}
     people.save(db, now)
     case_nos = _take_case_numbers(db, [intakes[i].received_at for i in fresh], policy.timezone)
+    followed = keep_snapshot(session, policy) if fresh else None  # the policy each case follows, stamped on it
 
     rows: list[dict[str, Any]] = []
     made: dict[int, Registration] = {}
@@ -335,6 +337,8 @@ def register_complaints(
                 "content": s.content,
                 "preferred_contact_time": s.preferred_contact_time,
                 "reopen_count": 0,
+                "policy_version": policy.version,
+                "policy_hash": followed,
                 "created_at": now,
                 "updated_at": now,
             }

@@ -590,6 +590,12 @@ class RolePolicy(BaseModel):
             raise ValueError(f"no role may answer step(s) {', '.join(nobody)}")
         return steps
 
+    policy_replan: list[Role] = Field(
+        default=[Role.SUPERVISOR, Role.SENIOR_MANAGER, Role.ADMIN],
+        min_length=1,
+        description="Who may move the open cases to an edited policy (`kefu policy replan --as`).",
+    )
+
     def may_answer(self, step: str) -> list[Role]:
         """The roles that may answer ``step``; none for a step the policy does not list (nobody may)."""
         return self.complaint_steps.get(step, [])

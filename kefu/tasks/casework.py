@@ -22,7 +22,8 @@ from kefu.models.enums import ComplaintStatus, CustomerTier, MilestoneId, Role, 
 from kefu.models.people import Staff, StaffRole
 from kefu.models.policy import Policy, current_policy
 from kefu.tasks.case_notices import send_acknowledgement, send_case_notice
-from kefu.worktime import WorkCalendar, plan_complaint_milestones
+from kefu.tasks.case_policy import followed_policy, stamp
+from kefu.worktime import WorkCalendar, calendar_for, plan_complaint_milestones
 
 Clock = Callable[[], dt.datetime]
 
@@ -175,7 +176,13 @@ def propose_severity(policy: Policy, complaint: Complaint) -> tuple[Severity, li
 
 
 def plan_milestones(session: Session, complaint: Complaint, policy: Policy, calendar: WorkCalendar) -> None:
-    """Create or recompute the case's milestones from receipt time. Met milestones are never moved."""
+    """Create or recompute the case's milestones from receipt time. Met milestones are never moved.
+
+    The milestones follow the policy stamped on the case (``case_policy.followed_policy``), not a policy file
+    edited since: only ``kefu policy replan`` moves an open case to another policy."""
+    followed = followed_policy(session, complaint, policy)
+    if followed is not policy:
+        policy, calendar = followed, calendar_for(followed)
     plan = plan_complaint_milestones(
         policy,
         calendar,
@@ -219,6 +226,8 @@ def register_case(
 ) -> Complaint:
     """Idempotent: the first receiver owns the case (首问责任制); milestones come from the policy."""
     complaint = get_case(session, case_no)
+    if complaint.policy_hash is None:
+        stamp(session, complaint, policy)
     if complaint.owner_id is None and owner_id is not None:
         complaint.owner_id = owner_id
         session.flush()

@@ -4,19 +4,30 @@ receiver's ownership and handovers, the paused clock — against a real database
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from kefu.models.complaints import CaseEvent, Complaint
+from kefu.intake.service import register_complaint
+from kefu.intake.validation import Submission
+from kefu.models.complaints import CaseEvent, Complaint, PolicySnapshot
+from kefu.models.enums import Channel, Role
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Staff
-from kefu.models.policy import Policy
+from kefu.models.policy import Duration, MilestoneId, Policy, Severity, SeverityRule, Unit
+from kefu.settings import DEFAULT_POLICY_FILE
+from kefu.tasks.case_policy import policy_hash
 from kefu.tasks.case_summary import render_step_summary
-from kefu.tasks.casework import register_case
-from kefu.worktime import WorkCalendar
+from kefu.tasks.casework import promise_resolution, register_case
+from kefu.tasks.replan import open_cases_changed, replan_open_cases
+from kefu.worktime import WorkCalendar, calendar_for
 from tests.support.clock import SHANGHAI
 from tests.support.factories import MakeComplaint
+
+KEFU = str(Path(sys.executable).parent / "kefu")
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 11) -> dt.datetime:
@@ -47,3 +58,116 @@ def test_an_urgent_case_tells_the_supervisor_by_mail_at_intake_and_every_summary
         assert summary.startswith(f"### 【紧急投诉】{title} · 投诉 {urgent.case_no}")
         plain = render_step_summary(db, policy, ordinary, step=step, title=title, meets=(), now=at(2, 10))
         assert "紧急投诉】" not in plain
+
+
+# --- the policy on each case ----------------------------------------------------------------------------------
+
+
+def tighter(policy: Policy) -> Policy:
+    """The same policy after an operator's edit: general complaints contacted within 12 hours, not 24."""
+    return policy.model_copy(
+        update={"complaints": policy.complaints.model_copy(update={"severities": _general_first_contact(policy)})}
+    )
+
+
+def _general_first_contact(policy: Policy) -> dict[Severity, SeverityRule]:
+    severities = dict(policy.complaints.severities)
+    general = severities[Severity.GENERAL]
+    rules = [
+        r.model_copy(update={"due": Duration(amount=12, unit=Unit.HOURS)}) if r.id is MilestoneId.FIRST_CONTACT else r
+        for r in general.milestones
+    ]
+    severities[Severity.GENERAL] = general.model_copy(update={"milestones": rules})
+    return severities
+
+
+def due(complaint: Complaint, milestone: MilestoneId) -> dt.datetime | None:
+    row = next(m for m in complaint.milestones if m.milestone is milestone)
+    return None if row.due_at is None else row.due_at.replace(tzinfo=row.due_at.tzinfo or dt.UTC)
+
+
+def test_a_case_keeps_the_policy_stamped_at_registration_until_a_person_replans_it(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff], make_complaint: MakeComplaint
+) -> None:
+    complaint = make_complaint()
+    register_case(db, complaint.case_no, policy, calendar, owner_id=ladder["owner"].id, now=at(2, 10))
+    assert (complaint.policy_version, complaint.policy_hash) == (1, policy_hash(policy))
+    assert due(complaint, MilestoneId.FIRST_CONTACT) == at(3, 10)
+
+    # the policy file is edited: the case's next step plans with the new file's policy, but follows its own
+    edited = tighter(policy)
+    assert policy_hash(edited) != policy_hash(policy)
+    promise_resolution(db, complaint.case_no, edited, calendar_for(edited), at(9, 18))
+    db.commit()
+    assert due(complaint, MilestoneId.FIRST_CONTACT) == at(3, 10)
+    assert due(complaint, MilestoneId.RESOLUTION) == at(9, 18)
+
+    # kefu policy check: what the edit would change; nothing is written
+    (change,) = open_cases_changed(db, edited)
+    assert change.case_no == complaint.case_no and change.from_hash == policy_hash(policy)
+    assert change.moves == {"first_contact": ("2026-11-03 10:00 +08:00", "2026-11-02 22:00 +08:00")}
+    assert complaint.policy_hash == policy_hash(policy) and events(db, complaint, "policy_replanned") == []
+
+    # kefu policy replan: explicit, audited, and done once
+    replan_open_cases(db, edited, ladder["supervisor"], at(2, 12))
+    db.commit()
+    assert complaint.policy_hash == policy_hash(edited)
+    assert due(complaint, MilestoneId.FIRST_CONTACT) == at(2, 22)
+    (event,) = events(db, complaint, "policy_replanned")
+    assert event.actor == f"staff:{ladder['supervisor'].id}" and event.data["from_policy"] == policy_hash(policy)
+    assert event.data["moved"] == {"first_contact": ["2026-11-03 10:00 +08:00", "2026-11-02 22:00 +08:00"]}
+    assert open_cases_changed(db, edited) == []
+
+
+def test_the_front_door_stamps_the_policy_on_the_case_it_registers(db: Session, policy: Policy) -> None:
+    submission = Submission(name="张三", phone="13800138000", content="快递晚到两天")
+    registered = register_complaint(db, submission, received_at=at(2, 10), channel=Channel.WEB, policy=policy)
+    db.commit()
+    complaint = db.get(Complaint, registered.complaint_id)
+    assert complaint is not None and complaint.policy_hash == policy_hash(policy) and complaint.policy_version == 1
+    snapshot = db.get(PolicySnapshot, policy_hash(policy))
+    assert snapshot is not None and Policy.model_validate(snapshot.content) == policy
+
+
+def test_kefu_policy_check_shows_the_open_cases_an_edit_would_move_and_replan_needs_a_supervisor(
+    sqlite_engine: Engine, policy: Policy, calendar: WorkCalendar, tmp_path: Path
+) -> None:
+    with Session(sqlite_engine, expire_on_commit=False) as db:
+        agent, boss = Staff(name="客服", login="li.kefu"), Staff(name="主管", login="wang.zhuguan")
+        agent.grant(Role.AGENT)
+        boss.grant(Role.SUPERVISOR)
+        complaint = Complaint(
+            case_no="KF-T-0001",
+            channel=Channel.HOTLINE,
+            received_at=at(2, 10),
+            severity=Severity.GENERAL,
+            content="快递晚到两天",
+        )
+        db.add_all([agent, boss, complaint])
+        db.commit()
+        register_case(db, complaint.case_no, policy, calendar, owner_id=agent.id, now=at(2, 10))
+        db.commit()
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        DEFAULT_POLICY_FILE.read_text(encoding="utf-8").replace(
+            "name: 与客户取得联系, due: 24 hours", "name: 与客户取得联系, due: 12 hours"
+        ),
+        encoding="utf-8",
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KEFU_POLICY_FILE": str(path)}
+    env["KEFU_DATABASE_URL"] = sqlite_engine.url.render_as_string(hide_password=False)
+
+    def kefu(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([KEFU, *argv], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    checked = kefu("policy", "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "  KF-T-0001: first_contact 2026-11-03 10:00 +08:00 → 2026-11-02 22:00 +08:00" in checked.stdout
+    refused = kefu("policy", "replan", "--as", "li.kefu")
+    assert refused.returncode == 2 and "needs one of the roles supervisor" in refused.stderr
+    done = kefu("policy", "replan", "--as", "wang.zhuguan")
+    assert done.returncode == 0, done.stderr
+    assert "KF-T-0001: first_contact" in done.stdout and "re-planned 1 open case(s)" in done.stdout
+    with Session(sqlite_engine) as db:
+        (event,) = db.scalars(select(CaseEvent).where(CaseEvent.action == "policy_replanned")).all()
+        assert event.actor == f"staff:{boss.id}"
