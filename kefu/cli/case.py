@@ -25,6 +25,42 @@ def register(subparsers: Any) -> None:
         "policy lists in roles.customer_contact, masked otherwise",
     )
     show.set_defaults(handler=run_show)
+    hand = actions.add_parser("hand-over", help="hand a case to another owner (首问责任制: explicit and audited)")
+    hand.add_argument("case")
+    hand.add_argument("--to", required=True, metavar="STAFF", help="the new owner (sign-in name or staff id)")
+    hand.add_argument("--as", dest="as_staff", required=True, metavar="STAFF", help="who hands it over")
+    hand.add_argument("--reason", required=True, help="why (recorded on the case)")
+    hand.set_defaults(handler=run_hand_over)
+
+
+def run_hand_over(args: argparse.Namespace) -> int:
+    from kefu.models.directory import find_staff
+    from kefu.models.policy import current_policy
+    from kefu.tasks.casework import CaseNotFound, StepRejected, hand_over, system_clock
+
+    with unit_of_work() as session:
+        people = {}
+        for option, ref in (("--as", args.as_staff), ("--to", args.to)):
+            person = find_staff(session, ref)
+            if person is None or not person.active:
+                raise UsageError(f"{option} {ref}: no active staff member by that sign-in name or id")
+            people[option] = person
+        try:
+            complaint = hand_over(
+                session,
+                args.case,
+                current_policy(),
+                to=people["--to"],
+                by=people["--as"],
+                reason=args.reason,
+                now=system_clock(),
+            )
+        except CaseNotFound:
+            raise UsageError(f"no case {args.case}") from None
+        except StepRejected as refused:
+            raise UsageError(str(refused)) from None
+        print(f"{complaint.case_no}: owner is now staff {complaint.owner_id} ({people['--to'].login or ''})")
+    return 0
 
 
 def customer_line(customer: Customer, full: bool) -> str:

@@ -252,6 +252,23 @@ class CallbackRule(MilestoneRule):
         return value
 
 
+class OwnershipRule(BaseModel):
+    """首问责任制 (seed 002 §二.1): who owns a complaint from registration on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: Literal["receiver_then_rota"] = Field(
+        default="receiver_then_rota",
+        description="The staff member a gateway names as the receiver owns the case; otherwise the on-duty staff "
+        "of rota_role (their on-duty weekdays, `kefu staff`) take the day's complaints in turn, by case number.",
+    )
+    rota_role: Role = Role.AGENT
+    hand_over: list[Role] = Field(
+        default=[Role.SUPERVISOR, Role.SENIOR_MANAGER],
+        description="Besides the owner, who may hand a case over to someone else (`kefu case hand-over`).",
+    )
+
+
 class ComplaintPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -259,6 +276,8 @@ class ComplaintPolicy(BaseModel):
     key_account_overrides: dict[Severity, dict[MilestoneId, Duration]] = Field(default_factory=dict)
     callback: CallbackRule
     classification: ClassificationRule
+    # --- fidelity (issue 13): the first receiver owns the case ---
+    ownership: OwnershipRule = Field(default_factory=OwnershipRule)
     # --- fidelity (issue 13): raising the severity never makes a promise to the customer later ---
     never_later: dict[str, list[MilestoneId]] = Field(
         default_factory=dict,

@@ -244,6 +244,50 @@ def register_case(
     return complaint
 
 
+def hand_over(
+    session: Session, case_no: str, policy: Policy, *, to: Staff, by: Staff, reason: str, now: dt.datetime
+) -> Complaint:
+    """首问责任制: the owner keeps the case until an explicit handover — by the owner, or by a role the policy's
+    ``complaints.ownership.hand_over`` lists — to an active staff member, with a reason; audited (``handed_over``).
+
+    Raises ``StepRejected`` (nothing changed) for a closed case, an inactive recipient, the current owner as the
+    recipient, no reason, or someone who may not hand the case over."""
+    complaint = get_case(session, case_no)
+    if not reason.strip():
+        raise StepRejected("移交须填写理由 / a handover needs a reason")
+    if complaint.status is ComplaintStatus.CLOSED:
+        raise StepRejected(f"投诉 {case_no} 已结案，不能移交 / case {case_no} is closed")
+    if not to.active:
+        raise StepRejected(f"员工 {to.login or to.id} 已停用 / staff {to.login or to.id} is inactive")
+    if to.id == complaint.owner_id:
+        raise StepRejected(
+            f"员工 {to.login or to.id} 已是本案负责人 / staff {to.login or to.id} already owns {case_no}"
+        )
+    allowed = policy.complaints.ownership.hand_over
+    if by.id != complaint.owner_id and not by.roles & set(allowed):
+        names = "、".join(policy.roles.names[r] for r in allowed)
+        raise StepRejected(
+            f"只有本案负责人或{names}可以移交 / only the owner or {', '.join(r.value for r in allowed)} may hand "
+            f"{case_no} over"
+        )
+    previous = complaint.owner_id
+    count = len(_event_keys(session, complaint.id, "handed_over"))
+    complaint.owner_id = to.id
+    record_event(
+        session,
+        complaint,
+        "handed_over",
+        f"handover-{count + 1}",
+        f"staff:{by.id}",
+        now,
+        from_staff_id=previous,
+        to_staff_id=to.id,
+        reason=reason.strip(),
+    )
+    session.refresh(complaint, ["owner"])
+    return complaint
+
+
 def check_classification(
     policy: Policy, complaint: Complaint, severity: Severity | None, reason: str | None
 ) -> tuple[Severity, Severity, list[str]]:

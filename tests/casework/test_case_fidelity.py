@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -21,7 +22,7 @@ from kefu.models.policy import Duration, MilestoneId, Policy, Severity, Severity
 from kefu.settings import DEFAULT_POLICY_FILE
 from kefu.tasks.case_policy import policy_hash
 from kefu.tasks.case_summary import render_step_summary
-from kefu.tasks.casework import promise_resolution, register_case
+from kefu.tasks.casework import StepRejected, hand_over, promise_resolution, register_case
 from kefu.tasks.replan import open_cases_changed, replan_open_cases
 from kefu.worktime import WorkCalendar, calendar_for
 from tests.support.clock import SHANGHAI
@@ -171,3 +172,92 @@ def test_kefu_policy_check_shows_the_open_cases_an_edit_would_move_and_replan_ne
     with Session(sqlite_engine) as db:
         (event,) = db.scalars(select(CaseEvent).where(CaseEvent.action == "policy_replanned")).all()
         assert event.actor == f"staff:{boss.id}"
+
+
+# --- the first receiver owns the case -------------------------------------------------------------------------
+
+
+def test_without_a_named_receiver_the_on_duty_agents_take_the_days_complaints_in_turn(
+    db: Session, policy: Policy
+) -> None:
+    weekdays = ["mon", "tue", "wed", "thu", "fri"]
+    a, b = Staff(name="甲", on_duty=weekdays), Staff(name="乙", on_duty=weekdays)
+    weekend, boss = Staff(name="丙", on_duty=["sat", "sun"]), Staff(name="主管", on_duty=weekdays)
+    for agent in (a, b, weekend):
+        agent.grant(Role.AGENT)
+    boss.grant(Role.SUPERVISOR)
+    db.add_all([a, b, weekend, boss])
+    db.commit()
+
+    def owner(received_at: dt.datetime, phone: str) -> tuple[int | None, str | None]:
+        submission = Submission(name="张三", phone=phone, content="快递晚到两天")
+        done = register_complaint(db, submission, received_at=received_at, channel=Channel.WEB, policy=policy)
+        db.commit()
+        complaint = db.get(Complaint, done.complaint_id)
+        assert complaint is not None
+        return complaint.owner_id, done.owned_by
+
+    monday = [owner(at(23, 10, minute), f"1380013800{minute}") for minute in range(3)]  # KF20261123-00001..3
+    assert monday == [(b.id, "rota"), (a.id, "rota"), (b.id, "rota")]
+    assert owner(at(28, 10), "13900139000") == (weekend.id, "rota")  # Saturday: the weekend rota
+    weekend.active = False
+    db.commit()
+    assert owner(at(29, 10), "13900139001") == (None, None)  # nobody on duty: whoever classifies it owns it
+
+
+def test_a_handover_is_explicit_and_audited_and_only_the_owner_or_a_supervisor_may_make_it(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff], make_complaint: MakeComplaint
+) -> None:
+    other = Staff(name="同事")
+    other.grant(Role.AGENT)
+    db.add(other)
+    db.commit()
+    complaint = make_complaint()
+    register_case(db, complaint.case_no, policy, calendar, owner_id=ladder["owner"].id, now=at(2, 10))
+    for by, to, reason, refusal in (
+        (other, other, "我来跟进", "只有本案负责人或主管、高层管理人员可以移交"),
+        (ladder["owner"], ladder["owner"], "转给自己", "已是本案负责人"),
+        (ladder["owner"], other, "  ", "移交须填写理由"),
+    ):
+        with pytest.raises(StepRejected, match=refusal):
+            hand_over(db, complaint.case_no, policy, to=to, by=by, reason=reason, now=at(2, 11))
+    assert complaint.owner_id == ladder["owner"].id and events(db, complaint, "handed_over") == []
+    hand_over(db, complaint.case_no, policy, to=other, by=ladder["owner"], reason="休假", now=at(2, 11))
+    hand_over(db, complaint.case_no, policy, to=ladder["owner"], by=ladder["supervisor"], reason="销假", now=at(3, 9))
+    db.commit()
+    assert complaint.owner_id == ladder["owner"].id
+    assert [
+        (e.actor, e.data["from_staff_id"], e.data["to_staff_id"], e.data["reason"])
+        for e in events(db, complaint, "handed_over")
+    ] == [
+        (f"staff:{ladder['owner'].id}", ladder["owner"].id, other.id, "休假"),
+        (f"staff:{ladder['supervisor'].id}", other.id, ladder["owner"].id, "销假"),
+    ]
+
+
+def test_kefu_case_hand_over_as_users_run_it(sqlite_engine: Engine, policy: Policy, tmp_path: Path) -> None:
+    with Session(sqlite_engine, expire_on_commit=False) as db:
+        owner, colleague = Staff(name="客服", login="li.kefu"), Staff(name="同事", login="zhao.kefu")
+        for person in (owner, colleague):
+            person.grant(Role.AGENT)
+        complaint = Complaint(
+            case_no="KF-T-0002",
+            channel=Channel.HOTLINE,
+            received_at=at(2, 10),
+            severity=Severity.GENERAL,
+            content="快递晚到两天",
+            owner=owner,
+        )
+        db.add_all([owner, colleague, complaint])
+        db.commit()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env["KEFU_DATABASE_URL"] = sqlite_engine.url.render_as_string(hide_password=False)
+    argv = [KEFU, "case", "hand-over", "KF-T-0002", "--to", "zhao.kefu", "--as", "li.kefu", "--reason", "休假"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"KF-T-0002: owner is now staff {colleague.id}" in done.stdout
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 2 and "已是本案负责人" in again.stderr
+    with Session(sqlite_engine) as db:
+        (event,) = db.scalars(select(CaseEvent).where(CaseEvent.action == "handed_over")).all()
+        assert (event.actor, event.data["reason"]) == (f"staff:{owner.id}", "休假")

@@ -224,3 +224,27 @@ async def test_a_gateway_reads_a_status_while_registrations_hold_the_write_lock(
     finally:
         writer.close()
     assert status.status_code == 200 and status.json()["case_no"] == case_no
+
+
+async def test_the_receiver_a_gateway_names_owns_the_case_and_an_unknown_one_is_refused(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    from kefu.models.people import Staff
+
+    with Session(engine, expire_on_commit=False) as session:
+        receiver, gone = Staff(name="接线员"), Staff(name="已离职", active=False)
+        session.add_all([receiver, gone])
+        session.commit()
+    before = counts(engine)
+    for bad in (gone.id, 99999, "7", 0):
+        refused = await client.post("/api/v1/complaints", json=complaint_json(staff_id=bad), headers=AUTH)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "staff_id"
+    assert counts(engine) == before
+    response = await client.post("/api/v1/complaints", json=complaint_json(staff_id=receiver.id), headers=AUTH)
+    assert response.status_code == 201, response.text
+    with Session(engine) as session:
+        complaint = session.scalars(select(Complaint)).one()
+        assert complaint.owner_id == receiver.id  # 首问责任制: from registration on
+        received = session.scalars(select(CaseEvent).where(CaseEvent.action == "received")).one()
+        assert received.data["owned_by"] == "receiver"
