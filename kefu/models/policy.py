@@ -269,6 +269,21 @@ class OwnershipRule(BaseModel):
     )
 
 
+class PausePolicy(BaseModel):
+    """While waiting on the customer the clock stops (issue 13): which milestones may pause and for how long at most;
+    the paused working time is added to their due time when the pause ends."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    milestones: list[MilestoneId] = Field(min_length=1, description="The milestones whose clock a pause stops.")
+    longest: Duration = Field(description="A pause counts at most this long; the sweeper then ends it.")
+    roles: list[Role] = Field(
+        default=[Role.AGENT, Role.SUPERVISOR, Role.SENIOR_MANAGER, Role.PROJECT_MANAGER],
+        min_length=1,
+        description="Who may start and end a pause (`kefu case pause`, `kefu case end-pause`).",
+    )
+
+
 class ComplaintPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -276,6 +291,8 @@ class ComplaintPolicy(BaseModel):
     key_account_overrides: dict[Severity, dict[MilestoneId, Duration]] = Field(default_factory=dict)
     callback: CallbackRule
     classification: ClassificationRule
+    # --- fidelity (issue 13): the clock stops while waiting on the customer ---
+    pauses: PausePolicy | None = None
     # --- fidelity (issue 13): the first receiver owns the case ---
     ownership: OwnershipRule = Field(default_factory=OwnershipRule)
     # --- fidelity (issue 13): raising the severity never makes a promise to the customer later ---
@@ -306,6 +323,14 @@ class ComplaintPolicy(BaseModel):
                     )
                 if any(r.due == PROMISED for r in rules):
                     raise ValueError(f"never_later.{name}: '{milestone.value}' has no duration ('promised')")
+        return self
+
+    @model_validator(mode="after")
+    def _pausable_known(self) -> ComplaintPolicy:
+        known = {r.id for s in self.severities.values() for r in s.milestones} | {MilestoneId.CALLBACK}
+        for milestone in self.pauses.milestones if self.pauses else []:
+            if milestone not in known:
+                raise ValueError(f"pauses.milestones: no severity has a milestone '{milestone.value}'")
         return self
 
     def commitment_of(self, milestone: MilestoneId) -> str | None:
@@ -374,16 +399,6 @@ class ComplaintPolicy(BaseModel):
         order = list(Severity)
         severity = max((s for s, _ in proposed), key=order.index)
         return severity, [why for _, why in proposed[1:]]
-
-    def milestone_rules(self, severity: Severity, key_account: bool) -> list[MilestoneRule]:
-        """The milestones of a severity, with the key-account targets applied where they are tighter."""
-        rules = []
-        overrides = self.key_account_overrides.get(severity, {}) if key_account else {}
-        for rule in self.severities[severity].milestones:
-            if rule.id in overrides:
-                rule = rule.model_copy(update={"due": overrides[rule.id]})
-            rules.append(rule)
-        return rules
 
     def customer_rule(self, severity: Severity, milestone: MilestoneId) -> MilestoneRule | None:
         """The customer-facing rule of this milestone for a complaint of this severity (None: internal).

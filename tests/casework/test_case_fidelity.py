@@ -22,7 +22,17 @@ from kefu.models.policy import Duration, MilestoneId, Policy, Severity, Severity
 from kefu.settings import DEFAULT_POLICY_FILE
 from kefu.tasks.case_policy import policy_hash
 from kefu.tasks.case_summary import render_step_summary
-from kefu.tasks.casework import StepRejected, hand_over, promise_resolution, register_case
+from kefu.tasks.casework import (
+    StepRejected,
+    classify_case,
+    end_pause,
+    hand_over,
+    pause_case,
+    plan_milestones,
+    promise_resolution,
+    register_case,
+)
+from kefu.tasks.escalation import sweep
 from kefu.tasks.replan import open_cases_changed, replan_open_cases
 from kefu.worktime import WorkCalendar, calendar_for
 from tests.support.clock import SHANGHAI
@@ -261,3 +271,115 @@ def test_kefu_case_hand_over_as_users_run_it(sqlite_engine: Engine, policy: Poli
     with Session(sqlite_engine) as db:
         (event,) = db.scalars(select(CaseEvent).where(CaseEvent.action == "handed_over")).all()
         assert (event.actor, event.data["reason"]) == (f"staff:{owner.id}", "休假")
+
+
+# --- waiting on the customer: the clock stops -----------------------------------------------------------------
+
+
+def important_case(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff], make_complaint: MakeComplaint
+) -> Complaint:
+    """An important complaint received Tuesday 2026-09-29 10:00, the day before the National Day holiday."""
+    complaint = make_complaint("包裹丢件了", received_at=at(29, 10, month=9))
+    register_case(db, complaint.case_no, policy, calendar, owner_id=ladder["owner"].id, now=at(29, 10, month=9))
+    classify_case(
+        db, complaint.case_no, policy, calendar, severity=None, actor="staff:1", reason=None, now=at(29, 11, month=9)
+    )
+    db.commit()
+    return complaint
+
+
+def test_a_pause_across_the_national_day_holiday_adds_only_its_working_time_to_the_pausable_deadlines(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff], make_complaint: MakeComplaint
+) -> None:
+    complaint = important_case(db, policy, calendar, ladder, make_complaint)
+    assert due(complaint, MilestoneId.RESOLUTION) == at(14, 18, month=10)  # 7 working days, 10-10 a make-up day
+    assert due(complaint, MilestoneId.PROGRESS_UPDATE) == at(1, 10, month=10)
+    owner = ladder["owner"]
+    with pytest.raises(StepRejected, match="暂停计时须填写原因"):
+        pause_case(db, complaint.case_no, policy, calendar, by=owner, reason=" ", now=at(30, 16, month=9))
+    paused = pause_case(
+        db, complaint.case_no, policy, calendar, by=owner, reason="等客户提供破损照片", now=at(30, 16, month=9)
+    )
+    assert set(paused) == {MilestoneId.PROGRESS_UPDATE, MilestoneId.RESOLUTION}  # not the first contact, not internal
+    with pytest.raises(StepRejected, match="已在等待客户"):
+        pause_case(db, complaint.case_no, policy, calendar, by=owner, reason="再等", now=at(30, 17, month=9))
+
+    # while waiting, the sweeper neither warns nor breaches the stopped clocks (the first contact's still runs)
+    fired = sweep(db, policy, calendar, at(2, 12, month=10))
+    assert not [f for f in fired if "progress_update" in f or "resolution" in f]
+    assert any("first_contact" in f for f in fired)
+
+    # back on Friday 10-09 10:00: 09-30 16:00–18:00, 10-08 and 10-09 09:00–10:00 were working time: 9 hours
+    hours = end_pause(
+        db, complaint.case_no, policy, calendar, actor=f"staff:{owner.id}", note="照片已收到", now=at(9, 10, month=10)
+    )
+    db.commit()
+    assert hours == 9
+    assert due(complaint, MilestoneId.RESOLUTION) == at(16, 12, month=10)  # 10-14 18:00 + 9 working hours
+    assert due(complaint, MilestoneId.PROGRESS_UPDATE) == at(9, 12, month=10)  # 10-01 10:00 (holiday) + 9 h
+    assert due(complaint, MilestoneId.FIRST_CONTACT) == at(30, 10, month=9)
+    resolution = next(m for m in complaint.milestones if m.milestone is MilestoneId.RESOLUTION)
+    assert "等待客户期间暂停计时 9 个工作小时，顺延至 2026-10-16 12:00" in (resolution.explanation or "")
+    (interval,) = resolution.paused_intervals
+    assert (interval["by"], interval["reason"], interval["note"], interval["working_hours"]) == (
+        f"staff:{owner.id}",
+        "等客户提供破损照片",
+        "照片已收到",
+        9,
+    )
+    # a later re-plan (e.g. the resolution promised) keeps the paused time
+    plan_milestones(db, complaint, policy, calendar)
+    assert due(complaint, MilestoneId.RESOLUTION) == at(16, 12, month=10)
+    assert [e.data["working_hours"] for e in events(db, complaint, "pause_ended")] == [9]
+
+
+def test_a_pause_counts_at_most_the_longest_and_the_sweeper_ends_it(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff], make_complaint: MakeComplaint
+) -> None:
+    complaint = important_case(db, policy, calendar, ladder, make_complaint)
+    pause_case(db, complaint.case_no, policy, calendar, by=ladder["owner"], reason="客户出差", now=at(8, 9, month=10))
+    # 5 working days from Thursday 10-08 09:00 end 10-14 18:00 (10-10 a make-up Saturday): 36 working hours; the
+    # sweeper ends the pause after that, counting those only
+    fired = sweep(db, policy, calendar, at(20, 9, month=10))
+    assert f"{complaint.case_no}:pause-ended:36h" in fired
+    (ended,) = events(db, complaint, "pause_ended")
+    assert (ended.actor, ended.data["note"], ended.data["working_hours"]) == ("system", "已达最长暂停时间", 36)
+    assert due(complaint, MilestoneId.RESOLUTION) == at(22, 18, month=10)  # 10-14 18:00 + 36 working hours
+
+
+def test_kefu_case_pause_and_end_pause_as_users_run_them_and_the_ledger_shows_who_and_why(
+    sqlite_engine: Engine, policy: Policy, calendar: WorkCalendar, tmp_path: Path
+) -> None:
+    with Session(sqlite_engine, expire_on_commit=False) as db:
+        owner = Staff(name="客服", login="li.kefu")
+        owner.grant(Role.AGENT)
+        complaint = Complaint(
+            case_no="KF-T-0003",
+            channel=Channel.HOTLINE,
+            received_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+            severity=Severity.IMPORTANT,
+            content="包裹丢件了",
+            owner=owner,
+        )
+        db.add_all([owner, complaint])
+        db.commit()
+        register_case(db, complaint.case_no, policy, calendar, owner_id=owner.id, now=complaint.received_at)
+        db.commit()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env["KEFU_DATABASE_URL"] = sqlite_engine.url.render_as_string(hide_password=False)
+
+    def kefu(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([KEFU, *argv], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    paused = kefu("case", "pause", "KF-T-0003", "--as", "li.kefu", "--reason", "等客户提供单号")
+    assert paused.returncode == 0, paused.stderr
+    assert "clock stopped for progress_update, resolution" in paused.stdout
+    ended = kefu("case", "end-pause", "KF-T-0003", "--as", "li.kefu", "--note", "客户已回复")
+    assert ended.returncode == 0, ended.stderr
+    shown = kefu("case", "show", "KF-T-0003")
+    assert shown.returncode == 0, shown.stderr
+    ledger = [line.strip() for line in shown.stdout.splitlines() if line.strip().startswith("paused ")]
+    assert len(ledger) == 2  # progress_update and resolution
+    assert all(f"by staff:{owner.id}: 等客户提供单号  ended by staff:{owner.id}: 客户已回复" in line for line in ledger)
+    assert all("paused working time" in line for line in ledger)
