@@ -14,7 +14,7 @@ from kefu.models.enums import ComplaintStatus
 from kefu.models.people import Staff
 from kefu.models.policy import Policy
 from kefu.tasks.case_policy import policy_hash, stamp
-from kefu.tasks.casework import is_key_account, plan_milestones, record_event
+from kefu.tasks.casework import StepRejected, is_key_account, plan_milestones, record_event
 from kefu.worktime import calendar_for, local_time, plan_complaint_milestones
 
 
@@ -65,7 +65,14 @@ def open_cases_changed(session: Session, policy: Policy) -> list[CaseChange]:
 
 def replan_open_cases(session: Session, policy: Policy, person: Staff, now: dt.datetime) -> list[CaseChange]:
     """Move every open case to ``policy`` and re-plan its open deadlines; one audit event per case, with who did it,
-    the policies' hashes and the deadlines that moved."""
+    the policies' hashes and the deadlines that moved. Raises ``StepRejected`` (nothing changed) for someone whose
+    roles the policy's ``roles.policy_replan`` does not list."""
+    allowed = policy.roles.policy_replan
+    if not person.roles & set(allowed):
+        raise StepRejected(
+            f"重新排期须由{'、'.join(policy.roles.names[r] for r in allowed)}执行 / re-planning open cases needs one "
+            f"of the roles {', '.join(r.value for r in allowed)}"
+        )
     changes = open_cases_changed(session, policy)
     digest, calendar = policy_hash(policy), calendar_for(policy)
     for change in changes:

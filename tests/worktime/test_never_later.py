@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from kefu.cli import main
 from kefu.models.policy import MilestoneId, Policy, PolicyError, Severity, parse_policy
 from kefu.settings import DEFAULT_POLICY_FILE
 from kefu.worktime import WorkCalendar, first_commitment, plan_complaint_milestones
@@ -80,11 +81,14 @@ def test_only_promises_to_the_customer_can_be_kept_from_a_lower_severity() -> No
         edited("first_contact: [first_contact]  ", "first_contact: [first_contact, supervisor_report]  ")
 
 
-def test_kefu_deadlines_says_when_a_deadline_comes_from_a_lower_severitys_rule() -> None:
-    args = [KEFU, "deadlines", "--severity", "important", "--received-at", "2026-03-10T10:00:00+08:00"]
-    table = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+def test_kefu_deadlines_says_when_a_deadline_comes_from_a_lower_severitys_rule(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["deadlines", "--severity", "important", "--received-at", "2026-03-10T10:00:00+08:00"]
+    table = subprocess.run([KEFU, *args], capture_output=True, text=True, check=True).stdout
     assert "first_contact: 重要投诉无此节点，按一般投诉的规则（24 hours）——提高等级不推迟对客户的承诺" in table
-    data = json.loads(subprocess.run([*args, "--json"], capture_output=True, text=True, check=True).stdout)
+    assert main([*args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
     by_id = {m["id"]: m for m in data["milestones"]}
     assert by_id["first_contact"]["rule_from"] == "general"
     assert by_id["first_contact"]["due_at"] == "2026-03-11T10:00:00+08:00"
