@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from kefu.models.base import utcnow
 from kefu.models.complaints import Complaint, PolicySnapshot
 from kefu.models.policy import Policy
 
@@ -42,8 +45,12 @@ def keep_snapshot(session: Session, policy: Policy) -> str:
     """Store the policy's content under its hash (once) and return the hash."""
     digest, content = fingerprint(policy)
     if session.get(PolicySnapshot, digest) is None:
-        session.add(PolicySnapshot(hash=digest, version=policy.version, content=content))
-        session.flush()
+        # Two intake processes may store the same new policy at once: the second insert does nothing.
+        table = cast(Table, PolicySnapshot.__table__)
+        row = {"hash": digest, "version": policy.version, "content": content, "created_at": utcnow()}
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(insert(table).values(**row).on_conflict_do_nothing(index_elements=["hash"]))
     return digest
 
 

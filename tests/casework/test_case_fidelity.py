@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from kefu.intake.service import register_complaint
@@ -20,7 +22,7 @@ from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Staff
 from kefu.models.policy import Duration, MilestoneId, Policy, Severity, SeverityRule, Unit
 from kefu.settings import DEFAULT_POLICY_FILE
-from kefu.tasks.case_policy import policy_hash
+from kefu.tasks.case_policy import keep_snapshot, policy_hash
 from kefu.tasks.case_summary import render_step_summary
 from kefu.tasks.casework import (
     StepRejected,
@@ -385,3 +387,31 @@ def test_kefu_case_end_pause_as_users_run_it_and_the_ledger_shows_who_and_why(
     assert len(ledger) == 2  # progress_update and resolution
     assert all(f"by staff:{owner.id}: 等客户提供单号  ended by staff:{owner.id}: 客户已回复" in line for line in ledger)
     assert all("paused working time" in line for line in ledger)
+
+
+def test_two_intake_processes_storing_the_same_new_policy_at_once_both_succeed(
+    db: Session, engine: Engine, policy: Policy
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the second waits, it cannot race")
+    edited = tighter(policy)
+
+    def store() -> None:
+        with Session(engine) as second:
+            keep_snapshot(second, edited)  # does not see the first's row yet: inserts, and waits on its key
+            second.commit()
+
+    with Session(engine) as first, ThreadPoolExecutor(1) as pool:
+        keep_snapshot(first, edited)
+        racing = pool.submit(store)
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        deadline = time.monotonic() + 30
+        while not db.scalar(waiting):
+            assert time.monotonic() < deadline, "the second insert never waited on the first"
+            time.sleep(0.05)
+        db.commit()
+        first.commit()
+        racing.result(timeout=30)  # without ON CONFLICT DO NOTHING: a duplicate key, the second batch lost
+    assert db.get(PolicySnapshot, policy_hash(edited)) is not None
