@@ -183,7 +183,10 @@ def run_show(args: argparse.Namespace) -> int:
         print(
             f"{complaint.case_no}  severity={complaint.severity.value}  status={complaint.status.value}  "
             f"owner_staff_id={complaint.owner_id}  reopened={complaint.reopen_count}"
+            + ("  URGENT 紧急投诉" if complaint.urgent else "")
         )
+        if complaint.policy_hash is not None:
+            print(f"policy: version {complaint.policy_version}, content {complaint.policy_hash[:12]}")
         if complaint.customer is not None:
             print(customer_line(complaint.customer, full))
         print("milestones:")

@@ -383,6 +383,7 @@ def test_kefu_case_end_pause_as_users_run_it_and_the_ledger_shows_who_and_why(
     assert "KF-T-0003: clock running again" in ended.stdout
     shown = kefu("case", "show", "KF-T-0003")
     assert shown.returncode == 0, shown.stderr
+    assert f"policy: version 1, content {policy_hash(policy)[:12]}" in shown.stdout
     ledger = [line.strip() for line in shown.stdout.splitlines() if line.strip().startswith("paused ")]
     assert len(ledger) == 2  # progress_update and resolution
     assert all(f"by staff:{owner.id}: 等客户提供单号  ended by staff:{owner.id}: 客户已回复" in line for line in ledger)
