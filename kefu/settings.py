@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         "yet; until then the summary also names `kefu case show`.",
     )
 
+    # --- The customer's own answers (issue 13): where the links in customer messages lead.
+    intake_public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The intake's address as customers reach it (scheme, host, port, no trailing path): the links in "
+        "solution proposals (/answer/<token>) start with it.",
+    )
+
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     smtp_username: str | None = None

@@ -108,6 +108,13 @@ def _broken(path: list[str | int], value: object) -> str:
         (["roles", "complaint_steps", "classify"], ["agent", "pilot"], "roles.complaint_steps.classify.1", "agent"),
         (["roles", "complaint_steps", "classify"], [], "roles.complaint_steps", "no role may answer step(s) classify"),
         (["roles", "names", "admin"], " ", "roles.names", "roles without a name: admin"),
+        (["customer_answers", "link_valid_for"], "0 working_days", "customer_answers.link_valid_for", "greater than 0"),
+        (
+            ["complaints", "severities", "general", "progress_update_interval"],
+            "3 weeks",
+            "complaints.severities.general.progress_update_interval",
+            "is not a duration",
+        ),
     ],
 )
 def test_a_bad_policy_names_the_key_and_the_reason(path: list[str | int], value: object, key: str, reason: str) -> None:

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "kefu.cli.staff",
     "kefu.cli.token",
     "kefu.cli.demo",
+    "kefu.cli.access",
 ]
 
 
@@ -57,6 +58,9 @@ def command_name(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from kefu.notifications.pii import install_log_masking
+
+    install_log_masking()  # every Kefu process started as a command: the worker and its flow runs' loggers too
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

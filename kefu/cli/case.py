@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from kefu.cli import UsageError
 from kefu.models.db import unit_of_work
-from kefu.models.people import Customer
 
 
 def register(subparsers: Any) -> None:
@@ -21,10 +20,21 @@ def register(subparsers: Any) -> None:
         "--as",
         dest="as_staff",
         metavar="STAFF",
-        help="who reads it (sign-in name or staff id): the customer's contact details in full only for the roles the "
-        "policy lists in roles.customer_contact, masked otherwise",
+        help="who reads it (sign-in name or staff id): the customer's personal data in full for the case's owner, "
+        "their supervisors, the customer's key-account team and the roles in the policy's roles.customer_contact "
+        "(the reading is recorded in the access log); masked for anyone else and without --as",
     )
     show.set_defaults(handler=run_show)
+    contact = actions.add_parser(
+        "contact",
+        help="record a progress contact with the customer (meets the progress contact due); --mail also sends them a "
+        "progress update",
+    )
+    contact.add_argument("case")
+    contact.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who was in touch")
+    contact.add_argument("--summary", required=True, help="what the customer was told (the update's text with --mail)")
+    contact.add_argument("--mail", action="store_true", help="send the customer a progress update with this text")
+    contact.set_defaults(handler=run_contact)
     hand = actions.add_parser("hand-over", help="hand a case to another owner (首问责任制: explicit and audited)")
     hand.add_argument("case")
     hand.add_argument("--to", required=True, metavar="STAFF", help="the new owner (sign-in name or staff id)")
@@ -131,18 +141,43 @@ def run_hand_over(args: argparse.Namespace) -> int:
     return 0
 
 
-def customer_line(customer: Customer, full: bool) -> str:
-    """The case's customer as one line: contact details in full or masked (seed 004 §6: access by role)."""
-    from kefu.notifications.pii import mask_email, mask_pii
+def run_contact(args: argparse.Namespace) -> int:
+    import datetime as dt
 
-    phones = ", ".join(customer.phones or []) or "—"
-    email = customer.email or "—"
-    address = customer.address or "—"
-    if not full:
-        phones, email = mask_pii(phones), mask_email(email)
-        address = "***" if customer.address else "—"
-    tier = "重点客户 key account" if customer.is_key_account else "一般客户"
-    return f"customer: {customer.name} ({tier})  phone: {phones}  email: {email}  address: {address}"
+    from kefu.engine.events import case_work
+    from kefu.models.directory import find_staff
+    from kefu.models.policy import current_policy
+    from kefu.tasks.casework import CaseNotFound, StepRejected, check_step_role
+    from kefu.tasks.customer_messages import ContactRefused, record_progress_contact
+    from kefu.worktime import calendar_for
+
+    policy = current_policy()
+    with case_work() as session:
+        person = find_staff(session, args.as_staff)
+        if person is None or not person.active:
+            raise UsageError(f"--as {args.as_staff}: no active staff member by that sign-in name or id")
+        try:
+            check_step_role(person, "first_contact", policy)  # the roles that contact customers about a case
+            notice = record_progress_contact(
+                session,
+                args.case,
+                person.id,
+                args.summary,
+                dt.datetime.now(dt.UTC),
+                mail=args.mail,
+                policy=policy,
+                calendar=calendar_for(policy),
+            )
+        except CaseNotFound:
+            raise UsageError(f"no case {args.case}") from None
+        except (ContactRefused, StepRejected) as refused:
+            raise UsageError(str(refused)) from None
+    sent = f", progress update {notice.get('mail') or notice.get('sms')} ({notice.get('channel')})" if notice else ""
+    print(f"{args.case}: progress contact recorded{sent}")
+    return 0
+
+
+THROUGH = "kefu case show"
 
 
 def pause_line(pause: dict[str, Any]) -> str:
@@ -165,21 +200,22 @@ def pause_line(pause: dict[str, Any]) -> str:
 def run_show(args: argparse.Namespace) -> int:
     from kefu.models.complaints import CaseEvent
     from kefu.models.directory import find_staff
-    from kefu.models.policy import current_policy
     from kefu.tasks.casework import CaseNotFound, get_case
+    from kefu.tasks.customer_data import masked_data, read_customer
     from kefu.worktime import local_time
 
     with unit_of_work() as session:
-        full = False
+        reader = None
         if args.as_staff is not None:
             reader = find_staff(session, args.as_staff)
             if reader is None or not reader.active:
                 raise UsageError(f"--as {args.as_staff}: no active staff member by that sign-in name or id")
-            full = bool(reader.roles & set(current_policy().roles.customer_contact))
         try:
             complaint = get_case(session, args.case)
         except CaseNotFound:
             raise UsageError(f"no case {args.case}") from None
+        customer = read_customer(session, reader, complaint, through=THROUGH)  # a full reading is logged
+        full = customer is not None and customer.full
         print(
             f"{complaint.case_no}  severity={complaint.severity.value}  status={complaint.status.value}  "
             f"owner_staff_id={complaint.owner_id}  reopened={complaint.reopen_count}"
@@ -187,8 +223,8 @@ def run_show(args: argparse.Namespace) -> int:
         )
         if complaint.policy_hash is not None:
             print(f"policy: version {complaint.policy_version}, content {complaint.policy_hash[:12]}")
-        if complaint.customer is not None:
-            print(customer_line(complaint.customer, full))
+        if customer is not None:
+            print(customer.line())
         print("milestones:")
         for m in complaint.milestones:
             state = "met " + local_time(m.met_at) if m.met_at else ("BREACHED" if m.breached_at else "open")
@@ -201,5 +237,6 @@ def run_show(args: argparse.Namespace) -> int:
         ).all()
         for e in events:
             extra = {k: v for k, v in e.data.items() if k not in ("key", "flow_run_id")}
+            extra = extra if full else masked_data(extra)  # answers may quote a phone number or an e-mail
             print(f"  {local_time(e.at)}  {e.action:<18} {e.actor:<14} {extra}")
     return 0

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, inspect
 from kefu.cli import UsageError
 from kefu.models.db import default_engine
 from kefu.notifications import dead_letters, deliver_due, mask_recipient
+from kefu.notifications.pii import mask_text
 
 
 def register(subparsers: Any) -> None:
@@ -45,7 +46,7 @@ def run_dead(args: argparse.Namespace) -> int:
             "channel": d.channel,
             "recipient": mask_recipient(d.recipient),
             "attempts": d.attempts,
-            "error": d.last_error,
+            "error": mask_text(d.last_error or ""),
             "created_at": d.created_at.isoformat(),
         }
         for d in letters

@@ -84,6 +84,16 @@ def _check_override(session: Any, case_no: str, checked: dict[str, Any]) -> None
         raise UsageError(str(refused)) from None
 
 
+def _check_approval(session: Any, case_no: str, checked: dict[str, Any]) -> None:
+    from kefu.tasks.casework import StepRejected, get_case
+    from kefu.tasks.customer_answers import check_customer_answer
+
+    try:
+        check_customer_answer(session, get_case(session, case_no), checked)
+    except StepRejected as refused:
+        raise UsageError(str(refused)) from None
+
+
 def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
     """Check ``data`` as the run would (its form, the staff it names, the step's rules), then resume the run.
 
@@ -114,6 +124,8 @@ def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
                 raise UsageError(str(refused)) from None
             if step == "classify":
                 _check_override(session, case_no, checked)
+            if step == "approve":  # staff record the customer's answer (by phone); the link's answers come from intake
+                _check_approval(session, case_no, checked)
     if not rows:
         raise UsageError(f"case {case_no} is not waiting on step '{step}'")
     run_id = UUID(rows[-1]["flow_run_id"])

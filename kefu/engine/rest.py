@@ -195,6 +195,18 @@ class PrefectRuns:
         }
         await self._request("POST", f"/flow_runs/{run_id}/set_state", {"state": state, "force": True})
 
+    async def resume_waiting(self, run_id: str, key: str, run_input: dict[str, Any]) -> str:
+        """Resume the run with ``run_input`` as the answer to its suspend ``key``, only while it waits on exactly that
+        key (an answer never lands on another step). Prefect checks the input against the step's form: returns its
+        verdict (``ACCEPT``, ``REJECT``, ``ABORT``), or ``NOT_WAITING``."""
+        run = await self.read_run(run_id)
+        state = run.get("state") or {}
+        details = state.get("state_details") or {}
+        if state.get("type") != "PAUSED" or details.get("pause_key") != key:
+            return "NOT_WAITING"
+        body = await self._request("POST", f"/flow_runs/{run_id}/resume", {"run_input": run_input})
+        return str(body.get("status", "")).upper()
+
     async def existing_run_ids(self, run_ids: Sequence[str]) -> set[str]:
         existing: set[str] = set()
         ids = list(run_ids)

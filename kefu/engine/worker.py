@@ -162,8 +162,10 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
         orphan_seconds: float | None = None,
         duties: Sequence[str] = (),
     ) -> None:
+        from kefu.notifications.pii import install_log_masking
         from kefu.settings import get_settings
 
+        install_log_masking()  # also when started as ``prefect worker start --type kefu``
         settings = get_settings()
         self.mark = claim_mark()
         self.pool_name = work_pool_name

@@ -9,13 +9,15 @@ sweep's unit of work has committed. One run a day keeps the shift (``kefu.engine
 from __future__ import annotations
 
 import datetime as dt
+from uuid import UUID
 
 from prefect import flow
 
 from kefu.engine.events import case_work
 from kefu.engine.shift import ShiftClock, SystemClock, keep_shift, run_on_shift, shift_logger, shift_until
 from kefu.models.policy import current_policy
-from kefu.tasks import escalation
+from kefu.tasks import customer_answers, escalation
+from kefu.tasks.casework import waiting_steps
 from kefu.worktime import calendar_for
 
 DUTY = "case-deadlines"
@@ -25,7 +27,43 @@ def sweep_deadlines(now: dt.datetime) -> list[str]:
     """One sweep at ``now``: what fired (case numbers and milestone ids), committed, then announced."""
     policy = current_policy()
     with case_work() as session:
-        return escalation.sweep(session, policy, calendar_for(policy), now)
+        fired = escalation.sweep(session, policy, calendar_for(policy), now)
+    return fired + deliver_customer_answers(now)
+
+
+# A decision the intake could not deliver at once is tried again after this long (technical, not policy: the intake
+# resumes the run itself within a second; this only mends a run that was not waiting yet or a Prefect hiccup).
+ANSWER_RETRY_AFTER = dt.timedelta(seconds=30)
+
+
+def deliver_customer_answers(now: dt.datetime) -> list[str]:
+    """Customers' decisions (answer links) that have not reached their case run: resume its approval step now, when
+    it waits on it (the same resume the intake makes). Returns the case numbers delivered."""
+    from prefect.client.orchestration import get_client
+
+    with case_work() as session:
+        pending = []
+        for link in customer_answers.undelivered(session):
+            if link.decided_at is None or link.decided_at > now - ANSWER_RETRY_AFTER:
+                continue
+            rows = [r for r in waiting_steps(session, link.complaint.case_no) if r["step"] == "approve"]
+            if rows:
+                run_input = customer_answers.answer_for_run(link)
+                pending.append((link.id, link.complaint.case_no, rows[-1]["flow_run_id"], rows[-1]["key"], run_input))
+    delivered: list[str] = []
+    if not pending:
+        return delivered
+    with get_client(sync_client=True) as client:
+        for link_id, case_no, run_id, key, run_input in pending:
+            state = client.read_flow_run(UUID(str(run_id))).state
+            if state is None or not state.is_paused() or state.state_details.pause_key != key:
+                continue
+            result = client.resume_flow_run(UUID(str(run_id)), run_input=run_input)
+            if str(result.status.value).upper() == "ACCEPT":
+                with case_work() as session:
+                    customer_answers.mark_delivered(session, link_id, now)
+                delivered.append(f"{case_no}:customer_answer")
+    return delivered
 
 
 def sweeper_shift(clock: ShiftClock, until: dt.datetime) -> int:

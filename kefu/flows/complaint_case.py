@@ -27,7 +27,7 @@ from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS, add_run_tags
 from kefu.models.enums import ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy, current_policy
-from kefu.tasks import case_summary, casework
+from kefu.tasks import case_summary, casework, customer_answers, customer_messages
 from kefu.worktime import WorkCalendar
 
 # --- The inputs of the human steps (what the UI form and ``kefu step submit`` accept) ---------------
@@ -120,11 +120,23 @@ class ProposeInput(StepForm):
 
 
 class ApprovalInput(StepForm):
+    """The customer's answer to the proposal: recorded by staff (given by phone), or the customer's own through the
+    link in the proposal message (``customer_link``, filled by the intake's answer page, never by staff)."""
+
     model_config = ConfigDict(title="客户确认方案")
 
-    actor_staff_id: int = actor()
+    actor_staff_id: int | None = Field(
+        default=None,
+        title="您的员工编号",
+        description="记录客户答复（如电话答复）的员工编号。客户已通过确认链接答复时，本步骤会自动完成。",
+    )
     accepted: bool = Field(title="客户接受该方案", description="关闭：客户不接受，重新提出方案。")
     comment: str = Field(default="", title="客户意见")
+    customer_link: int | None = Field(
+        default=None,
+        title="客户确认链接编号",
+        description="由客户确认页面自动填写；员工记录客户答复时请留空。",
+    )
 
 
 class ResolveInput(StepForm):
@@ -191,34 +203,40 @@ def complaint_case(case_no: str) -> str:
     # major: form the task force; important: the supervisor report; then the first contact (every severity: a
     # higher severity never makes the promise to the customer later — ``complaints.never_later``)
     if severity is Severity.MAJOR:
-        steps.ask(FORM_TASK_FORCE)
+        task_force = steps.ask(FORM_TASK_FORCE)
+        apologise_for_major(case_no, task_force.leader_staff_id)  # the customer: apology, commitment, task force
     if severity is Severity.IMPORTANT:
         steps.ask(REPORT)
     steps.ask(CONTACT)
 
-    reopened = 0
+    reopened = proposals = 0
     while True:
         # investigate: several departments, as many rounds as it takes
         while not steps.ask(INVESTIGATE).done:
             continue
 
-        # propose → customer approval; a rejection goes back to proposal
+        # propose → the customer's approval (through the link in the proposal, or given by phone and recorded by
+        # staff); a rejection goes back to proposal
         while True:
             proposed = steps.ask(PROPOSE)
             if severity is Severity.GENERAL and proposed.promised_completion_at is not None:
                 promise_resolution(case_no, policy, calendar, proposed.promised_completion_at)
+            offer_solution(case_no, proposals, proposed, policy, calendar)
+            proposals += 1
             if steps.ask(APPROVE).accepted:
                 break
 
         # resolve (starts the callback clock), then the satisfaction callback; an unsatisfied customer reopens
-        steps.ask(RESOLVE)
+        resolved = steps.ask(RESOLVE)
         mark_resolved(case_no, policy, calendar, reopened)
+        notify_resolution(case_no, reopened, resolved.summary)  # what was done, when we call back
         if steps.ask(CALLBACK).satisfaction >= policy.complaints.callback.reopen_below:
             break
         reopened += 1
         reopen(case_no, reopened)
 
     close(case_no)
+    notify_closure(case_no)
     logger.info("case %s closed", case_no)
     return case_no
 
@@ -268,6 +286,36 @@ def promise_resolution(case_no: str, policy: Policy, calendar: WorkCalendar, pro
         casework.promise_resolution(session, case_no, policy, calendar, promised_at)
 
 
+def offer_solution(case_no: str, number: int, proposed: ProposeInput, policy: Policy, calendar: WorkCalendar) -> None:
+    """The proposal to the customer, with their single-use answer link (once per proposal)."""
+    with case_work() as session:
+        customer_answers.offer_solution(
+            session,
+            case_no,
+            number,
+            solution=proposed.solution,
+            promised_at=proposed.promised_completion_at,
+            policy=policy,
+            calendar=calendar,
+            now=casework.system_clock(),
+        )
+
+
+def apologise_for_major(case_no: str, leader_id: int) -> None:
+    with case_work() as session:
+        customer_messages.apologise_for_major(session, case_no, leader_id, casework.system_clock())
+
+
+def notify_resolution(case_no: str, round_no: int, summary: str) -> None:
+    with case_work() as session:
+        customer_messages.notify_resolution(session, case_no, round_no, summary, casework.system_clock())
+
+
+def notify_closure(case_no: str) -> None:
+    with case_work() as session:
+        customer_messages.notify_closure(session, case_no, casework.system_clock())
+
+
 def mark_resolved(case_no: str, policy: Policy, calendar: WorkCalendar, round_no: int) -> None:
     with case_work() as session:
         casework.mark_resolved(session, case_no, policy, calendar, round_no)
@@ -295,6 +343,9 @@ class CaseRecord:
         the person answering must hold a role the policy lets answer this step."""
         with case_work() as session:
             try:
+                if step is APPROVE:  # the customer's own answer (link), or staff recording it
+                    complaint = casework.get_case(session, self.case_no)
+                    customer_answers.check_customer_answer(session, complaint, answer)
                 casework.check_answer_staff(session, answer, step.name, current_policy())
             except casework.StepRejected as refused:
                 raise StepRefused(str(refused)) from refused
@@ -341,13 +392,30 @@ class CaseRecord:
             )
 
     def completed(self, step: Step[Any], key: str, answer: dict[str, Any]) -> None:
+        actor = f"staff:{answer.get('actor_staff_id')}"
+        by_link = step is APPROVE and answer.get("customer_link") is not None
+        if by_link:
+            actor = "customer:link"
         with case_work() as session:
+            if step is APPROVE:  # who decided, and how (the step's own event keeps the answer exactly as given:
+                # ``kefu recover`` hands it back to a new run, whose form forbids other fields)
+                casework.record_event(
+                    session,
+                    casework.get_case(session, self.case_no),
+                    "approval_decided",
+                    key,
+                    actor,
+                    casework.system_clock(),
+                    decided_by="customer" if by_link else "staff",
+                    via="link" if by_link else "phone",
+                    accepted=answer.get("accepted"),
+                )
             casework.complete_step(
                 session,
                 self.case_no,
                 step.name,
                 key,
-                f"staff:{answer.get('actor_staff_id')}",
+                actor,
                 casework.system_clock(),
                 meets=tuple(MilestoneId(m) for m in step.meets),
                 status=None if step.status is None else ComplaintStatus(step.status),

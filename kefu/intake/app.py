@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from kefu.intake.answers import ANSWER_PREFIX, MAX_ANSWER_BODY, answers_router
 from kefu.intake.api import MAX_API_BODY, api_router
 from kefu.intake.edge import API_PREFIX, BodyLimits, Edge
 from kefu.intake.frontdoor import Clock, FrontDoor
@@ -50,6 +51,9 @@ def create_app(
 ) -> FastAPI:
     """``status_rate_limit``: status lookups per client per window (seconds); ``case_rate_limit``: failed lookups
     per case number per window, from any client."""
+    from kefu.notifications.pii import install_log_masking
+
+    install_log_masking()  # uvicorn's access and error logs, the intake's own
     settings = settings or get_settings()
     the_engine = engine or default_engine()
     door = FrontDoor(the_engine, clock or (lambda: dt.datetime.now(dt.UTC)))
@@ -80,6 +84,7 @@ def create_app(
     # request (the router, then its route), work the benchmarked hot path does not need.
     pages_router(door, status_rate_limit=status_rate_limit, case_rate_limit=case_rate_limit, router=app.router)
     api_router(door, tokens, router=app.router)
+    answers_router(app.router, the_engine, door.now, settings.prefect_api_url)  # the customer's answer links
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -103,7 +108,7 @@ def create_app(
         limits=BodyLimits(
             default=4096,
             exact={"/": MAX_FORM_BODY, "/status": MAX_STATUS_BODY},
-            prefixes={API_PREFIX: MAX_API_BODY},
+            prefixes={API_PREFIX: MAX_API_BODY, ANSWER_PREFIX: MAX_ANSWER_BODY},
         ),
         allowed_origins=settings.intake_allowed_origins,
     )

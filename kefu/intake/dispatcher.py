@@ -231,6 +231,9 @@ async def serve(
 
 
 def main() -> None:
+    from kefu.notifications.pii import install_log_masking
+
+    install_log_masking()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = default_engine()

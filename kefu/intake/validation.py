@@ -142,6 +142,12 @@ def _bad_chars(value: str, multiline: bool) -> bool:
 _ZWJ = "\u200d"
 
 
+def unreadable_text(value: str) -> bool:
+    """Control characters (line breaks and tabs allowed) or invisible format characters: refused in any text a
+    customer writes."""
+    return _bad_chars(value, True) or _format_chars(value)
+
+
 def _format_chars(value: str) -> bool:
     """Unicode format characters (category Cf): bidirectional overrides and isolates, zero-width spaces and joiners,
     the BOM, soft hyphens — invisible, and able to make what staff read differ from what was sent

@@ -568,6 +568,19 @@ class LetterPolicy(BaseModel):
         return value
 
 
+class CustomerAnswerPolicy(BaseModel):
+    """The customer's own answers (issue 13): how long a solution proposal's answer link stays open.
+
+    A company setting: the seeds say only that the customer must accept the solution (seed 003 §3.3)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    link_valid_for: Duration = Field(
+        default=Duration(amount=5, unit=Unit.WORKING_DAYS),
+        description="From the proposal until the link expires; afterwards the customer answers by phone.",
+    )
+
+
 def _weights_sum_to_one(weights: dict[str, float], what: str) -> dict[str, float]:
     if any(w < 0 for w in weights.values()):
         raise ValueError(f"{what} weights cannot be negative")
@@ -605,7 +618,8 @@ class RolePolicy(BaseModel):
     )
     customer_contact: list[Role] = Field(
         default_factory=list,
-        description="Roles that see a customer's phone, e-mail and address in full; everyone else sees them masked.",
+        description="Roles that see every customer's personal data in full, besides each case's owner, the owner's "
+        "supervisors and the customer's key-account team (kefu.tasks.customer_data); everyone else sees it masked.",
     )
 
     @field_validator("names")
@@ -653,6 +667,7 @@ class Policy(BaseModel):
     backups: BackupPolicy
     letters: LetterPolicy = Field(default_factory=LetterPolicy)
     roles: RolePolicy
+    customer_answers: CustomerAnswerPolicy = Field(default_factory=CustomerAnswerPolicy)
     # --- fidelity (issue 13): where each rule comes from ---
     sources: dict[str, str] = Field(
         default_factory=dict,

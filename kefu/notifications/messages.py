@@ -32,6 +32,8 @@ class MessageType(StrEnum):
     KEY_ACCOUNT_WELCOME = "key_account_welcome"
     CONTACT_CADENCE_REMINDER = "contact_cadence_reminder"
     HOLIDAY_GREETING = "holiday_greeting"
+    CASE_CLOSURE = "case_closure"
+    PROGRESS_CONTACT_DUE = "progress_contact_due"
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,11 @@ SPECS: dict[MessageType, Spec] = {
         False, ("case_no", "owner_name", "task_force_lead", "commitment", "next_contact_at")
     ),
     MessageType.PROGRESS_UPDATE: Spec(False, ("case_no", "owner_name", "progress", "next_contact_at")),
-    MessageType.SOLUTION_PROPOSAL: Spec(
-        False, ("case_no", "owner_name", "solution", "reply_by", "accept_url", "reject_url")
-    ),
+    MessageType.SOLUTION_PROPOSAL: Spec(False, ("case_no", "owner_name", "solution", "reply_by", "answer_url")),
     MessageType.RESOLUTION_NOTICE: Spec(False, ("case_no", "owner_name", "resolution")),
-    MessageType.CALLBACK_INVITATION: Spec(False, ("case_no", "owner_name", "survey_url")),
+    MessageType.CALLBACK_INVITATION: Spec(False, ("case_no", "owner_name", "callback_by")),
+    MessageType.CASE_CLOSURE: Spec(False, ("case_no", "owner_name", "closed_at")),
+    MessageType.PROGRESS_CONTACT_DUE: Spec(True, ("case_no", "severity", "due_at", "last_contact_at"), urgent=True),
     MessageType.SUPERVISOR_ESCALATION: Spec(
         True, ("case_no", "owner_name", "severity", "milestone", "due_at", "reason"), urgent=True
     ),
@@ -170,13 +172,16 @@ class Renderer:
     def render_body(self, message_type: MessageType, context: Mapping[str, Any]) -> str:
         """Only the ``body`` block of the text version (no subject, greeting or closing): what an SMS is made of.
 
-        A template without a ``body`` block gives its whole text without the subject line."""
+        A template with an ``sms`` block gives that instead (a body too long for a phone); one without a ``body``
+        block gives its whole text without the subject line."""
         message_type = MessageType(message_type)
         missing = [k for k in SPECS[message_type].required if context.get(k) in (None, "")]
         if missing:
             raise MessageContextError(f"{message_type.value}: context lacks {', '.join(missing)}")
         template = self.text_env.get_template(f"{message_type.value}.txt.j2")
         try:
+            if "sms" in template.blocks:  # a short version of its own (e.g. the proposal: the link, not the solution)
+                return "".join(template.blocks["sms"](template.new_context(dict(context))))
             if "body" in template.blocks:
                 return "".join(template.blocks["body"](template.new_context(dict(context))))
             return template.render(context).strip().partition("\n")[2]

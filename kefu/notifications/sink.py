@@ -106,6 +106,9 @@ async def _serve_forever() -> None:
 
 
 if __name__ == "__main__":
+    from kefu.notifications.pii import install_log_masking
+
+    install_log_masking()
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever())

@@ -25,7 +25,17 @@ SINGLE_LIMIT = 70  # characters in one SMS (any Chinese text is sent as UCS-2)
 PART_LIMIT = 67  # characters per part of a concatenated SMS (the rest is the concatenation header)
 
 # Context keys an SMS never loses when it is shortened: the case number and the next step.
-ESSENTIAL_KEYS = ("case_no", "next_contact_at", "reply_by", "survey_url", "due_at", "holiday_name", "manager_phone")
+ESSENTIAL_KEYS = (
+    "case_no",
+    "next_contact_at",
+    "reply_by",
+    "answer_url",
+    "survey_url",
+    "callback_by",
+    "due_at",
+    "holiday_name",
+    "manager_phone",
+)
 
 GREETING = "您好，"
 THANKS_CLOSING = "谢谢！"

@@ -1,7 +1,8 @@
 """GET /outbox and /outbox/sms: what waits in the outbox and what the local sinks received (embedded default only).
 
 zh-CN, autoescaped. Queued messages show their planned send time (Shanghai time to the minute, with the offset)
-and why they wait then; phone numbers are masked everywhere on these pages.
+and why they wait then; phone numbers, ID numbers and e-mail addresses are masked everywhere on these pages (what
+a customer's mail says otherwise, e.g. their name in the greeting, is shown as sent).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from kefu.models.notifications import (
     WAIT_WINDOW,
     OutboxMessage,
 )
-from kefu.notifications.pii import mask_pii
+from kefu.notifications.pii import mask_pii, mask_text
 from kefu.notifications.sink import mail_dir, stored_mails
 from kefu.notifications.sms import sms_parts
 from kefu.notifications.sms_providers import sms_dir, stored_sms
@@ -34,6 +35,7 @@ from kefu.settings import Settings, get_settings
 from kefu.worktime.display import local_time
 
 _env = Environment(loader=PackageLoader("kefu.notifications", "templates"), undefined=StrictUndefined, autoescape=True)
+_env.filters["masked"] = mask_text  # phones, ID numbers, e-mail addresses: whoever opens the page is not entitled
 
 CHANNEL_ZH = {"mail": "邮件", SMS: "短信"}
 WAIT_ZH = {
@@ -72,7 +74,7 @@ def queued(engine: Engine, *, channel: str | None = None, now: dt.datetime | Non
             views.append(
                 QueuedView(
                     channel=CHANNEL_ZH.get(row.channel, row.channel),
-                    recipient=mask_pii(row.recipient),
+                    recipient=mask_text(row.recipient),
                     what=mask_pii(row.body_text if row.channel == SMS else row.subject),
                     planned=local_time(not_before),
                     why=why,

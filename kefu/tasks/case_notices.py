@@ -137,12 +137,31 @@ def send_case_notice(
     key: str,
     at: dt.datetime,
     milestone: str | None = None,
+    contact_due: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> str:
-    """Queue the mail for one notice to one person. Returns what happened, for the case event."""
+    """Queue the mail for one notice to one person. Returns what happened, for the case event.
+
+    ``contact_due``: a progress contact with the customer is due (its due time, the last contact)."""
     if person is None:
         return "no_recipient"
     if not person.email:
         return "no_address"
+    if contact_due is not None:
+        return _queue(
+            session,
+            complaint,
+            MessageType.PROGRESS_CONTACT_DUE,
+            recipient_email=person.email,
+            context={
+                "recipient_name": person.name,
+                "case_no": complaint.case_no,
+                "severity": severity_name(complaint),
+                "due_at": contact_due[0],
+                "last_contact_at": contact_due[1],
+            },
+            dedupe_key=f"case:{complaint.case_no}:{key}:staff:{person.id}",
+            at=at,
+        )
     row = _milestone(complaint, milestone)
     if row is None or row.due_at is None:
         return "no_open_milestone"
@@ -228,19 +247,141 @@ def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime
     )
 
 
-PROGRESS_TEXT = "专项处理小组正在调查处理您的投诉，已安排专人负责，处理结果确定后将第一时间通知您。"
+PROGRESS_TEXT = "我们正在调查处理您的投诉，已安排专人负责，处理结果确定后将第一时间通知您。"
 
 
 def send_progress_update(
-    session: Session, complaint: Complaint, *, number: int, next_contact_at: dt.datetime, at: dt.datetime
+    session: Session,
+    complaint: Complaint,
+    *,
+    number: int,
+    next_contact_at: dt.datetime,
+    at: dt.datetime,
+    progress: str = PROGRESS_TEXT,
 ) -> dict[str, str]:
-    """A major case's periodic progress update to the customer (the policy's progress_update_interval)."""
+    """A progress update to the customer (the owner's ``kefu case contact --mail``): how things stand, and by when we
+    are in touch again (the policy's ``progress_update_interval``)."""
     return _to_customer(
         session,
         complaint,
         MessageType.PROGRESS_UPDATE,
         dedupe=f"progress:{number}",
         at=at,
-        progress=PROGRESS_TEXT,
+        progress=progress,
         next_contact_at=next_contact_at,
     )
+
+
+def send_solution_proposal(
+    session: Session,
+    complaint: Complaint,
+    *,
+    number: int,
+    solution: str,
+    answer_url: str,
+    reply_by: dt.datetime,
+    at: dt.datetime,
+) -> dict[str, str]:
+    """The proposed solution with the customer's answer link (seed 003 §3.3: 解决方案应得到客户的认可); mail, or SMS
+    without an e-mail address (the SMS keeps the link and the reply time)."""
+    return _to_customer(
+        session,
+        complaint,
+        MessageType.SOLUTION_PROPOSAL,
+        dedupe=f"proposal:{number}",
+        at=at,
+        urgent=complaint.urgent,
+        solution=solution,
+        answer_url=answer_url,
+        reply_by=reply_by,
+    )
+
+
+# The commitment of a major case's apology (seed 003 §3.3: 表达歉意并承诺尽快处理), in the policy's words.
+MAJOR_COMMITMENT = "尽快查明原因并妥善处理，处理期间及时向您反馈处理进度。"
+
+
+def send_major_apology(
+    session: Session, complaint: Complaint, *, lead_name: str, plan_by: dt.datetime, at: dt.datetime
+) -> dict[str, str]:
+    """A major case: the apology and commitment, naming the task force's leader (seed 003 §3.3 重大投诉). Sent at
+    once, outside the business windows too: the first contact of a major case is due within hours."""
+    return _to_customer(
+        session,
+        complaint,
+        MessageType.MAJOR_APOLOGY,
+        dedupe="apology",
+        at=at,
+        urgent=True,
+        task_force_lead=lead_name,
+        commitment=MAJOR_COMMITMENT,
+        next_contact_at=plan_by,
+    )
+
+
+def send_task_force_assignment(
+    session: Session, complaint: Complaint, leader: Staff | None, *, plan_by: dt.datetime, at: dt.datetime
+) -> str:
+    """The task force's leader is told the case is theirs and when the preliminary plan is due (internal, masked)."""
+    if leader is None:
+        return "no_recipient"
+    if not leader.email:
+        return "no_address"
+    return _queue(
+        session,
+        complaint,
+        MessageType.TASK_FORCE_ASSIGNMENT,
+        recipient_email=leader.email,
+        context={
+            "case_no": complaint.case_no,
+            "lead_name": leader.name,
+            "due_at": plan_by,
+            "recipient_name": leader.name,
+        },
+        dedupe_key=f"case:{complaint.case_no}:task_force:staff:{leader.id}",
+        at=at,
+    )
+
+
+def send_resolution_notice(
+    session: Session,
+    complaint: Complaint,
+    *,
+    number: int,
+    resolution: str,
+    callback_by: dt.datetime | None,
+    at: dt.datetime,
+) -> dict[str, str]:
+    """The case is resolved: what was done, and by when we call back (seed 003 §3.4)."""
+    if callback_by is None:
+        return _to_customer(
+            session,
+            complaint,
+            MessageType.RESOLUTION_NOTICE,
+            dedupe=f"resolution:{number}",
+            at=at,
+            resolution=resolution,
+        )
+    return _to_customer(
+        session,
+        complaint,
+        MessageType.RESOLUTION_NOTICE,
+        dedupe=f"resolution:{number}",
+        at=at,
+        resolution=resolution,
+        callback_by=callback_by,
+    )
+
+
+def send_callback_invitation(
+    session: Session, complaint: Complaint, *, number: int, callback_by: dt.datetime, at: dt.datetime
+) -> dict[str, str]:
+    """The satisfaction callback, by mail too (seed 004 §4(四)1: 回访方式包括电话回访、邮件回访)."""
+    return _to_customer(
+        session, complaint, MessageType.CALLBACK_INVITATION, dedupe=f"callback:{number}", at=at, callback_by=callback_by
+    )
+
+
+def send_closure_notice(session: Session, complaint: Complaint, *, at: dt.datetime) -> dict[str, str]:
+    """The case is closed (办结) after a satisfied callback."""
+    return _to_customer(session, complaint, MessageType.CASE_CLOSURE, dedupe="closure", at=at, closed_at=at)

@@ -2,7 +2,8 @@
 
 Prefect shows it to everyone who can open the run (the open-source server has no roles), so it carries what a
 decision needs — the complaint's content, order, product and place, the deadline of the step, the rules'
-proposal — with phone, ID numbers and e-mail addresses masked, and no customer name or contact: those are on
+proposal — with phone, ID numbers and e-mail addresses masked, the place only to its city (at intake it is the
+customer's address too), and no customer name or contact: those are on
 Kefu's own case page behind sign-in, which the summary links to. Times are Shanghai time to the minute with
 the offset; a missing value reads 未填写, a flag 是/否: never a Python literal.
 
@@ -19,12 +20,14 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kefu.models.answers import CustomerAnswerLink
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import CHANNEL_ZH, ComplaintStatus, MilestoneId, Severity
 from kefu.models.policy import Policy
 from kefu.notifications.pii import mask_email, mask_pii
 from kefu.settings import get_settings
 from kefu.tasks.casework import is_key_account, propose_severity
+from kefu.tasks.customer_data import mask_address
 from kefu.worktime import local_time, yes_no
 
 NOT_GIVEN = "未填写"
@@ -46,6 +49,14 @@ def masked(text: str | None) -> str:
     if text is None or not text.strip():
         return NOT_GIVEN
     return mask_email(mask_pii(text.strip()))
+
+
+def masked_place(text: str | None) -> str:
+    """The place of the problem: at intake it is also the customer's address, so only its first characters
+    (province and city, as a rule) — the full address is on Kefu's case page, by role."""
+    if text is None or not text.strip():
+        return NOT_GIVEN
+    return mask_address(masked(text))
 
 
 def severity_name(policy: Policy, severity: Severity) -> str:
@@ -121,6 +132,25 @@ def last_refusal(session: Session, complaint: Complaint, step: str) -> str | Non
     return next((str(row.data.get("reason")) for row in rows if row.data.get("step") == step), None)
 
 
+def approval_lines(session: Session, complaint: Complaint) -> list[str]:
+    """How the customer answers the current proposal: by the link in the proposal message, or by phone (staff)."""
+    link = session.scalars(
+        select(CustomerAnswerLink)
+        .where(CustomerAnswerLink.complaint_id == complaint.id)
+        .order_by(CustomerAnswerLink.id.desc())
+        .limit(1)
+    ).first()
+    if link is None:
+        return ["客户答复后，请填写您的员工编号并记录客户的意见。"]
+    if link.decided_at is not None:
+        answer = "同意" if link.accepted else "不同意"
+        return [f"**客户已于 {local_time(link.decided_at)} 通过确认链接答复：{answer}**，本步骤将自动完成。"]
+    return [
+        f"方案已发送给客户，附确认链接（有效期至 {local_time(link.expires_at)}）：客户通过链接答复后本步骤自动完成。"
+        "客户通过电话等方式答复时，请填写您的员工编号并记录客户的意见（「客户确认链接编号」请留空）。"
+    ]
+
+
 def case_page(case_no: str) -> str:
     return get_settings().case_page_url.replace("{case_no}", case_no)
 
@@ -147,7 +177,7 @@ def render_step_summary(
         f"- **投诉内容**：{masked(complaint.content)}",
         f"- **订单**：{masked(complaint.order_ref)}（订单金额：{amount(complaint.order_amount)}）",
         f"- **产品或服务**：{masked(complaint.product)}",
-        f"- **发生地点**：{masked(complaint.place)}",
+        f"- **发生地点**：{masked_place(complaint.place)}",
         f"- **问题发生时间**：{local_time(complaint.problem_at) if complaint.problem_at else NOT_GIVEN}",
         f"- **受理**：{local_time(complaint.received_at)}，{CHANNEL_ZH.get(complaint.channel, complaint.channel)}",
         f"- **投诉等级**：{severity_name(policy, complaint.severity)}；**状态**：{STATUS_WORDS[complaint.status]}",
@@ -161,6 +191,8 @@ def render_step_summary(
         proposal = f"**规则建议**：{severity_name(policy, proposed)}（{reasons}）"
         lines += ["", f"{proposal}。表单已预选此等级，直接提交即确认；改定须填写理由。", ""]
         lines += [f"- **{rule.name}**：{rule.criteria or NOT_GIVEN}" for rule in policy.complaints.severities.values()]
+    if step == "approve":
+        lines += ["", *approval_lines(session, complaint)]
     if step == "callback":
         reopen_below = policy.complaints.callback.reopen_below
         lines += ["", f"客户满意度低于 {reopen_below} 分时，本案将重新处理（直至客户满意）。"]
@@ -169,7 +201,8 @@ def render_step_summary(
     lines += [
         "",
         f"客户姓名和联系方式不在此显示（电话等个人信息已隐去）。完整资料见 [Kefu 案件页]({case_page(case_no)})"
-        f"（需登录；案件页与登录功能尚在建设中，目前请在服务器上运行 `kefu case show {case_no}`）。",
+        f"（需登录；案件页与登录功能尚在建设中，目前请在服务器上运行 `kefu case show {case_no}`）。"
+        "表单内容所有能打开 Prefect 的人都看得到：请勿在表单中填写客户的电话、证件号码、地址等个人信息。",
         "",
         f"摘要生成于 {local_time(now)}。",
     ]

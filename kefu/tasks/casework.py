@@ -139,7 +139,15 @@ def recipient_for(session: Session, complaint: Complaint, level: str) -> Staff |
 
 
 def notify(
-    session: Session, complaint: Complaint, *, level: str, reason: str, key: str, at: dt.datetime, **data: Any
+    session: Session,
+    complaint: Complaint,
+    *,
+    level: str,
+    reason: str,
+    key: str,
+    at: dt.datetime,
+    contact_due: tuple[dt.datetime, dt.datetime] | None = None,
+    **data: Any,
 ) -> bool:
     """The one place case notices to staff leave from: a case event (once per key) and the mail it queues.
 
@@ -148,7 +156,16 @@ def notify(
     if key in _event_keys(session, complaint.id, "notified"):
         return False
     person = recipient_for(session, complaint, level)
-    mail = send_case_notice(session, complaint, person, reason=reason, key=key, at=at, milestone=data.get("milestone"))
+    mail = send_case_notice(
+        session,
+        complaint,
+        person,
+        reason=reason,
+        key=key,
+        at=at,
+        milestone=data.get("milestone"),
+        contact_due=contact_due,
+    )
     return record_event(
         session,
         complaint,

@@ -2,24 +2,24 @@
 
 The database is the timer. ``sweep`` reads the open milestones and fires whatever is due at ``now``: a
 warning to the owner at the policy's percentage, at breach one rung up the ladder (owner → supervisor →
-senior manager) per reminder interval, reminders past the top, and an open major case's progress update
-to the customer. Each fires once: keyed case events and the milestone's warned/breached/level columns, so a
-sweep that runs late, twice or after a restart repeats nothing. Notices to staff leave through
-``casework.notify``, which a case step (an urgent complaint at registration) uses too.
+senior manager) per reminder interval, reminders past the top, and the owner's reminder when an open case's
+progress contact with the customer is due. Each fires once: keyed case events and the milestone's
+warned/breached/level columns, so a sweep that runs late, twice or after a restart repeats nothing. Notices to
+staff leave through ``casework.notify``, which a case step (an urgent complaint at registration) uses too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kefu.models.complaints import Complaint, Milestone
-from kefu.models.enums import ComplaintStatus, Severity
+from kefu.models.complaints import CaseEvent, Complaint, Milestone
+from kefu.models.enums import ComplaintStatus, MilestoneId
 from kefu.models.policy import Policy
-from kefu.tasks.case_notices import send_progress_update
 from kefu.tasks.casework import _event_keys, end_pause, notify, open_pause, record_event, record_fact
+from kefu.tasks.customer_messages import invite_callback
 from kefu.worktime import WorkCalendar
 
 
@@ -61,6 +61,8 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
             row.warned_at = now
             if notify(session, complaint, level="owner", reason="warning", key=f"warn:{name}", at=now, milestone=name):
                 record_fact(session, complaint, "milestone.warning", f"notified/warn:{name}", now, milestone=row)
+            if row.milestone is MilestoneId.CALLBACK:  # the customer is invited by mail too (邮件回访)
+                invite_callback(session, complaint.case_no, complaint.reopen_count, row.due_at, now)
             fired.append(f"{complaint.case_no}:{name}:warning")
         if now < row.due_at:
             continue
@@ -82,32 +84,64 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
             if level > 50:
                 break
         row.escalation_level = level
-    fired.extend(_progress_updates(session, policy, calendar, now))
+    fired.extend(_progress_contacts(session, policy, calendar, now))
     session.flush()
     return fired
 
 
-def _progress_updates(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
-    """Open major cases tell the customer how things stand at the policy's interval, each update once."""
-    interval = policy.complaints.severities[Severity.MAJOR].progress_update_interval
-    if interval is None:
-        return []
-    fired = []
-    open_major = session.scalars(
-        select(Complaint).where(
-            Complaint.severity == Severity.MAJOR,
-            Complaint.status.not_in([ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED]),
-            Complaint.resolved_at.is_(None),
-        )
-    ).all()
-    for complaint in open_major:
-        sent = _event_keys(session, complaint.id, "progress_update")
-        number, due = 1, calendar.deadline(complaint.received_at, interval).due_at
-        while due <= now:
-            following = calendar.deadline(due, interval).due_at
-            if f"progress-{number}" not in sent:
-                notice = send_progress_update(session, complaint, number=number, next_contact_at=following, at=now)
-                record_event(session, complaint, "progress_update", f"progress-{number}", "system", now, **notice)
-                fired.append(f"{complaint.case_no}:progress_update:{number}")
-            number, due = number + 1, following
+# What counts as having been in touch with the customer about their case: a recorded contact (the first contact
+# step, ``kefu case contact``), a progress update, a proposal, a message at a stage, their answer to a proposal.
+CONTACT_ACTIONS = (
+    "first_contact",
+    "progress_contact",
+    "progress_update",
+    "solution_offered",
+    "customer_notified",
+    "approve",
+)
+
+
+def _progress_contacts(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
+    """Seed 004 §4(二)4 (对于需要一定时间处理的投诉，应定期与客户沟通) and seed 003 §3.3 for major cases: an open case
+    whose last contact with the customer is one policy interval (its severity's ``progress_update_interval``) old
+    reminds its owner, once per interval that passes without a contact (after a long gap, once for the latest); a
+    recorded contact or a progress update starts the interval again."""
+    fired: list[str] = []
+    still_open = (
+        Complaint.status.not_in([ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED]),
+        Complaint.resolved_at.is_(None),
+    )
+    open_cases = session.scalars(select(Complaint).where(*still_open)).all()
+    if not open_cases:
+        return fired
+    # The last contact of every open case in one query (the sweep runs every minute).
+    last_contact: dict[int, dt.datetime] = {
+        complaint_id: at
+        for complaint_id, at in session.execute(
+            select(CaseEvent.complaint_id, func.max(CaseEvent.at))
+            .join(Complaint, Complaint.id == CaseEvent.complaint_id)
+            .where(*still_open, CaseEvent.action.in_(CONTACT_ACTIONS))
+            .group_by(CaseEvent.complaint_id)
+        ).all()
+    }
+    for complaint in open_cases:
+        interval = policy.complaints.severities[complaint.severity].progress_update_interval
+        if interval is None:
+            continue
+        last = last_contact.get(complaint.id)
+        anchor = max(complaint.received_at, last) if last is not None else complaint.received_at
+        due = calendar.deadline(anchor, interval).due_at
+        if due > now:
+            continue
+        # The latest due time that has passed: one reminder for it (a case long without contact is reminded once,
+        # not once per interval it missed).
+        following = calendar.deadline(due, interval).due_at
+        while following <= now:
+            due, following = following, calendar.deadline(following, interval).due_at
+        key = f"progress-due:{due.astimezone(dt.UTC).isoformat(timespec='minutes')}"
+        if key in _event_keys(session, complaint.id, "progress_contact_due"):
+            continue
+        notify(session, complaint, level="owner", reason="progress_due", key=key, at=now, contact_due=(due, anchor))
+        record_event(session, complaint, "progress_contact_due", key, "system", now, due_at=due.isoformat())
+        fired.append(f"{complaint.case_no}:progress_contact_due")
     return fired

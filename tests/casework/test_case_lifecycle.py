@@ -150,6 +150,14 @@ def test_a_general_complaint_walks_every_step_with_a_rejection_and_a_reopen_and_
         assert met[MilestoneId.FIRST_CONTACT] and met[MilestoneId.SOLUTION] and met[MilestoneId.RESOLUTION]
         assert met[MilestoneId.CALLBACK]
     assert [k for a, k in events if a == "propose"] == ["propose-0", "propose-1", "propose-2"]
+    with unit_of_work() as session:  # staff recorded each of the customer's answers (given by phone)
+        decided = session.scalars(
+            select(CaseEvent)
+            .join(Complaint, Complaint.id == CaseEvent.complaint_id)
+            .where(CaseEvent.action == "approval_decided", Complaint.case_no == case_no)
+            .order_by(CaseEvent.id)
+        ).all()
+        assert [(e.actor, e.data["via"]) for e in decided] == [(f"staff:{staff}", "phone")] * 3
 
     capsys.readouterr()
     assert main(["case", "show", case_no]) == 0

@@ -157,7 +157,7 @@ def test_a_mail_the_phrase_lint_rejects_is_recorded_on_the_case_with_the_finding
     assert [e.data["mail"] for e in events if e.action == "acknowledged"] == ["rejected"]
 
 
-def test_an_open_major_case_sends_the_customer_a_progress_update_every_two_working_days(
+def test_an_open_major_case_reminds_its_owner_of_the_progress_contact_every_two_working_days(
     db: Session, policy: Policy, calendar: WorkCalendar, staff: dict[str, Staff]
 ) -> None:
     complaint = new_complaint(db, "KF-MAIL-0004", "搬运时受伤")
@@ -167,11 +167,13 @@ def test_an_open_major_case_sends_the_customer_a_progress_update_every_two_worki
     )
     db.commit()
     assert complaint.severity is Severity.MAJOR
-    # Received Monday 11-02 10:00: 2 working days → end of Wednesday 11-04; 4 → end of Friday 11-06.
+    # Received Monday 11-02 10:00, no contact since: 2 working days → end of Wednesday 11-04; 4 → end of Friday 11-06.
     for moment in (at(4, 17), at(4, 18), at(4, 19), at(5, 12), at(6, 18), at(6, 19)):
         sweep(db, policy, calendar, moment)
         db.commit()
-    updates = [m for m in mails(db, complaint) if m.message_type == "progress_update"]
-    assert len(updates) == 2
-    assert all(m.recipient == "chen@example.com" for m in updates)
-    assert "2026年11月6日 18:00" in updates[0].body_text  # the next update's time is promised in the first
+    reminders = [m for m in mails(db, complaint) if m.message_type == "progress_contact_due"]
+    assert [m.recipient for m in reminders] == ["agent@kefu.example", "agent@kefu.example"]
+    assert (
+        "2026年11月4日 18:00" in reminders[0].body_text and "kefu case contact KF-MAIL-0004" in reminders[0].body_text
+    )
+    assert not [m for m in mails(db, complaint) if m.message_type == "progress_update"]  # the owner writes it

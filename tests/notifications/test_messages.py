@@ -47,8 +47,8 @@ def test_customer_acknowledgement_names_case_owner_and_committed_time() -> None:
 
 def test_solution_proposal_tells_how_to_accept_and_reject() -> None:
     rendered = Renderer().render(MessageType.SOLUTION_PROPOSAL, CONTEXTS[MessageType.SOLUTION_PROPOSAL])
-    assert "同意方案" in rendered.text and "不同意方案" in rendered.text
-    assert "/accept?t=abc" in rendered.text and "/reject?t=abc" in rendered.text
+    assert "同意或不同意该方案" in rendered.text and "仅打开页面不会作出任何决定" in rendered.text
+    assert "/answer/abc" in rendered.text and 'href="http://127.0.0.1:8000/answer/abc"' in rendered.html
 
 
 def test_html_part_escapes_what_customers_wrote() -> None:

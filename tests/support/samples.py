@@ -69,8 +69,7 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "owner_name": "李客服",
         "solution": "补发同款货物一件，并退还本单运费。",
         "reply_by": DUE,
-        "accept_url": "http://127.0.0.1:8000/cases/TS-20261123-0001/accept?t=abc",
-        "reject_url": "http://127.0.0.1:8000/cases/TS-20261123-0001/reject?t=abc",
+        "answer_url": "http://127.0.0.1:8000/answer/abc",
     },
     MessageType.RESOLUTION_NOTICE: {
         "customer_name": "张三",
@@ -82,7 +81,20 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "customer_name": "张三",
         "case_no": "TS-20261123-0001",
         "owner_name": "李客服",
-        "survey_url": "http://127.0.0.1:8000/surveys/abc",
+        "callback_by": DUE,
+    },
+    MessageType.PROGRESS_CONTACT_DUE: {
+        "recipient_name": "李客服",
+        "case_no": "TS-20261123-0001",
+        "severity": "一般投诉",
+        "due_at": DUE,
+        "last_contact_at": DUE - dt.timedelta(days=3),
+    },
+    MessageType.CASE_CLOSURE: {
+        "customer_name": "张三",
+        "case_no": "TS-20261123-0001",
+        "owner_name": "李客服",
+        "closed_at": DUE,
     },
     MessageType.SUPERVISOR_ESCALATION: {
         "recipient_name": "赵主管",

@@ -1,7 +1,7 @@
 """the policy each case follows: its version and content hash on the case, the content in policy_snapshots
 
 Revision ID: case_policy_and_pauses
-Revises: intake_rate_limits
+Revises: customer_answers
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "case_policy_and_pauses"
-down_revision: str | None = "intake_rate_limits"
+down_revision: str | None = "customer_answers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
