@@ -39,8 +39,9 @@ def test_the_installed_command_prints_the_contract_json() -> None:
     assert data["severity"] == "important"
     assert data["received_at"] == "2026-09-30T16:00:00+08:00"
     assert data["warnings"] == []
-    assert [m["id"] for m in data["milestones"]] == ["supervisor_report", "progress_update", "resolution"]
-    resolution = data["milestones"][2]
+    ids = ["supervisor_report", "first_contact", "progress_update", "resolution"]
+    assert [m["id"] for m in data["milestones"]] == ids
+    resolution = data["milestones"][3]
     assert resolution["due_at"] == "2026-10-15T18:00:00+08:00"
     assert resolution["unit"] == "working_days"
     assert resolution["target"] == 7

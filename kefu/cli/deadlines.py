@@ -56,6 +56,7 @@ def to_json(plan: MilestonePlan) -> dict[str, Any]:
                 "target": m.target,
                 "provisional": m.provisional,
                 "explanation": m.explanation,
+                "rule_from": m.rule_from.value if m.rule_from else None,
             }
             for m in plan.milestones
         ],

@@ -201,11 +201,14 @@ def complaint_case(case_no: str) -> str:
     severity = steps.ask(CLASSIFY, check=lambda answer: classify(case_no, answer, policy, calendar))
     tag_run(case_no)
 
-    # major: form the task force; then the supervisor report or the first contact, as the severity requires
+    # major: form the task force; important: the supervisor report; then the first contact (every severity: a
+    # higher severity never makes the promise to the customer later — ``complaints.never_later``)
     if severity is Severity.MAJOR:
         task_force = steps.ask(FORM_TASK_FORCE)
         apologise_for_major(case_no, task_force.leader_staff_id)  # the customer: apology, commitment, task force
-    steps.ask(REPORT if severity is Severity.IMPORTANT else CONTACT)
+    if severity is Severity.IMPORTANT:
+        steps.ask(REPORT)
+    steps.ask(CONTACT)
 
     reopened = proposals = 0
     while True:

@@ -60,6 +60,11 @@ class ComplaintIn(BaseModel):
     )
     urgent: bool = False
     preferred_contact_time: str | None = Field(default=None, max_length=100)
+    staff_id: int | None = Field(
+        default=None,
+        description="首问责任制: the staff id of the person who received the complaint at the gateway; they own the "
+        "case. Without it the policy's rota names the owner.",
+    )
     received_at: str | None = Field(
         default=None, description="When the channel received it (ISO 8601 with offset); default: now"
     )
@@ -242,6 +247,9 @@ def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None
             submission = validate_submission(data, now=door.now(), timezone=door.timezone)
         except SubmissionInvalid as exc:
             errors = exc.errors + errors
+        receiver = None if submission is None else submission.received_by
+        if receiver is not None and not await run_in_threadpool(door.staff_on_record, receiver):
+            errors.append(FieldError("staff_id", "unknown_staff", f"员工编号 {receiver} 不存在或已停用"))
         if errors or submission is None or isinstance(channel, FieldError):
             return _errors(422, errors)
         try:

@@ -69,6 +69,15 @@ class FrontDoor:
             first_commitment(policy, calendar, severity, self.now(), key_account=False)
         self.registrar.rehearse()
 
+    def staff_on_record(self, staff_id: int) -> bool:
+        """An active staff member has this id (the receiver a gateway names, who will own the case)."""
+        from sqlalchemy import select
+
+        from kefu.models.people import Staff
+
+        with self.read_engine.connect() as db:
+            return bool(db.execute(select(Staff.active).where(Staff.id == staff_id)).scalar())
+
     async def register(
         self,
         submission: Submission,

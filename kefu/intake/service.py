@@ -25,8 +25,9 @@ from kefu.intake.validation import Submission
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Severity
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
-from kefu.models.people import INDEX_PHONES, CommunicationRecord, Customer, CustomerPhone
+from kefu.models.people import INDEX_PHONES, WEEKDAYS, CommunicationRecord, Customer, CustomerPhone, Staff, StaffRole
 from kefu.models.policy import Policy
+from kefu.tasks.case_policy import keep_snapshot
 
 CASE_PREFIX = "KF"
 
@@ -149,6 +150,8 @@ class Registration:
     key_account: bool
     created: bool
     flow_run_id: str | None = None
+    owner_id: int | None = None  # 首问责任制: the staff member who owns the case from registration
+    owned_by: str | None = None  # why: "receiver" (named by the gateway) or "rota"
 
 
 def registration_of(session: Session, complaint_id: int) -> Registration:
@@ -297,10 +300,12 @@ def register_complaints(
     persons = {i: people.of(intakes[i].submission) for i in fresh}
     people.save(db, now)
     case_nos = _take_case_numbers(db, [intakes[i].received_at for i in fresh], policy.timezone)
+    followed = keep_snapshot(session, policy) if fresh else None  # the policy each case follows, stamped on it
+    owners = _owners(db, [intakes[i] for i in fresh], case_nos, policy)
 
     rows: list[dict[str, Any]] = []
     made: dict[int, Registration] = {}
-    for index, case_no in zip(fresh, case_nos, strict=True):
+    for index, case_no, (owner_id, owned_by) in zip(fresh, case_nos, owners, strict=True):
         intake, person = intakes[index], persons[index]
         s = intake.submission
         urgent = policy.complaints.classification.is_urgent(s.content, flagged=s.urgent)
@@ -317,6 +322,8 @@ def register_complaints(
             status=ComplaintStatus.REGISTERED,
             key_account=person.is_key_account,
             created=True,
+            owner_id=owner_id,
+            owned_by=owned_by,
         )
         rows.append(
             {
@@ -335,6 +342,9 @@ def register_complaints(
                 "content": s.content,
                 "preferred_contact_time": s.preferred_contact_time,
                 "reopen_count": 0,
+                "policy_version": policy.version,
+                "policy_hash": followed,
+                "owner_id": owner_id,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -361,6 +371,36 @@ def register_complaints(
             found = registration_of(session, complaint_id)
             answers.append(found if stored_print == print_ else IdempotencyKeyReused(found.case_no))
     return answers
+
+
+def _owners(
+    db: Connection, intakes: Sequence[Intake], case_nos: Sequence[str], policy: Policy
+) -> list[tuple[int | None, str | None]]:
+    """首问责任制: each complaint's owner and why — the receiver the gateway named (``receiver``), else the on-duty
+    staff of the policy's rota role that day (weekday of receipt) in turn by the case's running number (``rota``);
+    nobody on duty: no owner yet (the person who classifies it becomes the owner)."""
+    if not intakes:
+        return []
+    role = policy.complaints.ownership.rota_role
+    rows = db.execute(
+        select(Staff.id, Staff.on_duty)
+        .join(StaffRole, StaffRole.staff_id == Staff.id)
+        .where(StaffRole.role == role, Staff.active.is_(True))
+        .order_by(Staff.id)
+    ).all()
+    zone = ZoneInfo(policy.timezone)
+    owners: list[tuple[int | None, str | None]] = []
+    for intake, case_no in zip(intakes, case_nos, strict=True):
+        if intake.submission.received_by is not None:
+            owners.append((intake.submission.received_by, "receiver"))
+            continue
+        weekday = WEEKDAYS[intake.received_at.astimezone(zone).weekday()]
+        on_duty = [row.id for row in rows if weekday in (row.on_duty or [])]
+        if not on_duty:
+            owners.append((None, None))
+            continue
+        owners.append((int(on_duty[int(case_no.rpartition("-")[2]) % len(on_duty)]), "rota"))
+    return owners
 
 
 def _take_case_numbers(db: Connection, received: list[dt.datetime], timezone: str) -> list[str]:
@@ -409,6 +449,8 @@ def _insert_companions(db: Connection, made: list[tuple[Intake, _Person, Registr
                     "channel": r.channel.value,
                     "proposed_severity": r.severity.value,
                     "urgent": r.urgent,
+                    "owner_staff_id": r.owner_id,
+                    "owned_by": r.owned_by,
                 },
                 "at": r.received_at,
             }

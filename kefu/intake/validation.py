@@ -78,6 +78,7 @@ class Submission:
     problem_at: dt.datetime | None = None
     urgent: bool = False
     preferred_contact_time: str | None = None
+    received_by: int | None = None  # 首问责任制: the staff id of the receiver a gateway names (owns the case)
 
     def fingerprint_fields(self) -> dict[str, str]:
         return {
@@ -300,6 +301,12 @@ def validate_submission(data: Mapping[str, Any], *, now: dt.datetime, timezone: 
         errors.append(FieldError("content", "too_short", f"请把问题描述得具体一些（至少{MIN_CONTENT}个字）"))
     urgent = _parse_bool(data.get("urgent"), errors)
     preferred = _text(data, "preferred_contact_time", errors, required=False)
+    received_by = data.get("staff_id")
+    if received_by is not None and (
+        isinstance(received_by, bool) or not isinstance(received_by, int) or received_by < 1
+    ):
+        errors.append(FieldError("staff_id", "invalid_staff_id", "受理员工编号应为正整数"))
+        received_by = None
     if errors:
         raise SubmissionInvalid(errors)
     assert name is not None and phone is not None and content is not None
@@ -315,6 +322,7 @@ def validate_submission(data: Mapping[str, Any], *, now: dt.datetime, timezone: 
         problem_at=problem_at,
         urgent=urgent,
         preferred_contact_time=preferred,
+        received_by=received_by,
     )
 
 

@@ -1,7 +1,7 @@
 """The system of record: ORM tables, the session factory and the policy model."""
 
 from kefu.models.base import Base, UTCDateTime, utcnow
-from kefu.models.complaints import AuditTrailIsAppendOnly, CaseEvent, Complaint, Milestone
+from kefu.models.complaints import AuditTrailIsAppendOnly, CaseEvent, Complaint, Milestone, PolicySnapshot
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
 from kefu.models.people import CommunicationRecord, Customer, CustomerPhone, Staff, StaffRole
 
@@ -18,6 +18,7 @@ __all__ = [
     "CustomerTier",
     "Milestone",
     "MilestoneId",
+    "PolicySnapshot",
     "Role",
     "Severity",
     "Staff",

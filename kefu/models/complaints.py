@@ -42,6 +42,10 @@ class Complaint(Base):
     resolved_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
     reopen_count: Mapped[int] = mapped_column(default=0)
+    # The policy the case follows (issue 13): its version and content hash, stamped at registration; the content
+    # is kept in policy_snapshots. Only `kefu policy replan` moves an open case to another policy.
+    policy_version: Mapped[int | None]
+    policy_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -87,6 +91,17 @@ class CaseEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class PolicySnapshot(Base):
+    """A policy a case followed or follows, by its content hash (``kefu.tasks.case_policy``): kept for good."""
+
+    __tablename__ = "policy_snapshots"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int]
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class AuditTrailIsAppendOnly(Exception):

@@ -205,6 +205,14 @@ class ClassificationRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    seed_examples: dict[Severity, list[str]] = Field(
+        default_factory=dict,
+        description="The seed's own examples of each severity (seed 003 §3.2, its exact words): a complaint naming "
+        "one is proposed at least that severity.",
+    )
+    general_keywords: list[str] = Field(
+        default_factory=list, description="Words of a general complaint (recorded as the proposal's reason)."
+    )
     major_keywords: list[str] = Field(default_factory=list)
     important_keywords: list[str] = Field(default_factory=list)
     important_order_amount: float = Field(
@@ -244,6 +252,38 @@ class CallbackRule(MilestoneRule):
         return value
 
 
+class OwnershipRule(BaseModel):
+    """首问责任制 (seed 002 §二.1): who owns a complaint from registration on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: Literal["receiver_then_rota"] = Field(
+        default="receiver_then_rota",
+        description="The staff member a gateway names as the receiver owns the case; otherwise the on-duty staff "
+        "of rota_role (their on-duty weekdays, `kefu staff`) take the day's complaints in turn, by case number.",
+    )
+    rota_role: Role = Role.AGENT
+    hand_over: list[Role] = Field(
+        default=[Role.SUPERVISOR, Role.SENIOR_MANAGER],
+        description="Besides the owner, who may hand a case over to someone else (`kefu case hand-over`).",
+    )
+
+
+class PausePolicy(BaseModel):
+    """While waiting on the customer the clock stops (issue 13): which milestones may pause and for how long at most;
+    the paused working time is added to their due time when the pause ends."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    milestones: list[MilestoneId] = Field(min_length=1, description="The milestones whose clock a pause stops.")
+    longest: Duration = Field(description="A pause counts at most this long; the sweeper then ends it.")
+    roles: list[Role] = Field(
+        default=[Role.AGENT, Role.SUPERVISOR, Role.SENIOR_MANAGER, Role.PROJECT_MANAGER],
+        min_length=1,
+        description="Who may start and end a pause (`kefu case pause`, `kefu case end-pause`).",
+    )
+
+
 class ComplaintPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -251,6 +291,67 @@ class ComplaintPolicy(BaseModel):
     key_account_overrides: dict[Severity, dict[MilestoneId, Duration]] = Field(default_factory=dict)
     callback: CallbackRule
     classification: ClassificationRule
+    # --- fidelity (issue 13): the clock stops while waiting on the customer ---
+    pauses: PausePolicy | None = None
+    # --- fidelity (issue 13): the first receiver owns the case ---
+    ownership: OwnershipRule = Field(default_factory=OwnershipRule)
+    # --- fidelity (issue 13): raising the severity never makes a promise to the customer later ---
+    never_later: dict[str, list[MilestoneId]] = Field(
+        default_factory=dict,
+        description="Commitments to the customer (name -> the milestones that make it, e.g. first_explanation: "
+        "[solution, progress_update, preliminary_plan]): a case's due time for one of them is the earliest its own "
+        "severity and every lower severity would give; a severity without such a milestone takes the lower one's.",
+    )
+
+    @model_validator(mode="after")
+    def _never_later_customer_facing(self) -> ComplaintPolicy:
+        seen: dict[MilestoneId, str] = {}
+        for name, ids in self.never_later.items():
+            if not ids:
+                raise ValueError(f"never_later.{name}: name at least one milestone")
+            for milestone in ids:
+                if milestone in seen:
+                    raise ValueError(f"never_later: '{milestone.value}' is in both '{seen[milestone]}' and '{name}'")
+                seen[milestone] = name
+                rules = [r for s in self.severities.values() for r in s.milestones if r.id is milestone]
+                if not rules:
+                    raise ValueError(f"never_later.{name}: no severity has a milestone '{milestone.value}'")
+                if any(not r.customer_facing for r in rules):
+                    raise ValueError(
+                        f"never_later.{name}: '{milestone.value}' is not customer-facing; only promises to the "
+                        "customer are kept from a lower severity"
+                    )
+                if any(r.due == PROMISED for r in rules):
+                    raise ValueError(f"never_later.{name}: '{milestone.value}' has no duration ('promised')")
+        return self
+
+    @model_validator(mode="after")
+    def _pausable_known(self) -> ComplaintPolicy:
+        known = {r.id for s in self.severities.values() for r in s.milestones} | {MilestoneId.CALLBACK}
+        for milestone in self.pauses.milestones if self.pauses else []:
+            if milestone not in known:
+                raise ValueError(f"pauses.milestones: no severity has a milestone '{milestone.value}'")
+        return self
+
+    def commitment_of(self, milestone: MilestoneId) -> str | None:
+        """The never-later commitment a milestone makes (``never_later``), or None."""
+        return next((name for name, ids in self.never_later.items() if milestone in ids), None)
+
+    def lower_severities(self, severity: Severity) -> list[Severity]:
+        """The severities below ``severity``, nearest first."""
+        order = list(Severity)
+        return list(reversed(order[: order.index(severity)]))
+
+    def candidate_rules(self, severity: Severity, key_account: bool) -> list[tuple[Severity, MilestoneRule]]:
+        """A severity's own rules, each with its key-account target as a second candidate (key-account targets
+        only ever tighten: the planner takes the earlier of the two due times)."""
+        overrides = self.key_account_overrides.get(severity, {}) if key_account else {}
+        found: list[tuple[Severity, MilestoneRule]] = []
+        for rule in self.severities[severity].milestones:
+            found.append((severity, rule))
+            if rule.id in overrides:
+                found.append((severity, rule.model_copy(update={"due": overrides[rule.id]})))
+        return found
 
     @model_validator(mode="after")
     def _complete(self) -> ComplaintPolicy:
@@ -281,6 +382,9 @@ class ComplaintPolicy(BaseModel):
         """
         rules = self.classification
         proposed: list[tuple[Severity, str]] = [(Severity.GENERAL, "default")]
+        for example_of, words in rules.seed_examples.items():
+            proposed += [(example_of, f"example:{w}") for w in words if w in content]
+        proposed += [(Severity.GENERAL, f"keyword:{w}") for w in rules.general_keywords if w in content]
         proposed += [(Severity.MAJOR, f"keyword:{w}") for w in rules.major_keywords if w in content]
         proposed += [(Severity.IMPORTANT, f"keyword:{w}") for w in rules.important_keywords if w in content]
         amount = Decimal(str(order_amount or 0))
@@ -295,16 +399,6 @@ class ComplaintPolicy(BaseModel):
         order = list(Severity)
         severity = max((s for s, _ in proposed), key=order.index)
         return severity, [why for _, why in proposed[1:]]
-
-    def milestone_rules(self, severity: Severity, key_account: bool) -> list[MilestoneRule]:
-        """The milestones of a severity, with the key-account targets applied where they are tighter."""
-        rules = []
-        overrides = self.key_account_overrides.get(severity, {}) if key_account else {}
-        for rule in self.severities[severity].milestones:
-            if rule.id in overrides:
-                rule = rule.model_copy(update={"due": overrides[rule.id]})
-            rules.append(rule)
-        return rules
 
     def customer_rule(self, severity: Severity, milestone: MilestoneId) -> MilestoneRule | None:
         """The customer-facing rule of this milestone for a complaint of this severity (None: internal).
@@ -578,6 +672,12 @@ class RolePolicy(BaseModel):
             raise ValueError(f"no role may answer step(s) {', '.join(nobody)}")
         return steps
 
+    policy_replan: list[Role] = Field(
+        default=[Role.SUPERVISOR, Role.SENIOR_MANAGER, Role.ADMIN],
+        min_length=1,
+        description="Who may move the open cases to an edited policy (`kefu policy replan --as`).",
+    )
+
     def may_answer(self, step: str) -> list[Role]:
         """The roles that may answer ``step``; none for a step the policy does not list (nobody may)."""
         return self.complaint_steps.get(step, [])
@@ -603,6 +703,34 @@ class Policy(BaseModel):
     roles: RolePolicy
     customer_answers: CustomerAnswerPolicy = Field(default_factory=CustomerAnswerPolicy)
     reports: ReportPolicy
+    # --- fidelity (issue 13): where each rule comes from ---
+    sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Policy key (dotted, e.g. 'escalation.ladder') -> 'seed NNN §x' (the seed's own rule) or "
+        "'company' (a company setting: the seeds state no value). `kefu policy check` lists the company settings.",
+    )
+
+    @model_validator(mode="after")
+    def _sources_known(self) -> Policy:
+        for key, source in self.sources.items():
+            if not SOURCE.fullmatch(source):
+                raise ValueError(
+                    f"sources.{key}: '{source}' is neither 'company' nor 'seed NNN §x' (e.g. 'seed 003 §3.2')"
+                )
+            try:
+                policy_value(self, key)
+            except KeyError:
+                raise ValueError(f"sources.{key}: the policy has no such key") from None
+        unmarked = [key for key in MUST_NAME_SOURCE if key not in self.sources]
+        if unmarked:
+            raise ValueError(
+                f"sources: say whether these come from a seed or are company settings: {', '.join(unmarked)}"
+            )
+        return self
+
+    def company_settings(self) -> dict[str, Any]:
+        """The values the seeds do not state (``sources: company``), by key."""
+        return {key: policy_value(self, key) for key, source in self.sources.items() if source == COMPANY}
 
     @field_validator("timezone")
     @classmethod
@@ -623,6 +751,37 @@ class Policy(BaseModel):
             if after.start < before.end:
                 raise ValueError(f"business windows {before} and {after} overlap")
         return ordered
+
+
+COMPANY = "company"
+SOURCE = re.compile(r"company|seed \d{3}( §[0-9A-Za-z.()（）一二三四五六七八九十]+)?")
+# Rules the seeds do not give a value for: the policy file must say where each one comes from (issue 13).
+MUST_NAME_SOURCE = (
+    "complaints.classification.seed_examples",
+    "complaints.classification.general_keywords",
+    "complaints.classification.important_keywords",
+    "complaints.classification.major_keywords",
+    "complaints.classification.important_order_amount",
+    "complaints.classification.major_order_amount",
+    "complaints.classification.urgent_keywords",
+    "complaints.key_account_overrides",
+    "escalation.warn_at_percent",
+    "escalation.ladder",
+    "escalation.reminder_interval",
+)
+
+
+def policy_value(policy: BaseModel, key: str) -> Any:
+    """The value at a dotted key of the policy (``complaints.classification.major_keywords``); KeyError if none."""
+    value: Any = policy
+    for part in key.split("."):
+        if isinstance(value, BaseModel) and part in type(value).model_fields:
+            value = getattr(value, part)
+        elif isinstance(value, dict) and part in {str(k) for k in value}:
+            value = next(v for k, v in value.items() if str(k) == part)
+        else:
+            raise KeyError(key)
+    return value
 
 
 class PolicyError(Exception):

@@ -77,6 +77,8 @@ def rule_reason(why: str) -> str:
     kind, _, value = why.partition(":")
     if kind == "keyword":
         return f"内容含「{value}」"
+    if kind == "example":
+        return f"内容含制度示例「{value}」"
     if why.startswith("order_amount>="):
         return f"订单金额不低于 {Decimal(why.removeprefix('order_amount>=')):,.0f} 元"
     return {"key_account": "重点客户", "urgent": "紧急投诉"}.get(why, why)
@@ -165,7 +167,8 @@ def render_step_summary(
 ) -> str:
     """The markdown shown above the form of ``step`` (named ``title``) of ``complaint``."""
     case_no = complaint.case_no
-    lines = [f"### {title} · 投诉 {case_no}", ""]
+    urgent = "【紧急投诉】" if complaint.urgent else ""  # seed 003 §3.1: every summary of an urgent case says so
+    lines = [f"### {urgent}{title} · 投诉 {case_no}", ""]
     refusal = last_refusal(session, complaint, step)
     if refusal:
         lines += [f"> **上次提交未被接受**：{refusal}。请修改后重新提交。", ""]

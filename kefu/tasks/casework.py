@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
 from kefu.models.people import Staff, StaffRole
-from kefu.models.policy import Policy, current_policy
+from kefu.models.policy import Duration, PausePolicy, Policy, Unit, current_policy
 from kefu.tasks.case_notices import send_acknowledgement, send_case_notice
-from kefu.worktime import WorkCalendar, plan_complaint_milestones
+from kefu.tasks.case_policy import followed_policy, stamp
+from kefu.worktime import PlannedMilestone, WorkCalendar, calendar_for, plan_complaint_milestones
 
 Clock = Callable[[], dt.datetime]
 
@@ -192,7 +193,13 @@ def propose_severity(policy: Policy, complaint: Complaint) -> tuple[Severity, li
 
 
 def plan_milestones(session: Session, complaint: Complaint, policy: Policy, calendar: WorkCalendar) -> None:
-    """Create or recompute the case's milestones from receipt time. Met milestones are never moved."""
+    """Create or recompute the case's milestones from receipt time. Met milestones are never moved.
+
+    The milestones follow the policy stamped on the case (``case_policy.followed_policy``), not a policy file
+    edited since: only ``kefu policy replan`` moves an open case to another policy."""
+    followed = followed_policy(session, complaint, policy)
+    if followed is not policy:
+        policy, calendar = followed, calendar_for(followed)
     plan = plan_complaint_milestones(
         policy,
         calendar,
@@ -209,6 +216,8 @@ def plan_milestones(session: Session, complaint: Complaint, policy: Policy, cale
             complaint.milestones.remove(row)
     for planned in plan.milestones:
         current = existing.get(planned.id)
+        if current is not None and current.paused_intervals:
+            planned = with_pauses(calendar, planned, current.paused_intervals)
         if current is None:
             complaint.milestones.append(
                 Milestone(
@@ -231,11 +240,136 @@ def plan_milestones(session: Session, complaint: Complaint, policy: Policy, cale
     session.flush()
 
 
+# --- Waiting on the customer: the clock stops (issue 13) ------------------------------------------------------
+
+
+def paused_hours(intervals: Iterable[Mapping[str, Any]]) -> float:
+    """The working hours the ended pauses of a milestone count (each at most the policy's longest pause)."""
+    return sum(float(i.get("working_hours") or 0) for i in intervals if i.get("until") is not None)
+
+
+def with_pauses(calendar: WorkCalendar, planned: PlannedMilestone, intervals: list[dict[str, Any]]) -> PlannedMilestone:
+    """The planned milestone moved on by the paused working time of its ended pauses, explained."""
+    hours = paused_hours(intervals)
+    if hours <= 0 or planned.due_at is None:
+        return planned
+    due = calendar.due_at(planned.due_at, Duration(amount=hours, unit=Unit.WORKING_HOURS))
+    note = f"；等待客户期间暂停计时 {hours:g} 个工作小时，顺延至 {due:%Y-%m-%d %H:%M}"
+    return dataclasses.replace(planned, due_at=due, explanation=planned.explanation + note)
+
+
+def open_pause(complaint: Complaint) -> dict[str, Any] | None:
+    """The case's pause under way (its first open interval), if any."""
+    for row in complaint.milestones:
+        for interval in row.paused_intervals or []:
+            if interval.get("until") is None:
+                return interval
+    return None
+
+
+def _may_pause(policy: Policy, complaint: Complaint, person: Staff) -> PausePolicy:
+    pauses = policy.complaints.pauses
+    if pauses is None:
+        raise StepRejected("政策未允许暂停计时 / the policy has no complaints.pauses")
+    if person.id != complaint.owner_id and not person.roles & set(pauses.roles):
+        names = "、".join(policy.roles.names[r] for r in pauses.roles)
+        raise StepRejected(f"只有本案负责人或{names}可以暂停计时 / staff {person.login or person.id} may not pause")
+    return pauses
+
+
+def pause_case(
+    session: Session, case_no: str, policy: Policy, calendar: WorkCalendar, *, by: Staff, reason: str, now: dt.datetime
+) -> list[MilestoneId]:
+    """等待客户: stop the clock of the case's open milestones the policy lets pause, with who and why (audited).
+
+    Raises ``StepRejected`` (nothing changed) without a reason, for a closed or already paused case, someone who
+    may not, or a case with no open milestone that may pause."""
+    complaint = get_case(session, case_no)
+    if not reason.strip():
+        raise StepRejected("暂停计时须填写原因 / a pause needs a reason")
+    if complaint.status is ComplaintStatus.CLOSED:
+        raise StepRejected(f"投诉 {case_no} 已结案 / case {case_no} is closed")
+    if open_pause(complaint) is not None:
+        raise StepRejected(f"投诉 {case_no} 已在等待客户 / case {case_no} is already paused")
+    pauses = _may_pause(policy, complaint, by)
+    rows = [
+        row
+        for row in complaint.milestones
+        if row.met_at is None and row.due_at is not None and row.milestone in pauses.milestones
+    ]
+    if not rows:
+        raise StepRejected(f"投诉 {case_no} 没有可暂停的期限 / case {case_no} has no open milestone that may pause")
+    number = len(_event_keys(session, complaint.id, "pause_started")) + 1
+    counts_until = calendar.due_at(now, pauses.longest)
+    interval = {
+        "pause": number,
+        "from": _iso(now),
+        "until": None,
+        "counts_until": _iso(counts_until),
+        "by": f"staff:{by.id}",
+        "reason": reason.strip(),
+    }
+    for row in rows:
+        row.paused_intervals = [*(row.paused_intervals or []), dict(interval)]
+    record_event(
+        session,
+        complaint,
+        "pause_started",
+        f"pause-{number}",
+        f"staff:{by.id}",
+        now,
+        reason=reason.strip(),
+        milestones=[row.milestone.value for row in rows],
+        counts_until=_iso(counts_until),
+    )
+    session.flush()
+    return [row.milestone for row in rows]
+
+
+def end_pause(
+    session: Session,
+    case_no: str,
+    policy: Policy,
+    calendar: WorkCalendar,
+    *,
+    actor: str,
+    note: str,
+    now: dt.datetime,
+    by: Staff | None = None,
+) -> float:
+    """The customer answered (or the longest pause is reached, ``actor`` "system"): the clock runs again and the
+    paused working time (up to the policy's longest pause) is added to the paused milestones. Returns the hours."""
+    complaint = get_case(session, case_no)
+    current = open_pause(complaint)
+    if current is None:
+        raise StepRejected(f"投诉 {case_no} 没有进行中的暂停 / case {case_no} is not paused")
+    if by is not None:
+        _may_pause(policy, complaint, by)
+    start = dt.datetime.fromisoformat(str(current["from"]))
+    counted_until = min(now, dt.datetime.fromisoformat(str(current["counts_until"])))
+    hours = round(calendar.working_time_between(start, counted_until).total_seconds() / 3600, 4)
+    for row in complaint.milestones:
+        row.paused_intervals = [
+            {**i, "until": _iso(now), "ended_by": actor, "note": note, "working_hours": hours}
+            if i.get("until") is None
+            else i
+            for i in row.paused_intervals or []
+        ]
+    record_event(
+        session, complaint, "pause_ended", f"pause-{current['pause']}", actor, now, note=note, working_hours=hours
+    )
+    session.flush()
+    plan_milestones(session, complaint, policy, calendar)
+    return hours
+
+
 def register_case(
     session: Session, case_no: str, policy: Policy, calendar: WorkCalendar, *, owner_id: int | None, now: dt.datetime
 ) -> Complaint:
     """Idempotent: the first receiver owns the case (首问责任制); milestones come from the policy."""
     complaint = get_case(session, case_no)
+    if complaint.policy_hash is None:
+        stamp(session, complaint, policy)
     if complaint.owner_id is None and owner_id is not None:
         complaint.owner_id = owner_id
         session.flush()
@@ -249,6 +383,50 @@ def register_case(
         record_event(session, complaint, "acknowledged", "ack", "system", now, **notice)
     if complaint.urgent:
         notify(session, complaint, level="supervisor", reason="urgent", key="urgent", at=now)
+    return complaint
+
+
+def hand_over(
+    session: Session, case_no: str, policy: Policy, *, to: Staff, by: Staff, reason: str, now: dt.datetime
+) -> Complaint:
+    """首问责任制: the owner keeps the case until an explicit handover — by the owner, or by a role the policy's
+    ``complaints.ownership.hand_over`` lists — to an active staff member, with a reason; audited (``handed_over``).
+
+    Raises ``StepRejected`` (nothing changed) for a closed case, an inactive recipient, the current owner as the
+    recipient, no reason, or someone who may not hand the case over."""
+    complaint = get_case(session, case_no)
+    if not reason.strip():
+        raise StepRejected("移交须填写理由 / a handover needs a reason")
+    if complaint.status is ComplaintStatus.CLOSED:
+        raise StepRejected(f"投诉 {case_no} 已结案，不能移交 / case {case_no} is closed")
+    if not to.active:
+        raise StepRejected(f"员工 {to.login or to.id} 已停用 / staff {to.login or to.id} is inactive")
+    if to.id == complaint.owner_id:
+        raise StepRejected(
+            f"员工 {to.login or to.id} 已是本案负责人 / staff {to.login or to.id} already owns {case_no}"
+        )
+    allowed = policy.complaints.ownership.hand_over
+    if by.id != complaint.owner_id and not by.roles & set(allowed):
+        names = "、".join(policy.roles.names[r] for r in allowed)
+        raise StepRejected(
+            f"只有本案负责人或{names}可以移交 / only the owner or {', '.join(r.value for r in allowed)} may hand "
+            f"{case_no} over"
+        )
+    previous = complaint.owner_id
+    count = len(_event_keys(session, complaint.id, "handed_over"))
+    complaint.owner_id = to.id
+    record_event(
+        session,
+        complaint,
+        "handed_over",
+        f"handover-{count + 1}",
+        f"staff:{by.id}",
+        now,
+        from_staff_id=previous,
+        to_staff_id=to.id,
+        reason=reason.strip(),
+    )
+    session.refresh(complaint, ["owner"])
     return complaint
 
 

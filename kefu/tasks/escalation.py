@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import ComplaintStatus, MilestoneId
 from kefu.models.policy import Policy
-from kefu.tasks.casework import _event_keys, notify, record_event, record_fact
+from kefu.tasks.casework import _event_keys, end_pause, notify, open_pause, record_event, record_fact
 from kefu.tasks.customer_messages import invite_callback
 from kefu.worktime import WorkCalendar
 
@@ -45,6 +45,15 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
     for row in rows:
         complaint = row.complaint
         if complaint.status is ComplaintStatus.CLOSED or row.due_at is None:
+            continue
+        pause = open_pause(complaint)
+        if pause is not None and any(i.get("until") is None for i in row.paused_intervals or []):
+            if now < dt.datetime.fromisoformat(str(pause["counts_until"])):
+                continue  # waiting on the customer: this clock is stopped
+            hours = end_pause(
+                session, complaint.case_no, policy, calendar, actor="system", note="已达最长暂停时间", now=now
+            )
+            fired.append(f"{complaint.case_no}:pause-ended:{hours:g}h")
             continue
         name = row.milestone.value
         warn_at = row.starts_at + (row.due_at - row.starts_at) * pct

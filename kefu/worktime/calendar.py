@@ -147,6 +147,23 @@ class WorkCalendar:
         days = (first + dt.timedelta(n) for n in range((last - first).days + 1))
         return [d for d in days if self.is_working_day(d)]
 
+    def working_time_between(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+        """How much of [start, end) lies inside the business windows of working days (e.g. a paused interval)."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("start and end must be timezone-aware")
+        start, end = start.astimezone(self.tz), end.astimezone(self.tz)
+        total = dt.timedelta()
+        day = start.date()
+        while day <= end.date():
+            if self.is_working_day(day):
+                for window in self.windows:
+                    lo = max(start, dt.datetime.combine(day, window.start, self.tz))
+                    hi = min(end, dt.datetime.combine(day, window.end, self.tz))
+                    if hi > lo:
+                        total += hi - lo
+            day += dt.timedelta(days=1)
+        return total
+
     # ---- tables -----------------------------------------------------------------------------
 
     def _build(self, first_year: int, last_year: int) -> _Tables:

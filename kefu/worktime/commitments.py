@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from kefu.models.policy import DUE_PLACEHOLDER, MilestoneId, Policy, Severity
 from kefu.worktime.calendar import WorkCalendar
 from kefu.worktime.display import customer_time
+from kefu.worktime.milestones import case_rules
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,10 @@ def first_commitment(
     """The first time the policy promises the customer something (e.g. 首次联系 within 24 h) for a complaint
     received at ``received_at``; None when no customer-facing milestone has a known time yet."""
     first: Commitment | None = None
-    for rule in policy.complaints.milestone_rules(severity, key_account):
-        if not rule.customer_facing or isinstance(rule.due, str):
+    for chosen in case_rules(policy, calendar, severity, received_at, key_account=key_account):
+        rule, due_at = chosen.rule, chosen.due_at
+        if not rule.customer_facing or due_at is None:
             continue  # internal, or "promised": known only once the customer accepts a solution
-        due_at = calendar.due_at(received_at, rule.due)
         if first is None or due_at < first.due_at:
             assert rule.customer_wording is not None  # the policy model requires it of a customer-facing rule
             first = Commitment(rule.id, rule.name, due_at, rule.customer_wording)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -28,6 +29,7 @@ class PlannedMilestone:
     target: float | str
     provisional: bool
     explanation: str
+    rule_from: Severity | None = None  # a lower severity whose rule gave an earlier due time (never later)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,61 @@ def _plan_one(
     )
 
 
+@dataclass(frozen=True)
+class CaseRule:
+    """A rule a case follows: the milestone's own rule, or with the due time of a lower severity's rule
+    (``rule_from``) when that one promises the customer something earlier."""
+
+    rule: MilestoneRule
+    due_at: dt.datetime | None
+    rule_from: Severity | None
+
+
+def case_rules(
+    policy: Policy, calendar: WorkCalendar, severity: Severity, received_at: dt.datetime, *, key_account: bool
+) -> list[CaseRule]:
+    """The milestone rules of a case of this severity received at ``received_at``, in the one place every planner
+    asks: raising the severity never makes a promise to the customer later (``complaints.never_later``: a
+    commitment's due time is the earliest its own and every lower severity's rule gives, a severity without the
+    milestone takes the lower one's), the time to resolve keeps its own target, and key-account targets only
+    ever tighten (the earlier of the two due times)."""
+    complaints = policy.complaints
+
+    def due(rule: MilestoneRule) -> dt.datetime | None:
+        return None if isinstance(rule.due, str) else calendar.due_at(received_at, rule.due)
+
+    def earlier(a: dt.datetime | None, b: dt.datetime | None) -> bool:
+        return a is not None and (b is None or a < b)
+
+    chosen: dict[MilestoneId, CaseRule] = {}
+    for _, rule in complaints.candidate_rules(severity, key_account):
+        current = chosen.get(rule.id)
+        due_at = due(rule)
+        if current is None or earlier(due_at, current.due_at):
+            chosen[rule.id] = CaseRule(rule, due_at, None)
+    for ids in complaints.never_later.values():
+        lower = [
+            CaseRule(rule, due(rule), source)
+            for source in complaints.lower_severities(severity)
+            for _, rule in complaints.candidate_rules(source, key_account)
+            if rule.id in ids and rule.starts_at is Anchor.RECEIPT
+        ]
+        best = min((c for c in lower if c.due_at is not None), key=lambda c: c.due_at or received_at, default=None)
+        if best is None:
+            continue
+        mine = [milestone for milestone in chosen if milestone in ids]
+        if not mine:
+            chosen[best.rule.id] = best
+        for milestone in mine:
+            own = chosen[milestone]
+            if earlier(best.due_at, own.due_at):
+                keep = {"id": own.rule.id, "name": own.rule.name, "customer_wording": own.rule.customer_wording}
+                chosen[milestone] = CaseRule(best.rule.model_copy(update=keep), best.due_at, best.rule_from)
+    rules = list(chosen.values())
+    rules.sort(key=lambda c: (c.due_at is None, c.due_at or received_at))
+    return rules
+
+
 def plan_complaint_milestones(
     policy: Policy,
     calendar: WorkCalendar,
@@ -152,10 +209,18 @@ def plan_complaint_milestones(
     if resolved_at is not None and resolved_at < received_at:
         raise ValueError("resolved_at is before received_at")
     warnings: list[str] = []
-    milestones = [
-        _plan_one(calendar, rule, received_at, promised_at, warnings)
-        for rule in policy.complaints.milestone_rules(severity, key_account)
-    ]
+    milestones = []
+    for chosen in case_rules(policy, calendar, severity, received_at, key_account=key_account):
+        planned = _plan_one(calendar, chosen.rule, received_at, promised_at, warnings)
+        if chosen.rule_from is not None:
+            source = policy.complaints.severities[chosen.rule_from].name
+            own = policy.complaints.severities[severity]
+            if any(rule.id is chosen.rule.id for rule in own.milestones):
+                note = f"按{source}的规则（{chosen.rule.due}）更早，取较早者——提高等级不推迟对客户的承诺；"
+            else:
+                note = f"{own.name}无此节点，按{source}的规则（{chosen.rule.due}）——提高等级不推迟对客户的承诺；"
+            planned = dataclasses.replace(planned, explanation=note + planned.explanation, rule_from=chosen.rule_from)
+        milestones.append(planned)
     if resolved_at is not None:
         milestones.append(_plan_one(calendar, policy.complaints.callback, resolved_at, None, warnings))
     return MilestonePlan(severity, received_at.astimezone(calendar.tz), key_account, milestones, warnings)

@@ -206,6 +206,7 @@ def test_an_important_key_account_complaint_reports_to_the_supervisor_and_is_com
     answer = {"actor_staff_id": staff, "summary": "已向王主管报告"}
     resumed = prefect_post(f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": answer})
     assert resumed.status_code == 201, resumed.text
+    do(case_no, "first_contact", actor_staff_id=staff, summary="已致电客户说明")  # within a general complaint's time
     do(case_no, "investigate", actor_staff_id=staff, departments=["运营部", "仓储部"], findings="分拣遗失")
     do(case_no, "propose", actor_staff_id=staff, solution="全额赔偿")
     do(case_no, "approve", actor_staff_id=staff, accepted=True)
@@ -218,6 +219,7 @@ def test_an_important_key_account_complaint_reports_to_the_supervisor_and_is_com
     assert {"severity:important", "key-account"} <= set(flow_run.tags)
     milestones = met(case_no)
     assert milestones[MilestoneId.SUPERVISOR_REPORT] and milestones[MilestoneId.PROGRESS_UPDATE]
+    assert milestones[MilestoneId.FIRST_CONTACT]
     assert milestones[MilestoneId.RESOLUTION] and milestones[MilestoneId.CALLBACK]
     events = actions(case_no)
     assert len(events) == len(set(events))

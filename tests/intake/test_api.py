@@ -182,7 +182,7 @@ async def test_a_gateway_reads_the_status_without_personal_data(client: httpx.As
     body = response.json()
     assert body["case_no"] == case_no and body["urgent"] is True
     assert body["severity"] == "important"  # urgent raises a case to important (policy)
-    assert body["next_commitment"]["milestone"] == "progress_update"
+    assert body["next_commitment"]["milestone"] == "first_contact"  # raising the severity never makes it later
     assert "13800138000" not in response.text and "张三" not in response.text
     missing = await client.get("/api/v1/complaints/KF20261123-09999", headers=AUTH)
     assert missing.status_code == 404
@@ -224,3 +224,27 @@ async def test_a_gateway_reads_a_status_while_registrations_hold_the_write_lock(
     finally:
         writer.close()
     assert status.status_code == 200 and status.json()["case_no"] == case_no
+
+
+async def test_the_receiver_a_gateway_names_owns_the_case_and_an_unknown_one_is_refused(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    from kefu.models.people import Staff
+
+    with Session(engine, expire_on_commit=False) as session:
+        receiver, gone = Staff(name="接线员"), Staff(name="已离职", active=False)
+        session.add_all([receiver, gone])
+        session.commit()
+    before = counts(engine)
+    for bad in (gone.id, 99999, "7", 0):
+        refused = await client.post("/api/v1/complaints", json=complaint_json(staff_id=bad), headers=AUTH)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "staff_id"
+    assert counts(engine) == before
+    response = await client.post("/api/v1/complaints", json=complaint_json(staff_id=receiver.id), headers=AUTH)
+    assert response.status_code == 201, response.text
+    with Session(engine) as session:
+        complaint = session.scalars(select(Complaint)).one()
+        assert complaint.owner_id == receiver.id  # 首问责任制: from registration on
+        received = session.scalars(select(CaseEvent).where(CaseEvent.action == "received")).one()
+        assert received.data["owned_by"] == "receiver"

@@ -230,10 +230,9 @@ def test_the_first_commitment_is_the_plans_earliest_customer_facing_deadline(
         received = start + dt.timedelta(hours=hour)
         for severity in policy.complaints.severities:
             plan = plan_complaint_milestones(policy, calendar, severity, received, key_account=key_account)
-            customer_facing = {
-                r.id for r in policy.complaints.milestone_rules(severity, key_account) if r.customer_facing
-            }
-            facing = [m for m in plan.milestones if m.id in customer_facing and m.due_at is not None]
+            facing = [
+                m for m in plan.milestones if policy.complaints.customer_rule(severity, m.id) and m.due_at is not None
+            ]
             fast = first_commitment(policy, calendar, severity, received, key_account=key_account)
             if not facing:
                 assert fast is None

@@ -39,16 +39,16 @@ def test_the_first_commitment_is_the_plans_earliest_customer_facing_deadline(
     policy: Policy, calendar: WorkCalendar, severity: Severity, key_account: bool, received: dt.datetime
 ) -> None:
     plan = plan_complaint_milestones(policy, calendar, severity, received, key_account=key_account)
-    rules = {r.id: r for r in policy.complaints.milestone_rules(severity, key_account)}
-    facing = [m for m in plan.milestones if rules[m.id].customer_facing and m.due_at is not None]
+    facing = [m for m in plan.milestones if policy.complaints.customer_rule(severity, m.id) and m.due_at is not None]
     earliest = min(facing, key=lambda m: m.due_at or received)
+    rule = policy.complaints.customer_rule(severity, earliest.id)
 
     commitment = first_commitment(policy, calendar, severity, received, key_account=key_account)
 
-    assert commitment is not None
+    assert commitment is not None and rule is not None
     assert (commitment.milestone, commitment.due_at) == (earliest.id, earliest.due_at)
-    assert commitment.wording == rules[earliest.id].customer_wording
-    assert commitment.name == rules[earliest.id].name
+    assert commitment.wording == rule.customer_wording
+    assert commitment.name == earliest.name
 
 
 @pytest.mark.parametrize(
@@ -69,30 +69,30 @@ def test_the_first_commitment_is_the_plans_earliest_customer_facing_deadline(
             False,
             True,
             at(11, 23, 10),
-            MilestoneId.PROGRESS_UPDATE,
-            at(11, 24, 10),
-            ("我们将在", "之前向您告知处理进展和初步解决方案"),
-            id="key-account-raised-to-important-24h",
+            MilestoneId.FIRST_CONTACT,
+            at(11, 23, 22),
+            ("我们将在", "之前与您联系"),
+            id="key-account-raised-to-important-contacted-in-12h-like-a-general-key-account",
         ),
         pytest.param(
             "快递晚到两天",
             True,
             False,
             at(11, 23, 10),
-            MilestoneId.PROGRESS_UPDATE,
-            at(11, 25, 10),
-            ("我们将在", "之前向您告知处理进展和初步解决方案"),
-            id="flagged-urgent-raised-to-important-48h",
+            MilestoneId.FIRST_CONTACT,
+            at(11, 24, 10),
+            ("我们将在", "之前与您联系"),
+            id="flagged-urgent-general-raised-to-important-still-contacted-within-24h",
         ),
         pytest.param(
             "请加急处理，货物延误",
             False,
             False,
             at(11, 23, 10),
-            MilestoneId.PROGRESS_UPDATE,
-            at(11, 25, 10),
-            ("我们将在", "之前向您告知处理进展和初步解决方案"),
-            id="urgent-word-raised-to-important",
+            MilestoneId.FIRST_CONTACT,
+            at(11, 24, 10),
+            ("我们将在", "之前与您联系"),
+            id="urgent-word-raised-to-important-still-contacted-within-24h",
         ),
         pytest.param(
             "搬运时受伤",
@@ -142,9 +142,9 @@ def test_what_a_complainant_is_promised_at_intake(
 
 def test_internal_milestones_are_never_promised_to_the_customer(policy: Policy, calendar: WorkCalendar) -> None:
     # A major complaint's task force (1 h) and an important one's supervisor report (12 h) come first, but the
-    # customer is promised the first contact (6 h) and the progress update (48 h).
+    # customer is promised the first contact (6 h; important: 24 h, as a general complaint).
     received = at(11, 23, 10)
     major = first_commitment(policy, calendar, Severity.MAJOR, received, key_account=False)
     important = first_commitment(policy, calendar, Severity.IMPORTANT, received, key_account=False)
     assert major is not None and major.milestone is MilestoneId.FIRST_CONTACT
-    assert important is not None and important.milestone is MilestoneId.PROGRESS_UPDATE
+    assert important is not None and important.milestone is MilestoneId.FIRST_CONTACT

@@ -26,6 +26,7 @@ POLICY_TABLE = [
     ("general", False, "first_contact", "hours", 24, at(2026, 3, 11, 10, 0)),
     ("general", False, "solution", "hours", 48, at(2026, 3, 12, 10, 0)),
     ("important", False, "supervisor_report", "hours", 12, at(2026, 3, 10, 22, 0)),
+    ("important", False, "first_contact", "hours", 24, at(2026, 3, 11, 10, 0)),  # a general complaint's: never later
     ("important", False, "progress_update", "hours", 48, at(2026, 3, 12, 10, 0)),
     ("important", False, "resolution", "working_days", 7, at(2026, 3, 19, 18, 0)),
     ("major", False, "task_force", "hours", 1, at(2026, 3, 10, 11, 0)),
@@ -36,6 +37,7 @@ POLICY_TABLE = [
     ("general", True, "first_contact", "hours", 12, at(2026, 3, 10, 22, 0)),
     ("general", True, "solution", "hours", 24, at(2026, 3, 11, 10, 0)),
     ("important", True, "supervisor_report", "hours", 6, at(2026, 3, 10, 16, 0)),
+    ("important", True, "first_contact", "hours", 12, at(2026, 3, 10, 22, 0)),  # a general key account's
     ("important", True, "progress_update", "hours", 24, at(2026, 3, 11, 10, 0)),
     ("important", True, "resolution", "working_days", 7, at(2026, 3, 19, 18, 0)),
     ("major", True, "task_force", "hours", 1, at(2026, 3, 10, 11, 0)),
@@ -66,7 +68,7 @@ def test_each_policy_row_sets_its_deadline(
     ("severity", "ids"),
     [
         ("general", ["first_contact", "solution", "resolution"]),
-        ("important", ["supervisor_report", "progress_update", "resolution"]),
+        ("important", ["supervisor_report", "first_contact", "progress_update", "resolution"]),
         ("major", ["task_force", "first_contact", "preliminary_plan", "resolution"]),
     ],
 )
