@@ -19,6 +19,7 @@ replayed step or a repeated sweep sends nothing twice.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -169,7 +170,7 @@ def send_standard_phrase(
     if unknown:
         takes = ", ".join(wanted) or "none"
         raise ContactRefused(f"{message_type.value} takes no field {', '.join(unknown)} (its fields: {takes})")
-    values = {k: v.strip() for k, v in fields.items()}
+    values: dict[str, Any] = {k: v.strip() for k, v in fields.items()}
     missing = [k for k in wanted if not values.get(k)]
     if missing:
         raise ContactRefused(f"{message_type.value} needs --field {'=… --field '.join(missing)}=…")
