@@ -15,11 +15,11 @@ from kefu.worktime import calendar_for
 
 
 @flow(name="holiday-greeting", log_prints=False)
-def holiday_greeting() -> dict[str, int]:
-    """Queue the due greetings once per customer and holiday (a re-run queues nothing new)."""
+def holiday_greeting(at: dt.datetime | None = None) -> dict[str, int]:
+    """Queue the greetings due ``at`` (default: now) once per customer and holiday (a re-run queues nothing new)."""
     policy = current_policy()
     with unit_of_work() as session:
-        report: GreetingReport = greet_customers(session, policy, calendar_for(policy), dt.datetime.now(dt.UTC))
+        report: GreetingReport = greet_customers(session, policy, calendar_for(policy), at or dt.datetime.now(dt.UTC))
     create_markdown_artifact(
         key="holiday-greeting", markdown=report.markdown(), description="Holiday greetings queued and skipped"
     )

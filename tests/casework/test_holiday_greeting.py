@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from kefu.models.enums import CustomerTier
@@ -75,3 +76,26 @@ def test_key_accounts_are_greeted_once_before_national_day_and_not_over_the_fati
     assert again.queued == [] and later.queued == []
     assert (("国庆节-2026", key.id, ALREADY)) in later.skipped
     assert _greetings(db) == [("13812348000", "sms"), ("huadong@example.com", "mail")]
+
+
+def test_the_scheduled_flow_queues_the_due_greetings_once(
+    prefect_server: str, engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name == "postgresql":
+        pytest.skip("the flow hands the configured database to greet_customers: the SQLite run covers it")
+    from kefu.flows.holiday_greeting import holiday_greeting
+    from kefu.settings import get_settings
+
+    with Session(engine) as session:
+        session.add(Customer(name="华东建材", tier=CustomerTier.KEY, email="huadong@example.com"))
+        session.commit()
+    monkeypatch.setenv("KEFU_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    morning = dt.datetime(2026, 9, 29, 7, 0, tzinfo=SHANGHAI)
+    try:
+        first, second = holiday_greeting(at=morning), holiday_greeting(at=morning)
+    finally:
+        get_settings.cache_clear()
+    assert first == {"queued": 1, "skipped": 0} and second == {"queued": 0, "skipped": 1}
+    with Session(engine) as session:
+        assert _greetings(session) == [("huadong@example.com", "mail")]
