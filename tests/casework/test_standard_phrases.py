@@ -99,6 +99,8 @@ def test_kefu_message_send_queues_the_phrase_and_refuses_someone_who_may_not_con
     assert done.stdout.strip() == "KF-PHR-0004: damaged_goods queued (mail)"
     refused = kefu(tmp_path, api, case_db_url, *args, "--as", "cai.phrase", "--field", "damage_detail=破损")
     assert refused.returncode == 2 and "may not" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    unknown = kefu(tmp_path, api, case_db_url, "message", "send", "apology", "--case", "KF-PHR-0004", "--as", "x")
+    assert unknown.returncode == 2 and "unknown message type 'apology'" in unknown.stderr
     with unit_of_work() as session:
         mails = session.scalars(select(OutboxMessage)).all()
         assert [(m.message_type, m.recipient) for m in mails] == [("damaged_goods", "zhang4@example.com")]
