@@ -109,6 +109,8 @@ def _broken(path: list[str | int], value: object) -> str:
         (["roles", "complaint_steps", "classify"], [], "roles.complaint_steps", "no role may answer step(s) classify"),
         (["roles", "names", "admin"], " ", "roles.names", "roles without a name: admin"),
         (["customer_answers", "link_valid_for"], "0 working_days", "customer_answers.link_valid_for", "greater than 0"),
+        (["greetings", "segments"], ["key", "vip"], "greetings.segments.1", "'key' or 'general'"),
+        (["greetings", "fatigue_max_messages"], 0, "greetings.fatigue_max_messages", "greater than or equal to 1"),
         (
             ["complaints", "severities", "general", "progress_update_interval"],
             "3 weeks",

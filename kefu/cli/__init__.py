@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "kefu.cli.worker",
     "kefu.cli.step",
     "kefu.cli.case",
+    "kefu.cli.message",
     "kefu.cli.mail",
     "kefu.cli.backup",
     "kefu.cli.report",

@@ -59,6 +59,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case
     from kefu.flows.deliver_mail import deliver_mail
+    from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.statistics_report import statistics_report
     from kefu.models.policy import current_policy
 
@@ -98,6 +99,15 @@ def all_deployments() -> list[Served]:
             concurrency_limit=1,
             tags=["kefu", "duty", "mail"],
             description="每天一个运行，全天每分钟发送到期邮件（客户邮件在工作时间段内发出），并更新死信列表。",
+        ),
+        on_the_pool(
+            holiday_greeting,
+            resumable=True,  # every greeting is keyed by holiday and customer
+            name="holiday-greeting",
+            schedule=Cron("30 8 * * *", timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "greetings"],
+            description="每天08:30按策略在法定节假日前向客户发送节日问候（每位客户每个节日一次，遵守消息频次上限）。",
         ),
         Served(
             backup,

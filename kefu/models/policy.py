@@ -513,6 +513,19 @@ class ContactCadence(BaseModel):
     general: dict[str, ContactRule]
 
 
+class GreetingPolicy(BaseModel):
+    """节假日问候 (seed 002 §三 逢年过节给客户发信息): which customers get the holiday greeting, how many working days
+    before each public holiday, and the fatigue cap: no customer gets a greeting when they already had
+    ``fatigue_max_messages`` messages from us in the last ``fatigue_window_days`` days."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    working_days_before: int = Field(default=2, ge=1, le=15)
+    segments: list[Literal["key", "general"]] = Field(default=["key"], min_length=1)
+    fatigue_max_messages: int = Field(default=3, ge=1, le=50)
+    fatigue_window_days: int = Field(default=7, ge=1, le=90)
+
+
 class SurveyPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -731,6 +744,8 @@ class Policy(BaseModel):
     def company_settings(self) -> dict[str, Any]:
         """The values the seeds do not state (``sources: company``), by key."""
         return {key: policy_value(self, key) for key, source in self.sources.items() if source == COMPANY}
+
+    greetings: GreetingPolicy = Field(default_factory=GreetingPolicy)
 
     @field_validator("timezone")
     @classmethod

@@ -35,6 +35,12 @@ class MessageType(StrEnum):
     CASE_CLOSURE = "case_closure"
     PROGRESS_CONTACT_DUE = "progress_contact_due"
     STATISTICS_REPORT = "statistics_report"
+    # Standard phrases of seed 002 §三 that staff send on a case (``kefu message send``).
+    ORDER_CHASE = "order_chase"
+    FREIGHT_QUERY = "freight_query"
+    DAMAGED_GOODS = "damaged_goods"
+    PRODUCT_DOUBT = "product_doubt"
+    MISSING_ACCESSORIES = "missing_accessories"
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,20 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.HOLIDAY_GREETING: Spec(False, ("holiday_name",)),
     # To management (policy ``reports.recipients``): the period's figures, the HTML and XLSX files attached.
     MessageType.STATISTICS_REPORT: Spec(True, ("period_title", "total")),
+    MessageType.ORDER_CHASE: Spec(False, ("case_no", "owner_name", "order_status")),
+    MessageType.FREIGHT_QUERY: Spec(False, ("case_no", "owner_name")),
+    MessageType.DAMAGED_GOODS: Spec(False, ("case_no", "owner_name", "damage_detail")),
+    MessageType.PRODUCT_DOUBT: Spec(False, ("case_no", "owner_name")),
+    MessageType.MISSING_ACCESSORIES: Spec(False, ("case_no", "owner_name", "accessory")),
+}
+
+# The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.
+STANDARD_PHRASES: dict[MessageType, str] = {
+    MessageType.ORDER_CHASE: "催货的客户",
+    MessageType.FREIGHT_QUERY: "客户对运费产生质疑",
+    MessageType.DAMAGED_GOODS: "客户收货破损处理",
+    MessageType.PRODUCT_DOUBT: "客户对产品质疑",
+    MessageType.MISSING_ACCESSORIES: "客户反映配套物缺少",
 }
 
 

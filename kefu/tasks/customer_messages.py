@@ -9,6 +9,7 @@
 | resolved | what was done, when we call back | ``notify_resolution`` |
 | callback open at the warning | invitation to tell us their satisfaction (mail callback) | the deadline sweeper |
 | closed | closure (办结) | ``notify_closure`` |
+| any time, by staff | a standard phrase of seed 002 §三 (催货, 运费, 破损, ...) | ``send_standard_phrase`` |
 
 Every one is linted, waits for the business windows unless urgent (an urgent complaint, a major case's apology),
 and leaves a keyed case event with its outcome (``{"channel": "mail", "mail": "queued"}``, ``rejected``, ...), so a
@@ -18,13 +19,19 @@ replayed step or a repeated sweep sends nothing twice.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from kefu.models.enums import ComplaintStatus, MilestoneId
 from kefu.models.people import Staff
 from kefu.models.policy import Policy
+from kefu.notifications import SPECS, MessageType
+from kefu.notifications.messages import STANDARD_PHRASES
+from kefu.notifications.outbox import default_renderer
 from kefu.tasks.case_notices import (
+    NO_OWNER,
+    _to_customer,
     send_callback_invitation,
     send_closure_notice,
     send_major_apology,
@@ -136,5 +143,53 @@ def record_progress_contact(
         notice = send_progress_update(session, complaint, number=number, next_contact_at=next_at, at=now, progress=text)
     record_event(
         session, complaint, "progress_contact", key, f"staff:{staff_id}", now, summary=text, mailed=mail, **notice
+    )
+    return notice
+
+
+def send_standard_phrase(
+    session: Session,
+    case_no: str,
+    staff_id: int,
+    message_type: MessageType,
+    fields: dict[str, str],
+    now: dt.datetime,
+) -> dict[str, str]:
+    """A standard-phrase message of seed 002 §三 (``STANDARD_PHRASES``) sent by staff to the customer of a case:
+    the case gives its number, owner and customer; ``fields`` the rest of what the type requires, nothing else.
+    Rendered and linted before anything is queued (``ContactRefused`` names what is wrong); then queued like every
+    customer message of the case (mail or SMS, business windows) and recorded as a ``customer_notified`` event."""
+    if message_type not in STANDARD_PHRASES:
+        raise ContactRefused(f"{message_type.value} is not a standard phrase; one of {', '.join(STANDARD_PHRASES)}")
+    complaint = get_case(session, case_no)
+    if complaint.status is ComplaintStatus.CLOSED:
+        raise ContactRefused(f"投诉{case_no}已办结 / case {case_no} is closed")
+    from_case = {"case_no", "owner_name", "customer_name"}
+    wanted = [k for k in SPECS[message_type].required if k not in from_case]
+    unknown = sorted(set(fields) - set(wanted))
+    if unknown:
+        takes = ", ".join(wanted) or "none"
+        raise ContactRefused(f"{message_type.value} takes no field {', '.join(unknown)} (its fields: {takes})")
+    values: dict[str, Any] = {k: v.strip() for k, v in fields.items()}
+    missing = [k for k in wanted if not values.get(k)]
+    if missing:
+        raise ContactRefused(f"{message_type.value} needs --field {'=… --field '.join(missing)}=…")
+    customer = complaint.customer
+    context: dict[str, object] = {
+        "case_no": complaint.case_no,
+        "owner_name": complaint.owner.name if complaint.owner else NO_OWNER,
+        "customer_name": customer.name if customer else "客户",
+        **values,
+    }
+    rendered = default_renderer().render(message_type, context, now=now)
+    if not rendered.ok:
+        raise ContactRefused("措辞未通过检查 / the phrase lint refuses it: " + "; ".join(map(str, rendered.findings)))
+    number = len(_event_keys(session, complaint.id, "customer_notified")) + 1
+    key = f"phrase-{number}"
+    notice = _to_customer(session, complaint, message_type, dedupe=key, at=now, **values)
+    if notice.get("mail") == "no_address":
+        raise ContactRefused(f"客户未留邮箱或手机号 / the customer of {case_no} left no address or mobile number")
+    record_event(
+        session, complaint, "customer_notified", key, f"staff:{staff_id}", now, message=message_type.value, **notice
     )
     return notice

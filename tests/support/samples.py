@@ -41,6 +41,9 @@ def complaint_json(**overrides: Any) -> dict[str, Any]:
 
 DUE = dt.datetime(2026, 11, 24, 18, 0, tzinfo=SHANGHAI)
 
+# The fields every standard phrase on a case carries (``kefu message send``).
+_CASE: dict[str, Any] = {"customer_name": "张三", "case_no": "TS-20261123-0001", "owner_name": "李客服"}
+
 CONTEXTS: dict[MessageType, dict[str, Any]] = {
     MessageType.COMPLAINT_ACKNOWLEDGEMENT: {
         "customer_name": "张三",
@@ -140,4 +143,9 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         ],
         "pending": [{"title": "净推荐值（NPS）", "note": "暂无数据：满意度调查尚未上线。"}],
     },
+    MessageType.ORDER_CHASE: {**_CASE, "order_status": "可发货，已排入12月3日的发货计划"},
+    MessageType.FREIGHT_QUERY: dict(_CASE),
+    MessageType.DAMAGED_GOODS: {**_CASE, "damage_detail": "乳胶漆2桶外包装破损"},
+    MessageType.PRODUCT_DOUBT: dict(_CASE),
+    MessageType.MISSING_ACCESSORIES: {**_CASE, "accessory": "木器漆固化剂1件"},
 }
