@@ -225,7 +225,7 @@ async def test_a_named_token_opens_the_gateway_api_until_it_is_revoked_then_the_
         assert token not in (stored.token_hash, stored.shown_prefix)
 
 
-def test_demo_load_fills_a_directory_customers_and_complaints_and_contact_details_show_in_full_only_by_role(
+def test_demo_load_fills_a_directory_customers_and_complaints_and_contact_details_show_in_full_only_to_the_case_people(
     sqlite_engine: Engine,
 ) -> None:
     engine, database_url = sqlite_engine, sqlite_engine.url.render_as_string(hide_password=False)
@@ -251,8 +251,14 @@ def test_demo_load_fills_a_directory_customers_and_complaints_and_contact_detail
         assert result.returncode == 0, result.stderr
         return next(x for x in result.stdout.splitlines() if x.startswith("customer:"))
 
-    full = shown_as("--as", "li.kefu")  # an agent
-    assert "13800138001" in full and "zhang.san@example.com" in full
+    with Session(engine) as session:
+        owner_id = session.scalars(select(Complaint.owner_id).where(Complaint.case_no == case_no)).one()
+    assert all(s.email for s in directory.values())  # their notices reach the mail sink
+    # In full for the case's owner (the day's on-duty agent, 首问责任制) and the owner's supervisor
+    readers = [("--as", str(owner_id)), ("--as", "wang.zhuguan")] if owner_id is not None else []
+    for reader in readers:
+        full = shown_as(*reader)
+        assert "13800138001" in full and "zhang.san@example.com" in full
     for masked in (shown_as("--as", "zhou.diaodu"), shown_as()):  # a dispatcher; nobody named
         assert "138****8001" in masked and "z***@example.com" in masked and "13800138001" not in masked
 

@@ -20,6 +20,8 @@ from kefu.models.people import Customer, Staff
 from kefu.models.policy import current_policy
 
 # login, name, roles, supervisor, on duty
+# Their notices (a supervisor's urgent-case notice, reminders, escalations) reach the local mail sink at /outbox.
+DEMO_MAIL_DOMAIN = "kefu.example.com"
 DEMO_STAFF: list[tuple[str, str, list[str], str, str]] = [
     ("gao.jingli", "高经理", ["senior_manager"], "", "mon-fri"),
     ("wang.zhuguan", "王主管", ["supervisor"], "gao.jingli", "mon-fri"),
@@ -80,7 +82,17 @@ def run_load(args: argparse.Namespace) -> int:
     with unit_of_work() as session:
         known = set(session.scalars(select(Staff.login).where(Staff.login.in_([s[0] for s in DEMO_STAFF]))))
         entries = [
-            (n, StaffEntry(name=name, login=login, roles=roles, supervisor=boss, on_duty=duty))
+            (
+                n,
+                StaffEntry(
+                    name=name,
+                    login=login,
+                    roles=roles,
+                    email=f"{login}@{DEMO_MAIL_DOMAIN}",
+                    supervisor=boss,
+                    on_duty=duty,
+                ),
+            )
             for n, (login, name, roles, boss, duty) in enumerate(DEMO_STAFF, start=1)
             if login not in known
         ]
@@ -115,4 +127,5 @@ def run_load(args: argparse.Namespace) -> int:
         print(f"  complaint {case_no} {'registered' if created else '(there already)'}")
     print("Sign-in names: " + ", ".join(s[0] for s in DEMO_STAFF) + " (see kefu staff list)")
     print("With make up running, each complaint gets its case run: kefu step list shows what waits.")
+    print("To sign in as one of them at the operators' entrance: kefu staff password LOGIN prints a one-time password.")
     return 0
