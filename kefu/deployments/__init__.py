@@ -59,6 +59,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case
     from kefu.flows.deliver_mail import deliver_mail
+    from kefu.flows.key_account_identification import key_account_identification
     from kefu.models.policy import current_policy
 
     policy = current_policy()
@@ -107,5 +108,15 @@ def all_deployments() -> list[Served]:
                 tags=["kefu", "backup"],
                 description="按策略定时备份客户资料（Kefu 数据库），成功后删除过期备份（始终保留最新几份）。",
             ),
+        ),
+        # Key accounts (issue 15): the monthly scoring; nominations are keyed, so a re-run repeats nothing.
+        on_the_pool(
+            key_account_identification,
+            resumable=True,
+            name="key-account-identification",
+            schedule=Cron(policy.key_accounts.identification_schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "key-account"],
+            description="每月按业务量、合作潜力、行业影响力为全部客户评分，列出达到门槛的新候选重点客户（附评分说明）。",
         ),
     ]

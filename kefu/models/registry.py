@@ -216,6 +216,6 @@ def add_customers(session: Session, entries: Sequence[tuple[int, CustomerEntry]]
 
 
 def read_customers(path: Path) -> list[tuple[int, CustomerEntry]]:
-    """The customers of a CSV (UTF-8) or XLSX file with a header row; ``phones`` separated by commas, semicolons, slashes or
-    、, ``more_addresses`` by semicolons or 、."""
+    """The customers of a CSV (UTF-8) or XLSX file with a header row; ``phones`` separated by commas, semicolons,
+    slashes or 、, ``more_addresses`` by semicolons or 、."""
     return [(line, CustomerEntry.from_row(row)) for line, row in read_table(path, COLUMNS, ("name",))]

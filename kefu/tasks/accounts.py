@@ -265,3 +265,59 @@ def nominate(
 def nominated_customer_ids(session: Session) -> set[int]:
     """Customers with an open nomination."""
     return set(session.scalars(select(KeyAccountNomination.customer_id).where(KeyAccountNomination.status == "open")))
+
+
+# --- identification ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A general customer scoring at or above the threshold, not yet nominated: code, industry, score, the
+    explanation (no personal data: the code, not the name)."""
+
+    customer_id: int
+    code: str
+    industry: str | None
+    score: float
+    explanation: str
+
+
+def customers_frame(session: Session) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = session.execute(select(Customer.id, Customer.code, Customer.industry, Customer.tier)).all()
+    frame = pd.DataFrame(rows, columns=["customer_id", "code", "industry", "tier"])
+    frame["code"] = [c or f"C{i:06d}" for i, c in zip(frame["customer_id"], frame["code"], strict=True)]
+    return frame
+
+
+def new_candidates(session: Session, policy: Policy, as_of: dt.date) -> list[Candidate]:
+    """The month's new candidates: every customer scored (``account_scores.score_customers``), those at or above
+    the threshold that are general customers without an open nomination, highest score first."""
+    from kefu.tasks.account_scores import explain, score_customers
+
+    rules = policy.key_accounts.identification
+    customers = customers_frame(session)
+    if customers.empty:
+        return []
+    figures = figures_frame(session, policy=policy)
+    if figures.empty:
+        return []
+    scores = score_customers(figures, customers, rules, as_of)
+    info = customers.set_index("customer_id")
+    taken = nominated_customer_ids(session)
+    above = scores[scores["score"] >= rules.threshold]
+    result: list[Candidate] = []
+    for _, row in above.iterrows():
+        customer_id = int(row["customer_id"])
+        if info.at[customer_id, "tier"] == CustomerTier.KEY or customer_id in taken:
+            continue
+        given = info.at[customer_id, "industry"]
+        industry = str(given) if isinstance(given, str) and given else None
+        result.append(
+            Candidate(
+                customer_id, str(info.at[customer_id, "code"]), industry, float(row["score"]),
+                explain(row, industry, rules),
+            )
+        )  # fmt: skip
+    return result
