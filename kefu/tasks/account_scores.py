@@ -36,49 +36,60 @@ SCORE_COLUMNS = [
 KPI_COLUMNS = ["customer_id", "month", "order_on_time_rate", "delivery_on_time_rate", "complaint_rate"]
 
 
-def month_start(day: dt.date) -> pd.Timestamp:
-    return pd.Timestamp(day.year, day.month, 1)
-
-
 def score_customers(
     figures: pd.DataFrame, customers: pd.DataFrame, rules: IdentificationPolicy, as_of: dt.date
 ) -> pd.DataFrame:
     """Every customer of ``customers`` scored on the figures of the ``rules.months`` months up to and including the
-    month of ``as_of``; one row per customer (``SCORE_COLUMNS``), highest score first."""
-    last = month_start(as_of)
-    first = last - pd.DateOffset(months=rules.months - 1)
-    recent_from = last - pd.DateOffset(months=rules.growth_months - 1)
-    before_from = recent_from - pd.DateOffset(months=rules.growth_months)
-    month = figures["month"]
-    volume = figures["volume"].astype("float64")
-    window = pd.DataFrame(
+    month of ``as_of``; one row per customer (``SCORE_COLUMNS``), in the order of ``customers``."""
+    # months as integers (year × 12 + month): the windows are comparisons of small integers
+    last = as_of.year * 12 + as_of.month - 1
+    first, recent_from = last - rules.months + 1, last - rules.growth_months + 1
+    before_from = recent_from - rules.growth_months
+    month = figures["month"].to_numpy(dtype="datetime64[M]").astype("int64") + 1970 * 12
+    volume = figures["volume"].to_numpy(dtype="float64")
+    # each figure row's customer as a position in ``customers`` (rows of unknown customers count nowhere)
+    ids = customers["customer_id"].to_numpy()
+    where = pd.Index(ids).get_indexer(figures["customer_id"].to_numpy())
+    if (where < 0).any():
+        known = where >= 0
+        where, month, volume = where[known], month[known], volume[known]
+
+    def summed(since: int, until: int) -> np.ndarray:
+        """Each customer's volume of the months ``since`` ≤ month ≤ ``until``."""
+        return np.bincount(where, weights=volume * ((month >= since) & (month <= until)), minlength=len(ids))
+
+    total = summed(first, last)
+    recent = summed(recent_from, last)
+    before = summed(before_from, recent_from - 1)
+    has_volume = total > 0
+    business = np.zeros(len(ids))
+    # the share of customers with volume whose volume is at most this one's (rank "max", as a fraction)
+    ordered = np.sort(total[has_volume])
+    business[has_volume] = np.searchsorted(ordered, total[has_volume], side="right") / max(len(ordered), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.clip((recent - before) / before, 0.0, 1.0)
+    potential = np.where(before > 0, growth, np.where(recent > 0, 1.0, 0.0))
+    industry = pd.Categorical(customers["industry"])
+    table = [rules.industry_influence.get(str(c), rules.industry_influence_default) for c in industry.categories]
+    influence = np.append(np.array(table, dtype="float64"), rules.industry_influence_default)[industry.codes]
+    weights: dict[str, float] = {name: criterion.weight for name, criterion in rules.criteria.items()}
+    score = 100.0 * (
+        weights["business_volume"] * business
+        + weights["cooperation_potential"] * potential
+        + weights["industry_influence"] * influence
+    )
+    return pd.DataFrame(  # a frame per customer is small: 100,000 rows
         {
-            "customer_id": figures["customer_id"],
-            "volume": volume.where((month >= first) & (month <= last), 0.0),
-            "volume_recent": volume.where((month >= recent_from) & (month <= last), 0.0),
-            "volume_before": volume.where((month >= before_from) & (month < recent_from), 0.0),
+            "customer_id": ids,
+            "volume": total,
+            "volume_recent": recent,
+            "volume_before": before,
+            "business_volume": business,
+            "cooperation_potential": potential,
+            "industry_influence": influence,
+            "score": np.round(score, 2),
         }
     )
-    sums = window.groupby("customer_id", sort=False).sum()
-    frame = customers[["customer_id", "industry"]].join(sums, on="customer_id")
-    for column in ("volume", "volume_recent", "volume_before"):
-        frame[column] = frame[column].fillna(0.0)
-    has_volume = frame["volume"] > 0
-    ranked = frame.loc[has_volume, "volume"].rank(method="max", pct=True)
-    frame["business_volume"] = ranked.reindex(frame.index, fill_value=0.0)
-    recent, before = frame["volume_recent"], frame["volume_before"]
-    growth = (recent - before) / before.where(before > 0)
-    frame["cooperation_potential"] = np.where(before > 0, growth.clip(0.0, 1.0), np.where(recent > 0, 1.0, 0.0))
-    influence = frame["industry"].map(rules.industry_influence)
-    frame["industry_influence"] = influence.fillna(rules.industry_influence_default).astype("float64")
-    weights: dict[str, float] = {name: criterion.weight for name, criterion in rules.criteria.items()}
-    frame["score"] = 100.0 * (
-        weights["business_volume"] * frame["business_volume"]
-        + weights["cooperation_potential"] * frame["cooperation_potential"]
-        + weights["industry_influence"] * frame["industry_influence"]
-    )
-    frame["score"] = frame["score"].round(2)
-    return frame[SCORE_COLUMNS].sort_values(["score", "customer_id"], ascending=[False, True], ignore_index=True)
 
 
 def explain(row: pd.Series, industry: str | None, rules: IdentificationPolicy) -> str:
@@ -106,18 +117,16 @@ def explain(row: pd.Series, industry: str | None, rules: IdentificationPolicy) -
 
 
 def monthly_kpis(figures: pd.DataFrame) -> pd.DataFrame:
-    """The three KPIs of every row of ``figures`` (``KPI_COLUMNS``), sorted by customer and month."""
-    orders = figures["orders"].astype("float64").where(figures["orders"] > 0)
-    frame = pd.DataFrame(
-        {
-            "customer_id": figures["customer_id"],
-            "month": figures["month"],
-            "order_on_time_rate": figures["orders_on_time"] / orders,
-            "delivery_on_time_rate": figures["deliveries_on_time"] / orders,
-            "complaint_rate": figures["complaints"] / orders,
-        }
-    )
-    return frame.sort_values(["customer_id", "month"], ignore_index=True)
+    """The three KPIs of every row of ``figures`` (``KPI_COLUMNS``), in the order of ``figures``."""
+    orders = figures["orders"].to_numpy(dtype="float64")
+    orders[orders <= 0] = np.nan
+    rates = np.empty((len(figures), 3))  # one block: no copying the columns together afterwards
+    for column, counted in enumerate(("orders_on_time", "deliveries_on_time", "complaints")):
+        np.divide(figures[counted].to_numpy(dtype="float64"), orders, out=rates[:, column])
+    frame = pd.DataFrame(rates, columns=KPI_COLUMNS[2:], index=figures.index, copy=False)
+    frame.insert(0, "customer_id", figures["customer_id"].to_numpy())
+    frame.insert(1, "month", figures["month"].to_numpy())
+    return frame
 
 
 def below_floor(kpis: pd.DataFrame, rules: KpiPolicy) -> pd.Series:

@@ -306,7 +306,7 @@ def new_candidates(session: Session, policy: Policy, as_of: dt.date) -> list[Can
     scores = score_customers(figures, customers, rules, as_of)
     info = customers.set_index("customer_id")
     taken = nominated_customer_ids(session)
-    above = scores[scores["score"] >= rules.threshold]
+    above = scores[scores["score"] >= rules.threshold].sort_values(["score", "customer_id"], ascending=[False, True])
     result: list[Candidate] = []
     for _, row in above.iterrows():
         customer_id = int(row["customer_id"])
