@@ -147,3 +147,31 @@ def test_the_monthly_identification_nominates_each_new_candidate_once_and_lists_
     # the key account's volume ranks above HX01 now: 2 of 3 → 100 × (0.5·⅔ + 0.3·1 + 0.2·0.8) = 79.33
     assert rows[0]["得分"] == 79.33 and "业务量 0.67×0.5=33.3分" in rows[0]["评分说明"]
     assert "客户HX01" not in str(rows)  # the code, never the name
+
+
+def test_the_identification_runs_monthly_on_the_policys_schedule_and_time_zone(policy: Policy) -> None:
+    from kefu.deployments import all_deployments
+
+    [served] = [d for d in all_deployments() if d.name == "key-account-identification"]
+    [schedule] = served.deployment.schedules
+    assert schedule.schedule.cron == policy.key_accounts.identification_schedule == "0 8 2 * *"
+    assert schedule.schedule.timezone == policy.timezone and served.resumable
+
+
+def test_a_nomination_by_hand_records_who_and_why_and_is_refused_for_a_key_account_or_a_second_time(
+    db: Session,
+) -> None:
+    from kefu.models import Role, Staff
+    from kefu.tasks.accounts import AccountError, nominate
+
+    market = Staff(name="市场", login="shichang")
+    market.grant(Role.MARKET)
+    general, key = Customer(code="G1", name="甲"), Customer(code="K1", name="乙", tier=CustomerTier.KEY)
+    db.add_all([market, general, key])
+    db.flush()
+    row = nominate(db, general, source=NominationSource.MARKET, by=market, reason="行业龙头")
+    assert (row.nominated_by_id, row.reason, row.status, row.at is not None) == (market.id, "行业龙头", "open", True)
+    with pytest.raises(AccountError, match="already nominated"):
+        nominate(db, general, source=NominationSource.MARKET, by=market, reason="再次")
+    with pytest.raises(AccountError, match="already a key account"):
+        nominate(db, key, source=NominationSource.MARKET, by=market, reason="x")
