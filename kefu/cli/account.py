@@ -50,6 +50,7 @@ def run_show(args: argparse.Namespace) -> int:
     from kefu.models.registry import CustomerNotFound, customer_code, get_customer
     from kefu.tasks.account_scores import below_floor, monthly_kpis
     from kefu.tasks.accounts import figures_frame, open_nomination, team_members
+    from kefu.worktime import local_time
 
     policy = current_policy()
     with unit_of_work() as session:
@@ -61,7 +62,8 @@ def run_show(args: argparse.Namespace) -> int:
         lines = [f"customer {customer_code(customer)}  tier: {tier}  industry: {customer.industry or NOT_GIVEN}"]
         nomination = open_nomination(session, customer.id)
         if nomination is not None:
-            lines.append(f"  nominated ({nomination.source.value}, {nomination.at:%Y-%m-%d}): onboarding open")
+            when = local_time(nomination.at, policy.timezone)
+            lines.append(f"  nominated ({nomination.source.value}, {when}): onboarding open")
         team = team_members(session, customer.id)
         lines.append("team:" if team else "team: —")
         lines += [f"  {TEAM_ROLE_ZH[r]:<6} {p.name} ({p.login or p.id})" for r, p in team]
