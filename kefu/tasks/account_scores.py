@@ -23,6 +23,7 @@ rates (NaN).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,22 +42,31 @@ def score_customers(
 ) -> pd.DataFrame:
     """Every customer of ``customers`` scored on the figures of the ``rules.months`` months up to and including the
     month of ``as_of``; one row per customer (``SCORE_COLUMNS``), in the order of ``customers``."""
-    # months as integers (year × 12 + month): the windows are comparisons of small integers
+    # months numbered year × 12 + month - 1: the windows' bounds
     last = as_of.year * 12 + as_of.month - 1
     first, recent_from = last - rules.months + 1, last - rules.growth_months + 1
     before_from = recent_from - rules.growth_months
-    month = figures["month"].to_numpy(dtype="datetime64[M]").astype("int64") + 1970 * 12
+    month = figures["month"].to_numpy()  # datetime64: compared with the window's bounds, never converted
     volume = figures["volume"].to_numpy(dtype="float64")
     # each figure row's customer as a position in ``customers`` (rows of unknown customers count nowhere)
     ids = customers["customer_id"].to_numpy()
-    where = pd.Index(ids).get_indexer(figures["customer_id"].to_numpy())
+    given = figures["customer_id"].to_numpy()
+    if len(ids) and ids[-1] - ids[0] == len(ids) - 1 and bool((np.diff(ids) == 1).all()):
+        where = given - ids[0]  # consecutive ids (the database's): a customer's position is its id's offset
+        where[(where < 0) | (where >= len(ids))] = -1
+    else:
+        where = pd.Index(ids).get_indexer(given)
     if (where < 0).any():
         known = where >= 0
         where, month, volume = where[known], month[known], volume[known]
 
+    def start(number: int) -> Any:  # a datetime64 in the figures' unit
+        return np.datetime64(f"{number // 12:04d}-{number % 12 + 1:02d}-01").astype(month.dtype)
+
     def summed(since: int, until: int) -> np.ndarray:
         """Each customer's volume of the months ``since`` ≤ month ≤ ``until``."""
-        return np.bincount(where, weights=volume * ((month >= since) & (month <= until)), minlength=len(ids))
+        inside = (month >= start(since)) & (month < start(until + 1))
+        return np.bincount(where, weights=volume * inside, minlength=len(ids))
 
     total = summed(first, last)
     recent = summed(recent_from, last)
@@ -64,8 +74,12 @@ def score_customers(
     has_volume = total > 0
     business = np.zeros(len(ids))
     # the share of customers with volume whose volume is at most this one's (rank "max", as a fraction)
-    ordered = np.sort(total[has_volume])
-    business[has_volume] = np.searchsorted(ordered, total[has_volume], side="right") / max(len(ordered), 1)
+    volumes = total[has_volume]
+    order = np.argsort(volumes, kind="stable")
+    ordered = volumes[order]
+    ranks = np.empty(len(volumes))
+    ranks[order] = np.searchsorted(ordered, ordered, side="right") / max(len(ordered), 1)  # queries in order: fast
+    business[has_volume] = ranks
     with np.errstate(divide="ignore", invalid="ignore"):
         growth = np.clip((recent - before) / before, 0.0, 1.0)
     potential = np.where(before > 0, growth, np.where(recent > 0, 1.0, 0.0))
