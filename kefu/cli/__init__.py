@@ -31,6 +31,9 @@ COMMAND_MODULES = [
     "kefu.cli.token",
     "kefu.cli.demo",
     "kefu.cli.access",
+    "kefu.cli.customer",
+    "kefu.cli.account",
+    "kefu.cli.imports",
 ]
 
 

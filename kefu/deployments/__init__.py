@@ -61,6 +61,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.deliver_mail import deliver_mail
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.statistics_report import statistics_report
+    from kefu.flows.key_account_identification import key_account_identification
     from kefu.models.policy import current_policy
 
     policy = current_policy()
@@ -138,5 +139,14 @@ def all_deployments() -> list[Served]:
             schedule=Cron(policy.reports.monthly_schedule, timezone=timezone),
             tags=["kefu", "report"],
             description="每月投诉统计月报（上一完整月）：网页报告、Excel工作簿与运行页上的统计表，邮件发送管理层。",
+        # Key accounts (issue 15): the monthly scoring; nominations are keyed, so a re-run repeats nothing.
+        on_the_pool(
+            key_account_identification,
+            resumable=True,
+            name="key-account-identification",
+            schedule=Cron(policy.key_accounts.identification_schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "key-account"],
+            description="每月按业务量、合作潜力、行业影响力为全部客户评分，列出达到门槛的新候选重点客户（附评分说明）。",
         ),
     ]

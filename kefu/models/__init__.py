@@ -29,6 +29,7 @@ __all__ = [
 
 # Tables of later parts register themselves on Base.metadata when imported.
 from kefu.models import access as access
+from kefu.models import accounts as accounts
 from kefu.models import answers as answers
 from kefu.models import intake as intake
 from kefu.models import notifications as notifications

@@ -16,18 +16,24 @@ def _enum(enum_cls: type, name: str) -> Enum:
 
 
 class Customer(Base):
-    """客户基本信息 (seed 000 ch.4): name, contact person, contact methods, needs."""
+    """客户基本信息 (seed 000 ch.4 客户信息表): name, contact person, contact methods, addresses, industry, needs and
+    preferences. ``code`` (客户编号) names the customer on the command line and in Prefect (never the name);
+    ``address`` is the main address, ``more_addresses`` further pick-up or delivery addresses."""
 
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str | None] = mapped_column(String(32), unique=True)
     tier: Mapped[CustomerTier] = mapped_column(_enum(CustomerTier, "customer_tier"), default=CustomerTier.GENERAL)
     name: Mapped[str] = mapped_column(String(200))
     contact_person: Mapped[str | None] = mapped_column(String(100))
     phones: Mapped[list[str]] = mapped_column(JSON, default=list)
     email: Mapped[str | None] = mapped_column(String(254), index=True)
     address: Mapped[str | None] = mapped_column(String(500))
+    more_addresses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    industry: Mapped[str | None] = mapped_column(String(100))
     needs: Mapped[str | None] = mapped_column(Text)
+    preferences: Mapped[str | None] = mapped_column(Text)
     account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -696,6 +696,82 @@ class RolePolicy(BaseModel):
         return self.complaint_steps.get(step, [])
 
 
+# --- key accounts (seed 001): identification and KPIs ---------------------------------------------------------------
+
+Source = Annotated[str, Field(min_length=1, pattern=r"^(seed \d{3}.*|company)$")]
+
+
+class Criterion(BaseModel):
+    """One identification criterion: its zh-CN name, its weight, and where the setting comes from (``seed NNN §x`` or
+    ``company``: a company setting where the seed names the criterion but gives no number)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    weight: float = Field(ge=0, le=1)
+    source: Source
+
+
+class IdentificationPolicy(BaseModel):
+    """重点客户识别 (seed 001 §二.1: 业务量、合作潜力、行业影响力): how the monthly scoring measures each criterion, its
+    weights and the threshold. Each criterion scores 0–1 and the score is 100 × the weighted sum (see
+    ``kefu.tasks.account_scores``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    criteria: dict[Literal["business_volume", "cooperation_potential", "industry_influence"], Criterion]
+    months: int = Field(ge=1, le=36, description="Months of figures behind the business volume.")
+    growth_months: int = Field(
+        ge=1, le=12, description="Cooperation potential: the last N months against the N before."
+    )
+    industry_influence: dict[str, float] = Field(description="Industry (as the registry writes it) -> influence 0–1.")
+    industry_influence_default: float = Field(ge=0, le=1)
+    threshold: float = Field(gt=0, le=100, description="A customer scoring this or more is a candidate.")
+    source: Source
+
+    @field_validator("criteria")
+    @classmethod
+    def _weights(cls, criteria: dict[str, Criterion]) -> dict[str, Criterion]:
+        missing = {"business_volume", "cooperation_potential", "industry_influence"} - set(criteria)
+        if missing:
+            raise ValueError(f"criteria missing: {', '.join(sorted(missing))} (seed 001 names all three)")
+        _weights_sum_to_one({k: c.weight for k, c in criteria.items()}, "criteria")
+        return criteria
+
+    @field_validator("industry_influence")
+    @classmethod
+    def _influence(cls, table: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, v in table.items() if not 0 <= v <= 1]
+        if bad:
+            raise ValueError(f"industry influence must be between 0 and 1: {', '.join(bad)}")
+        return table
+
+
+class KpiPolicy(BaseModel):
+    """重点客户评估 (seed 001 §三.4: 订单处理及时率、准时交付率、投诉率): the floors (rates) and the complaint ceiling a
+    key account's month is held to; the seed names the KPIs, the numbers are company settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_on_time_floor: float = Field(ge=0, le=1)
+    delivery_on_time_floor: float = Field(ge=0, le=1)
+    complaint_rate_ceiling: float = Field(ge=0, le=1)
+    source: Source
+
+
+class KeyAccountPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    identification: IdentificationPolicy
+    kpi: KpiPolicy
+    identification_schedule: str = Field(description="Cron (five fields, the policy's time zone) of the monthly run.")
+
+    @field_validator("identification_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return BackupPolicy._cron(value)
+
+
 class Policy(BaseModel):
     """The whole policy file."""
 
@@ -746,6 +822,7 @@ class Policy(BaseModel):
         return {key: policy_value(self, key) for key, source in self.sources.items() if source == COMPANY}
 
     greetings: GreetingPolicy = Field(default_factory=GreetingPolicy)
+    key_accounts: KeyAccountPolicy
 
     @field_validator("timezone")
     @classmethod

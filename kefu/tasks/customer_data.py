@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from kefu.models.accounts import KeyAccountMember
 from kefu.models.complaints import Complaint
 from kefu.models.enums import Role
 from kefu.models.people import Customer, Staff
@@ -58,14 +59,19 @@ def supervisors_of(person: Staff | None) -> list[Staff]:
 def key_account_team(customer: Customer | None) -> set[int]:
     """The staff ids of a key account's team; none for a general customer.
 
-    Seed 001's team is a project manager, a customer-service specialist, a logistics dispatcher and after-sales.
-    Today Kefu records one member of it: the customer's account manager (``customers.account_manager_id``, the
-    project manager). The team's own table belongs to key-account onboarding; when it comes, this function reads
-    it and the rule stays as it is.
+    Seed 001's team is a project manager, a customer-service specialist, a logistics dispatcher and after-sales:
+    the ``key_account_team`` table (``kefu.models.accounts.KeyAccountMember``), plus the account manager recorded
+    on the customer before the team had its table (``customers.account_manager_id``, the project manager).
     """
     if customer is None or not customer.is_key_account:
         return set()
-    return {customer.account_manager_id} if customer.account_manager_id is not None else set()
+    team = {customer.account_manager_id} if customer.account_manager_id is not None else set()
+    session = object_session(customer)
+    if session is not None and customer.id is not None:
+        team.update(
+            session.scalars(select(KeyAccountMember.staff_id).where(KeyAccountMember.customer_id == customer.id))
+        )
+    return team
 
 
 def full_access_reason(reader: Staff | None, complaint: Complaint, policy: Policy | None = None) -> str | None:
@@ -82,6 +88,32 @@ def full_access_reason(reader: Staff | None, complaint: Complaint, policy: Polic
         return "supervisor"
     if reader.id in key_account_team(complaint.customer):
         return "key_account_team"
+    contact = (policy or current_policy()).roles.customer_contact
+    role = next((r for r in contact if r in reader.roles), None)
+    return None if role is None else f"role:{role.value}"
+
+
+def customer_access_reason(reader: Staff | None, customer: Customer, policy: Policy | None = None) -> str | None:
+    """The rule for a customer read outside any case (``kefu customer show/list``, ``kefu account show``): the same
+    rule with the customer's key-account team in the owner's place. In full for
+
+    1. the key-account team (``key_account_team``) and their supervisors up the chain;
+    2. supervisors and senior managers (``ACCESS_LOG_READERS``: the people who also audit the readings);
+    3. the roles the policy lists in ``roles.customer_contact``;
+
+    masked for everyone else; an inactive person, or nobody named, sees the masked form.
+    """
+    if reader is None or not reader.active:
+        return None
+    team = key_account_team(customer)
+    if reader.id in team:
+        return "key_account_team"
+    if team and object_session(customer) is not None:
+        members = object_session(customer).scalars(select(Staff).where(Staff.id.in_(team)))  # type: ignore[union-attr]
+        if any(boss.id == reader.id for member in members for boss in supervisors_of(member)):
+            return "supervisor"
+    if reader.roles & ACCESS_LOG_READERS:
+        return "supervisor"
     contact = (policy or current_policy()).roles.customer_contact
     role = next((r for r in contact if r in reader.roles), None)
     return None if role is None else f"role:{role.value}"
@@ -132,6 +164,7 @@ class CustomerView:
     address: str | None
     key_account: bool
     full: bool
+    more_addresses: tuple[str, ...] = ()
 
     def line(self) -> str:
         """One line for a terminal: ``customer: 张* (一般客户)  phone: 138****8000  email: z***@example.com ...``."""
@@ -154,6 +187,7 @@ def customer_view(customer: Customer, *, full: bool) -> CustomerView:
             customer.address,
             customer.is_key_account,
             True,
+            tuple(customer.more_addresses or ()),
         )
     return CustomerView(
         mask_name(customer.name),
@@ -163,6 +197,7 @@ def customer_view(customer: Customer, *, full: bool) -> CustomerView:
         mask_address(customer.address) if customer.address else None,
         customer.is_key_account,
         False,
+        tuple(mask_address(a) for a in customer.more_addresses or ()),
     )
 
 
@@ -189,6 +224,33 @@ def read_customer(
             PersonalDataAccess(
                 staff_id=reader.id,
                 complaint_id=complaint.id,
+                customer_id=customer.id,
+                at=now or dt.datetime.now(dt.UTC),
+                through=through[:64],
+                reason=reason,
+            )
+        )
+        session.flush()
+    return customer_view(customer, full=reason is not None)
+
+
+def read_registered_customer(
+    session: Session,
+    reader: Staff | None,
+    customer: Customer,
+    *,
+    through: str,
+    policy: Policy | None = None,
+    now: dt.datetime | None = None,
+) -> CustomerView:
+    """``customer`` (outside any case) as ``reader`` may see them; a full reading is recorded in the access log
+    (without a case). The one call for the registry's outputs (``kefu customer show``, ``list``)."""
+    reason = customer_access_reason(reader, customer, policy)
+    if reader is not None and reason is not None:
+        session.add(
+            PersonalDataAccess(
+                staff_id=reader.id,
+                complaint_id=None,
                 customer_id=customer.id,
                 at=now or dt.datetime.now(dt.UTC),
                 through=through[:64],
