@@ -60,8 +60,8 @@ def all_deployments() -> list[Served]:
     from kefu.flows.complaint_case import complaint_case
     from kefu.flows.deliver_mail import deliver_mail
     from kefu.flows.holiday_greeting import holiday_greeting
-    from kefu.flows.statistics_report import statistics_report
     from kefu.flows.key_account_identification import key_account_identification
+    from kefu.flows.statistics_report import statistics_report
     from kefu.models.policy import current_policy
 
     policy = current_policy()
@@ -139,6 +139,7 @@ def all_deployments() -> list[Served]:
             schedule=Cron(policy.reports.monthly_schedule, timezone=timezone),
             tags=["kefu", "report"],
             description="每月投诉统计月报（上一完整月）：网页报告、Excel工作簿与运行页上的统计表，邮件发送管理层。",
+        ),
         # Key accounts (issue 15): the monthly scoring; nominations are keyed, so a re-run repeats nothing.
         on_the_pool(
             key_account_identification,
