@@ -37,6 +37,10 @@ def test_case_steps_run_in_a_thread_of_the_worker_that_claimed_them(case_worker:
     assert case_worker.process is not None
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(run.id)
+        deadline = time.monotonic() + 60
+        while not (flow_run.state and flow_run.state.type.value == "PAUSED") and time.monotonic() < deadline:
+            time.sleep(0.3)  # Kefu records the wait just before the run suspends: the run's state is the signal
+            flow_run = client.read_flow_run(run.id)
     assert flow_run.infrastructure_pid == case_worker.name  # kefu:<host>:<pid of the worker process>
     assert flow_run.labels["prefect.worker.name"] == case_worker.name
     assert flow_run.labels["prefect.worker.type"] == "kefu"
