@@ -5,9 +5,11 @@ expires, idles or its person is deactivated."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -174,3 +176,39 @@ async def test_an_administrator_gives_a_person_a_one_time_password_that_ends_the
         assert (await sign_in(http, "li.kefu", one_time)).headers["location"] == "/password"
         unknown = kefu(sqlite_engine.url.render_as_string(hide_password=False), "staff", "password", "nobody")
         assert unknown.returncode == 2 and "no staff member 'nobody'" in unknown.stderr
+
+
+async def test_sign_ins_failures_lock_outs_sign_outs_and_password_changes_are_audited_without_passwords(
+    sqlite_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = sqlite_engine
+    staff_id = add_person(engine, "li.kefu", Role.AGENT)
+    settings = desk_settings(tmp_path, desk_lockout_failures=2)
+    caplog.set_level(logging.INFO, logger="kefu.desk.audit")
+    async with desk_client(create_app(settings, engine)) as http:
+        await sign_in(http, "li.kefu", "wrong password 1")
+        await sign_in(http, "13812348000 secret", "whatever")  # a password typed into the name field
+        assert (await sign_in(http, "li.kefu", PASSWORD)).status_code == 303
+        new = {"current": PASSWORD, "new": "a new long password", "repeated": "a new long password"}
+        assert (await http.post("/password", data=new)).status_code == 303
+        await http.post("/signout")
+        await sign_in(http, "li.kefu", "wrong password 2")
+        await sign_in(http, "li.kefu", "wrong password 3")  # the second in a row: locked
+        await sign_in(http, "li.kefu", "a new long password")  # refused while locked
+    lines = [r.getMessage() for r in caplog.records if r.name == "kefu.desk.audit"]
+    events = [line.split()[0] for line in lines]
+    assert events == [
+        "event=signin_failed",
+        "event=signin_failed",
+        "event=signin",
+        "event=password_changed",
+        "event=signout",
+        "event=signin_failed",
+        "event=lockout",
+        "event=signin_locked",
+    ], lines
+    assert f"login=li.kefu staff={staff_id} from=" in lines[2]
+    assert "login=1***(unknown)" in lines[1] and "13812348000" not in caplog.text  # an unknown name, masked
+    assert 'until="' in lines[6] and "+08:00" in lines[6]
+    for secret in ("wrong password", "secret", "whatever", PASSWORD, "a new long password"):
+        assert secret not in caplog.text
