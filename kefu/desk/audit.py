@@ -14,15 +14,16 @@ from kefu.notifications.pii import PersonalDataFilter
 from kefu.worktime.display import local_time
 
 log = logging.getLogger("kefu.desk.audit")
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # what ``kefu staff signins`` reads back
 
 
 def ensure_handler() -> None:
     """Give the audit logger its own stderr handler (uvicorn configures only its own loggers)."""
     if not log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(FORMAT))
         log.addHandler(handler)
-        log.setLevel(logging.INFO)
+    log.setLevel(logging.INFO)
     if not any(isinstance(f, PersonalDataFilter) for f in log.filters):
         log.addFilter(PersonalDataFilter())
 
