@@ -1,5 +1,5 @@
-"""``kefu staff``: the staff directory — add, list, import a CSV/XLSX file, deactivate, grant and revoke roles, and
-give someone a one-time password for the operators' entrance."""
+"""``kefu staff``: the staff directory — add, list, import a CSV/XLSX file, deactivate, grant and revoke roles,
+give someone a one-time password for the operators' entrance, and read its sign-in audit lines."""
 
 from __future__ import annotations
 
@@ -60,6 +60,13 @@ def register(subparsers: Any) -> None:
     )
     password.add_argument("staff", help="sign-in name or staff id")
     password.set_defaults(handler=run_password)
+
+    signins = actions.add_parser(
+        "signins", help="the entrance's sign-in audit lines (var/logs/desk.log), the newest last"
+    )
+    signins.add_argument("--login", default="", help="only this sign-in name's lines")
+    signins.add_argument("--limit", type=int, default=50, help="at most this many lines (default 50)")
+    signins.set_defaults(handler=run_signins)
 
     for action, verb in (("grant", "give"), ("revoke", "take away")):
         sub = actions.add_parser(action, help=f"{verb} roles")
@@ -187,4 +194,28 @@ def run_password(args: argparse.Namespace) -> int:
         f"kefu staff password: one-time password for '{login}': {password}\n"
         "  (shown only now and stored only as a hash; it must be changed at the first sign-in)"
     )
+    return 0
+
+
+def run_signins(args: argparse.Namespace) -> int:
+    """The audit lines ``kefu.desk.audit`` wrote to the entrance's log (``kefu/desk/audit.py``)."""
+    from kefu.settings import get_settings
+
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    log = get_settings().var_dir / "logs" / "desk.log"
+    if not log.exists():
+        print(f"no sign-ins recorded: {log} does not exist (the entrance has not run here)")
+        return 0
+    marker, wanted = "kefu.desk.audit: ", f"login={args.login.strip().lower()} "
+    lines = []
+    with log.open(encoding="utf-8", errors="replace") as text:
+        for line in text:
+            if marker in line and (not args.login or wanted in line):
+                lines.append(line.rstrip("\n").replace(marker, "", 1))
+                del lines[: -args.limit]
+    for line in lines:
+        print(line)
+    if not lines:
+        print("no sign-ins recorded" + (f" for {args.login}" if args.login else ""))
     return 0

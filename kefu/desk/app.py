@@ -25,12 +25,13 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from kefu.desk.audit import audit, ensure_handler
 from kefu.desk.proxy import PrefectProxy, Refusal, Signed, is_proxied
 from kefu.engine.connection import prefect_auth_string
 from kefu.intake.edge import BodyLimits, Edge
@@ -115,6 +116,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     the_engine = engine or default_engine()
     now: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
     the_rules = rules(settings)
+    ensure_handler()
+
+    def client(request: Request) -> str:
+        return request.client.host if request.client else "-"
 
     def lookup(token: str) -> Signed | None:
         with unit_of_work(the_engine) as session:
@@ -207,11 +212,24 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
 
         def attempt() -> tuple[str, bool] | SignInRefused:
             with unit_of_work(the_engine) as session:
+                known = session.scalar(select(Staff.id).where(Staff.login == login.strip().lower()[:64]))
                 try:
                     person = sign_in(session, login, password, now(), the_rules)
                 except SignInRefused as refused:
+                    event = {"wrong": "signin_failed", "inactive": "signin_inactive"}.get(refused.reason)
+                    event = event or ("lockout" if refused.just_locked else "signin_locked")
+                    audit(
+                        event,
+                        login,
+                        known=known is not None,
+                        client=client(request),
+                        staff_id=known,
+                        until=refused.until if refused.reason == "locked" else None,
+                    )
                     return refused  # the failure count is committed
-                return start_session(session, person, now(), the_rules), person.password_one_time
+                token = start_session(session, person, now(), the_rules)
+                audit("signin", login, known=True, client=client(request), staff_id=person.id)
+                return token, person.password_one_time
 
         result = await run_in_threadpool(attempt)
         if isinstance(result, SignInRefused):
@@ -233,6 +251,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
     @pages.post("/signout")
     async def signout(request: Request) -> Response:
         token = session_token(Headers(scope=request.scope))
+        person = await gate(request.scope) if token else None
         if token:
 
             def end() -> None:
@@ -240,6 +259,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
                     end_session(session, token, now())
 
             await run_in_threadpool(end)
+        if person is not None:
+            audit("signout", person.login, known=True, client=client(request), staff_id=person.staff_id)
         response = RedirectResponse("/signin?out=1", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
@@ -270,6 +291,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             return ""
 
         error = await run_in_threadpool(change)
+        audit(
+            "password_refused" if error else "password_changed",
+            person.login,
+            known=True,
+            client=client(request),
+            staff_id=person.staff_id,
+        )
         if error:
             return page(
                 "password.html",

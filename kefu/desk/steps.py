@@ -12,7 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from kefu.desk.proxy import Refusal
 from kefu.models.db import unit_of_work
@@ -51,11 +52,32 @@ class WaitingStep:
     due_at: dt.datetime | None
     overdue: bool
     flow_run_id: str
+    team: str = ""  # the owner's name when the case is owned by someone the person supervises (directly or higher up)
+
+
+def team_of(session: Session, staff_id: int) -> set[int]:
+    """The people whose supervisor chain includes ``staff_id`` (not the person themself)."""
+    from kefu.models.people import Staff
+
+    above = dict(session.execute(select(Staff.id, Staff.supervisor_id)).tuples().all())
+    team = set()
+    for person in above:
+        seen, boss = {person}, above.get(person)
+        while boss is not None and boss not in seen:  # a cycle in the directory ends the walk
+            if boss == staff_id:
+                team.add(person)
+                break
+            seen.add(boss)
+            boss = above.get(boss)
+    team.discard(staff_id)
+    return team
 
 
 def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[WaitingStep]:
-    """The waiting steps the person's roles may answer, the earliest due first (Shanghai time)."""
+    """The waiting steps the person's roles may answer, and those of cases owned by their team (marked ``team``,
+    whatever the roles), the earliest due first (Shanghai time)."""
     from kefu.flows.complaint_case import STEPS
+    from kefu.models.complaints import Complaint
     from kefu.models.people import Staff
 
     policy = current_policy()
@@ -65,9 +87,21 @@ def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[Wa
         if person is None:
             return []
         roles = person.roles
-        for row in waiting_steps(session):
+        team = team_of(session, staff_id)
+        rows = waiting_steps(session)
+        owners = dict(
+            session.execute(
+                select(Complaint.case_no, Staff.name)
+                .join(Staff, Staff.id == Complaint.owner_id)
+                .where(Complaint.case_no.in_({str(r["case_no"]) for r in rows}), Complaint.owner_id.in_(team))
+            )
+            .tuples()
+            .all()
+        )
+        for row in rows:
             step = str(row["step"])
-            if not roles & set(policy.roles.may_answer(step)):
+            teams = owners.get(str(row["case_no"]), "")
+            if not teams and not roles & set(policy.roles.may_answer(step)):
                 continue
             dues = sorted(dt.datetime.fromisoformat(v) for v in row["deadlines"].values())
             due_at = dues[0] if dues else None
@@ -83,6 +117,7 @@ def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[Wa
                     due_at=due_at,
                     overdue=due_at is not None and due_at <= now,
                     flow_run_id=str(row["flow_run_id"]),
+                    team=teams,
                 )
             )
     far = dt.datetime.max.replace(tzinfo=dt.UTC)

@@ -67,11 +67,12 @@ class Rules:
 
 
 class SignInRefused(Exception):
-    """Why a sign-in was refused: ``wrong`` (name or password), ``locked`` (until ``until``) or ``inactive``."""
+    """Why a sign-in was refused: ``wrong`` (name or password), ``locked`` (until ``until``; ``just_locked`` when this
+    attempt locked it) or ``inactive``."""
 
-    def __init__(self, reason: str, until: dt.datetime | None = None) -> None:
+    def __init__(self, reason: str, until: dt.datetime | None = None, *, just_locked: bool = False) -> None:
         super().__init__(reason)
-        self.reason, self.until = reason, until
+        self.reason, self.until, self.just_locked = reason, until, just_locked
 
 
 class PasswordRefused(ValueError):
@@ -96,7 +97,7 @@ def sign_in(session: Session, login: str, password: str, now: dt.datetime, rules
         if record.failures >= rules.failures:
             record.locked_until = now + rules.lock
             session.flush()
-            raise SignInRefused("locked", record.locked_until)
+            raise SignInRefused("locked", record.locked_until, just_locked=True)
         session.flush()
         raise SignInRefused("wrong")
     if not person.active:

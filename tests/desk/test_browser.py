@@ -1,21 +1,33 @@
 """A person signs in at the entrance in a real browser (headless Chromium) and works in the Prefect UI behind it:
 the UI loads through the proxy, calls the API through it without asking for Prefect's own password, and counts
-the runs."""
+the runs; and a person answers a case's waiting step there with the UI's own Resume form, the answer naming them
+(or refused, the run still waiting, when their roles may not answer it)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from kefu.engine.connection import PrefectAuth
 from kefu.models import Role
 from tests.support.browser import Page, find_or_install_chromium, page_websocket, start_chromium
-from tests.support.desk import PASSWORD, GuardedPrefect, add_person, entrance_settings, serve_entrance
+from tests.support.desk import (
+    PASSWORD,
+    GuardedPrefect,
+    add_person,
+    entrance_settings,
+    run_state,
+    serve_entrance,
+    waiting_run,
+)
+from tests.support.factories import MakeComplaint
 from tests.support.processes import free_port, kill_9
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -87,3 +99,75 @@ async def test_a_person_signs_in_and_the_prefect_ui_lists_the_runs_through_the_e
     assert all(status == 200 for _, status in api_calls), api_calls
     assert where.startswith("/prefect/")
     assert not cookie_visible  # HttpOnly: the page's scripts never see the session
+
+
+async def test_a_step_is_answered_in_the_proxied_prefect_ui_as_the_signed_in_person_and_refused_without_the_role(
+    chromium: str,
+    guarded_prefect: GuardedPrefect,
+    db: Session,
+    engine: Engine,
+    make_complaint: MakeComplaint,
+    tmp_path: Path,
+) -> None:
+    """A case waits at its classification in the Prefect UI behind the entrance: finance opens it, presses Resume
+    and Submit, and is told they may not answer, the run still waiting; the agent does the same and the answer
+    names the agent — the form never asked who answers."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the browser works through the entrance the same way on either database; it costs seconds")
+    agent = add_person(engine, "li.kefu", Role.AGENT)
+    add_person(engine, "zhao.caiwu", Role.FINANCE)
+    complaint = make_complaint()
+    run_id = waiting_run(guarded_prefect, db, complaint)
+    run_page = f"/prefect/runs/flow-run/{run_id}"
+    with serve_entrance(entrance_settings(tmp_path, guarded_prefect), engine) as served:
+        port = free_port()
+        browser = start_chromium(chromium, port, tmp_path / "profile", "about:blank", tmp_path / "chromium.log")
+        try:
+            socket_url = await asyncio.to_thread(page_websocket, port, browser)
+            async with websockets.connect(socket_url, max_size=None) as socket:
+                page = Page(socket)
+                await page.send("Page.enable")
+                await page.send("Runtime.enable")
+
+                async def answer_as(login: str, outcome: str) -> str:
+                    await page.send("Network.clearBrowserCookies")
+                    page.events.clear()
+                    await page.send("Page.navigate", url=f"{served.url}/signin?next={run_page}")
+                    await page.wait_event("Page.loadEventFired")
+                    assert await wait_for(page, "!!document.getElementById('signin')")
+                    await page.type_into("login", login)
+                    await page.type_into("password", PASSWORD)
+                    await page.click("signin")
+                    shown = await wait_for(page, BUTTON.format(text="Resume"))
+                    assert shown, await page.evaluate("document.body.innerText")
+                    await page.click_button("Resume")
+                    opened = await wait_for(
+                        page,
+                        f"document.body.innerText.includes('Resume Flow Run') && {BUTTON.format(text='Submit')}"
+                        " && document.getAnimations().length === 0",  # the modal stands still: click where it is
+                    )
+                    assert opened, await page.evaluate("document.body.innerText")
+                    await page.click_button("Submit")
+                    await wait_for(page, f"document.body.innerText.includes({json.dumps(outcome)})")
+                    calls = await page.evaluate(
+                        "JSON.stringify(performance.getEntriesByType('resource').filter(e => e.name.includes('resume'))"
+                        ".map(e => [new URL(e.name).pathname, e.responseStatus]))"
+                    )
+                    return str(await page.evaluate("document.body.innerText")) + "\n" + str(calls)
+
+                refused = await answer_as("zhao.caiwu", "无权处理此步骤")
+                still = run_state(guarded_prefect, run_id)
+                accepted = await answer_as("li.kefu", "Flow run resumed")
+        finally:
+            kill_9(browser)
+    assert "无权处理此步骤" in refused and "客服人员" in refused, refused[-1500:]  # the proxy's reason, shown
+    assert still["type"] == "PAUSED" and still["answers"] == []
+    assert "Flow run resumed" in accepted, accepted[-1500:]  # the UI's own success notice
+    after = run_state(guarded_prefect, run_id)
+    assert after["type"] != "PAUSED"
+    assert [a["actor_staff_id"] for a in after["answers"]] == [agent]
+
+
+BUTTON = (
+    "[...document.querySelectorAll('button')].some(b => b.innerText.trim() === '{text}' && b.offsetParent !== null)"
+)

@@ -10,22 +10,24 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import websockets
-from prefect.states import Suspended
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from kefu.desk.app import create_app
-from kefu.engine import prefect_private
-from kefu.engine.connection import PrefectAuth
-from kefu.flows.complaint_case import ClassifyInput
-from kefu.models import Complaint, Role
-from kefu.tasks.casework import record_event
-from tests.support.desk import PASSWORD, GuardedPrefect, add_person, entrance_settings, serve_entrance
+from kefu.models import Role
+from tests.support.desk import (
+    PASSWORD,
+    GuardedPrefect,
+    add_person,
+    entrance_settings,
+    run_state,
+    serve_entrance,
+    waiting_run,
+)
 from tests.support.factories import MakeComplaint
 from tests.test_staff_directory import KEFU
 
@@ -95,43 +97,6 @@ async def test_a_websocket_through_the_entrance_is_authenticated_by_the_proxy(
         with pytest.raises(websockets.InvalidStatus):  # not signed in: refused before the upgrade
             async with websockets.connect(ws_url, subprotocols=[websockets.Subprotocol("prefect")]):
                 pass
-
-
-def waiting_run(prefect: GuardedPrefect, db: Session, complaint: Complaint, step: str = "classify") -> str:
-    """A case run suspended on ``step`` as the step kit leaves it (schema saved, state Suspended with its keyset),
-    made through Kefu's own Prefect client auth; and the case's "waiting" event naming it."""
-    key = step
-    keyset = prefect_private.suspend_keys(Suspended(timeout_seconds=None, pause_key=key))
-    with httpx.Client(base_url=prefect.api_url, auth=PrefectAuth(prefect.auth_string), timeout=30) as api:
-        flow = api.post("/flows/", json={"name": "complaint-case-entrance-test"}).json()
-        run = api.post(
-            "/flow_runs/",
-            json={
-                "flow_id": flow["id"],
-                "parameters": {"case_no": complaint.case_no},
-                "state": {
-                    "type": "PAUSED",
-                    "name": "Suspended",
-                    "state_details": {"pause_key": key, "run_input_keyset": keyset, "pause_reschedule": False},
-                },
-            },
-        )
-        assert run.status_code == 201, run.text
-        run_id = str(run.json()["id"])
-        schema = prefect_private.input_schema(ClassifyInput)
-        saved = api.post(f"/flow_runs/{run_id}/input", json={"key": keyset["schema"], "value": json.dumps(schema)})
-        assert saved.status_code == 201, saved.text
-    record_event(db, complaint, "waiting", key, "system", complaint.received_at, step=step, flow_run_id=run_id)
-    db.commit()
-    return run_id
-
-
-def run_state(prefect: GuardedPrefect, run_id: str) -> dict[str, Any]:
-    with httpx.Client(base_url=prefect.api_url, auth=PrefectAuth(prefect.auth_string), timeout=30) as api:
-        state: dict[str, Any] = api.get(f"/flow_runs/{run_id}").json()["state"]
-        inputs = api.post(f"/flow_runs/{run_id}/input/filter", json={"prefix": "", "limit": 100}).json()
-        state["answers"] = [json.loads(i["value"]) for i in inputs if i["key"].endswith("-response")]
-        return state
 
 
 async def test_a_step_answered_through_the_entrance_records_the_signed_in_person_and_refuses_a_role_that_may_not(

@@ -5,19 +5,24 @@ expires, idles or its person is deactivated."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from kefu.desk import audit
 from kefu.desk.app import create_app
 from kefu.models import Role, Staff
 from kefu.models.directory import first_administrator
 from kefu.settings import Settings
 from tests.support.clock import FixedClock
 from tests.support.desk import PASSWORD, add_person, desk_client
-from tests.test_staff_directory import kefu
+from tests.test_staff_directory import KEFU, kefu
 
 
 def desk_settings(tmp_path: Path, **changes: object) -> Settings:
@@ -174,3 +179,77 @@ async def test_an_administrator_gives_a_person_a_one_time_password_that_ends_the
         assert (await sign_in(http, "li.kefu", one_time)).headers["location"] == "/password"
         unknown = kefu(sqlite_engine.url.render_as_string(hide_password=False), "staff", "password", "nobody")
         assert unknown.returncode == 2 and "no staff member 'nobody'" in unknown.stderr
+
+
+async def test_sign_ins_failures_lock_outs_sign_outs_and_password_changes_are_audited_without_passwords(
+    sqlite_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = sqlite_engine
+    staff_id = add_person(engine, "li.kefu", Role.AGENT)
+    settings = desk_settings(tmp_path, desk_lockout_failures=2)
+    caplog.set_level(logging.INFO, logger="kefu.desk.audit")
+    async with desk_client(create_app(settings, engine)) as http:
+        await sign_in(http, "li.kefu", "wrong password 1")
+        await sign_in(http, "13812348000 secret", "whatever")  # a password typed into the name field
+        assert (await sign_in(http, "li.kefu", PASSWORD)).status_code == 303
+        new = {"current": PASSWORD, "new": "a new long password", "repeated": "a new long password"}
+        assert (await http.post("/password", data=new)).status_code == 303
+        await http.post("/signout")
+        await sign_in(http, "li.kefu", "wrong password 2")
+        await sign_in(http, "li.kefu", "wrong password 3")  # the second in a row: locked
+        await sign_in(http, "li.kefu", "a new long password")  # refused while locked
+    lines = [r.getMessage() for r in caplog.records if r.name == "kefu.desk.audit"]
+    events = [line.split()[0] for line in lines]
+    assert events == [
+        "event=signin_failed",
+        "event=signin_failed",
+        "event=signin",
+        "event=password_changed",
+        "event=signout",
+        "event=signin_failed",
+        "event=lockout",
+        "event=signin_locked",
+    ], lines
+    assert f"login=li.kefu staff={staff_id} from=" in lines[2]
+    assert "login=1***(unknown)" in lines[1] and "13812348000" not in caplog.text  # an unknown name, masked
+    assert 'until="' in lines[6] and "+08:00" in lines[6]
+    for secret in ("wrong password", "secret", "whatever", PASSWORD, "a new long password"):
+        assert secret not in caplog.text
+
+
+async def test_kefu_staff_signins_lists_the_audit_lines_of_the_entrances_log(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """The entrance's stderr is var/logs/desk.log under ``kefu up``; here a file handler with the same format."""
+    engine = sqlite_engine
+    add_person(engine, "li.kefu", Role.AGENT)
+    add_person(engine, "wang.zhuguan", Role.SUPERVISOR)
+    log_file = tmp_path / "var" / "logs" / "desk.log"
+    log_file.parent.mkdir(parents=True)
+    log_file.write_text('INFO:     127.0.0.1:5000 - "GET /healthz HTTP/1.1" 200 OK\n', encoding="utf-8")
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(audit.FORMAT))
+    audit.log.addHandler(handler)
+    try:
+        async with desk_client(create_app(desk_settings(tmp_path), engine)) as http:
+            await sign_in(http, "li.kefu", "wrong password")
+            await sign_in(http, "wang.zhuguan", PASSWORD)
+            await sign_in(http, "li.kefu", PASSWORD)
+    finally:
+        audit.log.removeHandler(handler)
+        handler.close()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "KEFU_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "KEFU_VAR_DIR": str(tmp_path / "var"),
+    }
+    argv = [KEFU, "staff", "signins", "--login", "li.kefu"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split("INFO ")[-1].split()[0] for line in lines] == ["event=signin_failed", "event=signin"], lines
+    assert all("login=li.kefu" in line for line in lines) and "wrong password" not in done.stdout
+    newest = subprocess.run([*argv[:3], "--limit", "1"], env=env, capture_output=True, text=True, check=False)
+    assert newest.returncode == 0, newest.stderr
+    [only] = newest.stdout.splitlines()  # everyone's lines, the newest one: not the health check's
+    assert "INFO event=signin login=li.kefu staff=" in only

@@ -89,8 +89,19 @@ class Page:
         await self.send("Input.insertText", text=text)
 
     async def click(self, element_id: str) -> None:
+        await self._click_at(f"document.getElementById({json.dumps(element_id)})")
+
+    async def click_button(self, text: str) -> None:
+        """Click the last visible button whose text is ``text`` (a modal's buttons come after the page's)."""
+        await self._click_at(
+            f"[...document.querySelectorAll('button')].filter(b => b.innerText.trim() === {json.dumps(text)}"
+            " && b.offsetParent !== null).pop()"
+        )
+
+    async def _click_at(self, element: str) -> None:
+        """A real mouse click at the middle of ``element`` (a JavaScript expression), as a person clicks."""
         box = await self.evaluate(
-            f"(() => {{ const e = document.getElementById({json.dumps(element_id)}); e.scrollIntoView();"
+            f"(() => {{ const e = {element}; e.scrollIntoView();"
             " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
         x, y = box

@@ -4,23 +4,29 @@ tokens and serves its UI under /prefect, and the entrance app on a real uvicorn 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from argon2 import PasswordHasher
+from prefect.states import Suspended
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from kefu.desk.app import create_app
 from kefu.desk.proxy import PREFECT_UI_BASE
+from kefu.engine import prefect_private
 from kefu.engine.connection import PrefectAuth
-from kefu.models import Role, Staff
+from kefu.flows.complaint_case import ClassifyInput
+from kefu.models import Complaint, Role, Staff
 from kefu.settings import Settings
+from kefu.tasks.casework import record_event
 from tests.support.prefect import PrefectServer
 from tests.support.processes import free_port
 
@@ -133,3 +139,40 @@ class Served:
 
 def serve_entrance(settings: Settings, engine: Engine) -> Served:
     return Served(create_app(settings, engine))
+
+
+def waiting_run(prefect: GuardedPrefect, db: Session, complaint: Complaint, step: str = "classify") -> str:
+    """A case run suspended on ``step`` as the step kit leaves it (schema saved, state Suspended with its keyset),
+    made through Kefu's own Prefect client auth; and the case's "waiting" event naming it."""
+    key = step
+    keyset = prefect_private.suspend_keys(Suspended(timeout_seconds=None, pause_key=key))
+    with httpx.Client(base_url=prefect.api_url, auth=PrefectAuth(prefect.auth_string), timeout=30) as api:
+        flow = api.post("/flows/", json={"name": "complaint-case-entrance-test"}).json()
+        run = api.post(
+            "/flow_runs/",
+            json={
+                "flow_id": flow["id"],
+                "parameters": {"case_no": complaint.case_no},
+                "state": {
+                    "type": "PAUSED",
+                    "name": "Suspended",
+                    "state_details": {"pause_key": key, "run_input_keyset": keyset, "pause_reschedule": False},
+                },
+            },
+        )
+        assert run.status_code == 201, run.text
+        run_id = str(run.json()["id"])
+        schema = prefect_private.input_schema(ClassifyInput)
+        saved = api.post(f"/flow_runs/{run_id}/input", json={"key": keyset["schema"], "value": json.dumps(schema)})
+        assert saved.status_code == 201, saved.text
+    record_event(db, complaint, "waiting", key, "system", complaint.received_at, step=step, flow_run_id=run_id)
+    db.commit()
+    return run_id
+
+
+def run_state(prefect: GuardedPrefect, run_id: str) -> dict[str, Any]:
+    with httpx.Client(base_url=prefect.api_url, auth=PrefectAuth(prefect.auth_string), timeout=30) as api:
+        state: dict[str, Any] = api.get(f"/flow_runs/{run_id}").json()["state"]
+        inputs = api.post(f"/flow_runs/{run_id}/input/filter", json={"prefix": "", "limit": 100}).json()
+        state["answers"] = [json.loads(i["value"]) for i in inputs if i["key"].endswith("-response")]
+        return state
