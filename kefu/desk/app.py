@@ -36,6 +36,7 @@ from kefu.desk.proxy import PrefectProxy, Refusal, Signed, is_proxied
 from kefu.engine.connection import prefect_auth_string
 from kefu.intake.edge import BodyLimits, Edge
 from kefu.models.db import default_engine, unit_of_work
+from kefu.models.enums import Role
 from kefu.models.people import Staff
 from kefu.models.policy import current_policy
 from kefu.models.signin import (
@@ -108,6 +109,7 @@ def _signed(person: Staff) -> Signed:
         login=person.login or str(person.id),
         name=person.name,
         one_time_password=person.password_one_time,
+        administrator=Role.ADMIN in person.roles,
     )
 
 

@@ -14,6 +14,10 @@ and the token of a WebSocket's first ``auth`` message) — the browser never see
   around the resume) is refused.
 - A change (POST, PUT, PATCH, DELETE) whose ``Origin`` is another site is refused (Prefect's CSRF token is
   checked as well: the UI fetches it through the proxy like any other request).
+- Every other change is the administrators' (role ``admin``): a run's state set by hand (a case run cancelled or
+  marked completed would leave its complaint without a live process), a run or deployment deleted, a deployment,
+  work pool, automation, block or variable changed. What every signed-in person sends are reads the UI makes as
+  POST (``…/filter``, ``…/paginate``, ``…/count``, ``…/history``, ``/api/ui/…``) and the resume of a step.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ API_PREFIX = "/api"
 MAX_BODY = 16 * 1024 * 1024
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RESUME = re.compile(r"^/api/flow_runs/([0-9a-fA-F-]{36})/resume/?$")
+# The reads the Prefect UI sends as POST: open to every signed-in person (any other change: administrators only).
+READ_BY_POST = re.compile(r"^/api/(ui/.+|(.+/)?(filter|paginate|count|history|lateness)/?|events/count-by/\w+/?)$")
 # Writing or deleting a run's inputs (an answer included) around the resume; reading them (``…/input/filter``) stays.
 RUN_INPUT_WRITE = re.compile(r"^/api/flow_runs/[0-9a-fA-F-]{36}/input(/(?!filter/?$)[^/]+)?/?$")
 STEP_SCHEMA = re.compile(r"^/api/flow_runs/[0-9a-fA-F-]{36}/input/[^/]+-schema$")
@@ -70,6 +76,7 @@ NOT_SIGNED_IN_ZH = "请先登录员工入口（会话已过期或尚未登录）
 ONE_TIME_PASSWORD_ZH = "请先修改一次性密码，再使用系统。"  # noqa: S105 - a message, not a password
 CROSS_SITE_ZH = "只受理从本系统页面发出的操作，这次请求来自其他网站，已被拒绝。"
 RUN_INPUT_ZH = "不能直接写入流程运行的输入；请在步骤表单中提交。"
+ADMIN_ONLY_ZH = "此操作（更改流程运行的状态、删除运行，或更改部署、工作池、自动化等设置）仅限系统管理员。处理案件请在步骤表单中提交。"
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class Signed:
     login: str
     name: str
     one_time_password: bool
+    administrator: bool = False  # holds the role ``admin``: may change what the UI's other buttons change
 
 
 class Refusal(Exception):
@@ -152,8 +160,10 @@ class PrefectProxy:
                 raise Refusal(403, CROSS_SITE_ZH)
             if method in CHANGES and RUN_INPUT_WRITE.match(path):
                 raise Refusal(403, RUN_INPUT_ZH)
-            body = await _read_body(receive)
             resume = RESUME.match(path)
+            if api and method in CHANGES and not (resume or READ_BY_POST.match(path) or person.administrator):
+                raise Refusal(403, ADMIN_ONLY_ZH)
+            body = await _read_body(receive)
             if method == "POST" and resume:
                 body = await self._checked_resume(person, resume.group(1), body)
         except Refusal as refused:

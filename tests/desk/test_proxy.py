@@ -174,3 +174,37 @@ def test_kefu_step_submit_reaches_the_guarded_server_with_the_auth_string(
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert [a["actor_staff_id"] for a in run_state(guarded_prefect, run_id)["answers"]] == [agent]
+
+
+async def test_only_an_administrator_changes_a_run_by_hand_through_the_entrance(
+    guarded_prefect: GuardedPrefect, db: Session, engine: Engine, make_complaint: MakeComplaint, tmp_path: Path
+) -> None:
+    """A case run cancelled or deleted by hand would leave its complaint without a live process: through the
+    entrance, the UI's reads and the steps' answers are everyone's, every other change the administrators'."""
+    add_person(engine, "li.kefu", Role.AGENT)
+    add_person(engine, "wang.zhuguan", Role.SUPERVISOR)
+    add_person(engine, "root.admin", Role.ADMIN)
+    run_id = waiting_run(guarded_prefect, db, make_complaint())
+    app = create_app(entrance_settings(tmp_path, guarded_prefect), engine)
+
+    async def as_person(login: str, method: str, path: str, body: object = None) -> httpx.Response:
+        async with entrance(app) as http:
+            await signed_in(http, login)
+            token = (await http.get("/api/csrf-token", params={"client": login})).json()["token"]
+            headers = {"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": login}
+            return await http.request(method, path, json=body, headers=headers)
+
+    cancel = {"state": {"type": "CANCELLED", "name": "Cancelled"}, "force": True}
+    for login in ("li.kefu", "wang.zhuguan"):
+        refused = await as_person(login, "POST", f"/api/flow_runs/{run_id}/set_state", cancel)
+        assert refused.status_code == 403 and "仅限系统管理员" in refused.json()["detail"], refused.text
+        deleted = await as_person(login, "DELETE", f"/api/flow_runs/{run_id}")
+        assert deleted.status_code == 403
+        read = await as_person(login, "POST", "/api/flow_runs/filter", {"limit": 1})
+        assert read.status_code == 200  # the UI's reads sent as POST stay open
+        counted = await as_person(login, "POST", "/api/ui/flow_runs/count-task-runs", {"flow_run_ids": [run_id]})
+        assert counted.status_code == 200
+    assert run_state(guarded_prefect, run_id)["type"] == "PAUSED"  # still waiting for its step
+    done = await as_person("root.admin", "POST", f"/api/flow_runs/{run_id}/set_state", cancel)
+    assert done.status_code in (200, 201), done.text
+    assert run_state(guarded_prefect, run_id)["type"] == "CANCELLED"
