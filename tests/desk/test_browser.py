@@ -147,13 +147,20 @@ async def test_a_step_is_answered_in_the_proxied_prefect_ui_as_the_signed_in_per
                         " && document.getAnimations().length === 0",  # the modal stands still: click where it is
                     )
                     assert opened, await page.evaluate("document.body.innerText")
+                    # The outcome is a toast that goes away again: keep the page's text as it shows it.
+                    await page.evaluate(
+                        "window.kefuSeen = ''; new MutationObserver(() => { const t = document.body.innerText; "
+                        f"if (t.includes({json.dumps(outcome)})) window.kefuSeen = t; }})"
+                        ".observe(document.body, {subtree: true, childList: true, characterData: true})"
+                    )
                     await page.click_button("Submit")
-                    await wait_for(page, f"document.body.innerText.includes({json.dumps(outcome)})")
+                    await wait_for(page, "window.kefuSeen !== ''")
                     calls = await page.evaluate(
                         "JSON.stringify(performance.getEntriesByType('resource').filter(e => e.name.includes('resume'))"
                         ".map(e => [new URL(e.name).pathname, e.responseStatus]))"
                     )
-                    return str(await page.evaluate("document.body.innerText")) + "\n" + str(calls)
+                    seen = await page.evaluate("window.kefuSeen || document.body.innerText")
+                    return str(seen) + "\n" + str(calls)
 
                 refused = await answer_as("zhao.caiwu", "无权处理此步骤")
                 still = run_state(guarded_prefect, run_id)
