@@ -23,7 +23,7 @@ class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    code: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)  # a unique index: added in place
     tier: Mapped[CustomerTier] = mapped_column(_enum(CustomerTier, "customer_tier"), default=CustomerTier.GENERAL)
     name: Mapped[str] = mapped_column(String(200))
     contact_person: Mapped[str | None] = mapped_column(String(100))

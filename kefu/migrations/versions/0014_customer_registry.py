@@ -17,12 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("code", sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column("more_addresses", sa.JSON(), server_default="[]", nullable=False))
-        batch_op.add_column(sa.Column("industry", sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column("preferences", sa.Text(), nullable=True))
-        batch_op.create_unique_constraint(batch_op.f("uq_customers_code"), ["code"])
+    # Columns and a unique index added in place: a batch (copy-and-move) of ``customers`` on SQLite drops the table,
+    # which the complaints' and phones' foreign keys refuse once it holds customers.
+    op.add_column("customers", sa.Column("code", sa.String(length=32), nullable=True))
+    op.add_column("customers", sa.Column("more_addresses", sa.JSON(), server_default="[]", nullable=False))
+    op.add_column("customers", sa.Column("industry", sa.String(length=100), nullable=True))
+    op.add_column("customers", sa.Column("preferences", sa.Text(), nullable=True))
+    op.create_index(op.f("ix_customers_code"), "customers", ["code"], unique=True)
     op.create_table(
         "key_account_team",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -112,8 +113,8 @@ def downgrade() -> None:
     op.drop_table("key_account_nominations")
     op.drop_table("business_figures")
     op.drop_table("key_account_team")
+    op.drop_index(op.f("ix_customers_code"), table_name="customers")
     with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_customers_code"), type_="unique")
         batch_op.drop_column("preferences")
         batch_op.drop_column("industry")
         batch_op.drop_column("more_addresses")
