@@ -20,7 +20,7 @@ from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneI
 from kefu.models.people import Customer, Staff
 from kefu.tasks.casework import waiting_steps
 from tests.support.clock import SHANGHAI
-from tests.support.prefect import prefect_post
+from tests.support.prefect import prefect_post, wait_suspended_at
 
 pytestmark = pytest.mark.usefixtures("case_worker")
 
@@ -198,6 +198,7 @@ def test_an_important_key_account_complaint_reports_to_the_supervisor_and_is_com
     run = start_run(case_no)
     do(case_no, "classify", actor_staff_id=staff)
     wait_step(case_no, "supervisor_report")
+    wait_suspended_at(prefect_server, run.id, "supervisor-report-0")
     # The Prefect UI renders the form from the saved schema and description, then posts the resume.
     schema = httpx.get(f"{prefect_server}/flow_runs/{run.id}/input/suspended-supervisor-report-0-schema")
     assert schema.status_code == 200 and "summary" in schema.text

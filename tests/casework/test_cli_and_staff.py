@@ -26,7 +26,7 @@ from kefu.models.policy import current_policy
 from kefu.tasks.casework import StepRejected, check_answer_staff, register_case, waiting_steps
 from kefu.worktime import WorkCalendar
 from tests.casework.test_case_lifecycle import actions, do, new_case, new_staff, start_run, wait_final, wait_step
-from tests.support.prefect import prefect_post
+from tests.support.prefect import prefect_post, wait_suspended_at
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.usefixtures("case_worker")
@@ -117,11 +117,13 @@ def test_an_unknown_staff_id_from_the_ui_is_refused_and_the_run_waits_again_on_t
     run = start_run(case_no)
     do(case_no, "classify", actor_staff_id=staff)
     wait_step(case_no, "first_contact")
+    wait_suspended_at(prefect_server, run.id, "first-contact-0")
     # What the UI's form does: the server checks only the JSON schema, an unknown id passes it.
-    prefect_post(
+    resumed = prefect_post(
         f"{prefect_server}/flow_runs/{run.id}/resume",
         {"run_input": {"actor_staff_id": 999, "summary": "致歉"}},
     )
+    assert resumed.status_code == 201, resumed.text
     wait_refused(case_no, "first-contact-0")
     deadline = time.monotonic() + 30
     while run_state(run.id) != ("Suspended", "first-contact-1"):
@@ -242,7 +244,9 @@ def test_kefu_step_submit_as_someone_whose_roles_may_not_answer_the_step_is_refu
     # again on the next round.
     with unit_of_work() as session:
         dispatcher = session.scalars(select(Staff).where(Staff.login == "as.dispatcher")).one().id
-    prefect_post(f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": {"actor_staff_id": dispatcher}})
+    wait_suspended_at(prefect_server, run.id, "classify-0")
+    resumed = prefect_post(f"{prefect_server}/flow_runs/{run.id}/resume", {"run_input": {"actor_staff_id": dispatcher}})
+    assert resumed.status_code == 201, resumed.text
     wait_refused(case_no, "classify-0")
     deadline = time.monotonic() + 30
     while run_state(run.id) != ("Suspended", "classify-1"):

@@ -29,7 +29,7 @@ from kefu.tasks.casework import waiting_steps
 from tests.casework.test_case_lifecycle import do, start_run, wait_step
 from tests.support.browser import Page, find_or_install_chromium, page_websocket, start_chromium
 from tests.support.clock import SHANGHAI
-from tests.support.prefect import prefect_post
+from tests.support.prefect import prefect_post, wait_suspended_at
 from tests.support.processes import free_port, kill_9
 from tests.support.samples import intake_settings
 
@@ -124,6 +124,7 @@ def test_the_customer_rejects_then_accepts_through_the_link_and_the_case_run_goe
     do(case_no, "investigate", actor_staff_id=staff, departments=["运营部"], findings="中转延误")
     do(case_no, "propose", actor_staff_id=staff, solution="退还运费")
     wait_step(case_no, "approve")
+    wait_suspended_at(prefect_server, run.id, "approve-0")
     [first] = proposal_tokens(case_no)
 
     # A mail scanner opens the link (GET, HEAD): nothing is decided, the case still waits for the customer.

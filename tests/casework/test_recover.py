@@ -27,7 +27,7 @@ from kefu.models.enums import ComplaintStatus, Severity
 from kefu.tasks.casework import waiting_steps
 from tests.casework.test_case_lifecycle import GENERAL_CASE_AFTER_CLASSIFY, new_case
 from tests.support.postgres import POSTGRES_URL, recreate_postgres_database, scratch_postgres_database
-from tests.support.prefect import PrefectServer, WorkerProcess, prefect_post
+from tests.support.prefect import PrefectServer, WorkerProcess, prefect_post, wait_suspended_at
 
 pytestmark = pytest.mark.usefixtures("case_worker")
 KEFU = Path(sys.executable).parent / "kefu"
@@ -55,17 +55,6 @@ def case_runs(case_no: str) -> list[str]:
             return (await runs.runs_for_cases([case_no]))[case_no]
 
     return asyncio.run(go())
-
-
-def wait_suspended_at(api: str, run_id: str, key: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    state: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"] or {}
-        if state.get("name") == "Suspended" and state["state_details"].get("pause_key") == key:
-            return
-        time.sleep(0.3)  # the worker is another process: the run's state is the only signal
-    raise AssertionError(f"run {run_id} never suspended at {key}; last state {state}")
 
 
 def events(case_no: str) -> list[tuple[str, str]]:

@@ -28,6 +28,20 @@ from tests.support.processes import Restartable, free_port, wait_healthy
 WORKER_ARGV = [sys.executable, "-m", "kefu", "worker"]
 
 
+def wait_suspended_at(api: str, run_id: Any, key: str, timeout: float = 90) -> None:
+    """Until the run is Suspended under ``key``. A case's step is recorded as waiting just before its run
+    suspends: a resume posted in between (as the UI would) is answered "not paused", so tests acting as the UI
+    wait for this first."""
+    deadline = time.monotonic() + timeout
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"] or {}
+        if state.get("name") == "Suspended" and state["state_details"].get("pause_key") == key:
+            return
+        time.sleep(0.3)  # the worker is another process: the run's state is the only signal
+    raise AssertionError(f"run {run_id} never suspended at {key}; last state {state}")
+
+
 def prefect_post(url: str, body: dict[str, Any]) -> httpx.Response:
     """POST to the test Prefect server, as the UI or a client does. Its SQLite answers 503 now and then under
     load ("database is locked"); Prefect's own client retries those, a person presses again: so does this."""
