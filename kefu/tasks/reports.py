@@ -13,7 +13,8 @@ What the figures mean:
   is of that cohort, as of ``as_of`` (the period's end, or now for a period not yet over).
 - A milestone is met on time when it was met by its due time (a milestone without a due time, e.g. a resolution
   before any promise, counts on time when met), met late when met after it, breached when unmet at ``as_of`` past
-  its due time, and not yet due otherwise. Paused time moves the due time: see ``paused_milestones`` (the hook).
+  its due time, and not yet due otherwise. Paused time moves the due time; a milestone whose clock stands still at
+  ``as_of`` (paused before its due time) is not yet due: see ``paused_milestones``.
 - Time to first contact: until the first contact the severity's policy asks for (``first_contact``; important
   complaints: ``progress_update``); time to resolution: until the ``resolution`` milestone was met (the first
   resolution of a reopened case). Each in the unit the policy measures that milestone in: clock hours, or working
@@ -25,6 +26,7 @@ What the figures mean:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -275,17 +277,54 @@ def count_milestones(connection: Connection, period: Period, as_of: dt.datetime)
     return apply_pauses(frame, paused_milestones(connection, period, as_of), as_of)
 
 
-# ---- HOOK: paused time (another part of Kefu is adding a pause ledger) -----------------------------------
-# ``paused_milestones`` returns one row per milestone that was paused — columns severity, milestone, due_ns,
-# met_ns (NaN: unmet), paused_ns — and ``apply_pauses`` moves each such milestone from the bucket its stored due
-# time put it in to the one its due time plus the paused time puts it in. Until a ledger exists nothing is paused:
-# the hook returns no rows. When it lands, read the ledger here with one SQL query (vectorised, like the rest).
+# ---- Paused time (等待客户: ``kefu case pause``) ---------------------------------------------------------------
+# When a pause ends, the case's plan moves the paused milestones' stored due time on by the paused working time
+# (``casework.end_pause``), so ended pauses are already in ``due_at``. A pause still under way at ``as_of`` has not
+# moved it yet: its clock stands still, so a milestone paused before its due time is not yet due at ``as_of``,
+# however long the pause has lasted (the policy's longest pause ends it and moves the due time then). A pause begun
+# after the due time does not undo the breach. ``paused_milestones`` returns such milestones with the time that
+# carries their due time past ``as_of`` (``paused_ns``); ``apply_pauses`` moves each from the bucket its stored due
+# time put it in to the one its paused due time puts it in.
 PAUSE_COLUMNS = ["severity", "milestone", "due_ns", "met_ns", "paused_ns"]
 
 
+def _intervals(value: Any) -> list[dict[str, Any]]:
+    loaded = json.loads(value) if isinstance(value, str | bytes) else value
+    return [i for i in loaded or [] if isinstance(i, dict)]
+
+
+def _stands_still(intervals: list[dict[str, Any]], due: dt.datetime, as_of: dt.datetime) -> bool:
+    """Whether a pause begun before ``due`` is still under way at ``as_of``."""
+    for interval in intervals:
+        began = dt.datetime.fromisoformat(str(interval["from"]))
+        until = interval.get("until")
+        ended = dt.datetime.fromisoformat(str(until)) if until else None
+        if began < due and began <= as_of and (ended is None or ended > as_of):
+            return True
+    return False
+
+
 def paused_milestones(connection: Connection, period: Period, as_of: dt.datetime) -> pd.DataFrame:
-    """HOOK: the period's paused milestones (none until Kefu records pauses)."""
-    return pd.DataFrame(columns=PAUSE_COLUMNS)
+    """The period's milestones unmet at ``as_of`` whose clock stands still then (few rows: only paused ones)."""
+    dialect = connection.dialect.name
+    rows = _query(
+        connection,
+        f"SELECT c.severity, m.milestone, {_epoch(dialect, 'm.due_at')}, m.paused_intervals "  # noqa: S608 - constant SQL; values are bound
+        "FROM milestones m JOIN complaints c ON c.id = m.complaint_id "
+        f"WHERE {IN_PERIOD} AND m.due_at IS NOT NULL AND m.due_at <= :as_of "
+        "AND (m.met_at IS NULL OR m.met_at > :as_of) "
+        "AND m.paused_intervals IS NOT NULL AND CAST(m.paused_intervals AS TEXT) NOT IN ('[]', 'null')",
+        period,
+        as_of,
+    )
+    as_of_ns = int(pd.Timestamp(as_of).value)
+    kept = []
+    for severity, milestone, due_s, intervals in rows:
+        due_ns = round(float(due_s) * 1e6) * 1000  # microseconds, as stored: a float's nanoseconds are noise
+        due = pd.Timestamp(due_ns, tz="UTC").to_pydatetime()
+        if _stands_still(_intervals(intervals), due, as_of):
+            kept.append((severity, milestone, due_ns, np.nan, as_of_ns - due_ns + 1))
+    return pd.DataFrame(kept, columns=PAUSE_COLUMNS)
 
 
 def _bucket(due_ns: pd.Series, met_ns: pd.Series, as_of_ns: int) -> pd.Series:

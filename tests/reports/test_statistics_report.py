@@ -24,7 +24,10 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from kefu.models.complaints import Complaint, Milestone
+from kefu.models.enums import Channel, ComplaintStatus, MilestoneId, Severity
 from kefu.models.notifications import OutboxAttachment, OutboxMessage
+from kefu.models.people import Customer
 from kefu.models.policy import Policy
 from kefu.notifications import deliver_due
 from kefu.settings import get_settings
@@ -277,3 +280,54 @@ def test_the_monthly_flow_puts_the_figures_on_its_run_page(
     assert (tmp_path / "reports" / "kefu-report-monthly-2026-11.xlsx").is_file()
     with Session(sqlite_engine) as session:
         assert session.scalar(select(func.count()).select_from(OutboxAttachment)) == 2
+
+
+def test_a_milestone_whose_clock_stands_still_at_the_period_end_is_not_yet_due_and_a_later_pause_undoes_no_breach(
+    engine: Engine, policy: Policy
+) -> None:
+    """等待客户: general complaints of late November, solution due 11-28 and unmet at the period's end. One
+    was paused on 11-27 and still waits for the customer on 12-01: its clock stands still, it is not yet due. The
+    other was paused on 11-29, after its due time: still breached. A third paused on 11-27 and answered on 11-30 had
+    its due time moved by the plan (here: to 12-02) and is not yet due either."""
+    with Session(engine) as session:
+        customer = Customer(name="暂停客户")
+        session.add(customer)
+        session.flush()
+
+        def paused(no: str, began: str, ended: str | None, due: str) -> None:
+            interval = {"pause": 1, "from": dataset.at(began).isoformat(), "until": None}
+            if ended:
+                interval |= {"until": dataset.at(ended).isoformat(), "working_hours": 8.0}
+            session.add(
+                Complaint(
+                    case_no=no,
+                    channel=Channel.HOTLINE,
+                    received_at=dataset.at("11-27 09:00"),
+                    severity=Severity.GENERAL,
+                    category="延误",
+                    status=ComplaintStatus.CLASSIFIED,
+                    customer_id=customer.id,
+                    content="等待客户回复",
+                    milestones=[
+                        Milestone(
+                            milestone=MilestoneId.SOLUTION,
+                            starts_at=dataset.at("11-27 09:00"),
+                            due_at=dataset.at(due),
+                            unit="hours",
+                            target="x",
+                            paused_intervals=[interval],
+                        )
+                    ],
+                )
+            )
+
+        paused("TS-PAUSE-0001", "11-27 10:00", None, "11-28 09:00")
+        paused("TS-PAUSE-0002", "11-29 10:00", None, "11-28 09:00")
+        paused("TS-PAUSE-0003", "11-27 10:00", "11-30 10:00", "12-02 09:00")
+        session.commit()
+    figures = november(engine, top_two(policy))
+
+    solution = next(row for row in figures.table("sla").rows if row[1] == "给出解决方案")
+    expected = next(row for row in EXPECTED["sla"] if row[1] == "给出解决方案")
+    on_time, late, breached, not_due, total = expected[2:7]
+    assert solution[2:7] == (on_time, late, breached + 1, not_due + 2, total + 3)
