@@ -292,13 +292,17 @@ def pause_case(
     if open_pause(complaint) is not None:
         raise StepRejected(f"投诉 {case_no} 已在等待客户 / case {case_no} is already paused")
     pauses = _may_pause(policy, complaint, by)
+    # A deadline already missed stays missed: stopping its clock now would move it on and undo the breach.
     rows = [
         row
         for row in complaint.milestones
-        if row.met_at is None and row.due_at is not None and row.milestone in pauses.milestones
+        if row.met_at is None and row.due_at is not None and row.due_at > now and row.milestone in pauses.milestones
     ]
     if not rows:
-        raise StepRejected(f"投诉 {case_no} 没有可暂停的期限 / case {case_no} has no open milestone that may pause")
+        raise StepRejected(
+            f"投诉 {case_no} 没有可暂停的期限（已超时的期限不能暂停） / case {case_no} has no open milestone that may "
+            "pause (one already overdue may not)"
+        )
     number = len(_event_keys(session, complaint.id, "pause_started")) + 1
     counts_until = calendar.due_at(now, pauses.longest)
     interval = {

@@ -349,6 +349,23 @@ def test_a_pause_counts_at_most_the_longest_and_the_sweeper_ends_it(
     assert due(complaint, MilestoneId.RESOLUTION) == at(22, 18, month=10)  # 10-14 18:00 + 36 working hours
 
 
+def test_a_deadline_already_missed_is_not_paused_and_stays_missed(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff], make_complaint: MakeComplaint
+) -> None:
+    complaint = important_case(db, policy, calendar, ladder, make_complaint)
+    owner = ladder["owner"]
+    # Thursday 10-08: the progress explanation was due 10-01 10:00 (missed); the resolution is still running
+    paused = pause_case(db, complaint.case_no, policy, calendar, by=owner, reason="等客户回复", now=at(8, 9, month=10))
+    assert paused == [MilestoneId.RESOLUTION]
+    end_pause(db, complaint.case_no, policy, calendar, actor=f"staff:{owner.id}", note="已回复", now=at(9, 9, month=10))
+    assert due(complaint, MilestoneId.PROGRESS_UPDATE) == at(1, 10, month=10)  # the breach is not moved away
+    assert due(complaint, MilestoneId.RESOLUTION) == at(15, 18, month=10)  # 10-14 18:00 + 9 working hours
+    # past the resolution's due time too, nothing may pause: refused with the reason, nothing changed
+    with pytest.raises(StepRejected, match="已超时的期限不能暂停"):
+        pause_case(db, complaint.case_no, policy, calendar, by=owner, reason="再等", now=at(19, 9, month=10))
+    assert len(events(db, complaint, "pause_started")) == 1
+
+
 def test_kefu_case_end_pause_as_users_run_it_and_the_ledger_shows_who_and_why(
     sqlite_engine: Engine, policy: Policy, calendar: WorkCalendar, tmp_path: Path
 ) -> None:
