@@ -394,7 +394,63 @@ def naive(engine: Engine, policy: Policy, calendar: WorkCalendar, period: Period
     a, b = sum(now_counts.values()), sum(before.values())
     result["causes"] = [*causes, (TOTAL, a, b, a - b, change(a, b))]
     result["causes"][-1] = ("", *result["causes"][-1])
+    result["key-accounts"] = naive_key_accounts(engine, policy, period)
     return result
+
+
+def naive_key_accounts(engine: Engine, policy: Policy, period: Period) -> list[tuple[Any, ...]]:
+    """重点客户KPI one account at a time, as a person with a spreadsheet would."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from kefu.models.accounts import BusinessFigures
+    from kefu.models.complaints import Complaint
+    from kefu.models.enums import CustomerTier
+    from kefu.models.people import Customer
+
+    rules = policy.key_accounts.kpi
+    rows: list[tuple[Any, ...]] = []
+    sums = [0, 0, 0, 0]
+    flagged = 0
+
+    def percent(part: int, whole: int) -> float | str:
+        return round(100.0 * part / whole, 1) if whole > 0 else "—"
+
+    with Session(engine) as session:
+        accounts = session.scalars(select(Customer).where(Customer.tier == CustomerTier.KEY))
+        for account in sorted(accounts, key=lambda c: (c.code or "", c.id)):
+            figures = session.scalars(
+                select(BusinessFigures).where(
+                    BusinessFigures.customer_id == account.id, BusinessFigures.month == period.start.date()
+                )
+            ).first()
+            if figures is None:
+                continue
+            complaints = figures.complaints
+            if complaints is None:
+                complaints = session.scalar(
+                    select(func.count()).where(
+                        Complaint.customer_id == account.id,
+                        Complaint.received_at >= period.start,
+                        Complaint.received_at < period.end,
+                    )
+                )
+            counts = [figures.orders, figures.orders_on_time, figures.deliveries_on_time, int(complaints or 0)]
+            sums = [a + b for a, b in zip(sums, counts, strict=True)]
+            orders = counts[0]
+            missed = []
+            if orders > 0 and counts[1] / orders < rules.order_on_time_floor:
+                missed.append("订单处理及时率")
+            if orders > 0 and counts[2] / orders < rules.delivery_on_time_floor:
+                missed.append("准时交付率")
+            if orders > 0 and counts[3] / orders > rules.complaint_rate_ceiling:
+                missed.append("投诉率")
+            flagged += bool(missed)
+            shown = [percent(c, orders) for c in counts[1:]]
+            rows.append((account.code or f"#{account.id}", orders, *shown, "、".join(missed) or "—"))
+    if rows:
+        rows.append((TOTAL, sums[0], *(percent(c, sums[0]) for c in sums[1:]), f"{flagged} 家未达标"))
+    return rows
 
 
 # --- the two measured phases, each in a process of its own ----------------------------------------------------

@@ -35,10 +35,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, Date, bindparam, text
 
 from kefu.models.base import UTCDateTime
-from kefu.models.enums import CHANNEL_ZH, Channel, MilestoneId, Severity
+from kefu.models.enums import CHANNEL_ZH, Channel, CustomerTier, MilestoneId, Severity
 from kefu.models.policy import Policy, Unit
 from kefu.worktime import WorkCalendar
 
@@ -52,12 +52,11 @@ CLOCK, WORKING = "自然时间", "工作时间"
 WORKING_UNITS = (Unit.WORKING_HOURS.value, Unit.WORKING_DAYS.value)
 FIRST_CONTACT = (MilestoneId.FIRST_CONTACT.value, MilestoneId.PROGRESS_UPDATE.value)
 
-# Sections whose data Kefu does not collect yet (surveys, key-account KPIs, the staff assessment: issue 16).
+# Sections whose data Kefu does not collect yet (surveys, the staff assessment: issue 16).
 PENDING_SECTIONS = (
     ("客户满意度（按维度，近12个月趋势）", "暂无数据：满意度调查尚未上线。"),
     ("净推荐值（NPS）", "暂无数据：满意度调查尚未上线。"),
     ("调查回复率", "暂无数据：满意度调查尚未上线。"),
-    ("重点客户KPI", "暂无数据：重点客户考核指标尚未采集。"),
     ("员工月度考核", "暂无数据：员工考核尚未上线。"),
 )
 
@@ -378,6 +377,64 @@ def fetch_durations(connection: Connection, period: Period, as_of: dt.datetime) 
     return pd.DataFrame(rows, columns=["complaint", "severity", "resolution", "working", "start_s", "end_s"])
 
 
+KPI_PENDING = ("重点客户KPI", "按月统计：见月度报表。")
+
+
+def key_account_kpis(connection: Connection, period: Period, policy: Policy) -> Table:
+    """重点客户KPI (seed 001 §三.4) of the report's month: each key account's order-processing on-time rate, on-time
+    delivery rate and complaint rate from its business figures (``kefu import business``; a month without a
+    complaint count counts the account's complaints received in the period), the KPIs below the policy's floors
+    (above its ceiling), and a 合计 row of the pooled rates. By customer code: no names."""
+    from kefu.tasks.account_scores import below_floor, monthly_kpis
+
+    month = bindparam("month", period.start.date(), type_=Date())
+    counted = f"(SELECT COUNT(*) FROM complaints c WHERE c.customer_id = k.id AND {IN_PERIOD})"  # noqa: S608
+    sql = (
+        "SELECT k.id, k.code, b.orders, b.orders_on_time, b.deliveries_on_time, "  # noqa: S608 - constant SQL; values are bound
+        f"COALESCE(b.complaints, {counted}) FROM business_figures b JOIN customers k ON k.id = b.customer_id "
+        f"WHERE k.tier = '{CustomerTier.KEY.value}' AND b.month = :month ORDER BY k.code, k.id"
+    )
+    used = [p for p in _params(period, period.end) if f":{p.key}" in sql]
+    rows = connection.execute(text(sql).bindparams(month, *used)).all()
+    without = connection.execute(
+        text(
+            f"SELECT COUNT(*) FROM customers k WHERE k.tier = '{CustomerTier.KEY.value}' "  # noqa: S608 - constant SQL
+            "AND NOT EXISTS (SELECT 1 FROM business_figures b WHERE b.customer_id = k.id AND b.month = :month)"
+        ).bindparams(month)
+    ).scalar_one()
+    columns = ("客户编号", "订单数", "订单处理及时率（%）", "准时交付率（%）", "投诉率（%）", "未达标项")
+    names = {
+        "order_on_time_rate": "订单处理及时率",
+        "delivery_on_time_rate": "准时交付率",
+        "complaint_rate": "投诉率",
+    }
+    figures = pd.DataFrame(
+        [(r[0], period.start, *r[2:]) for r in rows],
+        columns=["customer_id", "month", "orders", "orders_on_time", "deliveries_on_time", "complaints"],
+    )
+    total = figures.sum(numeric_only=True).to_frame().T.assign(customer_id=0, month=period.start)
+    kpis = monthly_kpis(pd.concat([figures, total], ignore_index=True))
+    misses = below_floor(kpis, policy.key_accounts.kpi)
+
+    rates = kpis[["order_on_time_rate", "delivery_on_time_rate", "complaint_rate"]].to_numpy(dtype="float64")
+    shown = [tuple("—" if np.isnan(v) else round(100.0 * float(v), 1) for v in row) for row in rates]
+    missed = ["、".join(names[m] for m in str(text).split(",") if m) or "—" for text in misses]
+    table_rows: list[tuple[Any, ...]] = [
+        (str(code) if code else f"#{customer_id}", int(orders), *shown[n], missed[n])
+        for n, (customer_id, code, orders, *_rest) in enumerate(rows)
+    ]
+    if rows:
+        flagged = sum(1 for text in missed[:-1] if text != "—")
+        table_rows.append((TOTAL, int(figures["orders"].sum()), *shown[-1], f"{flagged} 家未达标"))
+    rules = policy.key_accounts.kpi
+    note = (
+        f"考核线：订单处理及时率不低于 {100 * rules.order_on_time_floor:g}%，准时交付率不低于 "
+        f"{100 * rules.delivery_on_time_floor:g}%，投诉率不高于 {100 * rules.complaint_rate_ceiling:g}%；"
+        f"合计行为全部重点客户的汇总比率。本月没有业务数据的重点客户 {without} 家未列出。"
+    )
+    return Table("key-accounts", "重点客户KPI", columns, tuple(table_rows), note=note)
+
+
 # --- from the SQL results to the tables -----------------------------------------------------------------
 
 
@@ -548,7 +605,7 @@ def compute(
     by_category = _counted(dims, "category")
     by_department = departments.sort_values(["n", "department"], ascending=[False, True])
     share_columns = ("投诉数", "占比（%）")
-    tables = (
+    tables: tuple[Table, ...] = (
         Table(
             "severity",
             "按投诉等级",
@@ -585,6 +642,12 @@ def compute(
         ),
         causes_table(dims, before, policy.reports.top_causes),
     )
+    pending: tuple[tuple[str, str], ...] = PENDING_SECTIONS
+    if period.kind == "monthly":
+        progress("key-account KPIs")
+        tables = (*tables, key_account_kpis(connection, period, policy))
+    else:
+        pending = (*PENDING_SECTIONS, KPI_PENDING)
     sla = tables[4].rows[-1]
     headline = {
         "投诉总数": total,
@@ -593,4 +656,4 @@ def compute(
         "上期投诉总数": int(before["n"].sum()),
     }
     progress("figures ready")
-    return Figures(period, previous, as_of, total, reopened, tables, headline=headline)
+    return Figures(period, previous, as_of, total, reopened, tables, pending=pending, headline=headline)

@@ -1,5 +1,6 @@
 """A known dataset for the statistics report: twelve complaints in November 2026 whose every figure is computed by
-hand below (``EXPECTED``), nine in October (the previous period) and one in December (outside both).
+hand below (``EXPECTED``), nine in October (the previous period) and one in December (outside both); and three key
+accounts, two with November business figures (``KEY_ACCOUNTS``) and one without.
 
 Times are Shanghai time; November 2026 has no public holiday, so working days are Monday to Friday, windows
 09:00–12:00 and 15:00–18:00. The report is of the whole month, as of its end (2026-12-01 00:00).
@@ -12,8 +13,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from kefu.models.accounts import BusinessFigures
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
-from kefu.models.enums import Channel, ComplaintStatus, MilestoneId, Severity
+from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, MilestoneId, Severity
 from kefu.models.people import Customer
 from tests.support.clock import SHANGHAI
 
@@ -197,10 +199,45 @@ CASES: list[tuple[Severity, str | None, Channel, str, int, list[list[str]], list
 OCTOBER = ["破损"] * 2 + ["延误"] * 6 + ["安全"]  # the previous period: categories only
 
 
+# (code, orders, orders processed on time, deliveries on time, complaints; None: Kefu counts them) for November.
+KEY_ACCOUNTS: list[tuple[str, int, int, int, int | None]] = [
+    ("KA-001", 200, 196, 188, None),  # its one complaint is the first case of CASES: 0.5 %
+    ("KA-002", 100, 90, 99, 2),
+]
+
+
 def load(session: Session) -> None:
     customer = Customer(name=CUSTOMER, phones=[PHONE], email="zhangsan@example.com")
     session.add(customer)
+    accounts = [Customer(name=f"重点客户{code}", code=code, tier=CustomerTier.KEY) for code, *_ in KEY_ACCOUNTS]
+    quiet = Customer(name="没有本月数据的重点客户", code="KA-003", tier=CustomerTier.KEY)
+    session.add_all([*accounts, quiet])
     session.flush()
+    for account, (_, orders, orders_on_time, deliveries_on_time, complaints) in zip(
+        accounts, KEY_ACCOUNTS, strict=True
+    ):
+        session.add(
+            BusinessFigures(
+                customer_id=account.id,
+                month=dt.date(2026, 11, 1),
+                orders=orders,
+                volume=orders * 10,
+                orders_on_time=orders_on_time,
+                deliveries_on_time=deliveries_on_time,
+                complaints=complaints,
+            )
+        )
+    session.add(  # October only: not in November's table
+        BusinessFigures(
+            customer_id=quiet.id,
+            month=dt.date(2026, 10, 1),
+            orders=50,
+            volume=500,
+            orders_on_time=50,
+            deliveries_on_time=50,
+            complaints=0,
+        )
+    )
     number = 0
 
     def complaint(severity: Severity, category: str | None, channel: Channel, received: dt.datetime) -> Complaint:
@@ -219,6 +256,8 @@ def load(session: Session) -> None:
 
     for severity, category, channel, received, reopened, investigations, milestones in CASES:
         row = complaint(severity, category, channel, at(received))
+        if number == 1:
+            row.customer_id = accounts[0].id
         row.reopen_count = reopened
         row.milestones = [
             Milestone(
@@ -262,6 +301,13 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
         ("技术部", 2, 16.7),
         ("财务部", 1, 8.3),
         ("合计", 12, 100.0),
+    ],
+    # orders, order-processing on time, on-time delivery and complaint rates (%), KPIs missed (floors 95 %, 95 %,
+    # ceiling 1 %); 合计 pooled: 286/300, 287/300, 3/300
+    "key-accounts": [
+        ("KA-001", 200, 98.0, 94.0, 0.5, "准时交付率"),
+        ("KA-002", 100, 90.0, 99.0, 2.0, "订单处理及时率、投诉率"),
+        ("合计", 300, 95.3, 95.7, 1.0, "2 家未达标"),
     ],
     # on time, late, breached, not yet due, total, on-time rate
     "sla": [

@@ -82,6 +82,8 @@ def test_every_total_is_the_sum_of_its_parts(sqlite_engine: Engine, policy: Poli
         assert row[2] + row[3] + row[4] + row[5] == row[6]  # every milestone in exactly one bucket
     *parts, total = figures.table("causes").rows
     assert (total[2], total[3]) == (sum(r[2] for r in parts), sum(r[3] for r in parts)) == (12, 9)
+    *parts, total = figures.table("key-accounts").rows
+    assert total[1] == sum(row[1] for row in parts) == 300
 
 
 class Tables(HTMLParser):
