@@ -26,6 +26,7 @@ What the figures mean:
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -224,6 +225,26 @@ def _query(connection: Connection, sql: str, period: Period, as_of: dt.datetime)
     return [tuple(row) for row in connection.execute(text(sql).bindparams(*used)).all()]
 
 
+def _numbers(connection: Connection, sql: str, period: Period, as_of: dt.datetime, columns: list[str]) -> pd.DataFrame:
+    """A query of numbers only, many rows, as a frame. On PostgreSQL through ``COPY ... TO STDOUT`` read by pandas'
+    CSV parser: a row object per row costs seconds at a million rows (measured: 10.6 s against 2.0 s for 429,000
+    rows of durations). Elsewhere through the rows."""
+    if connection.dialect.name != "postgresql":
+        return pd.DataFrame(_query(connection, sql, period, as_of), columns=columns)
+    values = {"start": period.start, "end": period.end, "as_of": as_of}
+    copied = re.sub(r":(start|end|as_of)\b", r"%(\1)s", sql)
+    buffer = io.BytesIO()
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(f"COPY ({copied}) TO STDOUT (FORMAT CSV)", values) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    if not buffer.tell():
+        return pd.DataFrame(columns=columns)
+    buffer.seek(0)
+    return pd.read_csv(buffer, header=None, names=columns)
+
+
 def count_dimensions(connection: Connection, period: Period, as_of: dt.datetime) -> pd.DataFrame:
     """Complaints of the period by severity, category and channel, with how many were reopened."""
     rows = _query(
@@ -363,7 +384,7 @@ def fetch_durations(connection: Connection, period: Period, as_of: dt.datetime) 
     wanted = ", ".join(f"'{m}'" for m in (*FIRST_CONTACT, MilestoneId.RESOLUTION.value))
     severity = " ".join(f"WHEN '{code}' THEN {n}" for code, n in SEVERITY_CODES.items())
     working = ", ".join(f"'{u}'" for u in WORKING_UNITS)
-    rows = _query(
+    return _numbers(
         connection,
         f"SELECT c.id, CASE c.severity {severity} END, "  # noqa: S608 - constant SQL; values are bound
         f"CASE WHEN m.milestone = '{MilestoneId.RESOLUTION.value}' THEN 1 ELSE 0 END, "
@@ -373,8 +394,8 @@ def fetch_durations(connection: Connection, period: Period, as_of: dt.datetime) 
         f"WHERE {IN_PERIOD} AND m.milestone IN ({wanted}) AND m.met_at IS NOT NULL AND m.met_at <= :as_of",
         period,
         as_of,
+        ["complaint", "severity", "resolution", "working", "start_s", "end_s"],
     )
-    return pd.DataFrame(rows, columns=["complaint", "severity", "resolution", "working", "start_s", "end_s"])
 
 
 KPI_PENDING = ("重点客户KPI", "按月统计：见月度报表。")
