@@ -79,6 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrefectDown as exc:
         print(f"{command_name(args)}: {exc}", file=sys.stderr)
         return 1
+    except RuntimeError as exc:
+        # The embedded PostgreSQL that would not start (a too long path, a missing system tool, its own log's
+        # reason): said in its message, not a traceback. Its module is loaded whenever it raised; importing it
+        # here would load psycopg for every command.
+        embedded = sys.modules.get("kefu.models.embedded_pg")
+        if embedded is None or not isinstance(exc, embedded.EmbeddedPostgresError):
+            raise
+        print(f"{command_name(args)}: {exc}".rstrip(), file=sys.stderr)
+        return 1
     return result
 
 
