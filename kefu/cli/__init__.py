@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -70,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result: int = args.handler(args)
+        sys.stdout.flush()  # here, where a reader that went away (below) is handled, not at exit
+    except BrokenPipeError:
+        # The reader closed the pipe (`kefu case show … | head`): nothing more to say, and no traceback. Whatever is
+        # still buffered goes nowhere (Python's advice: point stdout at devnull so the exit's flush is quiet).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except UsageError as exc:
         print(f"kefu {args.command}: error: {exc}", file=sys.stderr)
         return 2
