@@ -177,11 +177,19 @@ class Settings(BaseSettings):
     sms_timeout_seconds: float = Field(default=10.0, gt=0, description="One provider request.")
     sms_aliyun_access_key_id: str | None = None
     sms_aliyun_access_key_secret: SecretStr | None = None
-    sms_aliyun_endpoint: str = "dysmsapi.aliyuncs.com"
+    sms_aliyun_endpoint: str = Field(
+        default="dysmsapi.aliyuncs.com",
+        description="Aliyun's SMS API host (HTTPS), or a URL with its scheme and port for a forwarding gateway inside "
+        "the company's network (http://sms-gateway.internal:8080).",
+    )
     sms_tencent_secret_id: str | None = None
     sms_tencent_secret_key: SecretStr | None = None
     sms_tencent_sdk_app_id: str | None = None
     sms_tencent_region: str = "ap-guangzhou"
+    sms_tencent_endpoint: str = Field(
+        default="sms.tencentcloudapi.com",
+        description="Tencent Cloud's SMS API host (HTTPS), or a URL with its scheme and port for a forwarding gateway.",
+    )
 
     @field_validator("sms_signature")
     @classmethod

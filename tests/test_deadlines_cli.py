@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,25 @@ def test_bad_arguments_exit_2_with_one_line_and_no_traceback(args: list[str], me
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback() -> None:
+    """`kefu deadlines … | head -1`: the reader goes away before Kefu has written; no traceback on the terminal."""
+    kefu = str(Path(sys.executable).parent / "kefu")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    argv = [
+        kefu,
+        "deadlines",
+        "--severity",
+        "major",
+        "--received-at",
+        "2026-09-30T16:00",
+        "--resolved-at",
+        "2026-10-20T10:00",
+    ]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # closed before Kefu's first write (its imports alone take longer)
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 1
+    assert stderr == ""

@@ -118,3 +118,16 @@ def test_the_last_process_using_it_stops_it(embedded_var_dir: Path) -> None:
             other.kill()
             other.wait()
         embedded_pg.stop(pgdata)
+
+
+@pytest.mark.parametrize("argv", [["up"], ["case", "show", "KF20261202-00001"]])
+def test_a_server_that_cannot_start_is_one_message_and_exit_1_not_a_traceback(tmp_path: Path, argv: list[str]) -> None:
+    var_dir = tmp_path / ("很长的目录名" * 12)  # the socket path would pass PostgreSQL's 107 bytes
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "KEFU_VAR_DIR": str(var_dir)}
+    kefu = str(Path(sys.executable).parent / "kefu")
+    result = subprocess.run([kefu, *argv], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    command = " ".join(["kefu", *argv[:2]]) if argv[0] == "case" else "kefu up"
+    assert result.stderr.startswith(f"{command}: {var_dir / 'pg'} is too long a path for PostgreSQL's socket")
+    assert "set KEFU_VAR_DIR to a shorter directory" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -70,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result: int = args.handler(args)
+        sys.stdout.flush()  # here, where a reader that went away (below) is handled, not at exit
+    except BrokenPipeError:
+        # The reader closed the pipe (`kefu case show … | head`): nothing more to say, and no traceback. Whatever is
+        # still buffered goes nowhere (Python's advice: point stdout at devnull so the exit's flush is quiet).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except UsageError as exc:
         print(f"kefu {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -78,6 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except PrefectDown as exc:
         print(f"{command_name(args)}: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:
+        # The embedded PostgreSQL that would not start (a too long path, a missing system tool, its own log's
+        # reason): said in its message, not a traceback. Its module is loaded whenever it raised; importing it
+        # here would load psycopg for every command.
+        embedded = sys.modules.get("kefu.models.embedded_pg")
+        if embedded is None or not isinstance(exc, embedded.EmbeddedPostgresError):
+            raise
+        print(f"{command_name(args)}: {exc}".rstrip(), file=sys.stderr)
         return 1
     return result
 

@@ -202,7 +202,7 @@ def run_show(args: argparse.Namespace) -> int:
     from kefu.models.directory import find_staff
     from kefu.tasks.casework import CaseNotFound, get_case
     from kefu.tasks.customer_data import masked_data, read_customer
-    from kefu.worktime import local_time
+    from kefu.worktime import local_time, local_times_in
 
     with unit_of_work() as session:
         reader = None
@@ -238,5 +238,6 @@ def run_show(args: argparse.Namespace) -> int:
         for e in events:
             extra = {k: v for k, v in e.data.items() if k not in ("key", "flow_run_id")}
             extra = extra if full else masked_data(extra)  # answers may quote a phone number or an e-mail
+            extra = local_times_in(extra)  # stored as UTC; people read the policy's zone
             print(f"  {local_time(e.at)}  {e.action:<18} {e.actor:<14} {extra}")
     return 0

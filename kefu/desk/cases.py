@@ -25,7 +25,7 @@ from kefu.models.enums import CHANNEL_ZH
 from kefu.models.people import CustomerPhone, Staff
 from kefu.models.policy import Policy
 from kefu.tasks.customer_data import CustomerView, full_access_reason, masked_data, read_customer
-from kefu.worktime.display import local_time
+from kefu.worktime.display import local_time, local_times_in
 
 THROUGH = "page:case"
 SEARCH_LIMIT = 50
@@ -111,6 +111,7 @@ def _actor(actor: str, names: dict[int, str]) -> str:
 def _details(data: dict[str, Any], full: bool) -> str:
     shown = {k: v for k, v in data.items() if k not in ("key", "flow_run_id")}
     shown = shown if full else masked_data(shown)  # answers may quote a phone number or an e-mail
+    shown = local_times_in(shown)  # stored as UTC; people read the policy's zone
     return "；".join(f"{k}: {v}" for k, v in shown.items() if v not in (None, "", [], {}))
 
 

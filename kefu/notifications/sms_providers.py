@@ -13,7 +13,8 @@ template whose one variable carries the text (Aliyun ``${content}``, Tencent ``{
 Configuration (environment, see ``kefu.settings``): ``KEFU_SMS_PROVIDER=sink|aliyun|tencent``;
 aliyun: ``KEFU_SMS_ALIYUN_ACCESS_KEY_ID``, ``KEFU_SMS_ALIYUN_ACCESS_KEY_SECRET`` (``KEFU_SMS_ALIYUN_ENDPOINT``);
 tencent: ``KEFU_SMS_TENCENT_SECRET_ID``, ``KEFU_SMS_TENCENT_SECRET_KEY``, ``KEFU_SMS_TENCENT_SDK_APP_ID``
-(``KEFU_SMS_TENCENT_REGION``); both: ``KEFU_SMS_TEMPLATES``, ``KEFU_SMS_SIGNATURE``. ``check_sms_settings`` names
+(``KEFU_SMS_TENCENT_REGION``, ``KEFU_SMS_TENCENT_ENDPOINT``); both: ``KEFU_SMS_TEMPLATES``, ``KEFU_SMS_SIGNATURE``.
+An endpoint is the provider's host (HTTPS) or a forwarding gateway's URL. ``check_sms_settings`` names
 every missing or malformed value; ``kefu up`` refuses to start with one.
 """
 
@@ -118,6 +119,15 @@ ALIYUN_RETRYABLE = frozenset(
 )
 
 
+def endpoint(value: str) -> tuple[str, str]:
+    """A provider endpoint setting as (protocol, host[:port]): a bare host is the provider's own, over HTTPS; a URL
+    (``http://sms-gateway.internal:8080``) names a forwarding gateway with its scheme."""
+    if "://" not in value:
+        return "https", value.strip().rstrip("/")
+    scheme, _, rest = value.strip().partition("://")
+    return scheme.lower(), rest.split("/", 1)[0]
+
+
 def aliyun_retryable(code: str | None) -> bool:
     code = code or ""
     return code in ALIYUN_RETRYABLE or code.startswith(("isp.", "Throttling"))
@@ -132,11 +142,13 @@ class AliyunProvider:
 
         secret = settings.sms_aliyun_access_key_secret
         self.templates = dict(settings.sms_templates)
+        protocol, host = endpoint(settings.sms_aliyun_endpoint)
         self.client = Client(
             Config(
                 access_key_id=settings.sms_aliyun_access_key_id,
                 access_key_secret=secret.get_secret_value() if secret else None,
-                endpoint=settings.sms_aliyun_endpoint,
+                protocol=protocol,
+                endpoint=host,
                 connect_timeout=int(settings.sms_timeout_seconds * 1000),
                 read_timeout=int(settings.sms_timeout_seconds * 1000),
             )
@@ -144,7 +156,7 @@ class AliyunProvider:
 
     def send(self, phone: str, text: str, signature: str, *, message_type: str, reference: str) -> str:
         from alibabacloud_dysmsapi20170525.models import SendSmsRequest
-        from Tea.exceptions import TeaException
+        from Tea.exceptions import TeaException, UnretryableException
 
         request = SendSmsRequest(
             phone_numbers=phone,
@@ -155,6 +167,8 @@ class AliyunProvider:
         )
         try:
             body = self.client.send_sms(request).body
+        except UnretryableException as exc:  # the transport gave up (refused, timed out): a fault worth retrying later
+            raise SmsSendError(f"{type(exc.inner_exception or exc).__name__}: {exc}", retryable=True) from exc
         except TeaException as exc:
             raise SmsSendError(f"{exc.code} {exc.message}", retryable=aliyun_retryable(exc.code)) from exc
         except Exception as exc:  # the SDK's transport: connection refused, timeouts, TLS
@@ -167,6 +181,8 @@ class AliyunProvider:
 # ---- Tencent Cloud SMS ----------------------------------------------------------------------------------------
 
 TENCENT_RETRYABLE_PREFIXES = (
+    "ClientNetworkError",  # the SDK's own: no connection, a timeout
+    "ServerNetworkError",  # the SDK's own: an answer that is not the API's (a gateway's 5xx page)
     "InternalError",
     "RequestLimitExceeded",
     "LimitExceeded",
@@ -190,7 +206,9 @@ class TencentProvider:
         secret = settings.sms_tencent_secret_key
         self.templates = dict(settings.sms_templates)
         self.app_id = settings.sms_tencent_sdk_app_id
-        profile = ClientProfile(httpProfile=HttpProfile(reqTimeout=max(1, int(settings.sms_timeout_seconds))))
+        protocol, host = endpoint(settings.sms_tencent_endpoint)
+        timeout = max(1, int(settings.sms_timeout_seconds))
+        profile = ClientProfile(httpProfile=HttpProfile(protocol=protocol, endpoint=host, reqTimeout=timeout))
         credential = Credential(settings.sms_tencent_secret_id, secret.get_secret_value() if secret else "")
         self.client: Any = SmsClient(credential, settings.sms_tencent_region, profile)
 

@@ -3,7 +3,7 @@ commitments to the customer computed from them."""
 
 from kefu.worktime.calendar import DayNote, Deadline, WorkCalendar, calendar_for, current_calendar
 from kefu.worktime.commitments import Commitment, first_commitment, next_open_commitment
-from kefu.worktime.display import customer_date, customer_time, local_time, yes_no
+from kefu.worktime.display import customer_date, customer_time, local_time, local_times_in, yes_no
 from kefu.worktime.milestones import MilestonePlan, PlannedMilestone, explain, plan_complaint_milestones
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "explain",
     "first_commitment",
     "local_time",
+    "local_times_in",
     "next_open_commitment",
     "plan_complaint_milestones",
     "yes_no",

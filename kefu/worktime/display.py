@@ -10,6 +10,8 @@ on the status page, the confirmation page and in every mail.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from kefu.models.policy import current_policy
@@ -65,3 +67,26 @@ def customer_time(value: dt.datetime, tz: ZoneInfo | str | None = None) -> str:
 def yes_no(value: bool) -> str:
     """是 / 否 for a flag a person reads."""
     return "是" if value else "否"
+
+
+# A stored moment inside JSON data: an ISO date with a time and its offset (``2026-12-02T02:13:07.5+00:00``). A bare
+# date is a day, not a moment, and a time without an offset does not say which zone it is in: both are left as they are.
+_STORED_MOMENT = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)")
+
+
+def local_times_in(value: Any, tz: ZoneInfo | str | None = None) -> Any:
+    """``value`` (a case event's data, or any JSON value) with every string that is a stored moment shown as
+    :func:`local_time` shows it; everything else unchanged. Event data keep times as stored (UTC ISO text); people
+    read them in the policy's zone."""
+    if isinstance(value, str):
+        if _STORED_MOMENT.fullmatch(value.strip()):
+            try:
+                return local_time(dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00")), tz)
+            except ValueError:
+                return value
+        return value
+    if isinstance(value, dict):
+        return {k: local_times_in(v, tz) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [local_times_in(v, tz) for v in value]
+    return value

@@ -102,3 +102,35 @@ async def test_the_search_finds_a_case_by_number_and_order_and_by_phone_only_for
         await sign_in(http, "li.kefu", PASSWORD)
         found = await search(http, PHONE)
         assert found.status_code == 303 and found.headers["location"] == "/cases/KF-DESK-0001"
+
+
+async def test_the_case_page_shows_times_in_event_data_in_shanghai_time_with_the_edge_s_headers_and_head(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    engine = sqlite_engine
+    owner = add_person(engine, "li.kefu", Role.AGENT)
+    a_case(engine, owner)
+    with Session(engine) as session:
+        complaint_id = session.scalars(select(Complaint.id).where(Complaint.case_no == "KF-DESK-0001")).one()
+        due = dt.datetime(2026, 11, 3, 2, 13, 7, tzinfo=dt.UTC).isoformat()
+        data = {"due_at": due}
+        event = CaseEvent(complaint_id=complaint_id, actor="system", action="progress_contact_due", data=data)
+        session.add(event)
+        session.commit()
+    app = create_app(desk_settings(tmp_path), engine)
+    async with desk_client(app) as http:
+        await sign_in(http, "li.kefu", PASSWORD)
+        page = await http.get("/cases/KF-DESK-0001")
+        assert page.status_code == 200
+        assert "due_at: 2026-11-03 10:13 +08:00" in page.text and "+00:00" not in page.text
+        # the entrance's pages pass through the front door's edge: a case's details are never cached or framed
+        assert page.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "unsafe-inline" not in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"]
+        head = await http.head("/cases/KF-DESK-0001")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["cache-control"] == "no-store"
+        start = await http.head("/")  # the start page: the person's waiting steps
+        assert start.status_code == 200 and start.content == b"" and "content-security-policy" in start.headers
