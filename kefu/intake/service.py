@@ -340,6 +340,7 @@ def register_complaints(
                 "place": s.place,
                 "problem_at": s.problem_at,
                 "content": s.content,
+                "contact_name": s.name or None,
                 "preferred_contact_time": s.preferred_contact_time,
                 "reopen_count": 0,
                 "policy_version": policy.version,

@@ -37,6 +37,8 @@ class Complaint(Base):
     place: Mapped[str | None] = mapped_column(String(200))
     problem_at: Mapped[dt.datetime | None]
     content: Mapped[str] = mapped_column(Text)
+    # The name the complainant gave (the person who spoke, e.g. 刘女士 of a company on record): letters greet them.
+    contact_name: Mapped[str | None] = mapped_column(String(100))
     preferred_contact_time: Mapped[str | None] = mapped_column(String(100))
     promised_resolution_at: Mapped[dt.datetime | None]
     resolved_at: Mapped[dt.datetime | None]

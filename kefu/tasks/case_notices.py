@@ -217,7 +217,7 @@ def _to_customer(
         context={
             "case_no": complaint.case_no,
             "owner_name": _owner_name(complaint),
-            "customer_name": customer.name,
+            "customer_name": addressee(complaint),
             **context,
         },
         dedupe_key=f"case:{complaint.case_no}:{dedupe}",
@@ -225,6 +225,14 @@ def _to_customer(
         urgent=urgent,
     )
     return {"channel": channel, channel: outcome}
+
+
+def addressee(complaint: Complaint) -> str:
+    """Whom a letter about the case greets: the person who complained, by the name they gave, else the customer on
+    record (a company's contact typing her own name is 刘女士, not 华星电子有限公司)."""
+    if complaint.contact_name:
+        return complaint.contact_name
+    return complaint.customer.name if complaint.customer is not None and complaint.customer.name else "客户"
 
 
 def send_acknowledgement(session: Session, complaint: Complaint, at: dt.datetime) -> dict[str, str]:

@@ -32,6 +32,7 @@ from kefu.notifications.outbox import default_renderer
 from kefu.tasks.case_notices import (
     NO_OWNER,
     _to_customer,
+    addressee,
     send_callback_invitation,
     send_closure_notice,
     send_major_apology,
@@ -174,11 +175,10 @@ def send_standard_phrase(
     missing = [k for k in wanted if not values.get(k)]
     if missing:
         raise ContactRefused(f"{message_type.value} needs --field {'=… --field '.join(missing)}=…")
-    customer = complaint.customer
     context: dict[str, object] = {
         "case_no": complaint.case_no,
         "owner_name": complaint.owner.name if complaint.owner else NO_OWNER,
-        "customer_name": customer.name if customer else "客户",
+        "customer_name": addressee(complaint),
         **values,
     }
     rendered = default_renderer().render(message_type, context, now=now)

@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session
 from kefu.intake.app import create_app
 from kefu.models import CaseEvent, Channel, CommunicationRecord, Complaint, Customer
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
+from kefu.models.notifications import OutboxMessage
+from kefu.models.policy import Policy
+from kefu.tasks.casework import register_case
+from kefu.worktime import WorkCalendar
 from tests.support.clock import RECEIVED, FixedClock
 from tests.support.samples import AUTH, complaint_json, intake_settings
 
@@ -248,3 +252,22 @@ async def test_the_receiver_a_gateway_names_owns_the_case_and_an_unknown_one_is_
         assert complaint.owner_id == receiver.id  # 首问责任制: from registration on
         received = session.scalars(select(CaseEvent).where(CaseEvent.action == "received")).one()
         assert received.data["owned_by"] == "receiver"
+
+
+async def test_a_company_contact_is_filed_under_the_company_and_greeted_by_the_name_she_gave(
+    client: httpx.AsyncClient, engine: Engine, policy: Policy, calendar: WorkCalendar
+) -> None:
+    with Session(engine) as session:
+        session.add(Customer(name="华星电子有限公司", phones=["021-62345678"], email="service@huaxing.example"))
+        session.commit()
+    body = complaint_json(name="刘女士", phone="13700137000", email="service@huaxing.example")
+    assert (await client.post("/api/v1/complaints", json=body, headers=AUTH)).status_code == 201
+    with Session(engine) as session:
+        complaint = session.scalars(select(Complaint)).one()
+        assert complaint.customer is not None and complaint.customer.name == "华星电子有限公司"  # matched by e-mail
+        assert complaint.contact_name == "刘女士"
+        register_case(session, complaint.case_no, policy, calendar, owner_id=None, now=RECEIVED)
+        session.commit()
+        [ack] = session.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "complaint_acknowledgement"))
+        assert ack.recipient == "service@huaxing.example"
+        assert ack.body_text.startswith("尊敬的刘女士：") and "华星电子有限公司" not in ack.body_text
