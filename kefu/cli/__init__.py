@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "kefu.cli.mail",
     "kefu.cli.backup",
     "kefu.cli.report",
+    "kefu.cli.survey",
     "kefu.cli.restore",
     "kefu.cli.recover",
     "kefu.cli.staff",

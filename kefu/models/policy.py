@@ -601,9 +601,12 @@ class SurveyPolicy(BaseModel):
             raise ValueError(f"low_nps_below must be within the NPS scale ({self.nps.low}–{self.nps.high})")
         return self
 
-    def cron(self, every_months: int) -> str:
-        """The five-field cron of a campaign every ``every_months`` months, from January, on the launch day."""
-        months = ",".join(str(m) for m in range(1, 13, every_months))
+    def cron(self, every_months: int, *, besides: int | None = None) -> str:
+        """The five-field cron of a campaign every ``every_months`` months from January, on the launch day; without
+        the months of a campaign every ``besides`` months (the key accounts' survey skips the full survey's
+        months: the full survey asks them then)."""
+        taken = set(range(1, 13, besides)) if besides else set()
+        months = ",".join(str(m) for m in range(1, 13, every_months) if m not in taken) or "1"
         return f"{self.launch_time.minute} {self.launch_time.hour} {self.launch_day} {months} *"
 
 
