@@ -75,6 +75,7 @@ def run_launch(args: argparse.Namespace) -> int:
     from kefu.models.surveys import SurveyInvitation
 
     print(f"survey campaign {result['campaign']}: {result['invited']} invited, {result['skipped']} skipped")
+    print(f"flow run {result['flow_run']} (its page shows the progress; results when the campaign closes)")
     with unit_of_work() as session:
         skipped = session.scalars(
             select(SurveyInvitation).where(

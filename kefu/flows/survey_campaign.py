@@ -23,6 +23,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.runtime import flow_run
 
 from kefu.models.db import unit_of_work
 from kefu.models.policy import current_policy
@@ -98,11 +99,16 @@ def survey_campaign(
     get_run_logger().info(
         "survey campaign %s: %d invited, %d skipped", campaign_id, len(report.invited), len(report.skipped)
     )
-    return {"campaign": campaign_id, "invited": len(report.invited), "skipped": len(report.skipped)}
+    return {
+        "campaign": campaign_id,
+        "invited": len(report.invited),
+        "skipped": len(report.skipped),
+        "flow_run": str(flow_run.id),
+    }
 
 
 @flow(name="survey-sweep", log_prints=False)
-def survey_sweep(at: dt.datetime | None = None) -> dict[str, list[int]]:
+def survey_sweep(at: dt.datetime | None = None) -> dict[str, Any]:
     """Progress of every open campaign; close the expired ones and publish their results."""
     policy = current_policy()
     now = _now(at)
@@ -129,4 +135,4 @@ def survey_sweep(at: dt.datetime | None = None) -> dict[str, list[int]]:
             found.closed_at = now
         closed.append(campaign_id)
     get_run_logger().info("surveys: %d open, closed %s", len(campaigns) - len(closed), closed or "none")
-    return {"open": [c[0] for c in campaigns if c[0] not in closed], "closed": closed}
+    return {"open": [c[0] for c in campaigns if c[0] not in closed], "closed": closed, "flow_run": str(flow_run.id)}
