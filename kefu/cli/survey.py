@@ -88,10 +88,11 @@ def run_launch(args: argparse.Namespace) -> int:
 
 
 def run_enter(args: argparse.Namespace) -> int:
+    from kefu.intake.surveys import validate_answer
     from kefu.models.db import unit_of_work
     from kefu.models.policy import current_policy
     from kefu.models.surveys import CollectedBy
-    from kefu.tasks.surveys import SurveyError, alert_low_score, enter_answer, validate_answer
+    from kefu.tasks.surveys import SurveyError, alert_low_score, enter_answer
     from kefu.worktime import calendar_for
 
     policy = current_policy()
@@ -115,9 +116,10 @@ def run_enter(args: argparse.Namespace) -> int:
 
 
 def run_to_complaint(args: argparse.Namespace) -> int:
+    from kefu.intake.surveys import to_complaint
     from kefu.models.db import unit_of_work
     from kefu.models.policy import current_policy
-    from kefu.tasks.surveys import SurveyError, to_complaint
+    from kefu.tasks.surveys import SurveyError
 
     try:
         with unit_of_work() as session:

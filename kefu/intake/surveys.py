@@ -8,23 +8,44 @@ expired link (or a closed campaign): it says so (410). A bad field: the form aga
 is wrong (422), nothing recorded. A key account's low score alerts its team in the same transaction.
 
 Nothing on these pages but the campaign's title, the questions and times: no name, phone or address.
+
+Also here, being the intake's: ``validate_answer`` (the form's and ``kefu survey enter``'s one check of an answer)
+and ``to_complaint`` (an answer's comment registered through the intake's write path, ``kefu survey
+to-complaint``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from kefu.intake.pages import TEMPLATES
+from kefu.intake.service import register_complaint
+from kefu.intake.validation import Submission, unreadable_text
+from kefu.models.complaints import Complaint
 from kefu.models.db import unit_of_work
-from kefu.models.policy import current_policy
+from kefu.models.enums import Channel
+from kefu.models.policy import Policy, current_policy
+from kefu.models.surveys import COLLECTED_ZH, CollectedBy, SurveyAnswer
 from kefu.tasks import surveys
-from kefu.tasks.surveys import AnswerInvalid, LinkState
+from kefu.tasks.casework import record_event
+from kefu.tasks.surveys import (
+    COMMENT_LIMIT,
+    Answer,
+    AnswerInvalid,
+    LinkState,
+    SurveyError,
+    campaign_title,
+    customer_code,
+    find_staff,
+)
 from kefu.worktime import calendar_for, customer_time
 
 SURVEY_PREFIX = surveys.SURVEY_PATH
@@ -93,7 +114,7 @@ def surveys_router(router: APIRouter, engine: Engine, clock: Any) -> APIRouter:
         policy = current_policy()
         raw_scores = {k: v for k, v in values.items() if k not in ("nps", "comment")}
         try:
-            checked = surveys.validate_answer(policy, raw_scores, values.get("nps", ""), values.get("comment", ""))
+            checked = validate_answer(policy, raw_scores, values.get("nps", ""), values.get("comment", ""))
         except AnswerInvalid as exc:
             return shown(info, status=422, values=values, error=exc.message, error_field=exc.field)
 
@@ -114,3 +135,85 @@ def surveys_router(router: APIRouter, engine: Engine, clock: Any) -> APIRouter:
         return page("survey_thanks.html")
 
     return router
+
+
+def validate_answer(policy: Policy, scores: dict[str, str], nps: str, comment: str) -> Answer:
+    """A complete, in-range answer; else ``AnswerInvalid`` naming the first bad field (keys: the dimension's key,
+    ``nps``, ``comment``)."""
+    rules = policy.surveys
+    unknown = sorted(set(scores) - set(rules.dimensions))
+    if unknown:
+        known = "、".join(f"{k}（{v}）" for k, v in rules.dimensions.items())
+        raise AnswerInvalid(unknown[0], f"没有这个调查维度；维度有：{known}")
+    checked: dict[str, int] = {}
+    for key, label in rules.dimensions.items():
+        raw = (scores.get(key) or "").strip()
+        if not raw:
+            raise AnswerInvalid(key, f"请为「{label}」打分（{rules.scale.low}–{rules.scale.high}分）")
+        if not raw.isdigit() or not rules.scale.low <= int(raw) <= rules.scale.high:
+            raise AnswerInvalid(key, f"「{label}」的评分应为{rules.scale.low}到{rules.scale.high}之间的整数")
+        checked[key] = int(raw)
+    raw_nps = (nps or "").strip()
+    if not raw_nps.isdigit() or not rules.nps.low <= int(raw_nps) <= rules.nps.high:
+        raise AnswerInvalid("nps", f"推荐意愿请选择{rules.nps.low}到{rules.nps.high}之间的整数")
+    comment = (comment or "").strip()
+    if unreadable_text(comment):
+        raise AnswerInvalid("comment", "意见含有无法识别的控制字符或看不见的格式字符，请删除后重试")
+    if len(comment) > COMMENT_LIMIT:
+        raise AnswerInvalid("comment", f"意见最多{COMMENT_LIMIT}个字，现在有{len(comment)}个字")
+    return Answer(checked, int(raw_nps), comment)
+
+
+def to_complaint(session: Session, policy: Policy, answer_id: int, login: str, now: dt.datetime) -> tuple[str, bool]:
+    """The answer's comment registered as a complaint through the intake's write path (the outbox row that starts
+    its case run), the comment copied as its content, linked both ways; once (a repeat finds the case). Returns the
+    case number and whether it was created now."""
+    answer = session.get(SurveyAnswer, answer_id)
+    if answer is None:
+        raise SurveyError(f"no survey answer {answer_id}")
+    staff = find_staff(session, login)
+    if answer.complaint_id is not None:
+        complaint = session.get(Complaint, answer.complaint_id)
+        assert complaint is not None
+        return complaint.case_no, False
+    if not answer.comment.strip():
+        raise SurveyError(f"answer {answer_id} has no comment to register as a complaint")
+    customer = answer.customer
+    phone = customer.phones[0] if customer.phones else None
+    if not phone:
+        raise SurveyError(
+            f"customer {customer_code(customer)} has no phone number on record: a complaint needs one "
+            "(kefu customer edit adds it)"
+        )
+    channel = {CollectedBy.LINK: Channel.WEB, CollectedBy.PHONE: Channel.PHONE, CollectedBy.VISIT: Channel.VISIT}
+    title = campaign_title(answer.campaign)
+    submission = Submission(
+        name=customer.name,
+        phone=phone,
+        email=customer.email,
+        content=f"{answer.comment}\n\n（来自满意度调查「{title}」答卷{answer.id}，{COLLECTED_ZH[answer.collected_by]}）",
+        received_by=staff.id,
+    )
+    registration = register_complaint(
+        session,
+        submission,
+        received_at=now,
+        channel=channel[answer.collected_by],
+        idempotency_key=f"survey-answer:{answer.id}",
+        policy=policy,
+    )
+    answer.complaint_id = registration.complaint_id
+    complaint = session.get(Complaint, registration.complaint_id)
+    assert complaint is not None
+    record_event(
+        session,
+        complaint,
+        "from_survey",
+        f"answer-{answer.id}",
+        f"staff:{staff.id}",
+        now,
+        survey_answer=answer.id,
+        campaign=answer.campaign_id,
+    )
+    session.flush()
+    return registration.case_no, registration.created

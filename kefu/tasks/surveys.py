@@ -12,7 +12,9 @@ artifacts and logs: customers are named by their code (客户编号), never by n
 - The fatigue cap counts, per customer over the policy's window, every survey invitation of any campaign and every
   complaint whose callback asked the customer (the callback invitation mail or the callback step).
 - ``record_answer``: the link's answer, once (one conditional update: of two posts, one records).
-  ``enter_answer``: a phone or visit answer, typed by the staff member who collected it.
+  ``enter_answer``: a phone or visit answer, typed by the staff member who collected it. Both take an answer
+  checked by ``kefu.intake.surveys.validate_answer``; a comment becomes a complaint through
+  ``kefu.intake.surveys.to_complaint`` (the intake's write path).
 - ``progress`` and ``results``: the campaign's figures by segment (invited, opened, answered; the average of each
   dimension, NPS = % promoters − % detractors, the response rate).
 """
@@ -32,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from kefu.models.accounts import TEAM_ROLE_ZH, KeyAccountMember
 from kefu.models.complaints import CaseEvent, Complaint
-from kefu.models.enums import Channel, CustomerTier
+from kefu.models.enums import CustomerTier
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Customer, Staff
 from kefu.models.policy import Policy
@@ -49,7 +51,6 @@ from kefu.models.surveys import (
 )
 from kefu.notifications import MessageRejected, MessageType, enqueue
 from kefu.settings import get_settings
-from kefu.tasks.casework import record_event
 from kefu.worktime import WorkCalendar, customer_time
 
 SURVEY_PATH = "/survey/"
@@ -300,35 +301,6 @@ class Answer:
     scores: dict[str, int]
     nps: int
     comment: str
-
-
-def validate_answer(policy: Policy, scores: dict[str, str], nps: str, comment: str) -> Answer:
-    """A complete, in-range answer; else ``AnswerInvalid`` naming the first bad field (keys: the dimension's key,
-    ``nps``, ``comment``)."""
-    from kefu.intake.validation import unreadable_text
-
-    rules = policy.surveys
-    unknown = sorted(set(scores) - set(rules.dimensions))
-    if unknown:
-        known = "、".join(f"{k}（{v}）" for k, v in rules.dimensions.items())
-        raise AnswerInvalid(unknown[0], f"没有这个调查维度；维度有：{known}")
-    checked: dict[str, int] = {}
-    for key, label in rules.dimensions.items():
-        raw = (scores.get(key) or "").strip()
-        if not raw:
-            raise AnswerInvalid(key, f"请为「{label}」打分（{rules.scale.low}–{rules.scale.high}分）")
-        if not raw.isdigit() or not rules.scale.low <= int(raw) <= rules.scale.high:
-            raise AnswerInvalid(key, f"「{label}」的评分应为{rules.scale.low}到{rules.scale.high}之间的整数")
-        checked[key] = int(raw)
-    raw_nps = (nps or "").strip()
-    if not raw_nps.isdigit() or not rules.nps.low <= int(raw_nps) <= rules.nps.high:
-        raise AnswerInvalid("nps", f"推荐意愿请选择{rules.nps.low}到{rules.nps.high}之间的整数")
-    comment = (comment or "").strip()
-    if unreadable_text(comment):
-        raise AnswerInvalid("comment", "意见含有无法识别的控制字符或看不见的格式字符，请删除后重试")
-    if len(comment) > COMMENT_LIMIT:
-        raise AnswerInvalid("comment", f"意见最多{COMMENT_LIMIT}个字，现在有{len(comment)}个字")
-    return Answer(checked, int(raw_nps), comment)
 
 
 def record_answer(
@@ -604,61 +576,3 @@ def alert_low_score(
         sent.append(staff.login or str(staff.id))
     answer.alerted_at = now
     return sent
-
-
-def to_complaint(session: Session, policy: Policy, answer_id: int, login: str, now: dt.datetime) -> tuple[str, bool]:
-    """The answer's comment registered as a complaint through the intake's write path (the outbox row that starts
-    its case run), the comment copied as its content, linked both ways; once (a repeat finds the case). Returns the
-    case number and whether it was created now."""
-    from kefu.intake.service import register_complaint
-    from kefu.intake.validation import Submission
-
-    answer = session.get(SurveyAnswer, answer_id)
-    if answer is None:
-        raise SurveyError(f"no survey answer {answer_id}")
-    staff = find_staff(session, login)
-    if answer.complaint_id is not None:
-        complaint = session.get(Complaint, answer.complaint_id)
-        assert complaint is not None
-        return complaint.case_no, False
-    if not answer.comment.strip():
-        raise SurveyError(f"answer {answer_id} has no comment to register as a complaint")
-    customer = answer.customer
-    phone = customer.phones[0] if customer.phones else None
-    if not phone:
-        raise SurveyError(
-            f"customer {customer_code(customer)} has no phone number on record: a complaint needs one "
-            "(kefu customer edit adds it)"
-        )
-    channel = {CollectedBy.LINK: Channel.WEB, CollectedBy.PHONE: Channel.PHONE, CollectedBy.VISIT: Channel.VISIT}
-    title = campaign_title(answer.campaign)
-    submission = Submission(
-        name=customer.name,
-        phone=phone,
-        email=customer.email,
-        content=f"{answer.comment}\n\n（来自满意度调查「{title}」答卷{answer.id}，{COLLECTED_ZH[answer.collected_by]}）",
-        received_by=staff.id,
-    )
-    registration = register_complaint(
-        session,
-        submission,
-        received_at=now,
-        channel=channel[answer.collected_by],
-        idempotency_key=f"survey-answer:{answer.id}",
-        policy=policy,
-    )
-    answer.complaint_id = registration.complaint_id
-    complaint = session.get(Complaint, registration.complaint_id)
-    assert complaint is not None
-    record_event(
-        session,
-        complaint,
-        "from_survey",
-        f"answer-{answer.id}",
-        f"staff:{staff.id}",
-        now,
-        survey_answer=answer.id,
-        campaign=answer.campaign_id,
-    )
-    session.flush()
-    return registration.case_no, registration.created

@@ -10,13 +10,14 @@ from pathlib import Path
 from openpyxl import load_workbook
 from sqlalchemy import Engine, select
 
+from kefu.intake.surveys import validate_answer
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.db import unit_of_work
 from kefu.models.policy import Policy
 from kefu.models.surveys import CampaignKind, CollectedBy, Segment, SurveyInvitation
 from kefu.tasks.report_files import artifact_tables, markdown_summary, write_files
 from kefu.tasks.reports import compute, monthly
-from kefu.tasks.surveys import enter_answer, invite, open_campaign, record_answer, validate_answer
+from kefu.tasks.surveys import enter_answer, invite, open_campaign, record_answer
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
 from tests.surveys.support import customers
