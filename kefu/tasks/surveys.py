@@ -51,7 +51,7 @@ from kefu.models.surveys import (
 )
 from kefu.notifications import MessageRejected, MessageType, enqueue
 from kefu.settings import get_settings
-from kefu.worktime import WorkCalendar, customer_time
+from kefu.worktime import WorkCalendar, local_time
 
 SURVEY_PATH = "/survey/"
 COMMENT_LIMIT = 2000
@@ -369,8 +369,9 @@ def enter_answer(
     campaign = session.get(SurveyCampaign, campaign_id)
     if campaign is None:
         raise SurveyError(f"no survey campaign {campaign_id} (kefu survey list shows them)")
-    if campaign.closed_at is not None:
-        raise SurveyError(f"campaign {campaign_id} closed at {customer_time(campaign.closed_at, policy.timezone)}")
+    closed = campaign.closed_at or (campaign.closes_at if now >= campaign.closes_at else None)
+    if closed is not None:
+        raise SurveyError(f"campaign {campaign_id} closed at {local_time(closed, policy.timezone)}")
     staff = find_staff(session, login)
     customer = find_customer(session, customer_code_)
     if campaign.segment is not Segment.ALL and customer.tier.value != campaign.segment.value:

@@ -45,6 +45,12 @@ def test_a_key_accounts_low_score_by_visit_alerts_its_team_once_and_other_answer
             enter("SV03", {k: "1" for k in good}, "0")  # a general customer is not in the key accounts' campaign
         with pytest.raises(SurveyError, match="already answered"):
             enter("SV01", good, "9", CollectedBy.PHONE)
+        with pytest.raises(SurveyError, match=r"closed at 2026-12-16 18:00 \+08:00"):  # its links expired then
+            enter_answer(
+                session, policy, campaign_id=campaign_id, customer_code_="SV02", via=CollectedBy.PHONE,
+                login="chen.xiangmu", answer=validate_answer(policy, good, "9", ""),
+                now=campaign.closes_at,
+            )  # fmt: skip
     with unit_of_work(engine) as session:
         [alert] = session.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "survey_low_score")).all()
         assert (
