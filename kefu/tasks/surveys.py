@@ -134,31 +134,36 @@ def segment_customers(session: Session, segment: Segment) -> list[Customer]:
     return list(session.scalars(query).all())
 
 
-def times_asked(session: Session, customer_id: int, since: dt.datetime, *, besides: int | None = None) -> int:
-    """How often the customer was asked for their satisfaction since ``since``: survey invitations of any campaign
-    (not ``besides``) and complaints whose callback asked them (by mail or the callback step), each case once."""
-    invitations = session.scalar(
-        select(func.count())
-        .select_from(SurveyInvitation)
+def times_asked(session: Session, since: dt.datetime, *, besides: int | None = None) -> dict[int, int]:
+    """How often each customer was asked for their satisfaction since ``since`` (customers asked at least once):
+    survey invitations of any campaign (not ``besides``) and complaints whose callback asked them (by mail or the
+    callback step), each case once. Two grouped queries for every customer at once."""
+    invitations = session.execute(
+        select(SurveyInvitation.customer_id, func.count())
         .where(
-            SurveyInvitation.customer_id == customer_id,
             SurveyInvitation.token_hash.is_not(None),
             SurveyInvitation.created_at >= since,
             SurveyInvitation.campaign_id != (besides if besides is not None else -1),
         )
-    )
+        .group_by(SurveyInvitation.customer_id)
+    ).tuples()
+    counts: dict[int, int] = {int(customer): int(n) for customer, n in invitations}
     mailed = select(OutboxMessage.complaint_id.label("cid")).where(
         OutboxMessage.message_type == MessageType.CALLBACK_INVITATION.value, OutboxMessage.created_at >= since
     )
     called = select(CaseEvent.complaint_id.label("cid")).where(CaseEvent.action == "callback", CaseEvent.at >= since)
-    asked = union(mailed, called).subquery()
-    callbacks = session.scalar(
-        select(func.count(func.distinct(asked.c.cid)))
+    asked = union(mailed, called).subquery()  # UNION: a case mailed and called counts once
+    callbacks = session.execute(
+        select(Complaint.customer_id, func.count())
         .select_from(asked)
         .join(Complaint, Complaint.id == asked.c.cid)
-        .where(Complaint.customer_id == customer_id)
-    )
-    return int(invitations or 0) + int(callbacks or 0)
+        .where(Complaint.customer_id.is_not(None))
+        .group_by(Complaint.customer_id)
+    ).tuples()
+    for customer, n in callbacks:
+        if customer is not None:
+            counts[int(customer)] = counts.get(int(customer), 0) + int(n)
+    return counts
 
 
 @dataclass
@@ -197,7 +202,7 @@ def invite(
         for row in session.scalars(select(SurveyInvitation).where(SurveyInvitation.campaign_id == campaign.id))
     }
     cap = policy.surveys.fatigue
-    since = now - dt.timedelta(days=cap.window_days)
+    asked = times_asked(session, now - dt.timedelta(days=cap.window_days), besides=campaign.id)
     customers = segment_customers(session, campaign.segment)
     for done, customer in enumerate(customers, start=1):
         if on_progress is not None:
@@ -211,7 +216,7 @@ def invite(
                 report.invited.append(code)
             continue
         reason = None
-        count = times_asked(session, customer.id, since, besides=campaign.id)
+        count = asked.get(customer.id, 0)
         if count >= cap.max_asks:
             reason = OVER_CAP.format(days=cap.window_days, count=count, cap=cap.max_asks)
         elif not customer.email:
