@@ -61,6 +61,28 @@ def publish_progress(campaign: int, title: str) -> list[dict[str, Any]]:
     return table
 
 
+def publish_results(campaign_id: int, title: str) -> None:
+    """The campaign's results as a table artifact: average per dimension, NPS, response rate."""
+    policy = current_policy()
+    with unit_of_work() as session:
+        figures = results(session, policy, campaign_id)
+    create_table_artifact(
+        key=f"survey-{campaign_id}-results",
+        table=figures.table(),
+        description=(
+            f"满意度调查{campaign_id}（{title}）结果：各维度平均分（{policy.surveys.scale.low}–"
+            f"{policy.surveys.scale.high}分）、净推荐值、回复率（{figures.answered}/{figures.invited}）"
+        ),
+    )
+
+
+def mark_closed(campaign_id: int, now: dt.datetime) -> None:
+    with unit_of_work() as session:
+        found = session.get(SurveyCampaign, campaign_id)
+        assert found is not None
+        found.closed_at = now
+
+
 @flow(name="survey-campaign", log_prints=False)
 def survey_campaign(
     segment: str = "all",
@@ -110,7 +132,6 @@ def survey_campaign(
 @flow(name="survey-sweep", log_prints=False)
 def survey_sweep(at: dt.datetime | None = None) -> dict[str, Any]:
     """Progress of every open campaign; close the expired ones and publish their results."""
-    policy = current_policy()
     now = _now(at)
     with unit_of_work() as session:
         campaigns = [(c.id, campaign_title(c), c.closes_at) for c in open_campaigns(session)]
@@ -119,20 +140,8 @@ def survey_sweep(at: dt.datetime | None = None) -> dict[str, Any]:
         publish_progress(campaign_id, title)
         if now < closes_at:
             continue
-        with unit_of_work() as session:
-            figures = results(session, policy, campaign_id)
-        create_table_artifact(
-            key=f"survey-{campaign_id}-results",
-            table=figures.table(),
-            description=(
-                f"满意度调查{campaign_id}（{title}）结果：各维度平均分（{policy.surveys.scale.low}–"
-                f"{policy.surveys.scale.high}分）、净推荐值、回复率（{figures.answered}/{figures.invited}）"
-            ),
-        )
-        with unit_of_work() as session:  # closed once its results are on the run page
-            found = session.get(SurveyCampaign, campaign_id)
-            assert found is not None
-            found.closed_at = now
+        publish_results(campaign_id, title)
+        mark_closed(campaign_id, now)  # once its results are on the run page: a failed sweep publishes them again
         closed.append(campaign_id)
     get_run_logger().info("surveys: %d open, closed %s", len(campaigns) - len(closed), closed or "none")
     return {"open": [c[0] for c in campaigns if c[0] not in closed], "closed": closed, "flow_run": str(flow_run.id)}

@@ -26,6 +26,7 @@ from kefu.models.policy import Policy
 from kefu.models.surveys import CollectedBy, SurveyAnswer, SurveyCampaign
 from kefu.notifications import deliver_due
 from tests.support.databases import use_database
+from tests.support.processes import free_port
 from tests.support.samples import intake_settings
 from tests.support.smtp import SMTPServer
 from tests.surveys.support import answer_form, customers, survey_tokens
@@ -73,6 +74,11 @@ async def test_a_campaign_goes_out_is_answered_by_form_and_phone_alerts_a_team_a
         customers(session)
 
     # An ad hoc campaign, launched by a person: a flow run on the Prefect server.
+    down = kefu(tmp_path, f"http://127.0.0.1:{free_port()}/api", url, "survey", "launch", "--segment", "all",
+                "--reason", "新品上线")  # fmt: skip
+    assert down.returncode == 1 and "kefu survey launch: the Prefect server at" in down.stderr
+    with unit_of_work(engine) as session:
+        assert session.scalars(select(SurveyCampaign)).all()[-1].reason == "上月专项调查"  # nothing opened
     empty = kefu(tmp_path, prefect_server, url, "survey", "launch", "--segment", "all", "--reason", " ")
     assert empty.returncode == 2 and "--reason is empty" in empty.stderr
     launched = kefu(tmp_path, prefect_server, url, "survey", "launch", "--segment", "all", "--reason", "新品上线",
