@@ -14,7 +14,7 @@ from kefu.models.db import unit_of_work
 from kefu.models.notifications import OutboxMessage
 from kefu.models.policy import Policy
 from kefu.models.surveys import CampaignKind, CollectedBy, Segment, SurveyAnswer, SurveyInvitation
-from kefu.tasks.surveys import invite, open_campaign
+from kefu.tasks.surveys import invite, open_campaign, progress, results
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
 from tests.support.samples import intake_settings
@@ -31,7 +31,7 @@ async def test_the_link_shows_the_form_records_one_answer_and_refuses_a_second_o
             launched_by="li.kefu", now=LAUNCH,
         )  # fmt: skip
         report = invite(session, policy, calendar, campaign, LAUNCH)
-        closes_at = campaign.closes_at
+        closes_at, campaign_id = campaign.closes_at, campaign.id
     assert report.invited == ["SV01", "SV02", "SV03"]
     assert report.skipped == [
         ("SV04", "近90天内已被邀请2次（调查与回访合计，上限2次）"),
@@ -83,3 +83,6 @@ async def test_the_link_shows_the_form_records_one_answer_and_refuses_a_second_o
         assert answer.collected_by is CollectedBy.LINK and answer.comment == "送货很准时"
         opened_rows = session.scalars(select(SurveyInvitation).where(SurveyInvitation.opened_at.is_not(None))).all()
         assert [row.customer.code for row in opened_rows] == ["SV03"]  # the unopened link stays unopened
+        assert progress(session, campaign_id) == [("重点客户", 2, 0, 0), ("一般客户", 1, 1, 1), ("合计", 3, 1, 1)]
+        figures = results(session, policy, campaign_id)
+        assert (figures.invited, figures.answered, figures.response_rate, figures.nps) == (3, 1, 33.3, 100.0)
