@@ -225,22 +225,21 @@ def invite(
         invitation = SurveyInvitation(campaign_id=campaign.id, customer_id=customer.id, created_at=now)
         if reason is None:
             assert customer.email is not None
-            try:
-                with session.begin_nested():
-                    enqueue(
-                        session,
-                        MessageType.SURVEY_INVITATION,
-                        recipient_email=customer.email,
-                        context={
-                            "customer_name": customer.name,
-                            "survey_title": campaign_title(campaign),
-                            "survey_url": survey_url(token),
-                            "reply_by": campaign.closes_at,
-                        },
-                        dedupe_key=f"survey:{campaign.id}:customer:{customer.id}",
-                        now=now,
-                        calendar=calendar,
-                    )
+            try:  # a rejected message writes nothing (kefu.notifications.enqueue)
+                enqueue(
+                    session,
+                    MessageType.SURVEY_INVITATION,
+                    recipient_email=customer.email,
+                    context={
+                        "customer_name": customer.name,
+                        "survey_title": campaign_title(campaign),
+                        "survey_url": survey_url(token),
+                        "reply_by": campaign.closes_at,
+                    },
+                    dedupe_key=f"survey:{campaign.id}:customer:{customer.id}",
+                    now=now,
+                    calendar=calendar,
+                )
             except MessageRejected:
                 reason = REJECTED
         if reason is None:
