@@ -63,6 +63,15 @@ def run_launch(args: argparse.Namespace) -> int:
 
     if not args.reason.strip():
         raise UsageError("--reason is empty: say why this campaign is run")
+    if args.login:
+        from kefu.models.db import unit_of_work
+        from kefu.tasks.surveys import SurveyError, find_staff
+
+        try:
+            with unit_of_work() as session:
+                find_staff(session, args.login)
+        except SurveyError as exc:
+            raise UsageError(str(exc)) from None
     with kefu_prefect():
         from kefu.flows.survey_campaign import survey_campaign
 

@@ -81,6 +81,9 @@ async def test_a_campaign_goes_out_is_answered_by_form_and_phone_alerts_a_team_a
         assert session.scalars(select(SurveyCampaign)).all()[-1].reason == "上月专项调查"  # nothing opened
     empty = kefu(tmp_path, prefect_server, url, "survey", "launch", "--segment", "all", "--reason", " ")
     assert empty.returncode == 2 and "--reason is empty" in empty.stderr
+    stranger = kefu(tmp_path, prefect_server, url, "survey", "launch", "--segment", "key", "--reason", "新品上线",
+                    "--as", "nobody")  # fmt: skip
+    assert stranger.returncode == 2 and "no active staff member with login 'nobody'" in stranger.stderr
     launched = kefu(tmp_path, prefect_server, url, "survey", "launch", "--segment", "all", "--reason", "新品上线",
                     "--as", "li.kefu")  # fmt: skip
     assert launched.returncode == 0, launched.stderr
