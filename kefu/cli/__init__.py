@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "kefu.cli.mail",
     "kefu.cli.backup",
     "kefu.cli.report",
+    "kefu.cli.survey",
     "kefu.cli.restore",
     "kefu.cli.recover",
     "kefu.cli.staff",

@@ -62,9 +62,11 @@ def all_deployments() -> list[Served]:
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.key_account_identification import key_account_identification
     from kefu.flows.statistics_report import statistics_report
+    from kefu.flows.survey_campaign import survey_campaign, survey_sweep
     from kefu.models.policy import current_policy
 
     policy = current_policy()
+    surveys = policy.surveys
     timezone = policy.timezone  # the policy's clock: "08:00" is 08:00 where the staff work
     return [
         on_the_pool(
@@ -149,5 +151,39 @@ def all_deployments() -> list[Served]:
             concurrency_limit=1,
             tags=["kefu", "key-account"],
             description="每月按业务量、合作潜力、行业影响力为全部客户评分，列出达到门槛的新候选重点客户（附评分说明）。",
+        ),
+        # Satisfaction surveys (seed 003 §4, policy ``surveys``): the yearly campaign for all customers, the key
+        # accounts' at their cadence (not in the yearly campaign's months), and the daily sweep that publishes
+        # progress and closes expired campaigns. Resumable: a scheduled campaign is found again the same day and
+        # every invitation is keyed by campaign and customer.
+        on_the_pool(
+            survey_campaign,
+            resumable=True,
+            name="survey-yearly",
+            parameters={"segment": "all", "kind": "yearly", "reason": "年度全面客户满意度调查"},
+            schedule=Cron(surveys.cron(surveys.full_survey_every_months), timezone=timezone),
+            tags=["kefu", "survey"],
+            description="每年至少一次全面客户满意度调查：向全部客户发送问卷邀请（遵守调查频次上限），运行页显示进度。",
+        ),
+        on_the_pool(
+            survey_campaign,
+            resumable=True,
+            name="survey-key-accounts",
+            parameters={"segment": "key", "kind": "key_account", "reason": "重点客户定期满意度调查"},
+            schedule=Cron(
+                surveys.cron(surveys.key_account_survey_every_months, besides=surveys.full_survey_every_months),
+                timezone=timezone,
+            ),
+            tags=["kefu", "survey", "key-account"],
+            description="按策略的频率向重点客户发送满意度问卷邀请（全面调查的月份除外），运行页显示进度。",
+        ),
+        on_the_pool(
+            survey_sweep,
+            resumable=True,
+            name="survey-sweep",
+            schedule=Cron(surveys.sweep_schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "survey"],
+            description="每天更新进行中的满意度调查进度；链接到期的调查结束并公布结果（各维度平均分、NPS、回复率）。",
         ),
     ]

@@ -36,6 +36,7 @@ from kefu.intake.api import MAX_API_BODY, api_router
 from kefu.intake.edge import API_PREFIX, BodyLimits, Edge
 from kefu.intake.frontdoor import Clock, FrontDoor
 from kefu.intake.pages import MAX_FORM_BODY, MAX_STATUS_BODY, pages_router
+from kefu.intake.surveys import MAX_SURVEY_BODY, SURVEY_PREFIX, surveys_router
 from kefu.intake.validation import INTAKE_CHANNELS
 from kefu.models.db import default_engine
 from kefu.settings import Settings, get_settings
@@ -85,6 +86,7 @@ def create_app(
     pages_router(door, status_rate_limit=status_rate_limit, case_rate_limit=case_rate_limit, router=app.router)
     api_router(door, tokens, router=app.router)
     answers_router(app.router, the_engine, door.now, settings.prefect_api_url)  # the customer's answer links
+    surveys_router(app.router, the_engine, door.now)  # survey invitations' links
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -104,7 +106,7 @@ def create_app(
         limits=BodyLimits(
             default=4096,
             exact={"/": MAX_FORM_BODY, "/status": MAX_STATUS_BODY},
-            prefixes={API_PREFIX: MAX_API_BODY, ANSWER_PREFIX: MAX_ANSWER_BODY},
+            prefixes={API_PREFIX: MAX_API_BODY, ANSWER_PREFIX: MAX_ANSWER_BODY, SURVEY_PREFIX: MAX_SURVEY_BODY},
         ),
         allowed_origins=settings.intake_allowed_origins,
     )

@@ -35,3 +35,4 @@ from kefu.models import intake as intake
 from kefu.models import notifications as notifications
 from kefu.models import personal_data as personal_data
 from kefu.models import signin as signin
+from kefu.models import surveys as surveys

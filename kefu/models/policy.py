@@ -526,18 +526,88 @@ class GreetingPolicy(BaseModel):
     fatigue_window_days: int = Field(default=7, ge=1, le=90)
 
 
+class SurveyScale(BaseModel):
+    """A question's answer range, both ends included."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    low: int = Field(ge=0)
+    high: int = Field(le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SurveyScale:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class SurveyFatigue(BaseModel):
+    """No customer is asked more than ``max_asks`` times in ``window_days`` days, counting every survey invitation
+    (any campaign) and every complaint callback invitation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_asks: int = Field(ge=1, le=20)
+    window_days: int = Field(ge=1, le=366)
+
+
 class SurveyPolicy(BaseModel):
+    """客户满意度调查 (seed 003 §4): the yearly survey of all customers, key accounts more often, ad hoc campaigns;
+    the questions (the dimensions on ``scale``, an NPS question on ``nps``, a comment), how long an invitation's
+    link stays open, the fatigue cap and the low score that alerts a key account's team."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     full_survey_every_months: int = Field(ge=1, le=12, description="At least yearly (seed 003 §4).")
     key_account_survey_every_months: int = Field(ge=1, le=12)
     dimensions: dict[str, str] = Field(min_length=1)
+    scale: SurveyScale = Field(default=SurveyScale(low=1, high=5))
+    nps: SurveyScale = Field(default=SurveyScale(low=0, high=10))
+    launch_day: int = Field(default=5, ge=1, le=28, description="Day of the month a scheduled campaign starts.")
+    launch_time: dt.time = Field(default=dt.time(9, 30), description="Time of day (policy's clock) it starts.")
+    link_valid_for: Duration = Field(default=Duration(amount=10, unit=Unit.WORKING_DAYS))
+    fatigue: SurveyFatigue = Field(default=SurveyFatigue(max_asks=2, window_days=90))
+    low_score_below: int = Field(default=3, description="A key account's score below this alerts its team.")
+    low_nps_below: int = Field(default=7, description="A key account's NPS answer below this alerts its team.")
+    sweep_schedule: str = Field(
+        default="0 8 * * *", description="Cron (policy's clock): progress of open campaigns, closing expired ones."
+    )
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimension_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, label in value.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", key) or not label.strip():
+                raise ValueError(f"dimension '{key}': keys are lower-case identifiers, each with a zh-CN label")
+        return value
+
+    @field_validator("sweep_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return BackupPolicy._cron(value)
 
     @model_validator(mode="after")
     def _key_more_often(self) -> SurveyPolicy:
         if self.key_account_survey_every_months > self.full_survey_every_months:
             raise ValueError("key accounts are surveyed at least as often as everyone else")
+        for name in ("full_survey_every_months", "key_account_survey_every_months"):
+            if 12 % getattr(self, name):
+                raise ValueError(f"{name} must divide the year (1, 2, 3, 4, 6 or 12)")
+        if self.scale.low != 1 or self.nps.low != 0:
+            raise ValueError("the dimension scale starts at 1 and the NPS question at 0")
+        if not self.scale.low < self.low_score_below <= self.scale.high:
+            raise ValueError(f"low_score_below must be within the scale ({self.scale.low}–{self.scale.high})")
+        if not self.nps.low < self.low_nps_below <= self.nps.high:
+            raise ValueError(f"low_nps_below must be within the NPS scale ({self.nps.low}–{self.nps.high})")
         return self
+
+    def cron(self, every_months: int, *, besides: int | None = None) -> str:
+        """The five-field cron of a campaign every ``every_months`` months from January, on the launch day; without
+        the months of a campaign every ``besides`` months (the key accounts' survey skips the full survey's
+        months: the full survey asks them then)."""
+        taken = set(range(1, 13, besides)) if besides else set()
+        months = ",".join(str(m) for m in range(1, 13, every_months) if m not in taken) or "1"
+        return f"{self.launch_time.minute} {self.launch_time.hour} {self.launch_day} {months} *"
 
 
 class BackupPolicy(BaseModel):

@@ -35,6 +35,8 @@ class MessageType(StrEnum):
     CASE_CLOSURE = "case_closure"
     PROGRESS_CONTACT_DUE = "progress_contact_due"
     STATISTICS_REPORT = "statistics_report"
+    SURVEY_INVITATION = "survey_invitation"
+    SURVEY_LOW_SCORE = "survey_low_score"
     # Standard phrases of seed 002 §三 that staff send on a case (``kefu message send``).
     ORDER_CHASE = "order_chase"
     FREIGHT_QUERY = "freight_query"
@@ -73,6 +75,9 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.HOLIDAY_GREETING: Spec(False, ("holiday_name",)),
     # To management (policy ``reports.recipients``): the period's figures, the HTML and XLSX files attached.
     MessageType.STATISTICS_REPORT: Spec(True, ("period_title", "total")),
+    # 客户满意度调查 (seed 003 §4): the invitation with its single-use link; a key account's low score to its team.
+    MessageType.SURVEY_INVITATION: Spec(False, ("survey_title", "survey_url", "reply_by")),
+    MessageType.SURVEY_LOW_SCORE: Spec(True, ("customer_code", "low_scores", "answer_id")),
     MessageType.ORDER_CHASE: Spec(False, ("case_no", "owner_name", "order_status")),
     MessageType.FREIGHT_QUERY: Spec(False, ("case_no", "owner_name")),
     MessageType.DAMAGED_GOODS: Spec(False, ("case_no", "owner_name", "damage_detail")),

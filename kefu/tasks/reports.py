@@ -592,6 +592,68 @@ def causes_table(current: pd.DataFrame, previous: pd.DataFrame, top: int) -> Tab
 Progress = Callable[[str], None]
 
 
+SURVEY_PENDING = {title for title, _ in PENDING_SECTIONS[:3]}  # what the survey table answers once there are answers
+
+
+def _json(value: Any) -> dict[str, Any]:
+    import json
+
+    loaded = json.loads(value) if isinstance(value, str) else value
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def survey_table(connection: Connection, policy: Policy, period: Period, as_of: dt.datetime) -> Table | None:
+    """The period's satisfaction (``kefu.tasks.surveys``): the average of each dimension over the survey answers
+    given in the period (by link, phone or visit), the NPS (% promoters 9–10 − % detractors 0–6), the response rate
+    of the invitations sent in the period (plus customers asked by phone or visit without one), and the average
+    complaint-callback satisfaction (1–5) of the callbacks done in the period. ``None`` without survey answers or
+    callbacks in the period (the report then says there is no data yet)."""
+    start, end = "a.answered_at >= :start AND a.answered_at < :end", "i.created_at >= :start AND i.created_at < :end"
+    sql = f"SELECT a.scores, a.nps, a.invitation_id FROM survey_answers a WHERE {start}"  # noqa: S608 - constant
+    answers = _query(connection, sql, period, as_of)
+    given = [
+        _json(row[0]).get("satisfaction")
+        for row in _query(
+            connection,
+            "SELECT e.data FROM case_events e WHERE e.action = 'callback' AND e.at >= :start AND e.at < :end",
+            period,
+            as_of,
+        )
+    ]
+    callbacks = [int(v) for v in given if isinstance(v, int | float)]
+    if not answers and not callbacks:
+        return None
+    [(sent, sent_answered)] = _query(
+        connection,
+        "SELECT COUNT(*), SUM(CASE WHEN i.answered_at IS NOT NULL THEN 1 ELSE 0 END) FROM survey_invitations i "  # noqa: S608
+        f"WHERE i.token_hash IS NOT NULL AND {end}",
+        period,
+        as_of,
+    )
+    uninvited = sum(1 for _, _, invitation in answers if invitation is None)
+    asked, responded = int(sent or 0) + uninvited, int(sent_answered or 0) + uninvited
+    scores = pd.DataFrame([_json(s) for s, _, _ in answers], columns=list(policy.surveys.dimensions))
+    rows: list[tuple[Any, ...]] = []
+    for key, label in policy.surveys.dimensions.items():
+        column = pd.to_numeric(scores[key], errors="coerce").dropna() if len(scores) else pd.Series(dtype=float)
+        rows.append((f"{label}（平均分）", round(float(column.mean()), 2) if len(column) else "—", len(column)))
+    nps = np.asarray([int(n) for _, n, _ in answers], dtype=np.int64)
+    nps_value = round(100.0 * (int((nps >= 9).sum()) - int((nps <= 6).sum())) / len(nps), 1) if len(nps) else "—"
+    rows.append(("净推荐值（NPS）", nps_value, len(answers)))
+    rows.append(("调查回复率（%）", share(responded, asked), asked))
+    callback_average = round(sum(callbacks) / len(callbacks), 2) if callbacks else "—"
+    rows.append(("投诉回访满意度（平均分）", callback_average, len(callbacks)))
+    scale = policy.surveys.scale
+    return Table(
+        "satisfaction",
+        "客户满意度",
+        ("指标", "数值", "样本数"),
+        tuple(rows),
+        note=f"满意度调查各维度{scale.low}–{scale.high}分，按本期提交的答卷（问卷链接、电话访谈、现场访谈）计；"
+        "NPS＝推荐者（9–10分）占比−贬损者（0–6分）占比；回复率的样本数为本期发出的邀请加未经邀请的访谈。",
+    )
+
+
 def _silent(_stage: str) -> None:
     return None
 
@@ -676,5 +738,11 @@ def compute(
         "重开率（%）": share(reopened, total),
         "上期投诉总数": int(before["n"].sum()),
     }
+    progress("reading surveys")
+    satisfaction = survey_table(connection, policy, period, as_of)
+    if satisfaction is not None:
+        tables = (*tables, satisfaction)
+        pending = tuple(p for p in pending if p[0] not in SURVEY_PENDING)
+        headline["净推荐值（NPS）"] = satisfaction.rows[len(policy.surveys.dimensions)][1]
     progress("figures ready")
     return Figures(period, previous, as_of, total, reopened, tables, pending=pending, headline=headline)
