@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "kefu.cli.worker",
     "kefu.cli.step",
     "kefu.cli.case",
+    "kefu.cli.enquiry",
     "kefu.cli.message",
     "kefu.cli.mail",
     "kefu.cli.backup",

@@ -497,6 +497,12 @@ class EnquiryPolicy(BaseModel):
 
     direct_answer: Duration
     cross_department_solution: Duration
+    departments: list[Role] = Field(
+        default=[Role.MARKET, Role.OPERATIONS, Role.FINANCE, Role.TECHNOLOGY],
+        min_length=1,
+        description="The departments an enquiry may be referred to (needing another department: "
+        "``cross_department_solution`` applies); their people answer the department step.",
+    )
 
 
 class ContactRule(BaseModel):
