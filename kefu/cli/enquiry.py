@@ -197,6 +197,7 @@ def run_to_complaint(args: argparse.Namespace) -> int:
     """One action: the complaint registered (receipt time kept, the intake's dispatcher starts its case run), the
     enquiry finished, and its run cancelled when it waits (a run that resumes later stops by itself)."""
     from kefu.engine.events import case_work
+    from kefu.intake.enquiries import convert
     from kefu.models.enums import Role
     from kefu.models.policy import current_policy
     from kefu.tasks import enquiries
@@ -208,9 +209,7 @@ def run_to_complaint(args: argparse.Namespace) -> int:
                 raise enquiries.EnquiryRefused(
                     "只有客服人员或主管可以转为投诉 / only customer service staff may do this"
                 )
-            case_no = enquiries.convert_to_complaint(
-                session, args.enquiry, staff_id, current_policy(), dt.datetime.now(dt.UTC)
-            )
+            case_no = convert(session, args.enquiry, staff_id, current_policy(), dt.datetime.now(dt.UTC))
             run_id = enquiries.get_enquiry(session, args.enquiry).flow_run_id
     except enquiries.EnquiryRefused as refused:
         raise UsageError(str(refused)) from None

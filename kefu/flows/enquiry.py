@@ -169,8 +169,8 @@ def take(enquiry_no: str, answer: TakeInput, key: str) -> TakeInput:
                 department = answer.department
                 calendar = calendar_for(policy)
                 enquiries.refer(session, enquiry_no, answer.actor_staff_id, department, policy, calendar, key, now)
-            else:
-                enquiries.convert_to_complaint(session, enquiry_no, answer.actor_staff_id, policy, now)
+            else:  # the intake registers the complaint (its registration path), keeping the receipt time
+                enquiries.request_conversion(session, enquiry_no, answer.actor_staff_id, now)
         return answer
 
     return _refusing(work)  # type: ignore[no-any-return]
@@ -226,8 +226,8 @@ class EnquiryRecord:
 
     def summary(self, step: Step[Any]) -> str:
         """What the person answering needs (personal data masked: Prefect shows it)."""
-        from kefu.intake.validation import mask_phone
         from kefu.models.enquiries import ENQUIRY_STATUS_ZH
+        from kefu.notifications.pii import mask_pii
         from kefu.worktime import local_time
 
         policy = current_policy()
@@ -236,7 +236,7 @@ class EnquiryRecord:
             lines = [
                 f"### 咨询 {e.enquiry_no}：{step.title}",
                 f"- 状态：{ENQUIRY_STATUS_ZH[e.status]}",
-                f"- 客户：{e.name[:1]}**（{mask_phone(e.phone)}）",
+                f"- 客户：{e.name[:1]}**（{mask_pii(e.phone)}）",
                 f"- 受理时间：{local_time(e.received_at)}",
                 f"- 时限：{enquiries.target_words(policy, e.target)}，至 {local_time(e.due_at)}"
                 + ("（已答复）" if e.answered_at else ""),

@@ -21,6 +21,7 @@ class EnquiryStatus(StrEnum):
     REFERRED = "referred"  # sent to a department (the cross-department target applies)
     ANSWERED = "answered"  # the reply went to the customer; asking whether anything else is open
     CLOSED = "closed"
+    CONVERTING = "converting"  # it is a complaint: the intake registers it (``kefu.intake.enquiries``)
     CONVERTED = "converted"  # it was a complaint: registered as one (``complaint_id``)
 
 
@@ -29,6 +30,7 @@ ENQUIRY_STATUS_ZH = {
     EnquiryStatus.REFERRED: "已转部门",
     EnquiryStatus.ANSWERED: "已答复",
     EnquiryStatus.CLOSED: "已结束",
+    EnquiryStatus.CONVERTING: "正在转为投诉",
     EnquiryStatus.CONVERTED: "已转为投诉",
 }
 
@@ -79,7 +81,7 @@ class Enquiry(Base):
 
     @property
     def finished(self) -> bool:
-        return self.status in (EnquiryStatus.CLOSED, EnquiryStatus.CONVERTED)
+        return self.status in (EnquiryStatus.CLOSED, EnquiryStatus.CONVERTING, EnquiryStatus.CONVERTED)
 
 
 class EnquiryEvent(Base):

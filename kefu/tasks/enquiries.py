@@ -22,17 +22,19 @@ from kefu.models.complaints import Complaint
 from kefu.models.enquiries import Enquiry, EnquiryEvent, EnquiryStatus
 from kefu.models.enums import Channel, Role
 from kefu.models.people import Staff, StaffRole
-from kefu.models.policy import Policy
+from kefu.models.policy import Duration, Policy
 from kefu.notifications.messages import MessageType
 from kefu.notifications.outbox import MessageRejected, default_renderer, enqueue, enqueue_sms
 from kefu.worktime import WorkCalendar
 
-# What the targets are called where people read them (the policy's words, seed 002 §三).
-TARGET_WORDS = {
-    "direct_answer": "能直接处理的咨询10分钟内答复",
-    "cross_department_solution": "需其他部门协助的咨询1小时内给出解决方案",
-}
 NO_OWNER = "客服人员"
+_UNIT_ZH = {"minutes": "分钟", "hours": "小时", "working_hours": "个工作小时", "working_days": "个工作日"}
+
+
+def duration_zh(duration: Duration) -> str:
+    """``10 minutes`` as people read it: 10分钟."""
+    amount = int(duration.amount) if duration.amount == int(duration.amount) else duration.amount
+    return f"{amount}{_UNIT_ZH[duration.unit.value]}"
 
 
 class EnquiryRefused(ValueError):
@@ -40,9 +42,10 @@ class EnquiryRefused(ValueError):
 
 
 def target_words(policy: Policy, target: str) -> str:
-    duration = getattr(policy.enquiries, target)
-    label = "能直接处理的咨询答复" if target == "direct_answer" else "需其他部门协助的咨询给出解决方案"
-    return f"{label}（{duration}）"
+    """The promise in the seed's words with the policy's duration (能直接处理的10分钟内答复)."""
+    if target == "direct_answer":
+        return f"能直接处理的{duration_zh(policy.enquiries.direct_answer)}内答复"
+    return f"需其他部门协助的{duration_zh(policy.enquiries.cross_department_solution)}内给出解决方案"
 
 
 def get_enquiry(session: Session, enquiry_no: str) -> Enquiry:
@@ -90,17 +93,22 @@ class NewEnquiry:
     idempotency_key: str | None = None
 
 
+def _normalise_phone(raw: str) -> str:
+    """'138 0013 8000' / '+86 138-0013-8000' → '13800138000' (the intake's rule); landlines keep their dash."""
+    text = re.sub(r"[\s()（）]", "", raw).removeprefix("+86").removeprefix("0086").lstrip("-")
+    digits = text.replace("-", "")
+    return digits if re.fullmatch(r"1[3-9]\d{9}", digits) else text
+
+
 def check_new(
     *, name: str, phone: str, content: str, email: str | None, received_at: dt.datetime, now: dt.datetime
 ) -> tuple[str, str, str, str | None]:
     """The boundary rules of an enquiry (the complaint form's own for name, phone, e-mail): the cleaned values."""
-    from kefu.intake.validation import normalise_phone
-
     problems = []
     name, content, email = name.strip(), content.strip(), (email or "").strip() or None
     if not name or len(name) > 200:
         problems.append("请填写姓名（200字以内） / name is required (at most 200 characters)")
-    phone = normalise_phone(phone)
+    phone = _normalise_phone(phone)
     if not re.fullmatch(r"[0-9][0-9-]{6,19}", phone):
         problems.append("请填写正确的联系电话 / phone is not a valid phone number")
     if not content or len(content) > 5000:
@@ -294,35 +302,33 @@ def close(session: Session, enquiry_no: str, now: dt.datetime) -> None:
     record_event(session, enquiry, "closed", "closed", "system", now)
 
 
-def convert_to_complaint(session: Session, enquiry_no: str, staff_id: int, policy: Policy, now: dt.datetime) -> str:
-    """It is a complaint: registered through the intake's registration (its clock starts when the customer first
-    spoke, the enquiry's ``received_at``), both linked, the enquiry finished. Returns the case number; a second
-    call returns the same one."""
-    from kefu.intake.service import register_complaint
-    from kefu.intake.validation import Submission
-
+def request_conversion(session: Session, enquiry_no: str, staff_id: int, now: dt.datetime) -> bool:
+    """It is a complaint: the enquiry stops (its run asks nothing more) and waits for the intake to register the
+    complaint (``kefu.intake.enquiries.convert``: the intake's registration path, its dispatcher starts the case
+    run). False when it was requested or done before."""
     enquiry = get_enquiry(session, enquiry_no)
-    if enquiry.status is EnquiryStatus.CONVERTED and enquiry.complaint is not None:
-        return enquiry.complaint.case_no
+    if enquiry.status in (EnquiryStatus.CONVERTING, EnquiryStatus.CONVERTED):
+        return False
     _open(enquiry)
     _staff(session, staff_id)
-    submission = Submission(
-        name=enquiry.name, phone=enquiry.phone, content=enquiry.content, email=enquiry.email, received_by=staff_id
-    )
-    channel = enquiry.channel
-    registration = register_complaint(
-        session,
-        submission,
-        received_at=enquiry.received_at,
-        channel=channel,
-        idempotency_key=f"enquiry:{enquiry.enquiry_no}",
-        policy=policy,
-    )
-    enquiry.complaint_id = registration.complaint_id
-    enquiry.status, enquiry.closed_at = EnquiryStatus.CONVERTED, now
-    record_event(session, enquiry, "converted", "converted", f"staff:{staff_id}", now, case_no=registration.case_no)
+    enquiry.status = EnquiryStatus.CONVERTING
+    if enquiry.owner_id is None:
+        enquiry.owner_id = staff_id
+    record_event(session, enquiry, "conversion_requested", "conversion", f"staff:{staff_id}", now)
     session.flush()
-    return registration.case_no
+    return True
+
+
+def conversions_requested(session: Session) -> list[str]:
+    return list(session.scalars(select(Enquiry.enquiry_no).where(Enquiry.status == EnquiryStatus.CONVERTING)))
+
+
+def converted(session: Session, enquiry: Enquiry, complaint_id: int, case_no: str, now: dt.datetime) -> None:
+    """The complaint is registered: both linked, the enquiry finished."""
+    enquiry.complaint_id = complaint_id
+    enquiry.status, enquiry.closed_at = EnquiryStatus.CONVERTED, now
+    record_event(session, enquiry, "converted", "converted", "system", now, case_no=case_no)
+    session.flush()
 
 
 def mark_wrong(session: Session, enquiry_no: str, supervisor_id: int, reason: str, now: dt.datetime) -> None:
@@ -438,7 +444,7 @@ def runs_to_start(session: Session) -> list[str]:
     return list(
         session.scalars(
             select(Enquiry.enquiry_no).where(
-                Enquiry.flow_run_id.is_(None), Enquiry.status.not_in([EnquiryStatus.CLOSED, EnquiryStatus.CONVERTED])
+                Enquiry.flow_run_id.is_(None), Enquiry.status.in_([EnquiryStatus.OPEN, EnquiryStatus.REFERRED])
             )
         )
     )
@@ -466,7 +472,7 @@ def step_outcomes(session: Session, enquiry_no: str) -> dict[str, str]:
 def waiting_steps(session: Session, enquiry_no: str | None = None) -> list[dict[str, Any]]:
     """Steps enquiry runs are suspended on (waiting, neither completed nor refused)."""
     query = select(EnquiryEvent, Enquiry).join(Enquiry, Enquiry.id == EnquiryEvent.enquiry_id)
-    query = query.where(EnquiryEvent.action == "waiting", Enquiry.status.not_in(["closed", "converted"]))
+    query = query.where(EnquiryEvent.action == "waiting", Enquiry.status.in_(["open", "referred", "answered"]))
     if enquiry_no is not None:
         query = query.where(Enquiry.enquiry_no == enquiry_no)
     done = {

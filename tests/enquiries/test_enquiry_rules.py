@@ -9,8 +9,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from kefu.intake.dispatcher import convert_enquiries
+from kefu.intake.enquiries import convert
 from kefu.models.complaints import Complaint
-from kefu.models.db import unit_of_work
+from kefu.models.db import default_engine, unit_of_work
 from kefu.models.enquiries import Enquiry, EnquiryEvent, EnquiryStatus
 from kefu.models.enums import Channel, Role
 from kefu.models.intake import IntakeOutbox
@@ -122,7 +124,7 @@ def test_an_enquiry_becomes_a_complaint_keeping_the_time_the_customer_first_spok
     number = new_enquiry(policy, calendar, agent, content="货物破损了，我要投诉！")
     later = RECEIVED + dt.timedelta(minutes=30)
     with unit_of_work() as session:
-        case_no = enquiries.convert_to_complaint(session, number, agent, policy, later)
+        case_no = convert(session, number, agent, policy, later)
     with unit_of_work() as session:
         complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one()
         enquiry = enquiries.get_enquiry(session, number)
@@ -137,8 +139,25 @@ def test_an_enquiry_becomes_a_complaint_keeping_the_time_the_customer_first_spok
         # the registration's outbox row: the intake's dispatcher starts its case run as for any complaint
         assert session.scalars(select(IntakeOutbox).where(IntakeOutbox.case_no == case_no)).one()
         # once is enough: a second conversion gives the same complaint
-        assert enquiries.convert_to_complaint(session, number, agent, policy, later) == case_no
+        assert convert(session, number, agent, policy, later) == case_no
         assert session.scalar(select(func.count()).select_from(Complaint)) == 1
+
+
+def test_the_steps_complaint_choice_is_registered_by_the_dispatchers_pass(
+    policy: Policy, calendar: WorkCalendar
+) -> None:
+    agent, _ = people()
+    number = new_enquiry(policy, calendar, agent, content="司机态度恶劣，我要投诉")
+    with unit_of_work() as session:  # what the take step does on 转为投诉
+        enquiries.request_conversion(session, number, agent, RECEIVED + dt.timedelta(minutes=3))
+        assert enquiries.get_enquiry(session, number).finished  # the run asks nothing more
+    made = convert_enquiries(default_engine())
+    assert convert_enquiries(default_engine()) == []  # once
+    with unit_of_work() as session:
+        [case_no] = made
+        complaint = session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one()
+        assert complaint.received_at == RECEIVED
+        assert enquiries.get_enquiry(session, number).status is EnquiryStatus.CONVERTED
 
 
 def counts() -> tuple[int, int, int]:
