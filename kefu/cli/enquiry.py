@@ -114,7 +114,13 @@ def _start_run(enquiry_no: str) -> None:
 
     try:
         with kefu_prefect():
-            start_runs([enquiry_no])
+            from prefect.exceptions import ObjectNotFound
+
+            try:
+                start_runs([enquiry_no])
+            except ObjectNotFound:
+                print(f"{enquiry_no}: no enquiry deployment yet (start a kefu worker); the sweeper starts the run")
+                return
         print(f"{enquiry_no}: run started")
     except PrefectDown:
         print(f"{enquiry_no}: Prefect is not answering; the case-deadlines sweeper starts its run once it is back")

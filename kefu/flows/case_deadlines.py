@@ -9,6 +9,7 @@ sweep's unit of work has committed. One run a day keeps the shift (``kefu.engine
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from uuid import UUID
 
 from prefect import flow
@@ -30,14 +31,20 @@ def sweep_deadlines(now: dt.datetime) -> list[str]:
         fired = escalation.sweep(session, policy, calendar_for(policy), now)
         fired += enquiries.sweep(session, policy, calendar_for(policy), now)  # enquiries' promises (咨询)
         unstarted = enquiries.runs_to_start(session)
-    return fired + start_enquiry_runs(unstarted) + deliver_customer_answers(now)
+    return fired + deliver_customer_answers(now) + start_enquiry_runs(unstarted)
 
 
 def start_enquiry_runs(enquiry_nos: list[str]) -> list[str]:
     """Enquiries recorded without their run yet (the intake's form and API record them; the table is the outbox)."""
     from kefu.flows.enquiry import start_runs
 
-    return [f"{no}:run-started" for no in start_runs(enquiry_nos)]
+    try:
+        return [f"{no}:run-started" for no in start_runs(enquiry_nos)]
+    except Exception as exc:  # Prefect unreachable, the deployment not registered: the next minute tries again
+        logging.getLogger("kefu.enquiries").warning(
+            "enquiry runs not started (%s): %r", len(enquiry_nos), exc, exc_info=True
+        )
+        return []
 
 
 # A decision the intake could not deliver at once is tried again after this long (technical, not policy: the intake

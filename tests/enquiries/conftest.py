@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
+from prefect.exceptions import ObjectNotFound
 
+from kefu.flows.enquiry import ENQUIRY_DEPLOYMENT
 from kefu.settings import get_settings
 from tests.support.databases import migrated_sqlite, use_database
 from tests.support.prefect import WorkerProcess
+
+
+def wait_registered(name: str, timeout: float = 60) -> None:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                client.read_deployment_by_name(name)
+                return
+            except ObjectNotFound:
+                assert time.monotonic() < deadline, f"the worker never registered {name}"
+                time.sleep(0.3)  # another process registers it: polling the API is the only signal
 
 
 @pytest.fixture(scope="package")
@@ -29,6 +46,7 @@ def enquiry_worker(
         enquiry_db_url, tmp_path_factory.mktemp("worker") / "worker.log", serve=("complaint-case", "enquiry")
     )
     worker.start()
+    wait_registered(ENQUIRY_DEPLOYMENT)  # the worker waits for the case deployment; the enquiry one comes after it
     try:
         yield worker
     finally:

@@ -178,3 +178,22 @@ def test_bad_input_on_the_command_line_is_refused_in_words_and_records_nothing(
     assert wrong.returncode != 0 and "ZX-NONE" in wrong.stderr
     with unit_of_work() as session:
         assert len(session.scalars(select(Enquiry.id)).all()) == before
+
+
+def test_an_enquiry_from_the_form_or_api_gets_its_run_from_the_sweepers_next_pass(prefect_server: str) -> None:
+    from kefu.flows.case_deadlines import sweep_deadlines
+    from kefu.models.enums import Channel
+    from kefu.models.policy import current_policy
+    from kefu.tasks.enquiries import NewEnquiry, record_enquiry
+    from kefu.worktime import calendar_for
+
+    policy, now = current_policy(), dt.datetime.now(dt.UTC)
+    new = NewEnquiry(name="孙七", phone="13612345678", content="发票怎么开？", channel=Channel.WEB, received_at=now)
+    with unit_of_work() as session:  # what the intake writes: the enquiry, no run
+        number = record_enquiry(session, new, policy, calendar_for(policy), now)[0].enquiry_no
+    fired = sweep_deadlines(dt.datetime.now(dt.UTC))
+    assert f"{number}:run-started" in fired
+    assert f"{number}:run-started" not in sweep_deadlines(dt.datetime.now(dt.UTC))  # its run is known: once
+    row = wait_step(number, "take")
+    with unit_of_work() as session:
+        assert get_enquiry(session, number).flow_run_id == row["flow_run_id"]
