@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "kefu.cli.step",
     "kefu.cli.case",
     "kefu.cli.enquiry",
+    "kefu.cli.feedback",
     "kefu.cli.message",
     "kefu.cli.mail",
     "kefu.cli.backup",

@@ -63,6 +63,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.key_account_identification import key_account_identification
     from kefu.flows.statistics_report import statistics_report
+    from kefu.flows.suggestions_report import suggestions_report
     from kefu.models.policy import current_policy
 
     policy = current_policy()
@@ -88,6 +89,15 @@ def all_deployments() -> list[Served]:
             name=ENQUIRY_FLOW,
             tags=list(ENQUIRY_RUN_TAGS),
             description="咨询处理流程：受理→直接答复（10分钟内）或转部门（1小时内给出解决方案）→询问是否还有其他问题→结束；可一键转为投诉。",
+        ),
+        on_the_pool(
+            suggestions_report,
+            resumable=True,  # it writes only its artifact
+            name="suggestions-report",
+            schedule=Cron(policy.reports.monthly_schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "reports", "feedback"],
+            description="每月按月报时间，列出上月客户的合理化建议（已由责任部门答复客户）及超时未答复的反馈，供管理层审阅。",
         ),
         # The duties: one run a day each that works on every minute (``kefu.engine.shift``), not a run a minute
         # burying the cases in the Runs list; one at a time (passes do not claim rows).

@@ -97,3 +97,39 @@ class EnquiryEvent(Base):
     actor: Mapped[str] = mapped_column(String(100))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class FeedbackKind(StrEnum):
+    FEEDBACK = "feedback"  # 反馈
+    SUGGESTION = "suggestion"  # 建议
+
+
+FEEDBACK_KIND_ZH = {FeedbackKind.FEEDBACK: "反馈", FeedbackKind.SUGGESTION: "建议"}
+
+
+class Feedback(Base):
+    """客户反馈与建议 (seed 000 ch.4 §3–4): recorded with the customer, routed to the responsible department (its
+    deadline from the policy's ``feedback.department_deadlines``), answered, the answer sent to the customer; a
+    suggestion the department finds reasonable (``reasonable``) is reported to management."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feedback_no: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[FeedbackKind] = mapped_column(_enum(FeedbackKind, "feedback_kind"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    received_at: Mapped[dt.datetime] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+    content: Mapped[str] = mapped_column(Text)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    department: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[dt.datetime] = mapped_column(index=True)
+    department_answer: Mapped[str | None] = mapped_column(Text)
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    reply: Mapped[str | None] = mapped_column(Text)
+    reply_sent: Mapped[str | None] = mapped_column(String(32))
+    answered_at: Mapped[dt.datetime | None]
+    reasonable: Mapped[bool | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -154,6 +154,12 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "owner_name": "李客服",
         "reply": "您的货物已于今天上午发出，预计明天送达。",
     },
+    MessageType.FEEDBACK_REPLY: {
+        "customer_name": "张三",
+        "feedback_no": "FK-20261123-0001",
+        "kind_name": "建议",
+        "reply": "我们将从下月起增加周末提货时段。",
+    },
     MessageType.ENQUIRY_ESCALATION: {
         "recipient_name": "赵主管",
         "enquiry_no": "ZX-20261123-0001",

@@ -1,4 +1,4 @@
-"""enquiries: the enquiry (咨询) and its audit trail
+"""enquiries: the enquiry (咨询) and its audit trail; customer feedback and suggestions
 
 Revision ID: enquiries
 Revises: customer_registry
@@ -110,8 +110,60 @@ def upgrade() -> None:
     op.create_index(op.f("ix_enquiry_events_at"), "enquiry_events", ["at"], unique=False)
     op.create_index(op.f("ix_enquiry_events_enquiry_id"), "enquiry_events", ["enquiry_id"], unique=False)
 
+    op.create_table(
+        "feedback",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("feedback_no", sa.String(length=32), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("feedback", "suggestion", name="feedback_kind", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "hotline",
+                "email",
+                "web",
+                "im",
+                "face_to_face",
+                "social",
+                "phone",
+                "visit",
+                name="channel",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=True),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("recorded_by_id", sa.Integer(), nullable=True),
+        sa.Column("department", sa.String(length=32), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("department_answer", sa.Text(), nullable=True),
+        sa.Column("answered_by_id", sa.Integer(), nullable=True),
+        sa.Column("reply", sa.Text(), nullable=True),
+        sa.Column("reply_sent", sa.String(length=32), nullable=True),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reasonable", sa.Boolean(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["answered_by_id"], ["staff.id"], name=op.f("fk_feedback_answered_by_id_staff")),
+        sa.ForeignKeyConstraint(["recorded_by_id"], ["staff.id"], name=op.f("fk_feedback_recorded_by_id_staff")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_feedback")),
+        sa.UniqueConstraint("feedback_no", name=op.f("uq_feedback_feedback_no")),
+    )
+    op.create_index(op.f("ix_feedback_due_at"), "feedback", ["due_at"], unique=False)
+    op.create_index(op.f("ix_feedback_received_at"), "feedback", ["received_at"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_feedback_received_at"), table_name="feedback")
+    op.drop_index(op.f("ix_feedback_due_at"), table_name="feedback")
+    op.drop_table("feedback")
     op.drop_index(op.f("ix_enquiry_events_enquiry_id"), table_name="enquiry_events")
     op.drop_index(op.f("ix_enquiry_events_at"), table_name="enquiry_events")
     op.drop_table("enquiry_events")
