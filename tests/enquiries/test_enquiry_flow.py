@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 import time
@@ -197,3 +198,22 @@ def test_an_enquiry_from_the_form_or_api_gets_its_run_from_the_sweepers_next_pas
     row = wait_step(number, "take")
     with unit_of_work() as session:
         assert get_enquiry(session, number).flow_run_id == row["flow_run_id"]
+
+
+def test_kefu_feedback_routes_and_answers_as_staff_run_it(
+    tmp_path: Path, prefect_server: str, enquiry_db_url: str
+) -> None:
+    agent, ops = staff("周客服", Role.AGENT), staff("运营", Role.OPERATIONS)
+    api, db = prefect_server, enquiry_db_url
+    made = kefu(tmp_path, api, db, "feedback", "add", "--as", agent, "--kind", "suggestion", "--name", "张三",
+                "--phone", "13812348000", "--content", "希望周末也能提货", "--department", "运营部")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    number = made.stdout.split(":", 1)[0]
+    assert re.search(r"answer due \d{4}-\d\d-\d\d \d\d:\d\d \+08:00", made.stdout)  # Shanghai time
+    bad = kefu(tmp_path, api, db, "feedback", "answer", number, "--as", agent, "--solution", "可以",
+               "--reply", "好的")  # fmt: skip
+    assert bad.returncode == 2 and "是否合理" in bad.stderr
+    done = kefu(tmp_path, api, db, "feedback", "answer", number, "--as", ops, "--solution", "周六增开提货",
+                "--reply", "自下月起周六上午可以提货。", "--reasonable", "yes")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "reply sms" in done.stdout  # no e-mail given: the customer's mobile
