@@ -23,7 +23,6 @@ from kefu.engine.forms import Choice, StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS
 from kefu.models.enums import Role
-from kefu.models.people import Staff
 from kefu.models.policy import current_policy
 from kefu.tasks import casework, enquiries
 from kefu.worktime import calendar_for
@@ -202,19 +201,13 @@ class EnquiryRecord:
         self.current_key = ""  # the key of the answer being judged (the kit reads its outcome first)
 
     def admit(self, step: Step[Any], answer: dict[str, Any]) -> None:
-        """The person answering must be active staff; a department's answer comes from that department (or the
-        customer service staff who relay it)."""
-        policy = current_policy()
+        """The person answering must be active staff allowed to answer the step (``enquiries.check_answerer``)."""
         with case_work() as session:
             staff_id = int(answer.get("actor_staff_id") or 0)
-            person = session.get(Staff, staff_id)
-            if person is None or not person.active:
-                raise StepRefused(f"没有在职员工{staff_id} / no active staff member {staff_id}")
-            service = [Role.AGENT, Role.SUPERVISOR, Role.SENIOR_MANAGER]
-            allowed = service + list(policy.enquiries.departments) if step is DEPARTMENT else service
-            if not enquiries.has_role(session, staff_id, allowed):
-                names = "、".join(policy.roles.names[r] for r in allowed)
-                raise StepRefused(f"本步骤须由{names}完成 / this step is answered by: {names}")
+            try:
+                enquiries.check_answerer(session, current_policy(), step.name, staff_id)
+            except enquiries.EnquiryRefused as refused:
+                raise StepRefused(str(refused)) from refused
 
     def outcome(self, step: Step[Any], key: str) -> str | None:
         self.current_key = key

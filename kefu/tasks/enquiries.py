@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kefu.models.complaints import Complaint
 from kefu.models.enquiries import Enquiry, EnquiryEvent, EnquiryStatus
 from kefu.models.enums import Channel, Role
 from kefu.models.people import Staff, StaffRole
@@ -187,6 +186,21 @@ def _staff(session: Session, staff_id: int) -> Staff:
 def has_role(session: Session, staff_id: int, roles: list[Role]) -> bool:
     held = session.scalars(select(StaffRole.role).where(StaffRole.staff_id == staff_id)).all()
     return any(Role(r) in roles for r in held)
+
+
+SERVICE_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.SENIOR_MANAGER)
+
+
+def check_answerer(session: Session, policy: Policy, step: str, staff_id: int) -> None:
+    """Who may answer an enquiry step: active customer service staff (客服人员, 主管, 高层管理人员); the department
+    step also the departments of ``enquiries.departments``. ``EnquiryRefused`` names who may."""
+    person = session.get(Staff, staff_id)
+    if person is None or not person.active:
+        raise EnquiryRefused(f"没有在职员工{staff_id} / no active staff member {staff_id}")
+    allowed = [*SERVICE_ROLES, *(policy.enquiries.departments if step == "department_answer" else [])]
+    if not has_role(session, staff_id, allowed):
+        names = "、".join(policy.roles.names[r] for r in allowed)
+        raise EnquiryRefused(f"本步骤须由{names}完成 / this step is answered by: {names}")
 
 
 def check_reply(enquiry: Enquiry, reply: str, owner_name: str, now: dt.datetime) -> str:
@@ -448,10 +462,6 @@ def runs_to_start(session: Session) -> list[str]:
             )
         )
     )
-
-
-def linked_case(session: Session, enquiry: Enquiry) -> Complaint | None:
-    return enquiry.complaint
 
 
 # --- the step kit's records of the enquiry run -----------------------------------------------------------------

@@ -226,3 +226,37 @@ def test_a_supervisor_marking_answers_wrong_lowers_the_agents_accuracy(policy: P
         figures = enquiries.answer_accuracy(session, 2026, 3, policy.timezone)
         assert enquiries.answer_accuracy(session, 2026, 4, policy.timezone) == {}
     assert (figures[agent].answered, figures[agent].wrong, figures[agent].accuracy) == (4, 1, 0.75)
+
+
+def test_through_the_entrance_the_signed_in_person_answers_an_enquiry_step_only_with_the_role(
+    policy: Policy, calendar: WorkCalendar
+) -> None:
+    from kefu.desk.proxy import Refusal
+    from kefu.desk.steps import enquiry_answer_as
+
+    agent, _ = people()
+    with unit_of_work() as session:
+        finance = Staff(name="财务")
+        finance.grant(Role.FINANCE)
+        session.add(finance)
+        session.flush()
+        finance_id = finance.id
+    number = new_enquiry(policy, calendar, agent)
+    with unit_of_work() as session:  # what the run records just before it suspends
+        enquiry = enquiries.get_enquiry(session, number)
+        enquiries.record_event(session, enquiry, "waiting", "take-0", "system", RECEIVED, step="take", flow_run_id="r1")
+    engine = default_engine()
+    answer = {"handling": "answer", "reply": "明天送达。", "actor_staff_id": 999}
+    assert enquiry_answer_as(engine, agent, number, "r1", answer)["actor_staff_id"] == agent  # the signed-in person
+    with pytest.raises(Refusal, match="本步骤须由客服人员、主管、高层管理人员完成"):
+        enquiry_answer_as(engine, finance_id, number, "r1", answer)
+    with pytest.raises(Refusal, match="没有等待"):
+        enquiry_answer_as(engine, agent, number, "another-run", answer)
+    with unit_of_work() as session:  # the department step: the departments may answer it too
+        enquiry = enquiries.get_enquiry(session, number)
+        enquiries.record_event(session, enquiry, "step_completed", "take-0", f"staff:{agent}", RECEIVED)
+        enquiries.record_event(
+            session, enquiry, "waiting", "department-answer-0", "system", RECEIVED, step="department_answer",
+            flow_run_id="r1",
+        )  # fmt: skip
+    assert enquiry_answer_as(engine, finance_id, number, "r1", {"solution": "x"})["actor_staff_id"] == finance_id
