@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "kefu.cli.worker",
     "kefu.cli.step",
     "kefu.cli.case",
+    "kefu.cli.enquiry",
+    "kefu.cli.feedback",
     "kefu.cli.message",
     "kefu.cli.mail",
     "kefu.cli.backup",

@@ -59,9 +59,11 @@ def all_deployments() -> list[Served]:
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case
     from kefu.flows.deliver_mail import deliver_mail
+    from kefu.flows.enquiry import ENQUIRY_FLOW, ENQUIRY_RUN_TAGS, enquiry
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.key_account_identification import key_account_identification
     from kefu.flows.statistics_report import statistics_report
+    from kefu.flows.suggestions_report import suggestions_report
     from kefu.flows.survey_campaign import survey_campaign, survey_sweep
     from kefu.models.policy import current_policy
 
@@ -82,6 +84,22 @@ def all_deployments() -> list[Served]:
             name=COMPLAINT_CASE_DEPLOYMENT_NAME,
             tags=list(CASE_RUN_TAGS),  # every case run carries them, ``kefu:case`` among them
             description="投诉处理流程：受理→分级→联系→调查→方案→客户确认→处理→回访→结案。",
+        ),
+        on_the_pool(
+            enquiry,
+            resumable=True,  # every step and reply keyed in the database
+            name=ENQUIRY_FLOW,
+            tags=list(ENQUIRY_RUN_TAGS),
+            description="咨询处理流程：受理→直接答复（10分钟内）或转部门（1小时内给出解决方案）→询问是否还有其他问题→结束；可一键转为投诉。",
+        ),
+        on_the_pool(
+            suggestions_report,
+            resumable=True,  # it writes only its artifact
+            name="suggestions-report",
+            schedule=Cron(policy.reports.monthly_schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "reports", "feedback"],
+            description="每月按月报时间，列出上月客户的合理化建议（已由责任部门答复客户）及超时未答复的反馈，供管理层审阅。",
         ),
         # The duties: one run a day each that works on every minute (``kefu.engine.shift``), not a run a minute
         # burying the cases in the Runs list; one at a time (passes do not claim rows).

@@ -136,8 +136,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         run = await proxy.http.get(f"/api/flow_runs/{flow_run_id}", headers=proxy.upstream_headers(Headers(headers={})))
         if run.status_code != 200:
             raise Refusal(run.status_code, "找不到该流程运行。")
-        case_no = (run.json().get("parameters") or {}).get("case_no")
-        from kefu.desk.steps import answer_as  # the case work's imports: paid on the first answer, not at start
+        parameters = run.json().get("parameters") or {}
+        case_no = parameters.get("case_no")
+        from kefu.desk.steps import answer_as, enquiry_answer_as  # paid on the first answer, not at start
+
+        enquiry_no = parameters.get("enquiry_no")
+        if case_no is None and isinstance(enquiry_no, str):  # an enquiry run's step (咨询)
+            return await run_in_threadpool(
+                enquiry_answer_as, the_engine, person.staff_id, enquiry_no, flow_run_id, run_input
+            )
 
         return await run_in_threadpool(
             answer_as,

@@ -9,6 +9,7 @@ sweep's unit of work has committed. One run a day keeps the shift (``kefu.engine
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from uuid import UUID
 
 from prefect import flow
@@ -16,7 +17,7 @@ from prefect import flow
 from kefu.engine.events import case_work
 from kefu.engine.shift import ShiftClock, SystemClock, keep_shift, run_on_shift, shift_logger, shift_until
 from kefu.models.policy import current_policy
-from kefu.tasks import customer_answers, escalation
+from kefu.tasks import customer_answers, enquiries, escalation
 from kefu.tasks.casework import waiting_steps
 from kefu.worktime import calendar_for
 
@@ -28,7 +29,22 @@ def sweep_deadlines(now: dt.datetime) -> list[str]:
     policy = current_policy()
     with case_work() as session:
         fired = escalation.sweep(session, policy, calendar_for(policy), now)
-    return fired + deliver_customer_answers(now)
+        fired += enquiries.sweep(session, policy, calendar_for(policy), now)  # enquiries' promises (咨询)
+        unstarted = enquiries.runs_to_start(session)
+    return fired + deliver_customer_answers(now) + start_enquiry_runs(unstarted)
+
+
+def start_enquiry_runs(enquiry_nos: list[str]) -> list[str]:
+    """Enquiries recorded without their run yet (the intake's form and API record them; the table is the outbox)."""
+    from kefu.flows.enquiry import start_runs
+
+    try:
+        return [f"{no}:run-started" for no in start_runs(enquiry_nos)]
+    except Exception as exc:  # Prefect unreachable, the deployment not registered: the next minute tries again
+        logging.getLogger("kefu.enquiries").warning(
+            "enquiry runs not started (%s): %r", len(enquiry_nos), exc, exc_info=True
+        )
+        return []
 
 
 # A decision the intake could not deliver at once is tried again after this long (technical, not policy: the intake

@@ -37,6 +37,7 @@ from kefu.intake.validation import (
 from kefu.models.access import TOKEN_PREFIX, token_is_valid
 from kefu.models.complaints import Complaint
 from kefu.models.db import unit_of_work
+from kefu.models.enums import Channel
 from kefu.worktime import Commitment
 
 MAX_API_BODY = 16 * 1024  # bytes; a complaint is at most 2,000 characters of content
@@ -272,6 +273,85 @@ def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None
             status_code=201 if complaint.created else 200,
             headers={"Location": f"/api/v1/complaints/{complaint.case_no}"},
         )
+
+    @router.post(
+        "/api/v1/enquiries",
+        status_code=201,
+        summary="Record an enquiry (咨询) from a channel gateway",
+        responses={
+            200: {"description": "Repeated Idempotency-Key: the enquiry recorded before"},
+            201: {"description": "Recorded; its run starts within a minute (the deadline sweeper)"},
+            409: {"model": ErrorsOut, "description": "Idempotency-Key reused with a different enquiry"},
+            **ERROR_RESPONSES,
+        },
+    )
+    async def api_enquiry(request: Request) -> JSONResponse:
+        """Fields: name, phone, content (required), email, channel (default im), received_at (when the customer
+        first spoke; default now). Idempotent by the Idempotency-Key header like complaints."""
+        from kefu.intake.enquiries import take_enquiry
+        from kefu.tasks.enquiries import EnquiryRefused
+
+        if not await run_in_threadpool(authorised, request):
+            return unauthorised()
+        if not is_json(request.headers.get("content-type")):
+            return _error(415, "unsupported_media_type", "请求体应为 JSON（Content-Type: application/json）")
+        body = await request.body()
+        if len(body) > MAX_API_BODY:
+            return _error(413, "payload_too_large", f"请求体不能超过 {MAX_API_BODY} 字节")
+        key = request.headers.get("idempotency-key")
+        if key is not None and not is_idempotency_key(key):
+            return _error(
+                422, "invalid_idempotency_key", "Idempotency-Key 应为 1–128 个可见 ASCII 字符", "Idempotency-Key"
+            )
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return _error(422, "invalid_json", "请求体不是有效的 UTF-8 JSON")
+        if not isinstance(data, dict):
+            return _error(422, "invalid_json", "请求体应为 JSON 对象")
+        errors: list[FieldError] = []
+        known = {"name", "phone", "email", "content", "channel", "received_at"}
+        for name in sorted(set(data) - known)[:10]:
+            errors.append(FieldError(str(name)[:64], "unknown_field", "不认识的字段"))
+        texts = {f: data.get(f) for f in ("name", "phone", "email", "content")}
+        for field, value in texts.items():
+            if value is not None and not isinstance(value, str):
+                errors.append(FieldError(field, "invalid_type", "应为文本"))
+        channel = parse_channel(data.get("channel", Channel.IM.value))
+        if isinstance(channel, FieldError):
+            errors.append(channel)
+        received_at = door.now()
+        if data.get("received_at") is not None:
+            parsed = parse_received_at(data["received_at"], received_at)
+            if isinstance(parsed, FieldError):
+                errors.append(parsed)
+            else:
+                received_at = parsed
+        if errors or isinstance(channel, FieldError):
+            return _errors(422, errors)
+        try:
+            taken = await run_in_threadpool(
+                lambda: take_enquiry(
+                    door,
+                    name=str(texts["name"] or ""),
+                    phone=str(texts["phone"] or ""),
+                    content=str(texts["content"] or ""),
+                    email=texts["email"],
+                    channel=channel,
+                    key=f"api-enquiry:{key}" if key else None,
+                    received_at=received_at,
+                )
+            )
+        except EnquiryRefused as refused:
+            status, code = (409, "idempotency_key_reused") if "幂等键" in str(refused) else (422, "invalid_enquiry")
+            return _error(status, code, str(refused))
+        body_out = {
+            "enquiry_no": taken.enquiry_no,
+            "received_at": taken.received_at.isoformat(),
+            "answer_due_at": taken.due_at.isoformat(),
+            "created": taken.created,
+        }
+        return JSONResponse(body_out, status_code=201 if taken.created else 200)
 
     @router.get(
         "/api/v1/complaints/{case_no}",

@@ -220,6 +220,10 @@ async def serve(
                     last_reconcile = loop.time()
                 except PrefectUnavailable as exc:
                     log.warning("reconcile postponed: %s", exc)
+            try:  # enquiries that turned out to be complaints: registered here, dispatched below
+                await asyncio.to_thread(convert_enquiries, engine)
+            except Exception:
+                log.exception("converting enquiries to complaints failed; tried again on the next pass")
             try:
                 started = await dispatch_once(engine, runs)
             except PrefectUnavailable as exc:
@@ -228,6 +232,17 @@ async def serve(
             if started == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=poll_interval)
+
+
+def convert_enquiries(engine: Engine) -> list[str]:
+    """Enquiries whose step chose 转为投诉 become complaints (``kefu.intake.enquiries.convert_requested``)."""
+    from kefu.intake.enquiries import convert_requested
+    from kefu.models.policy import current_policy
+
+    made = convert_requested(engine, current_policy(), _utcnow())
+    for case_no in made:
+        log.info("enquiry registered as complaint %s", case_no)
+    return made
 
 
 def main() -> None:

@@ -86,6 +86,8 @@ def pages_router(
                 form_key=uuid.uuid4().hex,
             )
         received_at = door.now()
+        if form_data.get("kind") == "enquiry":  # 咨询: recorded as an enquiry (the form's default is a complaint)
+            return await run_in_threadpool(enquiry_page, fields, values, form_key)
         try:
             submission = validate_submission(fields, now=received_at, timezone=door.timezone)
         except SubmissionInvalid as exc:
@@ -117,6 +119,37 @@ def pages_router(
             promise_before=before,
             promise_after=after,
             urgent=complaint.urgent,
+        )
+
+    def enquiry_page(fields: dict[str, str], values: dict[str, str], form_key: str) -> HTMLResponse:
+        """The 咨询 choice: the enquiry recorded (once per form key) and its number and promise shown; a refusal
+        shows the form again with the reasons, nothing stored."""
+        from kefu.intake.enquiries import take_enquiry
+        from kefu.tasks.enquiries import EnquiryRefused
+
+        try:
+            taken = take_enquiry(
+                door,
+                name=fields.get("name", ""),
+                phone=fields.get("phone", ""),
+                content=fields.get("content", ""),
+                email=fields.get("email"),
+                channel=Channel.WEB,
+                key=f"web-enquiry:{form_key}",
+                received_at=door.now(),
+            )
+        except EnquiryRefused as refused:
+            notice = "提交未成功：" + "；".join(part.split(" / ")[0] for part in str(refused).split("；")) + "。"
+            values = {**values, "kind": "enquiry"}
+            return page("form.html", 422, notice=notice, errors=[], values=values, labels=FIELD_LABELS,
+                        form_key=form_key)  # fmt: skip
+        tz = door.timezone
+        return page(
+            "enquiry_confirmation.html",
+            enquiry_no=taken.enquiry_no,
+            received_at=customer_time(taken.received_at, tz),
+            due_at=customer_time(taken.due_at, tz),
+            cross_department=taken.cross_department,
         )
 
     # ---------------------------------------------------------------- the status page

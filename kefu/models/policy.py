@@ -497,6 +497,28 @@ class EnquiryPolicy(BaseModel):
 
     direct_answer: Duration
     cross_department_solution: Duration
+    departments: list[Role] = Field(
+        default=[Role.MARKET, Role.OPERATIONS, Role.FINANCE, Role.TECHNOLOGY],
+        min_length=1,
+        description="The departments an enquiry may be referred to (needing another department: "
+        "``cross_department_solution`` applies); their people answer the department step.",
+    )
+
+
+def _default_feedback_deadlines() -> dict[Role, Duration]:
+    days = {Role.MARKET: 3, Role.OPERATIONS: 2, Role.FINANCE: 3, Role.TECHNOLOGY: 5, Role.AFTER_SALES: 2}
+    return {role: Duration(amount=n, unit=Unit.WORKING_DAYS) for role, n in days.items()}
+
+
+class FeedbackPolicy(BaseModel):
+    """客户反馈与建议 (seed 000 ch.4 §3–4, seed 004 §四(四)4): the departments feedback and suggestions are routed to,
+    and how long each has to answer (from receipt; the answer then goes to the customer)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    department_deadlines: dict[Role, Duration] = Field(
+        default_factory=_default_feedback_deadlines, min_length=1, description="Department (a role) -> its deadline."
+    )
 
 
 class ContactRule(BaseModel):
@@ -892,6 +914,7 @@ class Policy(BaseModel):
         return {key: policy_value(self, key) for key, source in self.sources.items() if source == COMPANY}
 
     greetings: GreetingPolicy = Field(default_factory=GreetingPolicy)
+    feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
     key_accounts: KeyAccountPolicy
 
     @field_validator("timezone")

@@ -43,6 +43,10 @@ class MessageType(StrEnum):
     DAMAGED_GOODS = "damaged_goods"
     PRODUCT_DOUBT = "product_doubt"
     MISSING_ACCESSORIES = "missing_accessories"
+    # Enquiries (咨询, seed 002 §三): the answer to the customer, and the breach notice to the supervisor.
+    ENQUIRY_REPLY = "enquiry_reply"
+    ENQUIRY_ESCALATION = "enquiry_escalation"
+    FEEDBACK_REPLY = "feedback_reply"  # the department's answer to a customer's feedback or suggestion
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,9 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.DAMAGED_GOODS: Spec(False, ("case_no", "owner_name", "damage_detail")),
     MessageType.PRODUCT_DOUBT: Spec(False, ("case_no", "owner_name")),
     MessageType.MISSING_ACCESSORIES: Spec(False, ("case_no", "owner_name", "accessory")),
+    MessageType.ENQUIRY_REPLY: Spec(False, ("enquiry_no", "owner_name", "reply")),
+    MessageType.ENQUIRY_ESCALATION: Spec(True, ("enquiry_no", "owner_name", "target", "due_at"), urgent=True),
+    MessageType.FEEDBACK_REPLY: Spec(False, ("feedback_no", "kind_name", "reply")),
 }
 
 # The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.

@@ -10,6 +10,7 @@ PostgreSQL answers, else on SQLite; the test header says which.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -86,13 +87,15 @@ class WorkerProcess(Restartable):
     """A Kefu worker (``kefu worker``) on the given database and the test server, executing the case flow only;
     it can be killed and restarted. ``register=False``: a second worker that leaves the deployments alone."""
 
-    def __init__(self, db_url: str, log_path: Path, *, register: bool = True) -> None:
+    def __init__(
+        self, db_url: str, log_path: Path, *, register: bool = True, serve: tuple[str, ...] = ("complaint-case",)
+    ) -> None:
         env = {
             **os.environ,
             "KEFU_PREFECT_API_URL": os.environ["PREFECT_API_URL"],
             "KEFU_WORKER_POLL_SECONDS": "0.2",
             "KEFU_DATABASE_URL": db_url,
-            "KEFU_SERVE_ONLY": '["complaint-case"]',  # no per-minute schedules loading the shared test server
+            "KEFU_SERVE_ONLY": json.dumps(list(serve)),  # no per-minute schedules loading the shared test server
         }
         super().__init__([*WORKER_ARGV, *([] if register else ["--no-register"])], env, log_path)
 

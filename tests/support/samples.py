@@ -164,4 +164,23 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
     MessageType.DAMAGED_GOODS: {**_CASE, "damage_detail": "乳胶漆2桶外包装破损"},
     MessageType.PRODUCT_DOUBT: dict(_CASE),
     MessageType.MISSING_ACCESSORIES: {**_CASE, "accessory": "木器漆固化剂1件"},
+    MessageType.ENQUIRY_REPLY: {
+        "customer_name": "张三",
+        "enquiry_no": "ZX-20261123-0001",
+        "owner_name": "李客服",
+        "reply": "您的货物已于今天上午发出，预计明天送达。",
+    },
+    MessageType.FEEDBACK_REPLY: {
+        "customer_name": "张三",
+        "feedback_no": "FK-20261123-0001",
+        "kind_name": "建议",
+        "reply": "我们将从下月起增加周末提货时段。",
+    },
+    MessageType.ENQUIRY_ESCALATION: {
+        "recipient_name": "赵主管",
+        "enquiry_no": "ZX-20261123-0001",
+        "owner_name": "李客服",
+        "target": "1小时内给出解决方案",
+        "due_at": DUE,
+    },
 }
