@@ -131,8 +131,27 @@ def run_nominate(args: argparse.Namespace) -> int:
                 )
             customer = get_customer(session, args.customer)
             row = nominate(session, customer, source=NominationSource.MARKET, by=asker, reason=reason)
-            shown = f"{customer_code(customer)} nominated (nomination {row.id})"
+            code, nomination_id = customer_code(customer), row.id
+            shown = f"{code} nominated (nomination {nomination_id})"
     except DirectoryError as exc:
         raise UsageError(str(exc)) from None
-    print(f"kefu account nominate: {shown}; onboarding starts from here")
+    print(f"kefu account nominate: {shown}")
+    print(open_onboarding(nomination_id, code))
     return 0
+
+
+def open_onboarding(nomination_id: int, code: str) -> str:
+    """The nomination's onboarding run, opened now; when Prefect does not answer, the nomination stays open and the
+    deadline duty opens the run once it does (the nomination is recorded either way)."""
+    from kefu.engine.connection import kefu_prefect
+
+    try:
+        with kefu_prefect():
+            from kefu.flows.key_account_onboarding import start_onboarding
+
+            run_id = start_onboarding(nomination_id, code)
+    except Exception as exc:  # Prefect down or without the deployment: the run is opened later; say so
+        return f"onboarding run not opened now ({exc}); it opens when Prefect answers (case-deadlines duty)"
+    return (
+        f"onboarding run {run_id} opened: research by the market department comes first (kefu step list --case {code})"
+    )

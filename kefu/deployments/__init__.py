@@ -53,7 +53,13 @@ def all_deployments() -> list[Served]:
     """The deployments Kefu's workers execute (imports flows lazily: start-up stays light)."""
     from prefect.schedules import Cron
 
-    from kefu.engine.contract import CASE_RUN_TAGS, COMPLAINT_CASE_DEPLOYMENT_NAME
+    from kefu.engine.contract import (
+        CASE_RUN_TAGS,
+        COMPLAINT_CASE_DEPLOYMENT_NAME,
+        ONBOARDING_FLOW,
+        ONBOARDING_RUN_TAGS,
+        REVIEW_FLOW,
+    )
     from kefu.flows.backup import backup
     from kefu.flows.calendar_check import calendar_check
     from kefu.flows.case_deadlines import case_deadlines
@@ -61,6 +67,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.deliver_mail import deliver_mail
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.key_account_identification import key_account_identification
+    from kefu.flows.key_account_onboarding import key_account_onboarding, onboarding_review
     from kefu.flows.statistics_report import statistics_report
     from kefu.models.policy import current_policy
 
@@ -149,5 +156,21 @@ def all_deployments() -> list[Served]:
             concurrency_limit=1,
             tags=["kefu", "key-account"],
             description="每月按业务量、合作潜力、行业影响力为全部客户评分，列出达到门槛的新候选重点客户（附评分说明）。",
+        ),
+        # Onboarding: one run per nomination (research → parallel department reviews → senior approval), and one
+        # review run per department, each suspended on its own form (``kefu.flows.key_account_onboarding``).
+        on_the_pool(
+            key_account_onboarding,
+            resumable=True,
+            name=ONBOARDING_FLOW,
+            tags=list(ONBOARDING_RUN_TAGS),
+            description="重点客户纳入流程：市场调研→各相关部门并行评审→高层审批→纳入（指定服务团队并通知）或不予纳入。",
+        ),
+        on_the_pool(
+            onboarding_review,
+            resumable=True,
+            name=REVIEW_FLOW,
+            tags=[*ONBOARDING_RUN_TAGS, "review"],
+            description="重点客户纳入的部门评审：一个部门一个运行，同意或不同意并填写意见；全部评审提交后继续高层审批。",
         ),
     ]

@@ -15,6 +15,7 @@ from prefect import flow
 
 from kefu.engine.events import case_work
 from kefu.engine.shift import ShiftClock, SystemClock, keep_shift, run_on_shift, shift_logger, shift_until
+from kefu.models.db import unit_of_work
 from kefu.models.policy import current_policy
 from kefu.tasks import customer_answers, escalation
 from kefu.tasks.casework import waiting_steps
@@ -28,7 +29,19 @@ def sweep_deadlines(now: dt.datetime) -> list[str]:
     policy = current_policy()
     with case_work() as session:
         fired = escalation.sweep(session, policy, calendar_for(policy), now)
-    return fired + deliver_customer_answers(now)
+    return fired + deliver_customer_answers(now) + onboarding_deadlines(now)
+
+
+def onboarding_deadlines(now: dt.datetime) -> list[str]:
+    """Key-account onboarding's timers (``kefu.flows.key_account_onboarding``): missed reviews escalated, an
+    onboarding run still waiting on reviews that are all in resumed, a nomination whose run was never opened opened."""
+    from kefu.flows.key_account_onboarding import mend_onboardings
+    from kefu.tasks import onboarding
+
+    policy = current_policy()
+    with unit_of_work() as session:
+        fired = onboarding.sweep(session, policy, calendar_for(policy), now)
+    return fired + mend_onboardings(now)
 
 
 # A decision the intake could not deliver at once is tried again after this long (technical, not policy: the intake

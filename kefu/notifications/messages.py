@@ -35,6 +35,8 @@ class MessageType(StrEnum):
     CASE_CLOSURE = "case_closure"
     PROGRESS_CONTACT_DUE = "progress_contact_due"
     STATISTICS_REPORT = "statistics_report"
+    KEY_ACCOUNT_TEAM_ASSIGNMENT = "key_account_team_assignment"
+    ONBOARDING_REVIEW_OVERDUE = "onboarding_review_overdue"
     # Standard phrases of seed 002 §三 that staff send on a case (``kefu message send``).
     ORDER_CHASE = "order_chase"
     FREIGHT_QUERY = "freight_query"
@@ -73,6 +75,9 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.HOLIDAY_GREETING: Spec(False, ("holiday_name",)),
     # To management (policy ``reports.recipients``): the period's figures, the HTML and XLSX files attached.
     MessageType.STATISTICS_REPORT: Spec(True, ("period_title", "total")),
+    # Key-account onboarding (seed 001 §二.1): the admitted account's team is told; a missed review escalates.
+    MessageType.KEY_ACCOUNT_TEAM_ASSIGNMENT: Spec(True, ("customer_code", "customer_name", "team_role")),
+    MessageType.ONBOARDING_REVIEW_OVERDUE: Spec(True, ("customer_code", "department", "due_at"), urgent=True),
     MessageType.ORDER_CHASE: Spec(False, ("case_no", "owner_name", "order_status")),
     MessageType.FREIGHT_QUERY: Spec(False, ("case_no", "owner_name")),
     MessageType.DAMAGED_GOODS: Spec(False, ("case_no", "owner_name", "damage_detail")),
