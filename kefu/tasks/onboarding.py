@@ -311,15 +311,26 @@ def _first_with_role(session: Session, role: Role) -> Staff | None:
     ).first()
 
 
-def escalation_recipient(session: Session, department: str, level: int) -> Staff | None:
-    """Level 1: the supervisor of the reviewing department (its first active member's supervisor, else any active
-    supervisor); level 2 and above: a senior manager."""
+def escalation_recipients(session: Session, department: str, level: int) -> list[Staff]:
+    """Level 1: the supervisors of the reviewing department (every active member's active supervisor, each once; a
+    department without one: a supervisor, else a senior manager); level 2 and above: a senior manager."""
     if level == 1:
-        member = _first_with_role(session, Role(department))
-        if member is not None and member.supervisor is not None and member.supervisor.active:
-            return member.supervisor
-        return _first_with_role(session, Role.SUPERVISOR) or _first_with_role(session, Role.SENIOR_MANAGER)
-    return _first_with_role(session, Role.SENIOR_MANAGER)
+        members = session.scalars(
+            select(Staff)
+            .join(StaffRole)
+            .where(StaffRole.role == Role(department), Staff.active.is_(True))
+            .order_by(Staff.id)
+        ).all()
+        bosses: dict[int, Staff] = {}
+        for member in members:
+            if member.supervisor is not None and member.supervisor.active:
+                bosses.setdefault(member.supervisor.id, member.supervisor)
+        if bosses:
+            return list(bosses.values())
+        fallback = _first_with_role(session, Role.SUPERVISOR) or _first_with_role(session, Role.SENIOR_MANAGER)
+    else:
+        fallback = _first_with_role(session, Role.SENIOR_MANAGER)
+    return [fallback] if fallback is not None else []
 
 
 def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
@@ -343,11 +354,11 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
         while review.escalation_level < target:
             level = review.escalation_level + 1
             review.escalation_level = level
-            person = escalation_recipient(session, review.department, level)
-            mail = tell_overdue(session, review, person, level, now)
+            people = escalation_recipients(session, review.department, level)
+            mails = {str(p.id): tell_overdue(session, review, p, level, now) for p in people}
             record_event(
                 session, review.nomination_id, "review_escalated", f"{review.department}:{level}", "system", now,
-                department=review.department, level=level, recipient_staff_id=person.id if person else None, mail=mail,
+                department=review.department, level=level, mails=mails or {"-": "no_recipient"},
             )  # fmt: skip
             code = review.nomination.customer.code or str(review.nomination.customer_id)
             fired.append(f"{code}:review_{review.department}:escalated:{level}")
@@ -355,9 +366,7 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
     return fired
 
 
-def tell_overdue(session: Session, review: OnboardingReview, person: Staff | None, level: int, now: dt.datetime) -> str:
-    if person is None:
-        return "no_recipient"
+def tell_overdue(session: Session, review: OnboardingReview, person: Staff, level: int, now: dt.datetime) -> str:
     if not person.email:
         return "no_address"
     from kefu.models.policy import current_policy
@@ -375,7 +384,7 @@ def tell_overdue(session: Session, review: OnboardingReview, person: Staff | Non
                 "due_at": review.due_at,
             },
             urgent=True,
-            dedupe_key=f"onboarding:{review.nomination_id}:overdue:{review.department}:{level}",
+            dedupe_key=f"onboarding:{review.nomination_id}:overdue:{review.department}:{level}:staff:{person.id}",
             now=now,
         )
     except MessageRejected as rejected:
