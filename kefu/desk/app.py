@@ -136,7 +136,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         run = await proxy.http.get(f"/api/flow_runs/{flow_run_id}", headers=proxy.upstream_headers(Headers(headers={})))
         if run.status_code != 200:
             raise Refusal(run.status_code, "找不到该流程运行。")
-        case_no = (run.json().get("parameters") or {}).get("case_no")
+        parameters = run.json().get("parameters") or {}
+        case_no = parameters.get("case_no") or parameters.get("code")  # a case, or a key-account onboarding
         from kefu.desk.steps import answer_as  # the case work's imports: paid on the first answer, not at start
 
         return await run_in_threadpool(

@@ -20,11 +20,13 @@ from sqlalchemy import func, select
 
 from kefu.cli import UsageError
 from kefu.cli.step import submit
+from kefu.desk.proxy import Refusal
+from kefu.desk.steps import answer_as, my_waiting_steps
 from kefu.engine.contract import ONBOARDING_TAG
 from kefu.flows.case_deadlines import onboarding_deadlines
 from kefu.flows.key_account_onboarding import SENIOR_APPROVAL, render_summary
 from kefu.models.accounts import KeyAccountNomination, OnboardingEvent, OnboardingReview
-from kefu.models.db import unit_of_work
+from kefu.models.db import default_engine, unit_of_work
 from kefu.models.enums import CustomerTier, Role
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Customer, Staff
@@ -265,12 +267,25 @@ def test_a_department_rejection_goes_to_the_senior_manager_who_decides_and_wrong
 ) -> None:
     people, code = People("no"), new_customer()
     nominate(onboarding_db, prefect_server, code, people)
+    run_id = wait_step(code, "research")
+    # the operators' entrance lists the step to the market department only, and answers it as the signed-in person
+    engine, now = default_engine(), dt.datetime.now(dt.UTC)
+    assert (code, "research", run_id) in [
+        (v.case_no, v.step, v.flow_run_id) for v in my_waiting_steps(engine, people["market"], now)
+    ]
+    assert code not in [v.case_no for v in my_waiting_steps(engine, people["finance"], now)]
+    with pytest.raises(Refusal, match="无权处理此步骤"):
+        answer_as(engine, people["finance"], code, run_id, {"findings": "越权"})
+    assert (
+        answer_as(engine, people["market"], code, run_id, {"findings": "潜力一般"})["actor_staff_id"]
+        == people["market"]
+    )
     do(code, "research", actor_staff_id=people["market"], findings="潜力一般")
     wait_step(code, "review_finance")
     with pytest.raises(UsageError, match="无权处理此步骤"):  # the market reviewer cannot answer for finance
         submit(code, "review_finance", {"actor_staff_id": people["market"], "approve": True, "comments": "代签"})
     review_all(code, people, rejected={"finance": "账期风险高，回款慢"})
-    run_id = wait_step(code, "senior_approval")
+    assert wait_step(code, "senior_approval") == run_id
 
     with unit_of_work() as session:
         row = nomination_for_code(session, code)
