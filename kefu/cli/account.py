@@ -64,6 +64,7 @@ def run_show(args: argparse.Namespace) -> int:
         if nomination is not None:
             when = local_time(nomination.at, policy.timezone)
             lines.append(f"  nominated ({nomination.source.value}, {when}): onboarding open")
+            lines += onboarding_lines(session, nomination.id, policy)
         team = team_members(session, customer.id)
         lines.append("team:" if team else "team: —")
         lines += [f"  {TEAM_ROLE_ZH[r]:<6} {p.name} ({p.login or p.id})" for r, p in team]
@@ -87,6 +88,23 @@ def run_show(args: argparse.Namespace) -> int:
             )
     print("\n".join(lines))
     return 0
+
+
+def onboarding_lines(session: Any, nomination_id: int, policy: Any) -> list[str]:
+    """The open onboarding's department reviews: decision (or the deadline, marked when missed) and comments."""
+    from kefu.models.base import utcnow
+    from kefu.tasks.onboarding import reviews
+    from kefu.worktime import local_time
+
+    lines = []
+    for review in reviews(session, nomination_id):
+        if review.decision is not None:
+            state = f"{review.decision}: {review.comments or NOT_GIVEN}"
+        else:
+            late = "  OVERDUE" if review.due_at <= utcnow() else ""
+            state = f"pending, due {local_time(review.due_at, policy.timezone)}{late}"
+        lines.append(f"  review {review.department:<10} {state}")
+    return lines
 
 
 def run_assign(args: argparse.Namespace) -> int:

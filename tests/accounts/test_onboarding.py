@@ -337,6 +337,8 @@ def test_a_missed_review_escalates_to_the_departments_supervisor_then_a_senior_m
             )
         ).one()
         due = review.due_at
+    shown = kefu(onboarding_db, prefect_server, "account", "show", code).stdout
+    assert "review finance    pending, due" in shown and "review market     approved: 同意" in shown
     policy = current_policy()
     assert (
         due
