@@ -240,7 +240,12 @@ def test_a_nominee_passes_research_parallel_reviews_and_senior_approval_and_beco
     listing = kefu(onboarding_db, prefect_server, "step", "list", "--case", code)
     assert code in listing.stdout and "research" in listing.stdout
 
-    do(code, "research", actor_staff_id=people["market"], findings="年业务量居前，合作潜力大")
+    refused = kefu(onboarding_db, prefect_server, "step", "submit", code, "research", "--data", '{"findings": "x"}',
+                   "--as", "ok-finance")  # fmt: skip
+    assert refused.returncode == 2 and "无权处理此步骤" in refused.stderr  # only the market department researches
+    done = kefu(onboarding_db, prefect_server, "step", "submit", code, "research", "--data",
+                '{"findings": "年业务量居前，合作潜力大"}', "--as", "ok-market")  # fmt: skip
+    assert done.returncode == 0, done.stderr
     review_all(code, people)
     assert wait_step(code, SENIOR_APPROVAL.name) == run_id  # the same onboarding run, resumed by the last review
     assert decisions(code) == dict.fromkeys(DEPARTMENTS, "approved")
