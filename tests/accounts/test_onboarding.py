@@ -395,3 +395,22 @@ def test_a_worker_killed_during_the_parallel_reviews_loses_no_review_and_counts_
     do(code, "senior_approval", actor_staff_id=people["senior"], admit=True, reason="运力可调配", **people.team())
     assert wait_final(run_id)[0] == "COMPLETED"
     assert nomination(code).status == "admitted"
+
+
+def test_the_monthly_scoring_opens_an_onboarding_run_for_its_new_candidate(onboarding_db: str) -> None:
+    from kefu.flows.key_account_identification import key_account_identification
+    from kefu.models.accounts import BusinessFigures
+
+    code = new_customer()
+    with unit_of_work() as session:
+        customer = session.scalars(select(Customer).where(Customer.code == code)).one()
+        for month, volume in zip(range(6, 12), (100, 100, 100, 200, 200, 200), strict=True):  # doubled: potential
+            session.add(
+                BusinessFigures(
+                    customer_id=customer.id, month=dt.date(2026, month, 1), orders=50, volume=volume,
+                    orders_on_time=50, deliveries_on_time=50, complaints=0,
+                )
+            )  # fmt: skip
+    assert code in key_account_identification("2026-11")
+    run_id = wait_step(code, "research")  # the run the scoring opened, executed by the worker
+    assert nomination(code).flow_run_id == run_id
