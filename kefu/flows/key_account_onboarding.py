@@ -118,10 +118,13 @@ class SeniorApprovalInput(StepForm):
 RESEARCH = Step("research", ResearchInput, title="市场调研")
 AWAIT_REVIEWS = Step("await_reviews", AwaitReviewsInput, title="等待各部门评审")
 SENIOR_APPROVAL = Step("senior_approval", SeniorApprovalInput, title="高层审批")
+# A department the policy may list (``OnboardingPolicy``); the policy says which ones review. Titles: the departments'
+# names as the policy's ``roles.names`` give them.
+DEPARTMENT_NAMES = {"market": "市场部", "operations": "运营部", "finance": "财务部", "technology": "技术部"}
 REVIEWS = {
-    department: Step(f"review_{department}", ReviewInput, roles=(department,), title="部门评审")
-    for department in ("market", "operations", "finance", "technology")
-}  # a department the policy may list (``OnboardingPolicy``); the policy says which ones review
+    department: Step(f"review_{department}", ReviewInput, roles=(department,), title=f"{name}评审")
+    for department, name in DEPARTMENT_NAMES.items()
+}
 STEPS = steps_by_name(RESEARCH, AWAIT_REVIEWS, SENIOR_APPROVAL, *REVIEWS.values())
 INTERNAL = {AWAIT_REVIEWS.name}
 
