@@ -64,6 +64,7 @@ def run_show(args: argparse.Namespace) -> int:
         if nomination is not None:
             when = local_time(nomination.at, policy.timezone)
             lines.append(f"  nominated ({nomination.source.value}, {when}): onboarding open")
+            lines += onboarding_lines(session, nomination.id, policy)
         team = team_members(session, customer.id)
         lines.append("team:" if team else "team: —")
         lines += [f"  {TEAM_ROLE_ZH[r]:<6} {p.name} ({p.login or p.id})" for r, p in team]
@@ -87,6 +88,23 @@ def run_show(args: argparse.Namespace) -> int:
             )
     print("\n".join(lines))
     return 0
+
+
+def onboarding_lines(session: Any, nomination_id: int, policy: Any) -> list[str]:
+    """The open onboarding's department reviews: decision (or the deadline, marked when missed) and comments."""
+    from kefu.models.base import utcnow
+    from kefu.tasks.onboarding import reviews
+    from kefu.worktime import local_time
+
+    lines = []
+    for review in reviews(session, nomination_id):
+        if review.decision is not None:
+            state = f"{review.decision}: {review.comments or NOT_GIVEN}"
+        else:
+            late = "  OVERDUE" if review.due_at <= utcnow() else ""
+            state = f"pending, due {local_time(review.due_at, policy.timezone)}{late}"
+        lines.append(f"  review {review.department:<10} {state}")
+    return lines
 
 
 def run_assign(args: argparse.Namespace) -> int:
@@ -131,8 +149,27 @@ def run_nominate(args: argparse.Namespace) -> int:
                 )
             customer = get_customer(session, args.customer)
             row = nominate(session, customer, source=NominationSource.MARKET, by=asker, reason=reason)
-            shown = f"{customer_code(customer)} nominated (nomination {row.id})"
+            code, nomination_id = customer_code(customer), row.id
+            shown = f"{code} nominated (nomination {nomination_id})"
     except DirectoryError as exc:
         raise UsageError(str(exc)) from None
-    print(f"kefu account nominate: {shown}; onboarding starts from here")
+    print(f"kefu account nominate: {shown}")
+    print(open_onboarding(nomination_id, code))
     return 0
+
+
+def open_onboarding(nomination_id: int, code: str) -> str:
+    """The nomination's onboarding run, opened now; when Prefect does not answer, the nomination stays open and the
+    deadline duty opens the run once it does (the nomination is recorded either way)."""
+    from kefu.engine.connection import kefu_prefect
+
+    try:
+        with kefu_prefect():
+            from kefu.flows.key_account_onboarding import start_onboarding
+
+            run_id = start_onboarding(nomination_id, code)
+    except Exception as exc:  # Prefect down or without the deployment: the run is opened later; say so
+        return f"onboarding run not opened now ({exc}); it opens when Prefect answers (case-deadlines duty)"
+    return (
+        f"onboarding run {run_id} opened: research by the market department comes first (kefu step list --case {code})"
+    )

@@ -15,7 +15,7 @@ from kefu.models.db import unit_of_work
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("step", help="complaint case steps waiting for a person")
+    parser = subparsers.add_parser("step", help="complaint case and key-account onboarding steps waiting for a person")
     actions = parser.add_subparsers(dest="step_action", required=True)
     listing = actions.add_parser("list", help="waiting steps with the case's open deadlines")
     listing.add_argument("--case", help="only this case number")
@@ -38,10 +38,11 @@ def register(subparsers: Any) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from kefu.tasks.casework import waiting_steps
+    from kefu.tasks.onboarding import waiting_steps as onboarding_steps
     from kefu.worktime import local_time
 
     with unit_of_work() as session:
-        rows = waiting_steps(session, args.case)
+        rows = waiting_steps(session, args.case) + onboarding_steps(session, args.case)
     if not rows:
         print("no waiting steps")
     for row in rows:
@@ -59,8 +60,11 @@ def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from kefu.engine.forms import form_answer
-    from kefu.flows.complaint_case import STEPS
+    from kefu.flows import key_account_onboarding
+    from kefu.flows.complaint_case import STEPS as CASE_STEPS
 
+    people = {k: v for k, v in key_account_onboarding.STEPS.items() if k not in key_account_onboarding.INTERNAL}
+    STEPS = {**CASE_STEPS, **people}
     if step not in STEPS:
         raise UsageError(f"unknown step '{step}' (steps: {', '.join(STEPS)})")
     try:
@@ -106,15 +110,12 @@ def submit(case_no: str, step: str, data: dict[str, Any]) -> None:
 
 
 def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
-    import httpx
-    from prefect.exceptions import NotPausedError
-    from prefect.flow_runs import resume_flow_run
-
-    from kefu.engine.connection import PrefectDown, prefect_api_url
     from kefu.models.policy import current_policy
     from kefu.tasks.casework import StepRejected, check_answer_staff, waiting_steps
 
     checked = validate(step, data)
+    if step in _onboarding_steps():
+        return _submit_onboarding(case_no, step, checked)
     with unit_of_work() as session:
         rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
         if rows:
@@ -128,7 +129,38 @@ def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
                 _check_approval(session, case_no, checked)
     if not rows:
         raise UsageError(f"case {case_no} is not waiting on step '{step}'")
-    run_id = UUID(rows[-1]["flow_run_id"])
+    _resume(case_no, UUID(rows[-1]["flow_run_id"]), checked)
+
+
+def _onboarding_steps() -> set[str]:
+    from kefu.flows.key_account_onboarding import INTERNAL, STEPS
+
+    return set(STEPS) - INTERNAL
+
+
+def _submit_onboarding(code: str, step: str, checked: dict[str, Any]) -> None:
+    """An onboarding step (``CODE`` is the customer's code): the step's staff checks, then the resume."""
+    from kefu.flows.key_account_onboarding import STEPS, check_answer
+    from kefu.tasks.onboarding import OnboardingRefused, waiting_steps
+
+    with unit_of_work() as session:
+        rows = [r for r in waiting_steps(session, code) if r["step"] == step]
+        if not rows:
+            raise UsageError(f"customer {code}'s onboarding is not waiting on step '{step}'")
+        try:
+            check_answer(session, STEPS[step], checked)
+        except OnboardingRefused as refused:
+            raise UsageError(str(refused)) from None
+    _resume(code, UUID(rows[-1]["flow_run_id"]), checked)
+
+
+def _resume(case_no: str, run_id: UUID, checked: dict[str, Any]) -> None:
+    import httpx
+    from prefect.exceptions import NotPausedError
+    from prefect.flow_runs import resume_flow_run
+
+    from kefu.engine.connection import PrefectDown, prefect_api_url
+
     # The step is announced just before the run suspends: give the suspend a moment to land (bounded).
     deadline = time.monotonic() + 30
     while True:

@@ -53,7 +53,13 @@ def all_deployments() -> list[Served]:
     """The deployments Kefu's workers execute (imports flows lazily: start-up stays light)."""
     from prefect.schedules import Cron
 
-    from kefu.engine.contract import CASE_RUN_TAGS, COMPLAINT_CASE_DEPLOYMENT_NAME
+    from kefu.engine.contract import (
+        CASE_RUN_TAGS,
+        COMPLAINT_CASE_DEPLOYMENT_NAME,
+        ONBOARDING_FLOW,
+        ONBOARDING_RUN_TAGS,
+        REVIEW_FLOW,
+    )
     from kefu.flows.backup import backup
     from kefu.flows.calendar_check import calendar_check
     from kefu.flows.case_deadlines import case_deadlines
@@ -62,6 +68,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.enquiry import ENQUIRY_FLOW, ENQUIRY_RUN_TAGS, enquiry
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.key_account_identification import key_account_identification
+    from kefu.flows.key_account_onboarding import key_account_onboarding, onboarding_review
     from kefu.flows.statistics_report import statistics_report
     from kefu.flows.suggestions_report import suggestions_report
     from kefu.flows.survey_campaign import survey_campaign, survey_sweep
@@ -203,5 +210,21 @@ def all_deployments() -> list[Served]:
             concurrency_limit=1,
             tags=["kefu", "survey"],
             description="每天更新进行中的满意度调查进度；链接到期的调查结束并公布结果（各维度平均分、NPS、回复率）。",
+        ),
+        # Onboarding: one run per nomination (research → parallel department reviews → senior approval), and one
+        # review run per department, each suspended on its own form (``kefu.flows.key_account_onboarding``).
+        on_the_pool(
+            key_account_onboarding,
+            resumable=True,
+            name=ONBOARDING_FLOW,
+            tags=list(ONBOARDING_RUN_TAGS),
+            description="重点客户纳入流程：市场调研→各相关部门并行评审→高层审批→纳入（指定服务团队并通知）或不予纳入。",
+        ),
+        on_the_pool(
+            onboarding_review,
+            resumable=True,
+            name=REVIEW_FLOW,
+            tags=[*ONBOARDING_RUN_TAGS, "review"],
+            description="重点客户纳入的部门评审：一个部门一个运行，同意或不同意并填写意见；全部评审提交后继续高层审批。",
         ),
     ]

@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         if run.status_code != 200:
             raise Refusal(run.status_code, "找不到该流程运行。")
         parameters = run.json().get("parameters") or {}
-        case_no = parameters.get("case_no")
+        case_no = parameters.get("case_no") or parameters.get("code")  # a case, or a key-account onboarding
         from kefu.desk.steps import answer_as, enquiry_answer_as  # paid on the first answer, not at start
 
         enquiry_no = parameters.get("enquiry_no")

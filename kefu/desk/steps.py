@@ -31,6 +31,8 @@ def answer_as(
     not answer the step the run waits on, or the run waits on no step of a case."""
     with unit_of_work(engine) as session:
         rows = [r for r in waiting_steps(session, case_no) if r["flow_run_id"] == flow_run_id] if case_no else []
+        if not rows and case_no:
+            return _onboarding_answer(session, staff_id, case_no, flow_run_id, answer)
         if not rows:
             raise Refusal(403, NOT_WAITING_ZH)
         step = str(rows[-1]["step"])
@@ -58,6 +60,26 @@ def enquiry_answer_as(
         except EnquiryRefused as refused:
             raise Refusal(403, str(refused).split(" / ", 1)[0]) from None
     return {**answer, "actor_staff_id": staff_id}
+
+
+def _onboarding_answer(
+    session: Session, staff_id: int, code: str, flow_run_id: str, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """A key-account onboarding step (``code``: the customer's): the onboarding's staff checks (its internal wait for
+    the reviews is no person's step: refused like a run waiting on nothing)."""
+    from kefu.flows.key_account_onboarding import STEPS, check_answer
+    from kefu.tasks.onboarding import OnboardingRefused
+    from kefu.tasks.onboarding import waiting_steps as onboarding_steps
+
+    rows = [r for r in onboarding_steps(session, code) if r["flow_run_id"] == flow_run_id]
+    if not rows:
+        raise Refusal(403, NOT_WAITING_ZH)
+    checked = {**answer, "actor_staff_id": staff_id}
+    try:
+        check_answer(session, STEPS[str(rows[-1]["step"])], checked)
+    except OnboardingRefused as refused:
+        raise Refusal(403, str(refused).split(" / ", 1)[0]) from None
+    return checked
 
 
 @dataclass(frozen=True)
@@ -138,5 +160,36 @@ def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[Wa
                     team=teams,
                 )
             )
+        views += _onboarding_views(session, roles, now)
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     return sorted(views, key=lambda v: (v.due_at or far, v.case_no))
+
+
+def _onboarding_views(session: Session, roles: set[Any], now: dt.datetime) -> list[WaitingStep]:
+    """The key-account onboarding steps the person's roles may answer (research, their department's review, the
+    senior approval); ``case_no`` is the customer's code."""
+    from kefu.flows.key_account_onboarding import STEPS, step_roles
+    from kefu.tasks.onboarding import waiting_steps as onboarding_steps
+
+    views = []
+    for row in onboarding_steps(session):
+        step = STEPS.get(str(row["step"]))
+        if step is None or not roles & set(step_roles(step)):
+            continue
+        dues = sorted(dt.datetime.fromisoformat(v) for v in row["deadlines"].values())
+        due_at = dues[0] if dues else None
+        if due_at is not None and due_at.tzinfo is None:
+            due_at = due_at.replace(tzinfo=dt.UTC)
+        views.append(
+            WaitingStep(
+                case_no=str(row["case_no"]),
+                step=step.name,
+                title=step.title,
+                since=local_time(dt.datetime.fromisoformat(row["since"])),
+                due=local_time(due_at) if due_at else "—",
+                due_at=due_at,
+                overdue=due_at is not None and due_at <= now,
+                flow_run_id=str(row["flow_run_id"]),
+            )
+        )
+    return views

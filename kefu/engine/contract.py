@@ -31,3 +31,26 @@ def case_run_name(case_no: str) -> str:
 def case_run_parameters(case_no: str) -> dict[str, Any]:
     """The parameters of a case run (no personal data: the number alone)."""
     return {CASE_PARAMETER: case_no}
+
+
+# Key-account onboarding (issue 15): one run per nomination, named after the customer's code; one review run per
+# department of the policy's list, each suspended on its own form.
+ONBOARDING_FLOW = "key-account-onboarding"
+ONBOARDING_DEPLOYMENT = f"{ONBOARDING_FLOW}/{ONBOARDING_FLOW}"
+ONBOARDING_TAG = "key-account-onboarding"
+ONBOARDING_RUN_TAGS = ("kefu", "key-account", ONBOARDING_TAG)
+ONBOARDING_RUN_NAME = "{code}"
+REVIEW_FLOW = "onboarding-review"
+REVIEW_DEPLOYMENT = f"{REVIEW_FLOW}/{REVIEW_FLOW}"
+REVIEW_RUN_NAME = "{code} {department}"
+
+
+def onboarding_idempotency_key(nomination_id: int) -> str:
+    """One onboarding run per nomination, whoever opens it (the monthly scoring, ``kefu account nominate``, the
+    sweep that opens runs Prefect was not there for)."""
+    return f"key-account-onboarding:{nomination_id}"
+
+
+def review_idempotency_key(nomination_id: int, department: str) -> str:
+    """One review run per nomination and department, however often the onboarding run replays."""
+    return f"onboarding-review:{nomination_id}:{department}"

@@ -16,6 +16,7 @@ from prefect import flow
 
 from kefu.engine.events import case_work
 from kefu.engine.shift import ShiftClock, SystemClock, keep_shift, run_on_shift, shift_logger, shift_until
+from kefu.models.db import unit_of_work
 from kefu.models.policy import current_policy
 from kefu.tasks import customer_answers, enquiries, escalation
 from kefu.tasks.casework import waiting_steps
@@ -31,7 +32,7 @@ def sweep_deadlines(now: dt.datetime) -> list[str]:
         fired = escalation.sweep(session, policy, calendar_for(policy), now)
         fired += enquiries.sweep(session, policy, calendar_for(policy), now)  # enquiries' promises (咨询)
         unstarted = enquiries.runs_to_start(session)
-    return fired + deliver_customer_answers(now) + start_enquiry_runs(unstarted)
+    return fired + deliver_customer_answers(now) + start_enquiry_runs(unstarted) + onboarding_deadlines(now)
 
 
 def start_enquiry_runs(enquiry_nos: list[str]) -> list[str]:
@@ -45,6 +46,22 @@ def start_enquiry_runs(enquiry_nos: list[str]) -> list[str]:
             "enquiry runs not started (%s): %r", len(enquiry_nos), exc, exc_info=True
         )
         return []
+
+
+def onboarding_deadlines(now: dt.datetime) -> list[str]:
+    """Key-account onboarding's timers (``kefu.flows.key_account_onboarding``): missed reviews escalated, an
+    onboarding run still waiting on reviews that are all in resumed, a nomination whose run was never opened opened."""
+    from kefu.flows.key_account_onboarding import mend_onboardings
+    from kefu.tasks import onboarding
+
+    policy = current_policy()
+    with unit_of_work() as session:
+        fired = onboarding.sweep(session, policy, calendar_for(policy), now)
+    try:
+        return fired + mend_onboardings(now)
+    except Exception as exc:  # Prefect unreachable: the escalations are in; the next minute mends again
+        logging.getLogger("kefu.onboarding").warning("onboarding runs not mended: %r", exc, exc_info=True)
+        return fired
 
 
 # A decision the intake could not deliver at once is tried again after this long (technical, not policy: the intake

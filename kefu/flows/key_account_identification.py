@@ -2,8 +2,8 @@
 cooperation potential and industry influence (the policy's ``key_accounts.identification``), nominate each new
 candidate at or above the threshold, and list them with the score's explanation as a table artifact.
 
-Opening one onboarding run per candidate (research → department reviews → senior approval) is the onboarding flow's
-part: ``start_onboarding`` is where it hooks in.
+Each candidate gets one onboarding run (research → department reviews → senior approval:
+``kefu.flows.key_account_onboarding``), opened by ``start_onboarding``.
 """
 
 from __future__ import annotations
@@ -55,9 +55,20 @@ def record_nomination(candidate: Candidate, month: dt.date) -> int:
 
 
 def start_onboarding(nomination_id: int, code: str) -> None:
-    """The hook for key-account onboarding (issue 15's next slice): one onboarding run per nomination, named after
-    the customer's code and tagged ``key-account-onboarding``. Until it lands, the nomination waits as ``open``."""
-    get_run_logger().info("nomination %s (%s): onboarding to be opened by the onboarding flow", nomination_id, code)
+    """One onboarding run per nomination (``kefu.flows.key_account_onboarding``), named after the customer's code and
+    tagged ``key-account-onboarding``; a nomination whose run cannot be opened now (no onboarding deployment, Prefect
+    not answering) stays open and the deadline duty opens its run later."""
+    from kefu.flows.key_account_onboarding import start_onboarding as open_run
+
+    logger = get_run_logger()
+    try:
+        run_id = open_run(nomination_id, code)
+    except Exception as exc:
+        logger.warning(
+            "nomination %s (%s): onboarding run not opened now (%s); the duty retries", nomination_id, code, exc
+        )
+        return
+    logger.info("nomination %s (%s): onboarding run %s", nomination_id, code, run_id)
 
 
 def publish_candidates(month: dt.date, candidates: list[Candidate], threshold: float) -> None:

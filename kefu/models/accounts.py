@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kefu.models.base import Base, utcnow
@@ -86,7 +87,50 @@ class KeyAccountNomination(Base):
     explanation: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     nominated_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open → onboarding's outcome
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open → admitted | rejected (onboarding)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Onboarding (kefu.flows.key_account_onboarding): its run, and how it ended (the senior manager's reason).
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    closed_at: Mapped[dt.datetime | None]
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
 
     customer: Mapped[Customer] = relationship()
+
+
+class OnboardingReview(Base):
+    """One department's review of a nomination (seed 001 §二.1 相关部门评审): due by the policy's deadline, answered
+    in its own review run (approve or reject, with comments); ``escalation_level``: how far a missed review climbed
+    (1: the department's supervisor, 2: a senior manager)."""
+
+    __tablename__ = "onboarding_reviews"
+    __table_args__ = (UniqueConstraint("nomination_id", "department"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("key_account_nominations.id", ondelete="CASCADE"), index=True)
+    department: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime]
+    due_at: Mapped[dt.datetime]
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str | None] = mapped_column(String(16))  # approved | rejected
+    comments: Mapped[str | None] = mapped_column(Text)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[dt.datetime | None]
+    escalation_level: Mapped[int] = mapped_column(default=0)
+
+    nomination: Mapped[KeyAccountNomination] = relationship()
+
+
+class OnboardingEvent(Base):
+    """The audit trail of one onboarding (its runs' steps: waiting, answered, refused; escalations; the outcome),
+    one row per action and key: a replayed step writes nothing twice."""
+
+    __tablename__ = "onboarding_events"
+    __table_args__ = (UniqueConstraint("nomination_id", "action", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("key_account_nominations.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

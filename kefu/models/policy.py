@@ -851,11 +851,43 @@ class KpiPolicy(BaseModel):
     source: Source
 
 
+class ReviewRule(BaseModel):
+    """One department's review of a key-account candidate: its deadline from the review's start."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deadline: Duration
+
+
+class OnboardingPolicy(BaseModel):
+    """重点客户纳入 (seed 001 §二.1: 调研 → 相关部门评审 → 高层审批 → 纳入): who researches, which departments review
+    (each with its deadline, in parallel), who approves, and how a missed review climbs: at its deadline to the
+    reviewing department's supervisor, one ``escalation.reminder_interval`` later to a senior manager. The steps are
+    the seed's; the deadlines are company settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    research_role: Role = Role.MARKET
+    reviews: dict[Role, ReviewRule] = Field(min_length=1)
+    approver_role: Role = Role.SENIOR_MANAGER
+    source: Source
+
+    @field_validator("reviews")
+    @classmethod
+    def _departments(cls, reviews: dict[Role, ReviewRule]) -> dict[Role, ReviewRule]:
+        allowed = {Role.MARKET, Role.OPERATIONS, Role.FINANCE, Role.TECHNOLOGY}
+        bad = [r.value for r in reviews if r not in allowed]
+        if bad:
+            raise ValueError(f"reviews are by departments ({', '.join(sorted(allowed))}), not {', '.join(bad)}")
+        return reviews
+
+
 class KeyAccountPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     identification: IdentificationPolicy
     kpi: KpiPolicy
+    onboarding: OnboardingPolicy
     identification_schedule: str = Field(description="Cron (five fields, the policy's time zone) of the monthly run.")
 
     @field_validator("identification_schedule")

@@ -37,6 +37,8 @@ class MessageType(StrEnum):
     STATISTICS_REPORT = "statistics_report"
     SURVEY_INVITATION = "survey_invitation"
     SURVEY_LOW_SCORE = "survey_low_score"
+    KEY_ACCOUNT_TEAM_ASSIGNMENT = "key_account_team_assignment"
+    ONBOARDING_REVIEW_OVERDUE = "onboarding_review_overdue"
     # Standard phrases of seed 002 §三 that staff send on a case (``kefu message send``).
     ORDER_CHASE = "order_chase"
     FREIGHT_QUERY = "freight_query"
@@ -82,6 +84,9 @@ SPECS: dict[MessageType, Spec] = {
     # 客户满意度调查 (seed 003 §4): the invitation with its single-use link; a key account's low score to its team.
     MessageType.SURVEY_INVITATION: Spec(False, ("survey_title", "survey_url", "reply_by")),
     MessageType.SURVEY_LOW_SCORE: Spec(True, ("customer_code", "low_scores", "answer_id")),
+    # Key-account onboarding (seed 001 §二.1): the admitted account's team is told; a missed review escalates.
+    MessageType.KEY_ACCOUNT_TEAM_ASSIGNMENT: Spec(True, ("customer_code", "customer_name", "team_role")),
+    MessageType.ONBOARDING_REVIEW_OVERDUE: Spec(True, ("customer_code", "department", "due_at"), urgent=True),
     MessageType.ORDER_CHASE: Spec(False, ("case_no", "owner_name", "order_status")),
     MessageType.FREIGHT_QUERY: Spec(False, ("case_no", "owner_name")),
     MessageType.DAMAGED_GOODS: Spec(False, ("case_no", "owner_name", "damage_detail")),

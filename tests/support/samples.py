@@ -159,6 +159,18 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "answer_id": "7",
         "collected_by": "问卷链接",
     },
+    MessageType.KEY_ACCOUNT_TEAM_ASSIGNMENT: {
+        "recipient_name": "周经理",
+        "customer_code": "C000123",
+        "customer_name": "某某贸易有限公司",
+        "team_role": "项目经理",
+    },
+    MessageType.ONBOARDING_REVIEW_OVERDUE: {
+        "recipient_name": "李主管",
+        "customer_code": "C000123",
+        "department": "财务部",
+        "due_at": DUE,
+    },
     MessageType.ORDER_CHASE: {**_CASE, "order_status": "可发货，已排入12月3日的发货计划"},
     MessageType.FREIGHT_QUERY: dict(_CASE),
     MessageType.DAMAGED_GOODS: {**_CASE, "damage_detail": "乳胶漆2桶外包装破损"},

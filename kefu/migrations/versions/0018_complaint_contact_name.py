@@ -1,7 +1,7 @@
 """the name the complainant gave: letters about the case greet the person who spoke, not the company on record
 
 Revision ID: complaint_contact_name
-Revises: enquiries
+Revises: onboarding
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "complaint_contact_name"
-down_revision: str | None = "enquiries"
+down_revision: str | None = "onboarding"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
