@@ -11,7 +11,11 @@ two bare baseline flows. Then, in one run:
    process per run), which is what every case step used to cost.
 3. **cases**: ``--cases`` general complaints, ``--concurrency`` of them in flight, each walked through seven
    human steps (classify, first contact, investigate, propose, approve, resolve, callback) by resuming the
-   run with the step's input exactly as ``kefu step submit`` does.
+   run with the step's input exactly as ``kefu step submit`` does. The full process: every customer has an
+   e-mail address, so each case queues its customer messages at their stages (acknowledgement, proposal with
+   its approval link, resolution, callback invitation, closure), and every ``--pause-every``-th case waits on
+   the customer before its proposal (``kefu case pause`` and ``end-pause``, as the owner). After the cases, the
+   queued mails are delivered to an SMTP sink in this process and counted: each exactly once.
 
 Prints one JSON object: complete cases per second and per minute, engine time per step (from the resume
 call until the case waits on its next step, p50/p90/p99), where that time goes (from the runs' Prefect
@@ -211,10 +215,11 @@ def make_cases(engine: Any, n: int) -> tuple[int, list[str]]:
 
     case_nos = [f"KF-BENCH-{i:05d}" for i in range(n)]
     with unit_of_work(engine) as session:
-        agent = Staff(name="客服甲")
+        agent = Staff(name="客服甲", email="agent@bench.example")
         agent.grant(Role.AGENT)
         session.add(agent)
-        for case_no in case_nos:
+        for n_case, case_no in enumerate(case_nos):
+            customer = Customer(name="王先生", tier=CustomerTier.GENERAL, email=f"c{n_case}@bench.example")
             session.add(
                 Complaint(
                     case_no=case_no,
@@ -222,7 +227,7 @@ def make_cases(engine: Any, n: int) -> tuple[int, list[str]]:
                     received_at=dt.datetime.now(SHANGHAI),
                     severity=Severity.GENERAL,
                     status=ComplaintStatus.REGISTERED,
-                    customer=Customer(name="客户", tier=CustomerTier.GENERAL),
+                    customer=customer,
                     content="快递晚到两天",
                 )
             )
@@ -230,10 +235,92 @@ def make_cases(engine: Any, n: int) -> tuple[int, list[str]]:
         return agent.id, case_nos
 
 
+def wait_on_the_customer(engine: Any, case_no: str, staff_id: int) -> None:
+    """等待客户 before the proposal, as the owner does it: ``kefu case pause`` then ``kefu case end-pause``."""
+    from kefu.models.db import unit_of_work
+    from kefu.models.people import Staff
+    from kefu.models.policy import current_policy
+    from kefu.tasks.casework import end_pause, pause_case
+    from kefu.worktime import calendar_for
+
+    policy = current_policy()
+    calendar = calendar_for(policy)
+    with unit_of_work(engine) as session:
+        person = session.get(Staff, staff_id)
+        assert person is not None
+        now = dt.datetime.now(dt.UTC)
+        pause_case(session, case_no, policy, calendar, by=person, reason="等待客户提供照片", now=now)
+    with unit_of_work(engine) as session:
+        now = dt.datetime.now(dt.UTC)
+        end_pause(session, case_no, policy, calendar, actor=f"staff:{staff_id}", note="照片已收到", now=now)
+
+
+def deliver_to_a_sink(engine: Any, case_nos: list[str]) -> dict[str, Any]:
+    """Deliver every mail the cases queued to an SMTP sink in this process (send windows and all: as of a month
+    ahead) and count them: queued, delivered, received by the sink; each exactly once."""
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+    from sqlalchemy import func, select
+
+    from kefu.models.complaints import Complaint
+    from kefu.models.notifications import OutboxMessage
+    from kefu.notifications.sender import deliver_due
+    from kefu.settings import get_settings
+    from tests.support.processes import free_port
+
+    received: list[bytes] = []
+
+    class Sink:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(envelope.content)
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings = get_settings().model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port})
+        with engine.connect() as connection:
+            ours = select(Complaint.id).where(Complaint.case_no.in_(case_nos))
+            queued = connection.execute(
+                select(OutboxMessage.message_type, func.count())
+                .where(OutboxMessage.complaint_id.in_(ours), OutboxMessage.channel == "mail")
+                .group_by(OutboxMessage.message_type)
+            ).all()
+        t0 = time.perf_counter()
+        ahead = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
+        delivered = 0
+        while True:
+            report = asyncio.run(deliver_due(engine, ahead, settings=settings))
+            sent = len(report.sent)
+            delivered += sent
+            if not sent:
+                break
+        seconds = time.perf_counter() - t0
+    finally:
+        controller.stop()
+    total = sum(n for _, n in queued)
+    return {
+        "queued_per_case": round(total / len(case_nos), 2),
+        "queued_by_type": {str(t): n for t, n in queued},
+        "received_by_sink": len(received),
+        "delivery_seconds": round(seconds, 2),
+        "each_exactly_once": len(received) == total,
+    }
+
+
 def drive_cases(
-    client: Any, engine: Any, deployment_id: UUID, staff_id: int, case_nos: list[str], concurrency: int
+    client: Any,
+    engine: Any,
+    deployment_id: UUID,
+    staff_id: int,
+    case_nos: list[str],
+    concurrency: int,
+    pause_every: int = 3,
 ) -> dict[str, Any]:
-    """Keep ``concurrency`` cases in flight; answer each step as soon as its case waits on it."""
+    """Keep ``concurrency`` cases in flight; answer each step as soon as its case waits on it (every
+    ``pause_every``-th case waits on the customer first when its proposal is due)."""
     from prefect.exceptions import NotPausedError
     from prefect.flow_runs import resume_flow_run
     from sqlalchemy import select
@@ -256,7 +343,15 @@ def drive_cases(
         run_of[case_no] = client.create_flow_run_from_deployment(deployment_id, parameters=parameters).id
         started_at[case_no] = time.perf_counter()
 
+    to_pause = set(case_nos[::pause_every]) if pause_every else set()
+    pause_seconds: list[float] = []
+
     def answer(case_no: str, step: str) -> bool:
+        if step == PROPOSE.name and case_no in to_pause:
+            t = time.perf_counter()
+            wait_on_the_customer(engine, case_no, staff_id)
+            pause_seconds.append(time.perf_counter() - t)
+            to_pause.discard(case_no)
         try:
             resume_flow_run(run_of[case_no], run_input=step_input(step, staff_id))
         except (NotPausedError, RuntimeError):
@@ -309,6 +404,8 @@ def drive_cases(
         "cases_per_s_sustained": round(sustained, 3),
         "cases_per_min_sustained": round(sustained * 60, 1),
         "case_wall_s_p50": round(statistics.median(per_case), 2),
+        "paused_cases": len(pause_seconds),
+        "pause_and_end_s_p50": round(percentile(pause_seconds, 50), 3) if pause_seconds else None,
         "engine_s_per_step": {
             "p50": round(percentile(step_seconds, 50), 3),
             "p90": round(percentile(step_seconds, 90), 3),
@@ -379,6 +476,7 @@ def main() -> None:
     parser.add_argument("--poll-seconds", type=float, default=1.0)
     parser.add_argument("--bare", type=int, default=60)
     parser.add_argument("--spawn", type=int, default=6)
+    parser.add_argument("--pause-every", type=int, default=3, help="every N-th case waits on the customer (0: none)")
     parser.add_argument(
         "--prefect-db",
         choices=["sqlite", "postgresql", "embedded"],
@@ -461,13 +559,14 @@ def main() -> None:
             own["driver"] = [os.getpgid(0)]
             cpu_before = {name: sum(map(cpu_seconds, groups)) for name, groups in own.items()}
             busy_before = machine_busy_seconds()
-            cases = drive_cases(client, engine, case_deployment, staff_id, case_nos, args.concurrency)
+            cases = drive_cases(client, engine, case_deployment, staff_id, case_nos, args.concurrency, args.pause_every)
             cpu = {name: round(sum(map(cpu_seconds, groups)) - cpu_before[name], 1) for name, groups in own.items()}
             cpu["everything_else"] = round(machine_busy_seconds() - busy_before - sum(cpu.values()), 1)
             cpu["per_case_total"] = round((machine_busy_seconds() - busy_before) / len(case_nos), 3)
             cpu["available"] = round(cases["elapsed_s"] * (os.cpu_count() or 1), 1)
             runs = cases.pop("_runs")
             breakdown = where_time_goes(client, runs[: min(20, len(runs))])
+            mails = deliver_to_a_sink(engine, case_nos)
         executions_per_case = len(STEPS) + 1
         case_executions_per_s = cases["cases_per_s_sustained"] * executions_per_case
         result = {
@@ -480,6 +579,7 @@ def main() -> None:
                 "api_processes": args.api_processes,
             },
             "cases": cases,
+            "case_mails": mails,
             "where_the_time_goes": breakdown,
             "cpu_seconds_during_cases": cpu,
             "bare_suspend_resume_baseline": bare_result,
