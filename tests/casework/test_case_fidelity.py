@@ -135,6 +135,59 @@ def test_a_case_keeps_the_policy_stamped_at_registration_until_a_person_replans_
     assert open_cases_changed(db, edited) == []
 
 
+def quicker_ladder(policy: Policy) -> Policy:
+    """The policy after an edit of its company settings: the ladder climbs every clock hour (not every 4 working
+    hours) and a general complaint's progress contact is due every working day (not every 3)."""
+    severities = dict(policy.complaints.severities)
+    general = severities[Severity.GENERAL]
+    severities[Severity.GENERAL] = general.model_copy(
+        update={"progress_update_interval": Duration(amount=1, unit=Unit.WORKING_DAYS)}
+    )
+    return policy.model_copy(
+        update={
+            "escalation": policy.escalation.model_copy(
+                update={"reminder_interval": Duration(amount=1, unit=Unit.HOURS)}
+            ),
+            "complaints": policy.complaints.model_copy(update={"severities": severities}),
+        }
+    )
+
+
+def test_an_open_case_escalates_and_is_reminded_by_the_policy_stamped_on_it_not_by_an_edited_file(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff], make_complaint: MakeComplaint
+) -> None:
+    stamped, unstamped = make_complaint(), make_complaint()
+    for complaint in (stamped, unstamped):
+        register_case(db, complaint.case_no, policy, calendar, owner_id=ladder["owner"].id, now=at(2, 10))
+    unstamped.policy_hash = unstamped.policy_version = None  # a case from before cases were stamped
+    db.commit()
+    edited = quicker_ladder(policy)  # the file as it reads now: the sweeper is handed this policy
+    assert policy_hash(edited) != policy_hash(policy)
+    # Received Monday 11-02 10:00, first contact due Tuesday 10:00 and missed: the supervisor is told at the breach.
+    for moment in (at(3, 10), at(3, 12), at(3, 17), at(4, 12), at(5, 18)):
+        sweep(db, edited, calendar_for(edited), moment)
+        db.commit()
+
+    def climbed(complaint: Complaint) -> list[tuple[str | None, dt.datetime]]:
+        return [
+            (e.data["level"], e.at)
+            for e in events(db, complaint, "escalated")
+            if e.data.get("milestone") == "first_contact"
+        ]
+
+    def reminded(complaint: Complaint) -> list[dt.datetime]:
+        return [e.at for e in events(db, complaint, "progress_contact_due")]
+
+    # Stamped: the next rung 4 working hours after the breach (Tuesday 10-12 and 15-17 → 17:00), not an hour on;
+    # the progress contact after 3 working days (Thursday 18:00), not after one.
+    assert climbed(stamped) == [("supervisor", at(3, 10)), ("senior_manager", at(3, 17))]
+    assert reminded(stamped) == [at(5, 18)]
+    # Without a stamp the case follows the file as it reads now: the senior manager an hour on, reminded daily.
+    assert climbed(unstamped) == [("supervisor", at(3, 10)), ("senior_manager", at(3, 12))]
+    assert reminded(unstamped) == [at(4, 12), at(5, 18)]
+    assert unstamped.policy_hash is None  # the sweeper reads the stamp; it writes none
+
+
 def test_the_front_door_stamps_the_policy_on_the_case_it_registers(db: Session, policy: Policy) -> None:
     submission = Submission(name="张三", phone="13800138000", content="快递晚到两天")
     registered = register_complaint(db, submission, received_at=at(2, 10), channel=Channel.WEB, policy=policy)
