@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from kefu.intake.service import register_complaint
 from kefu.intake.validation import Submission
+from kefu.models.accounts import KeyAccountMember, TeamRole
 from kefu.models.complaints import CaseEvent, Complaint, PolicySnapshot
-from kefu.models.enums import Channel, Role
+from kefu.models.enums import Channel, CustomerTier, Role
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Staff
 from kefu.models.policy import Duration, MilestoneId, Policy, Severity, SeverityRule, Unit
@@ -269,6 +270,77 @@ def test_without_a_named_receiver_the_on_duty_agents_take_the_days_complaints_in
     weekend.active = False
     db.commit()
     assert owner(at(29, 10), "13900139001") == (None, None)  # nobody on duty: whoever classifies it owns it
+
+
+def test_a_key_accounts_complaint_is_owned_by_its_specialist_and_its_project_manager_hears_of_it(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff]
+) -> None:
+    """Issue 15: the account's customer-service specialist owns its complaints — before the receiver a gateway names
+    and the rota — and the project manager is told of every important or major one (once per severity)."""
+    weekdays = ["mon", "tue", "wed", "thu", "fri"]
+    specialist = Staff(name="孙专员", email="sun@kefu.example", on_duty=[])
+    manager = Staff(name="周经理", email="zhou@kefu.example")
+    specialist.grant(Role.AGENT)
+    manager.grant(Role.PROJECT_MANAGER)
+    ladder["owner"].on_duty = weekdays
+    db.add_all([specialist, manager])
+    db.commit()
+
+    def register(phone: str, minute: int) -> Complaint:
+        submission = Submission(name="王经理", phone=phone, content="快递晚到两天", received_by=ladder["owner"].id)
+        done = register_complaint(db, submission, received_at=at(23, 10, minute), channel=Channel.WEB, policy=policy)
+        db.commit()
+        complaint = db.get(Complaint, done.complaint_id)
+        assert complaint is not None and complaint.customer is not None
+        register_case(db, complaint.case_no, policy, calendar, owner_id=None, now=at(23, 10, minute))
+        db.commit()
+        return complaint
+
+    first = register("13700137001", 0)  # a general customer: the receiver the gateway named owns it
+    assert (first.owner_id, first.severity) == (ladder["owner"].id, Severity.GENERAL)
+    account = first.customer
+    assert account is not None
+    account.tier = CustomerTier.KEY
+    db.add_all(
+        [
+            KeyAccountMember(customer_id=account.id, staff_id=specialist.id, team_role=TeamRole.SERVICE_SPECIALIST),
+            KeyAccountMember(customer_id=account.id, staff_id=manager.id, team_role=TeamRole.PROJECT_MANAGER),
+        ]
+    )
+    db.commit()
+
+    second = register("13700137001", 1)  # now a key account: its specialist owns it, not the named receiver
+    assert second.owner_id == specialist.id
+    assert events(db, second, "registered")[0].data["owner_staff_id"] == specialist.id
+    assert second.severity is Severity.IMPORTANT  # key accounts are raised to important (a company setting)
+    (told,) = events(db, second, "notified")
+    assert (told.data["level"], told.data["recipient_staff_id"]) == ("project_manager", manager.id)
+    mail = db.scalars(select(OutboxMessage).where(OutboxMessage.complaint_id == second.id)).all()
+    assert [m.recipient for m in mail if m.internal] == ["zhou@kefu.example"]
+    # Raised to major by a person: the project manager hears of it again, once.
+    for _ in range(2):
+        classify_case(
+            db,
+            second.case_no,
+            policy,
+            calendar,
+            severity=Severity.MAJOR,
+            actor=f"staff:{specialist.id}",
+            reason="货物损失金额巨大",
+            now=at(23, 11),
+        )
+        db.commit()
+    assert [e.data["level"] for e in events(db, second, "notified")] == ["project_manager", "project_manager"]
+    assert [
+        m.recipient
+        for m in db.scalars(select(OutboxMessage).where(OutboxMessage.complaint_id == second.id))
+        if m.internal
+    ] == ["zhou@kefu.example", "zhou@kefu.example"]
+
+    # A specialist who has left: the account's complaints go by the first-receiver rule again.
+    specialist.active = False
+    db.commit()
+    assert register("13700137001", 2).owner_id == ladder["owner"].id
 
 
 def test_a_handover_is_explicit_and_audited_and_only_the_owner_or_a_supervisor_may_make_it(
