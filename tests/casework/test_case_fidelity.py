@@ -35,6 +35,7 @@ from kefu.tasks.casework import (
     promise_resolution,
     register_case,
 )
+from kefu.tasks.customer_messages import record_progress_contact
 from kefu.tasks.escalation import sweep
 from kefu.tasks.replan import open_cases_changed, replan_open_cases
 from kefu.worktime import WorkCalendar, calendar_for
@@ -187,6 +188,28 @@ def test_an_open_case_escalates_and_is_reminded_by_the_policy_stamped_on_it_not_
     assert climbed(unstamped) == [("supervisor", at(3, 10)), ("senior_manager", at(3, 12))]
     assert reminded(unstamped) == [at(4, 12), at(5, 18)]
     assert unstamped.policy_hash is None  # the sweeper reads the stamp; it writes none
+
+    # The owner calls on Friday and mails an update: it promises the next contact by the stamped interval (3
+    # working days → Wednesday 11-11 18:00), not the edited one (Monday 11-09).
+    assert stamped.customer is not None
+    stamped.customer.email = "stamped@example.com"
+    record_progress_contact(
+        db,
+        stamped.case_no,
+        ladder["owner"].id,
+        "已联系承运方核实",
+        at(6, 10),
+        mail=True,
+        policy=edited,
+        calendar=calendar_for(edited),
+    )
+    db.commit()
+    (update,) = db.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.complaint_id == stamped.id, OutboxMessage.message_type == "progress_update"
+        )
+    ).all()
+    assert "2026年11月11日 18:00" in update.body_text, update.body_text
 
 
 def test_the_front_door_stamps_the_policy_on_the_case_it_registers(db: Session, policy: Policy) -> None:
