@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from kefu.intake.labels import CHANNEL_ZH
 from kefu.intake.validation import Submission
+from kefu.models.accounts import KeyAccountMember, TeamRole
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Severity
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
@@ -151,7 +152,7 @@ class Registration:
     created: bool
     flow_run_id: str | None = None
     owner_id: int | None = None  # 首问责任制: the staff member who owns the case from registration
-    owned_by: str | None = None  # why: "receiver" (named by the gateway) or "rota"
+    owned_by: str | None = None  # why: "key_account_specialist", "receiver" (named by the gateway) or "rota"
 
 
 def registration_of(session: Session, complaint_id: int) -> Registration:
@@ -301,7 +302,7 @@ def register_complaints(
     people.save(db, now)
     case_nos = _take_case_numbers(db, [intakes[i].received_at for i in fresh], policy.timezone)
     followed = keep_snapshot(session, policy) if fresh else None  # the policy each case follows, stamped on it
-    owners = _owners(db, [intakes[i] for i in fresh], case_nos, policy)
+    owners = _owners(db, [intakes[i] for i in fresh], case_nos, policy, [persons[i] for i in fresh])
 
     rows: list[dict[str, Any]] = []
     made: dict[int, Registration] = {}
@@ -375,13 +376,34 @@ def register_complaints(
 
 
 def _owners(
-    db: Connection, intakes: Sequence[Intake], case_nos: Sequence[str], policy: Policy
+    db: Connection,
+    intakes: Sequence[Intake],
+    case_nos: Sequence[str],
+    policy: Policy,
+    persons: Sequence[_Person],
 ) -> list[tuple[int | None, str | None]]:
-    """首问责任制: each complaint's owner and why — the receiver the gateway named (``receiver``), else the on-duty
-    staff of the policy's rota role that day (weekday of receipt) in turn by the case's running number (``rota``);
-    nobody on duty: no owner yet (the person who classifies it becomes the owner)."""
+    """首问责任制: each complaint's owner and why — a key account's customer-service specialist (issue 15: the
+    account's specialist owns its complaints; ``key_account_specialist``, when the policy's ownership says so and the
+    team has an active one), else the receiver the gateway named (``receiver``), else the on-duty staff of the
+    policy's rota role that day (weekday of receipt) in turn by the case's running number (``rota``); nobody on
+    duty: no owner yet (the person who classifies it becomes the owner)."""
     if not intakes:
         return []
+    specialists: dict[int, int] = {}
+    accounts = sorted({p.id for p in persons if p.is_key_account and p.id is not None})
+    if accounts and policy.complaints.ownership.key_account_specialist:
+        specialists = {
+            int(row.customer_id): int(row.staff_id)
+            for row in db.execute(
+                select(KeyAccountMember.customer_id, KeyAccountMember.staff_id)
+                .join(Staff, Staff.id == KeyAccountMember.staff_id)
+                .where(
+                    KeyAccountMember.customer_id.in_(accounts),
+                    KeyAccountMember.team_role == TeamRole.SERVICE_SPECIALIST,
+                    Staff.active.is_(True),
+                )
+            ).all()
+        }
     role = policy.complaints.ownership.rota_role
     rows = db.execute(
         select(Staff.id, Staff.on_duty)
@@ -391,7 +413,11 @@ def _owners(
     ).all()
     zone = ZoneInfo(policy.timezone)
     owners: list[tuple[int | None, str | None]] = []
-    for intake, case_no in zip(intakes, case_nos, strict=True):
+    for intake, case_no, person in zip(intakes, case_nos, persons, strict=True):
+        specialist = specialists.get(person.id) if person.id is not None else None
+        if specialist is not None:
+            owners.append((specialist, "key_account_specialist"))
+            continue
         if intake.submission.received_by is not None:
             owners.append((intake.submission.received_by, "receiver"))
             continue

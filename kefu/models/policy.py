@@ -263,6 +263,11 @@ class OwnershipRule(BaseModel):
         "of rota_role (their on-duty weekdays, `kefu staff`) take the day's complaints in turn, by case number.",
     )
     rota_role: Role = Role.AGENT
+    key_account_specialist: bool = Field(
+        default=True,
+        description="A key account's complaint is owned by the customer-service specialist of its key-account team "
+        "(issue 15), before the receiver and the rota; its project manager is told of every important or major one.",
+    )
     hand_over: list[Role] = Field(
         default=[Role.SUPERVISOR, Role.SENIOR_MANAGER],
         description="Besides the owner, who may hand a case over to someone else (`kefu case hand-over`).",

@@ -44,6 +44,7 @@ REASON_ZH = {
     "urgent": "紧急投诉，请立即跟进",
     "escalated": "节点已超时，按升级规定转由您督办",
     "reminder": "节点仍未完成，超时提醒",
+    "key_account": "重点客户的投诉，请项目经理关注",
 }
 NO_OWNER = "客服中心"
 

@@ -78,3 +78,20 @@ def followed_policy(session: Session, complaint: Complaint, current: Policy) -> 
     policy = Policy.model_validate(snapshot.content)
     _BY_HASH[complaint.policy_hash] = policy
     return policy
+
+
+def stamped_policy(session: Session, complaint: Complaint, current: Policy) -> Policy:
+    """The policy stamped on the case, read only: what the deadline sweeper (warnings, the escalation ladder, progress
+    contact reminders) and a progress update's next contact follow. ``current`` only for a case without a stamp (or
+    whose snapshot is gone); nothing is written."""
+    if complaint.policy_hash is None or complaint.policy_hash == policy_hash(current):
+        return current
+    known = _BY_HASH.get(complaint.policy_hash)
+    if known is not None:
+        return known
+    snapshot = session.get(PolicySnapshot, complaint.policy_hash)
+    if snapshot is None:
+        return current
+    policy = Policy.model_validate(snapshot.content)
+    _BY_HASH[complaint.policy_hash] = policy
+    return policy

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kefu.models.accounts import KeyAccountMember, TeamRole
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import ComplaintStatus, CustomerTier, MilestoneId, Role, Severity
 from kefu.models.people import Staff, StaffRole
@@ -127,10 +128,13 @@ def _staff_with_role(session: Session, role: Role) -> Staff | None:
 
 
 def recipient_for(session: Session, complaint: Complaint, level: str) -> Staff | None:
-    """The person at one rung of the ladder (owner → supervisor → senior manager)."""
+    """The person at one rung of the ladder (owner → supervisor → senior manager), or the key account's project
+    manager (``project_manager``)."""
     owner = complaint.owner
     if level == "owner":
         return owner
+    if level == "project_manager":
+        return key_account_member(session, complaint, TeamRole.PROJECT_MANAGER)
     if level == "supervisor":
         if owner is not None and owner.supervisor is not None:
             return owner.supervisor
@@ -183,6 +187,32 @@ def notify(
 
 def is_key_account(complaint: Complaint) -> bool:
     return complaint.customer is not None and complaint.customer.tier is CustomerTier.KEY
+
+
+def key_account_member(session: Session, complaint: Complaint, role: TeamRole) -> Staff | None:
+    """The active member of the case's key-account team in ``role`` (none for a customer outside the programme)."""
+    if not is_key_account(complaint) or complaint.customer is None:
+        return None
+    return session.scalars(
+        select(Staff)
+        .join(KeyAccountMember, KeyAccountMember.staff_id == Staff.id)
+        .where(
+            KeyAccountMember.customer_id == complaint.customer.id,
+            KeyAccountMember.team_role == role,
+            Staff.active.is_(True),
+        )
+    ).first()
+
+
+def tell_key_account_manager(session: Session, complaint: Complaint, now: dt.datetime) -> bool:
+    """Issue 15 (what key-account status changes): the key account's project manager hears of every important or
+    major complaint — at registration, and again if a person raises it to major later; once per severity."""
+    if complaint.severity is Severity.GENERAL:
+        return False
+    if key_account_member(session, complaint, TeamRole.PROJECT_MANAGER) is None:
+        return False
+    key = f"key-account:{complaint.severity.value}"
+    return notify(session, complaint, level="project_manager", reason="key_account", key=key, at=now)
 
 
 def propose_severity(policy: Policy, complaint: Complaint) -> tuple[Severity, list[str]]:
@@ -387,6 +417,7 @@ def register_case(
         record_event(session, complaint, "acknowledged", "ack", "system", now, **notice)
     if complaint.urgent:
         notify(session, complaint, level="supervisor", reason="urgent", key="urgent", at=now)
+    tell_key_account_manager(session, complaint, now)
     return complaint
 
 
@@ -484,6 +515,7 @@ def classify_case(
         override=chosen is not proposed,
         reason=reason,
     )
+    tell_key_account_manager(session, complaint, now)
     return complaint
 
 

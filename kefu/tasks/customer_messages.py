@@ -40,8 +40,9 @@ from kefu.tasks.case_notices import (
     send_resolution_notice,
     send_task_force_assignment,
 )
+from kefu.tasks.case_policy import stamped_policy
 from kefu.tasks.casework import _event_keys, get_case, record_event
-from kefu.worktime import WorkCalendar
+from kefu.worktime import WorkCalendar, calendar_for
 
 
 def _due(complaint: object, milestone: MilestoneId) -> dt.datetime | None:
@@ -134,7 +135,10 @@ def record_progress_contact(
     key = f"contact-{number}"
     notice: dict[str, str] = {}
     if mail:
-        interval = policy.complaints.severities[complaint.severity].progress_update_interval
+        followed = stamped_policy(session, complaint, policy)  # the interval the case was promised, not today's file
+        if followed is not policy:
+            calendar = calendar_for(followed)
+        interval = followed.complaints.severities[complaint.severity].progress_update_interval
         resolution = _due(complaint, MilestoneId.RESOLUTION)
         next_at = calendar.deadline(now, interval).due_at if interval is not None else resolution
         if next_at is None:

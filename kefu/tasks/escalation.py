@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from kefu.models.complaints import CaseEvent, Complaint, Milestone
 from kefu.models.enums import ComplaintStatus, MilestoneId
 from kefu.models.policy import Policy
+from kefu.tasks.case_policy import stamped_policy
 from kefu.tasks.casework import _event_keys, end_pause, notify, open_pause, record_event, record_fact
 from kefu.tasks.customer_messages import invite_callback
-from kefu.worktime import WorkCalendar
+from kefu.worktime import WorkCalendar, calendar_for
 
 
 def _ladder_level_due(calendar: WorkCalendar, policy: Policy, due_at: dt.datetime, level: int) -> dt.datetime:
@@ -31,14 +32,22 @@ def _ladder_level_due(calendar: WorkCalendar, policy: Policy, due_at: dt.datetim
     return moment
 
 
+def _followed(
+    session: Session, complaint: Complaint, current: Policy, calendar: WorkCalendar
+) -> tuple[Policy, WorkCalendar]:
+    """The policy stamped on the case and its working calendar (``calendar`` is the current policy's)."""
+    followed = stamped_policy(session, complaint, current)
+    return followed, (calendar if followed is current else calendar_for(followed))
+
+
 def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
     """Warnings, breaches, escalations and reminders due at ``now``; each fires once (keyed events).
 
-    Met milestones never fire. Returns what fired, for the run log (case numbers and ids only).
+    Met milestones never fire. Each case is swept by the policy stamped on it (its warning percentage, ladder and
+    reminder interval; ``policy`` — the current one — only for a case without a stamp): editing the policy file
+    does not change how an open case escalates. Returns what fired, for the run log (case numbers and ids only).
     """
     fired: list[str] = []
-    ladder = policy.escalation.ladder
-    pct = policy.escalation.warn_at_percent / 100
     rows = session.scalars(
         select(Milestone).where(Milestone.met_at.is_(None), Milestone.due_at.is_not(None), Milestone.starts_at <= now)
     ).all()
@@ -46,12 +55,15 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
         complaint = row.complaint
         if complaint.status is ComplaintStatus.CLOSED or row.due_at is None:
             continue
+        followed, case_calendar = _followed(session, complaint, policy, calendar)
+        ladder = followed.escalation.ladder
+        pct = followed.escalation.warn_at_percent / 100
         pause = open_pause(complaint)
         if pause is not None and any(i.get("until") is None for i in row.paused_intervals or []):
             if now < dt.datetime.fromisoformat(str(pause["counts_until"])):
                 continue  # waiting on the customer: this clock is stopped
             hours = end_pause(
-                session, complaint.case_no, policy, calendar, actor="system", note="已达最长暂停时间", now=now
+                session, complaint.case_no, followed, case_calendar, actor="system", note="已达最长暂停时间", now=now
             )
             fired.append(f"{complaint.case_no}:pause-ended:{hours:g}h")
             continue
@@ -71,7 +83,7 @@ def sweep(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.date
             if record_event(session, complaint, "breached", f"breach:{name}", "system", now, milestone=name):
                 record_fact(session, complaint, "milestone.breached", f"breached/breach:{name}", now, milestone=row)
         level = row.escalation_level
-        while _ladder_level_due(calendar, policy, row.due_at, level + 1) <= now:
+        while _ladder_level_due(case_calendar, followed, row.due_at, level + 1) <= now:
             level += 1
             rung = ladder[min(level, len(ladder) - 1)]
             kind = "escalated" if level < len(ladder) else "reminder"
@@ -103,7 +115,8 @@ CONTACT_ACTIONS = (
 
 def _progress_contacts(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> list[str]:
     """Seed 004 §4(二)4 (对于需要一定时间处理的投诉，应定期与客户沟通) and seed 003 §3.3 for major cases: an open case
-    whose last contact with the customer is one policy interval (its severity's ``progress_update_interval``) old
+    whose last contact with the customer is one policy interval (its severity's ``progress_update_interval`` in the
+    policy stamped on the case) old
     reminds its owner, once per interval that passes without a contact (after a long gap, once for the latest); a
     recorded contact or a progress update starts the interval again."""
     fired: list[str] = []
@@ -125,19 +138,20 @@ def _progress_contacts(session: Session, policy: Policy, calendar: WorkCalendar,
         ).all()
     }
     for complaint in open_cases:
-        interval = policy.complaints.severities[complaint.severity].progress_update_interval
+        followed, case_calendar = _followed(session, complaint, policy, calendar)
+        interval = followed.complaints.severities[complaint.severity].progress_update_interval
         if interval is None:
             continue
         last = last_contact.get(complaint.id)
         anchor = max(complaint.received_at, last) if last is not None else complaint.received_at
-        due = calendar.deadline(anchor, interval).due_at
+        due = case_calendar.deadline(anchor, interval).due_at
         if due > now:
             continue
         # The latest due time that has passed: one reminder for it (a case long without contact is reminded once,
         # not once per interval it missed).
-        following = calendar.deadline(due, interval).due_at
+        following = case_calendar.deadline(due, interval).due_at
         while following <= now:
-            due, following = following, calendar.deadline(following, interval).due_at
+            due, following = following, case_calendar.deadline(following, interval).due_at
         key = f"progress-due:{due.astimezone(dt.UTC).isoformat(timespec='minutes')}"
         if key in _event_keys(session, complaint.id, "progress_contact_due"):
             continue

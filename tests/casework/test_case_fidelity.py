@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from kefu.intake.service import register_complaint
 from kefu.intake.validation import Submission
+from kefu.models.accounts import KeyAccountMember, TeamRole
 from kefu.models.complaints import CaseEvent, Complaint, PolicySnapshot
-from kefu.models.enums import Channel, Role
+from kefu.models.enums import Channel, CustomerTier, Role
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Staff
 from kefu.models.policy import Duration, MilestoneId, Policy, Severity, SeverityRule, Unit
@@ -34,6 +35,7 @@ from kefu.tasks.casework import (
     promise_resolution,
     register_case,
 )
+from kefu.tasks.customer_messages import record_progress_contact
 from kefu.tasks.escalation import sweep
 from kefu.tasks.replan import open_cases_changed, replan_open_cases
 from kefu.worktime import WorkCalendar, calendar_for
@@ -135,6 +137,81 @@ def test_a_case_keeps_the_policy_stamped_at_registration_until_a_person_replans_
     assert open_cases_changed(db, edited) == []
 
 
+def quicker_ladder(policy: Policy) -> Policy:
+    """The policy after an edit of its company settings: the ladder climbs every clock hour (not every 4 working
+    hours) and a general complaint's progress contact is due every working day (not every 3)."""
+    severities = dict(policy.complaints.severities)
+    general = severities[Severity.GENERAL]
+    severities[Severity.GENERAL] = general.model_copy(
+        update={"progress_update_interval": Duration(amount=1, unit=Unit.WORKING_DAYS)}
+    )
+    return policy.model_copy(
+        update={
+            "escalation": policy.escalation.model_copy(
+                update={"reminder_interval": Duration(amount=1, unit=Unit.HOURS)}
+            ),
+            "complaints": policy.complaints.model_copy(update={"severities": severities}),
+        }
+    )
+
+
+def test_an_open_case_escalates_and_is_reminded_by_the_policy_stamped_on_it_not_by_an_edited_file(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff], make_complaint: MakeComplaint
+) -> None:
+    stamped, unstamped = make_complaint(), make_complaint()
+    for complaint in (stamped, unstamped):
+        register_case(db, complaint.case_no, policy, calendar, owner_id=ladder["owner"].id, now=at(2, 10))
+    unstamped.policy_hash = unstamped.policy_version = None  # a case from before cases were stamped
+    db.commit()
+    edited = quicker_ladder(policy)  # the file as it reads now: the sweeper is handed this policy
+    assert policy_hash(edited) != policy_hash(policy)
+    # Received Monday 11-02 10:00, first contact due Tuesday 10:00 and missed: the supervisor is told at the breach.
+    for moment in (at(3, 10), at(3, 12), at(3, 17), at(4, 12), at(5, 18)):
+        sweep(db, edited, calendar_for(edited), moment)
+        db.commit()
+
+    def climbed(complaint: Complaint) -> list[tuple[str | None, dt.datetime]]:
+        return [
+            (e.data["level"], e.at)
+            for e in events(db, complaint, "escalated")
+            if e.data.get("milestone") == "first_contact"
+        ]
+
+    def reminded(complaint: Complaint) -> list[dt.datetime]:
+        return [e.at for e in events(db, complaint, "progress_contact_due")]
+
+    # Stamped: the next rung 4 working hours after the breach (Tuesday 10-12 and 15-17 → 17:00), not an hour on;
+    # the progress contact after 3 working days (Thursday 18:00), not after one.
+    assert climbed(stamped) == [("supervisor", at(3, 10)), ("senior_manager", at(3, 17))]
+    assert reminded(stamped) == [at(5, 18)]
+    # Without a stamp the case follows the file as it reads now: the senior manager an hour on, reminded daily.
+    assert climbed(unstamped) == [("supervisor", at(3, 10)), ("senior_manager", at(3, 12))]
+    assert reminded(unstamped) == [at(4, 12), at(5, 18)]
+    assert unstamped.policy_hash is None  # the sweeper reads the stamp; it writes none
+
+    # The owner calls on Friday and mails an update: it promises the next contact by the stamped interval (3
+    # working days → Wednesday 11-11 18:00), not the edited one (Monday 11-09).
+    assert stamped.customer is not None
+    stamped.customer.email = "stamped@example.com"
+    record_progress_contact(
+        db,
+        stamped.case_no,
+        ladder["owner"].id,
+        "已联系承运方核实",
+        at(6, 10),
+        mail=True,
+        policy=edited,
+        calendar=calendar_for(edited),
+    )
+    db.commit()
+    (update,) = db.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.complaint_id == stamped.id, OutboxMessage.message_type == "progress_update"
+        )
+    ).all()
+    assert "2026年11月11日 18:00" in update.body_text, update.body_text
+
+
 def test_the_front_door_stamps_the_policy_on_the_case_it_registers(db: Session, policy: Policy) -> None:
     submission = Submission(name="张三", phone="13800138000", content="快递晚到两天")
     registered = register_complaint(db, submission, received_at=at(2, 10), channel=Channel.WEB, policy=policy)
@@ -216,6 +293,77 @@ def test_without_a_named_receiver_the_on_duty_agents_take_the_days_complaints_in
     weekend.active = False
     db.commit()
     assert owner(at(29, 10), "13900139001") == (None, None)  # nobody on duty: whoever classifies it owns it
+
+
+def test_a_key_accounts_complaint_is_owned_by_its_specialist_and_its_project_manager_hears_of_it(
+    db: Session, policy: Policy, calendar: WorkCalendar, ladder: dict[str, Staff]
+) -> None:
+    """Issue 15: the account's customer-service specialist owns its complaints — before the receiver a gateway names
+    and the rota — and the project manager is told of every important or major one (once per severity)."""
+    weekdays = ["mon", "tue", "wed", "thu", "fri"]
+    specialist = Staff(name="孙专员", email="sun@kefu.example", on_duty=[])
+    manager = Staff(name="周经理", email="zhou@kefu.example")
+    specialist.grant(Role.AGENT)
+    manager.grant(Role.PROJECT_MANAGER)
+    ladder["owner"].on_duty = weekdays
+    db.add_all([specialist, manager])
+    db.commit()
+
+    def register(phone: str, minute: int) -> Complaint:
+        submission = Submission(name="王经理", phone=phone, content="快递晚到两天", received_by=ladder["owner"].id)
+        done = register_complaint(db, submission, received_at=at(23, 10, minute), channel=Channel.WEB, policy=policy)
+        db.commit()
+        complaint = db.get(Complaint, done.complaint_id)
+        assert complaint is not None and complaint.customer is not None
+        register_case(db, complaint.case_no, policy, calendar, owner_id=None, now=at(23, 10, minute))
+        db.commit()
+        return complaint
+
+    first = register("13700137001", 0)  # a general customer: the receiver the gateway named owns it
+    assert (first.owner_id, first.severity) == (ladder["owner"].id, Severity.GENERAL)
+    account = first.customer
+    assert account is not None
+    account.tier = CustomerTier.KEY
+    db.add_all(
+        [
+            KeyAccountMember(customer_id=account.id, staff_id=specialist.id, team_role=TeamRole.SERVICE_SPECIALIST),
+            KeyAccountMember(customer_id=account.id, staff_id=manager.id, team_role=TeamRole.PROJECT_MANAGER),
+        ]
+    )
+    db.commit()
+
+    second = register("13700137001", 1)  # now a key account: its specialist owns it, not the named receiver
+    assert second.owner_id == specialist.id
+    assert events(db, second, "registered")[0].data["owner_staff_id"] == specialist.id
+    assert second.severity is Severity.IMPORTANT  # key accounts are raised to important (a company setting)
+    (told,) = events(db, second, "notified")
+    assert (told.data["level"], told.data["recipient_staff_id"]) == ("project_manager", manager.id)
+    mail = db.scalars(select(OutboxMessage).where(OutboxMessage.complaint_id == second.id)).all()
+    assert [m.recipient for m in mail if m.internal] == ["zhou@kefu.example"]
+    # Raised to major by a person: the project manager hears of it again, once.
+    for _ in range(2):
+        classify_case(
+            db,
+            second.case_no,
+            policy,
+            calendar,
+            severity=Severity.MAJOR,
+            actor=f"staff:{specialist.id}",
+            reason="货物损失金额巨大",
+            now=at(23, 11),
+        )
+        db.commit()
+    assert [e.data["level"] for e in events(db, second, "notified")] == ["project_manager", "project_manager"]
+    assert [
+        m.recipient
+        for m in db.scalars(select(OutboxMessage).where(OutboxMessage.complaint_id == second.id))
+        if m.internal
+    ] == ["zhou@kefu.example", "zhou@kefu.example"]
+
+    # A specialist who has left: the account's complaints go by the first-receiver rule again.
+    specialist.active = False
+    db.commit()
+    assert register("13700137001", 2).owner_id == ladder["owner"].id
 
 
 def test_a_handover_is_explicit_and_audited_and_only_the_owner_or_a_supervisor_may_make_it(

@@ -101,10 +101,6 @@ async def test_a_person_signs_in_and_the_prefect_ui_lists_the_runs_through_the_e
     assert not cookie_visible  # HttpOnly: the page's scripts never see the session
 
 
-@pytest.mark.skip(
-    reason="flaky: on a cold first load the classic UI's Resume click often opens no modal (CI, 2026-12-02); the same "
-    "resume through the entrance is covered by tests/desk/test_proxy.py — fix the click, then drop this mark"
-)
 async def test_a_step_is_answered_in_the_proxied_prefect_ui_as_the_signed_in_person_and_refused_without_the_role(
     chromium: str,
     guarded_prefect: GuardedPrefect,
@@ -142,19 +138,7 @@ async def test_a_step_is_answered_in_the_proxied_prefect_ui_as_the_signed_in_per
                     await page.type_into("login", login)
                     await page.type_into("password", PASSWORD)
                     await page.click("signin")
-                    shown = await wait_for(page, BUTTON.format(text="Resume"))
-                    assert shown, await page.evaluate("document.body.innerText")
-                    opened: object = None
-                    for _ in range(5):  # a click while the page still renders (a cold first load) opens nothing
-                        await page.click_button("Resume")
-                        opened = await wait_for(
-                            page,
-                            f"document.body.innerText.includes('Resume Flow Run') && {BUTTON.format(text='Submit')}"
-                            " && document.getAnimations().length === 0",  # the modal stands still: click where it is
-                            tries=100,
-                        )
-                        if opened:
-                            break
+                    opened = await open_resume_form(page)
                     assert opened, await page.evaluate("document.body.innerText")
                     # The outcome is a toast that goes away again: keep the page's text as it shows it.
                     await page.evaluate(
@@ -184,6 +168,52 @@ async def test_a_step_is_answered_in_the_proxied_prefect_ui_as_the_signed_in_per
     assert [a["actor_staff_id"] for a in after["answers"]] == [agent]
 
 
-BUTTON = (
-    "[...document.querySelectorAll('button')].some(b => b.innerText.trim() === '{text}' && b.offsetParent !== null)"
+async def open_resume_form(page: Page, within: float = 90.0) -> bool:
+    """Press the run page's Resume and wait for its form, as a person would: once the page has settled.
+
+    Why a click opened no modal: Chromium's 800x600 window gets the UI's narrow layout, whose menu bar stays fixed
+    at the top; the click helper scrolled the button to the top of the view (under that bar) once the page grew
+    taller than the window (a cold load fills the logs and details while the view still fades in), and the click
+    landed on the bar. The helper now scrolls to the middle; here a click is made only on a settled button (the
+    run shown Suspended, no transition running, the same box twice and the button itself under its middle), never
+    through an open modal, and the modal counts as open only with its form loaded (before the run's input schema
+    comes, it shows a bare "Do you want to resume" and Submit would send an empty answer)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:  # bounded: each pass waits for the page, not for time
+        if not await page.evaluate(MODAL_SHOWN):
+            if not await wait_for(page, SETTLED_RESUME, tries=100):
+                continue
+            await page.click_button("Resume")
+        if await wait_for(page, FORM_READY, tries=50):
+            return True
+    return False
+
+
+# A finite animation still running: the page (or the modal) is still moving. (Spinners loop forever; they don't count.)
+MOVING = (
+    "document.getAnimations().some(a => a.playState === 'running' && a.effect"
+    " && a.effect.getComputedTiming().iterations !== Infinity)"
 )
+MODAL_SHOWN = "document.body.innerText.includes('Resume Flow Run')"
+SETTLED_RESUME = f"""(() => {{
+  const b = [...document.querySelectorAll('button')].filter(b => b.innerText.trim() === 'Resume'
+    && b.offsetParent !== null).pop();
+  if (!b || !/\\bSuspended\\b/.test(document.body.innerText) || {MOVING}) return false;
+  b.scrollIntoView({{block: 'center', inline: 'center'}});
+  const r = b.getBoundingClientRect(), box = [r.x, r.y, r.width, r.height].join();
+  const still = window.kefuResumeBox === box;
+  window.kefuResumeBox = box;
+  const under = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+  return still && !!under && b.contains(under);
+}})()"""
+FORM_READY = f"""(() => {{
+  const modal = document.querySelector('.p-modal');
+  if (!modal || !modal.innerText.includes('Resume Flow Run') || {MOVING}) return false;
+  const fields = modal.querySelectorAll('input, textarea, select, [role=combobox]').length;
+  const submit = [...modal.querySelectorAll('button')].filter(b => b.innerText.trim() === 'Submit').pop();
+  if (!fields || !submit) return false;
+  const r = submit.getBoundingClientRect();
+  const under = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+  return !!under && submit.contains(under);
+}})()"""

@@ -99,9 +99,12 @@ class Page:
         )
 
     async def _click_at(self, element: str) -> None:
-        """A real mouse click at the middle of ``element`` (a JavaScript expression), as a person clicks."""
+        """A real mouse click at the middle of ``element`` (a JavaScript expression), as a person clicks.
+
+        The element is scrolled to the middle of the view, not to its top: a page's fixed top bar (the Prefect UI's
+        narrow-window menu) would cover an element scrolled to the top, and the click would land on the bar."""
         box = await self.evaluate(
-            f"(() => {{ const e = {element}; e.scrollIntoView();"
+            f"(() => {{ const e = {element}; e.scrollIntoView({{block: 'center', inline: 'center'}});"
             " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
         x, y = box
