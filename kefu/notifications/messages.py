@@ -41,6 +41,9 @@ class MessageType(StrEnum):
     DAMAGED_GOODS = "damaged_goods"
     PRODUCT_DOUBT = "product_doubt"
     MISSING_ACCESSORIES = "missing_accessories"
+    # Issue 17: the routine callback by mail (seed 004 §四(四) 邮件回访), a quality-check finding back to the agent.
+    ROUTINE_CALLBACK = "routine_callback"
+    QUALITY_FLAGGED = "quality_flagged"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.DAMAGED_GOODS: Spec(False, ("case_no", "owner_name", "damage_detail")),
     MessageType.PRODUCT_DOUBT: Spec(False, ("case_no", "owner_name")),
     MessageType.MISSING_ACCESSORIES: Spec(False, ("case_no", "owner_name", "accessory")),
+    MessageType.ROUTINE_CALLBACK: Spec(False, ("owner_name",)),
+    MessageType.QUALITY_FLAGGED: Spec(True, ("record_at", "customer_name", "summary", "scores", "reason", "reviewer")),
 }
 
 # The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.
