@@ -20,9 +20,8 @@ from kefu.engine.steps import HumanSteps, Step, StepRefused
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS
 from kefu.models.contacts import CONTACT_CHANNELS, CONTACT_KIND_ZH, ContactKind, QualityReview
 from kefu.models.db import unit_of_work
-from kefu.models.people import CommunicationRecord, Staff
+from kefu.models.people import CommunicationRecord, Customer, Staff
 from kefu.models.policy import current_policy
-from kefu.notifications.pii import mask_text
 from kefu.tasks import quality
 from kefu.tasks.contacts import ContactStepRecord
 from kefu.worktime import calendar_for, local_time
@@ -128,6 +127,7 @@ def review_summary(review_id: int) -> str:
         review = session.get_one(QualityReview, review_id)
         record = session.get_one(CommunicationRecord, review.record_id)
         agent = session.get_one(Staff, review.agent_id)
+        customer = session.get_one(Customer, record.customer_id)
         kind = CONTACT_KIND_ZH.get(ContactKind.CONTACT if record.kind is None else record.kind, record.kind)  # type: ignore[call-overload]
         return "\n".join(
             [
@@ -135,8 +135,8 @@ def review_summary(review_id: int) -> str:
                 f"- 客服人员：{agent.name}",
                 f"- 时间：{local_time(record.at, policy.timezone)}",
                 f"- 方式：{CONTACT_CHANNELS.get(record.channel, record.channel)}；类型：{kind}",
-                f"- 内容摘要：{mask_text(record.summary)}",
-                f"- 备注：{mask_text(record.remarks or '无')}",
+                f"- 内容摘要：{quality.masked(record.summary, customer)}",
+                f"- 备注：{quality.masked(record.remarks or '无', customer)}",
                 f"- 评分期限：{local_time(review.due_at, policy.timezone)}",
                 "",
                 f"各项 1–5 分；任一项不高于 {policy.quality_checks.flag_at_or_below} 分即退回客服人员改进"

@@ -107,6 +107,16 @@ def open_reviews(
     return reviews
 
 
+def masked(text: str, customer: Customer) -> str:
+    """Free text about a customer for staff who need not see their personal data: phones, ID numbers and e-mail
+    addresses masked, and the customer's and contact person's names where the text names them."""
+    text = mask_text(text)
+    for name in (customer.name, customer.contact_person):
+        if name and name.strip():
+            text = text.replace(name.strip(), mask_name(name))
+    return text
+
+
 class ReviewRefused(ValueError):
     pass
 
@@ -162,9 +172,9 @@ def score_review(
             "recipient_name": agent.name,
             "record_at": f"{record.at.astimezone(zone):%Y-%m-%d %H:%M}（{channel}）",
             "customer_name": mask_name(customer.name),
-            "summary": mask_text(record.summary),
+            "summary": masked(record.summary, customer),
             "scores": "、".join(f"{CRITERIA[k]} {v}" for k, v in scores.items()),
-            "reason": mask_text(reason.strip()),
+            "reason": masked(reason.strip(), customer),
             "reviewer": reviewer.name,
         },
         dedupe_key=f"quality-flagged:{review.id}",
