@@ -28,9 +28,9 @@ def callback_worker(
 ) -> Iterator[WorkerProcess]:
     """A Kefu worker executing the callback runs against the callback tests' database."""
     worker = WorkerProcess(callback_db_url, tmp_path_factory.mktemp("worker") / "worker.log")
-    # The case flow (the worker waits for its deployment) and the one routine callback run; not the daily flow's
-    # schedule (the test runs the daily flow itself, at a chosen time).
-    worker.env["KEFU_SERVE_ONLY"] = '["complaint-case", "routine-callback"]'
+    # The case flow (the worker waits for its deployment), the routine callback and quality review runs; not the
+    # scheduled flows' schedules (the tests run those flows themselves, at a chosen time).
+    worker.env["KEFU_SERVE_ONLY"] = '["complaint-case", "routine-callback", "quality-review"]'
     worker.start()
     try:
         yield worker

@@ -116,3 +116,57 @@ def test_a_routine_callback_finds_a_problem_that_becomes_a_complaint_keeping_the
         assert complaint.owner_id == owner_id and complaint.customer_id == customer_id
         assert callback.status == "done" and record.complaint_id == complaint.id
     assert agent_id == owner_id  # the only agent on duty
+
+
+def test_the_monthly_quality_check_asks_the_supervisor_and_a_flagged_record_goes_back_to_the_agent(
+    prefect_server: str,
+) -> None:
+    from kefu.flows.quality_check import quality_check
+    from kefu.models.contacts import QualityReview
+    from kefu.tasks.quality import quality_scores
+
+    with unit_of_work() as session:
+        boss = Staff(name="质检主管", email="qc-boss@example.com")
+        boss.grant(Role.SUPERVISOR)
+        session.add(boss)
+        session.flush()
+        agent = Staff(name="质检客服", email="qc-agent@example.com", supervisor_id=boss.id)
+        agent.grant(Role.AGENT)
+        customer = Customer(code="QCFLOW-001", name="南方客户", phones=["13700001111"])
+        session.add_all([agent, customer])
+        session.flush()
+        session.add(
+            CommunicationRecord(
+                customer_id=customer.id,
+                at=dt.datetime(2025, 3, 12, 10, tzinfo=SHANGHAI),  # a month no other test uses
+                channel="phone",
+                summary="答复运费",
+                responsible_staff_id=agent.id,
+            )
+        )
+        boss_id, agent_id = boss.id, agent.id
+
+    assert quality_check(year=2025, month=3)["drawn"] == 1
+    with unit_of_work() as session:
+        review = session.scalars(select(QualityReview).where(QualityReview.agent_id == agent_id)).one()
+        run_id, review_id = str(review.flow_run_id), review.id
+        assert review.reviewer_id == boss_id
+
+    wait_suspended_at(prefect_server, run_id, "quality-score-0")
+    scores = {"accuracy": 2, "courtesy": 5, "completeness": 4, "standard_phrases": 4}
+    prefect_post(  # the agent cannot score their own record: refused, asked again
+        f"{prefect_server}/flow_runs/{run_id}/resume", {"run_input": {"actor_staff_id": agent_id, **scores}}
+    )
+    wait_suspended_at(prefect_server, run_id, "quality-score-1")
+    answer = {"actor_staff_id": boss_id, **scores, "reason": "运费标准答错"}
+    prefect_post(f"{prefect_server}/flow_runs/{run_id}/resume", {"run_input": answer})
+    wait_run_state(prefect_server, run_id, "Completed")
+
+    with unit_of_work() as session:
+        review = session.get_one(QualityReview, review_id)
+        assert review.flagged and review.reason == "运费标准答错" and review.reviewer_id == boss_id
+        [mail] = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key == f"quality-flagged:{review_id}")
+        )
+        assert mail.recipient == "qc-agent@example.com" and mail.internal and "运费标准答错" in mail.body_text
+        assert quality_scores(session, 2025, 3)[agent_id].means["accuracy"] == 2.0
