@@ -115,6 +115,12 @@ def test_a_routine_callback_finds_a_problem_that_becomes_a_complaint_keeping_the
         assert complaint.content.startswith("上周两批货") and complaint.channel is Channel.EMAIL
         assert complaint.owner_id == owner_id and complaint.customer_id == customer_id
         assert callback.status == "done" and record.complaint_id == complaint.id
+        registered = session.scalars(
+            select(CommunicationRecord).where(
+                CommunicationRecord.complaint_id == complaint.id, CommunicationRecord.id != record.id
+            )
+        ).one()  # the intake's own record of the complaint, typed as one
+        assert registered.kind == "complaint" and registered.at == spoke_at
     assert agent_id == owner_id  # the only agent on duty
 
 
