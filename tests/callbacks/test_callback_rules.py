@@ -209,3 +209,36 @@ def test_a_flagged_record_goes_back_to_its_agent_by_mail_masked_and_feeds_the_sc
     assert scores[person.id].means["accuracy"] == 1.0
     assert db.scalar(select(QualityReview.flagged)) is True
     assert db.scalar(select(OutboxMessage.internal)) is True
+
+
+def test_the_entrance_lets_the_signed_in_person_answer_a_waiting_callback_step_and_nothing_after(
+    db: Session, engine: Engine
+) -> None:
+    from kefu.desk.proxy import Refusal
+    from kefu.desk.steps import answer_as
+    from kefu.models.contacts import ContactStepEvent
+
+    run_id = "0b6f7a0e-0000-4000-8000-000000000017"
+    db.add(
+        ContactStepEvent(
+            subject="callback:1",
+            step="routine_callback",
+            key="routine-callback-0",
+            outcome="waiting",
+            flow_run_id=run_id,
+            data={},
+        )
+    )
+    db.commit()
+    answer = {"actor_staff_id": 999, "summary": "客户满意"}
+    assert answer_as(engine, 5, None, run_id, answer) == {"actor_staff_id": 5, "summary": "客户满意"}
+    with pytest.raises(Refusal):  # a run Kefu knows nothing of
+        answer_as(engine, 5, None, "0b6f7a0e-0000-4000-8000-000000000018", answer)
+    db.add(
+        ContactStepEvent(
+            subject="callback:1", step="routine_callback", key="routine-callback-0", outcome="completed", data=answer
+        )
+    )
+    db.commit()
+    with pytest.raises(Refusal):  # answered already: nothing waits
+        answer_as(engine, 5, None, run_id, answer)
