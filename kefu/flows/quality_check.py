@@ -18,9 +18,9 @@ from pydantic import ConfigDict, Field
 from kefu.engine.forms import StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS
-from kefu.models.contacts import CONTACT_CHANNELS, CONTACT_KIND_ZH, ContactKind, QualityReview
+from kefu.models.contacts import QualityReview
 from kefu.models.db import unit_of_work
-from kefu.models.people import CommunicationRecord, Customer, Staff
+from kefu.models.people import Staff
 from kefu.models.policy import current_policy
 from kefu.tasks import quality
 from kefu.tasks.contacts import ContactStepRecord
@@ -125,18 +125,14 @@ def review_summary(review_id: int) -> str:
     policy = current_policy()
     with unit_of_work() as session:
         review = session.get_one(QualityReview, review_id)
-        record = session.get_one(CommunicationRecord, review.record_id)
+        item = quality.reviewed(session, review)
         agent = session.get_one(Staff, review.agent_id)
-        customer = session.get_one(Customer, record.customer_id)
-        kind = CONTACT_KIND_ZH.get(ContactKind.CONTACT if record.kind is None else record.kind, record.kind)  # type: ignore[call-overload]
         return "\n".join(
             [
                 f"### 沟通记录质检 {review.year}-{review.month:02d}",
                 f"- 客服人员：{agent.name}",
-                f"- 时间：{local_time(record.at, policy.timezone)}",
-                f"- 方式：{CONTACT_CHANNELS.get(record.channel, record.channel)}；类型：{kind}",
-                f"- 内容摘要：{quality.masked(record.summary, customer)}",
-                f"- 备注：{quality.masked(record.remarks or '无', customer)}",
+                f"- 时间：{local_time(item.at, policy.timezone)}（{item.how}）",
+                f"- 内容：{quality.masked(item.text, item.customer)}",
                 f"- 评分期限：{local_time(review.due_at, policy.timezone)}",
                 "",
                 f"各项 1–5 分；任一项不高于 {policy.quality_checks.flag_at_or_below} 分即退回客服人员改进"

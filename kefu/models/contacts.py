@@ -71,15 +71,21 @@ class RoutineCallback(Base):
 
 
 class QualityReview(Base):
-    """A communication record drawn for the quality check of ``year``-``month``, scored by the agent's supervisor."""
+    """A communication record (or a complaint's first-contact or proposal text) drawn for the quality check of
+    ``year``-``month``, scored by the agent's supervisor."""
 
     __tablename__ = "quality_reviews"
-    __table_args__ = (UniqueConstraint("year", "month", "record_id"),)
+    __table_args__ = (
+        UniqueConstraint("year", "month", "record_id"),
+        UniqueConstraint("year", "month", "case_event_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     year: Mapped[int]
     month: Mapped[int]
-    record_id: Mapped[int] = mapped_column(ForeignKey("communication_records.id"), index=True)
+    # What is scored: a communication record, or a complaint's first contact or proposal (its case event's text).
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("communication_records.id"), index=True)
+    case_event_id: Mapped[int | None] = mapped_column(ForeignKey("case_events.id"), index=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     due_at: Mapped[dt.datetime]

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kefu.models.contacts import CONTACT_CHANNELS, QualityReview
+from kefu.models.complaints import CaseEvent, Complaint
+from kefu.models.contacts import CONTACT_CHANNELS, CONTACT_KIND_ZH, QualityReview
 from kefu.models.enums import Role
 from kefu.models.people import CommunicationRecord, Customer, Staff, StaffRole
 from kefu.models.policy import Policy
@@ -50,8 +51,16 @@ def previous_month(now: dt.datetime, timezone: str) -> tuple[int, int]:
     return (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
 
 
-def draw_sample(session: Session, policy: Policy, year: int, month: int) -> dict[int, list[int]]:
-    """Each active agent's sampled communication record ids of ``year``-``month`` (reproducible; see module)."""
+# The complaint steps whose texts are checked besides the communication records: the first contact (致歉、承诺) and
+# the solution proposal, as their case events keep them (field of the answer that holds the text).
+CASE_TEXTS = {"first_contact": "summary", "propose": "solution"}
+CASE_TEXT_ZH = {"first_contact": "投诉首次联系", "propose": "投诉解决方案"}
+
+
+def draw_sample(session: Session, policy: Policy, year: int, month: int) -> dict[int, list[str]]:
+    """Each active agent's sampled items of ``year``-``month`` (reproducible; see module): ``record:<id>`` for a
+    communication record the agent is responsible for, ``event:<id>`` for a complaint's first-contact or proposal
+    text the agent wrote."""
     rules = policy.quality_checks
     start, end = month_bounds(year, month, policy.timezone)
     agents = session.scalars(
@@ -60,21 +69,28 @@ def draw_sample(session: Session, policy: Policy, year: int, month: int) -> dict
         .where(StaffRole.role == Role.AGENT, Staff.active.is_(True))
         .order_by(Staff.id)
     ).all()
-    sample: dict[int, list[int]] = {}
+    sample: dict[int, list[str]] = {}
     for agent in agents:
-        ids = sorted(
-            session.scalars(
-                select(CommunicationRecord.id).where(
-                    CommunicationRecord.responsible_staff_id == agent,
-                    CommunicationRecord.at >= start,
-                    CommunicationRecord.at < end,
-                )
+        records = session.scalars(
+            select(CommunicationRecord.id).where(
+                CommunicationRecord.responsible_staff_id == agent,
+                CommunicationRecord.at >= start,
+                CommunicationRecord.at < end,
             )
         )
-        if not ids:
+        events = session.scalars(
+            select(CaseEvent.id).where(
+                CaseEvent.actor == f"staff:{agent}",
+                CaseEvent.action.in_(list(CASE_TEXTS)),
+                CaseEvent.at >= start,
+                CaseEvent.at < end,
+            )
+        )
+        items = sorted([f"record:{i}" for i in records] + [f"event:{i}" for i in events])
+        if not items:
             continue
         draw = random.Random(f"{rules.seed}:{year:04d}-{month:02d}:{agent}")  # noqa: S311 - a sample, not a secret
-        sample[agent] = sorted(draw.sample(ids, min(rules.sample_per_agent, len(ids))))
+        sample[agent] = sorted(draw.sample(items, min(rules.sample_per_agent, len(items))))
     return sample
 
 
@@ -84,34 +100,58 @@ def open_reviews(
     """The month's sample as reviews for each agent's supervisor, due ``review_within`` (a re-run adds nothing)."""
     due_at = calendar.due_at(now, policy.quality_checks.review_within)
     reviews: list[QualityReview] = []
-    for agent_id, record_ids in draw_sample(session, policy, year, month).items():
+    for agent_id, items in draw_sample(session, policy, year, month).items():
         supervisor = session.get_one(Staff, agent_id).supervisor_id
-        for record_id in record_ids:
+        for item in items:
+            kind, _, number = item.partition(":")
+            column = QualityReview.record_id if kind == "record" else QualityReview.case_event_id
             review = session.scalar(
                 select(QualityReview).where(
-                    QualityReview.year == year, QualityReview.month == month, QualityReview.record_id == record_id
+                    QualityReview.year == year, QualityReview.month == month, column == int(number)
                 )
             )
             if review is None:
-                review = QualityReview(
-                    year=year,
-                    month=month,
-                    record_id=record_id,
-                    agent_id=agent_id,
-                    reviewer_id=supervisor,
-                    due_at=due_at,
-                )
+                review = QualityReview(year=year, month=month, agent_id=agent_id, reviewer_id=supervisor, due_at=due_at)
+                if kind == "record":
+                    review.record_id = int(number)
+                else:
+                    review.case_event_id = int(number)
                 session.add(review)
                 session.flush()
             reviews.append(review)
     return reviews
 
 
-def masked(text: str, customer: Customer) -> str:
+@dataclass(frozen=True)
+class Reviewed:
+    """What a review scores, as the supervisor and the agent read it."""
+
+    at: dt.datetime
+    how: str  # channel and kind, or the complaint step and case number
+    text: str
+    customer: Customer | None
+
+
+def reviewed(session: Session, review: QualityReview) -> Reviewed:
+    if review.record_id is not None:
+        record = session.get_one(CommunicationRecord, review.record_id)
+        channel = CONTACT_CHANNELS.get(record.channel, record.channel)
+        kind = CONTACT_KIND_ZH.get(record.kind, record.kind)  # type: ignore[call-overload]
+        return Reviewed(record.at, f"{channel}，{kind}", record.summary, session.get(Customer, record.customer_id))
+    event = session.get_one(CaseEvent, review.case_event_id)
+    complaint = session.get_one(Complaint, event.complaint_id)
+    customer: Customer | None = session.get(Customer, complaint.customer_id) if complaint.customer_id else None
+    text = str(event.data.get(CASE_TEXTS.get(event.action, "summary"), ""))
+    return Reviewed(
+        event.at, f"{CASE_TEXT_ZH.get(event.action, event.action)}，投诉{complaint.case_no}", text, customer
+    )
+
+
+def masked(text: str, customer: Customer | None) -> str:
     """Free text about a customer for staff who need not see their personal data: phones, ID numbers and e-mail
     addresses masked, and the customer's and contact person's names where the text names them."""
     text = mask_text(text)
-    for name in (customer.name, customer.contact_person):
+    for name in (customer.name, customer.contact_person) if customer is not None else ():
         if name and name.strip():
             text = text.replace(name.strip(), mask_name(name))
     return text
@@ -159,22 +199,20 @@ def score_review(
     agent = session.get_one(Staff, review.agent_id)
     if not agent.email:
         return
-    record = session.get_one(CommunicationRecord, review.record_id)
-    customer = session.get_one(Customer, record.customer_id)
+    item = reviewed(session, review)
     reviewer = session.get_one(Staff, reviewer_id)
     zone = ZoneInfo(policy.timezone)
-    channel = CONTACT_CHANNELS.get(record.channel, record.channel)
     enqueue(
         session,
         MessageType.QUALITY_FLAGGED,
         recipient_email=agent.email,
         context={
             "recipient_name": agent.name,
-            "record_at": f"{record.at.astimezone(zone):%Y-%m-%d %H:%M}（{channel}）",
-            "customer_name": mask_name(customer.name),
-            "summary": masked(record.summary, customer),
+            "record_at": f"{item.at.astimezone(zone):%Y-%m-%d %H:%M}（{item.how}）",
+            "customer_name": mask_name(item.customer.name) if item.customer else "—",
+            "summary": masked(item.text, item.customer),
             "scores": "、".join(f"{CRITERIA[k]} {v}" for k, v in scores.items()),
-            "reason": masked(reason.strip(), customer),
+            "reason": masked(reason.strip(), item.customer),
             "reviewer": reviewer.name,
         },
         dedupe_key=f"quality-flagged:{review.id}",

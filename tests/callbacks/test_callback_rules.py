@@ -12,8 +12,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from kefu.models.accounts import KeyAccountMember, TeamRole
+from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.contacts import ContactKind, QualityReview
-from kefu.models.enums import CustomerTier, Role
+from kefu.models.enums import Channel, CustomerTier, Role, Severity
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import WEEKDAYS, CommunicationRecord, Customer, Staff
 from kefu.models.policy import Policy
@@ -147,10 +148,30 @@ def test_the_quality_sample_is_random_but_the_same_for_the_same_month_and_seed(d
     db.add(customer)
     db.flush()
     november = {
-        one.id: month_of_records(db, one, customer, 2026, 11, 12),
-        two.id: month_of_records(db, two, customer, 2026, 11, 12),
+        one.id: [f"record:{i}" for i in month_of_records(db, one, customer, 2026, 11, 12)],
+        two.id: [f"record:{i}" for i in month_of_records(db, two, customer, 2026, 11, 12)],
     }
     month_of_records(db, one, customer, 2026, 10, 12)
+    complaint = Complaint(
+        case_no="QC-20261105-0001",
+        channel=Channel.HOTLINE,
+        received_at=dt.datetime(2026, 11, 5, 9, tzinfo=SHANGHAI),
+        severity=Severity.GENERAL,
+        content="货物晚到",
+        customer_id=customer.id,
+    )
+    db.add(complaint)
+    db.flush()
+    contact = CaseEvent(
+        complaint_id=complaint.id,
+        actor=f"staff:{one.id}",
+        action="first_contact",
+        data={"key": "first-contact-0", "summary": "致歉并承诺两天内答复"},
+        at=dt.datetime(2026, 11, 5, 10, tzinfo=SHANGHAI),
+    )
+    db.add(contact)
+    db.flush()
+    november[one.id].append(f"event:{contact.id}")  # the complaint's first-contact text is checked too
 
     sample = draw_sample(db, policy, 2026, 11)
     assert sample == draw_sample(db, policy, 2026, 11)  # reproducible
@@ -159,8 +180,12 @@ def test_the_quality_sample_is_random_but_the_same_for_the_same_month_and_seed(d
     assert all(set(ids) <= set(november[agent_id]) for agent_id, ids in sample.items())  # that month's only
     other_seed = policy.model_copy(update={"quality_checks": policy.quality_checks.model_copy(update={"seed": "x"})})
     assert draw_sample(db, other_seed, 2026, 11) != sample  # another seed, another draw
-    positions = [november[one.id].index(i) for i in sample[one.id]]
-    assert positions != list(range(size)) and positions != list(range(12 - size, 12))  # not the first or last
+    positions = sorted(november[one.id].index(i) for i in sample[one.id])
+    assert positions != list(range(size)) and positions != list(range(13 - size, 13))  # not the first or last
+    everything = policy.model_copy(
+        update={"quality_checks": policy.quality_checks.model_copy(update={"sample_per_agent": 50})}
+    )
+    assert set(draw_sample(db, everything, 2026, 11)[one.id]) == set(november[one.id])
 
 
 def test_a_flagged_record_goes_back_to_its_agent_by_mail_masked_and_feeds_the_scores(
@@ -242,3 +267,44 @@ def test_the_entrance_lets_the_signed_in_person_answer_a_waiting_callback_step_a
     db.commit()
     with pytest.raises(Refusal):  # answered already: nothing waits
         answer_as(engine, 5, None, run_id, answer)
+
+
+def test_a_complaints_proposal_text_is_reviewed_and_flagged_back_with_its_case_number(
+    db: Session, policy: Policy, calendar: WorkCalendar
+) -> None:
+    boss = Staff(name="主管")
+    boss.grant(Role.SUPERVISOR)
+    db.add(boss)
+    db.flush()
+    person = agent(db, "赵客服", email="zhao@example.com", supervisor=boss)
+    customer = Customer(code="QC-3", name="李四海", phones=["13698765432"])
+    db.add(customer)
+    db.flush()
+    complaint = Complaint(
+        case_no="QC-20261110-0002",
+        channel=Channel.HOTLINE,
+        received_at=dt.datetime(2026, 11, 10, 9, tzinfo=SHANGHAI),
+        severity=Severity.GENERAL,
+        content="破损",
+        customer_id=customer.id,
+    )
+    db.add(complaint)
+    db.flush()
+    db.add(
+        CaseEvent(
+            complaint_id=complaint.id,
+            actor=f"staff:{person.id}",
+            action="propose",
+            data={"key": "propose-0", "solution": "李四海先生（13698765432）自行承担运费"},
+            at=dt.datetime(2026, 11, 11, 15, tzinfo=SHANGHAI),
+        )
+    )
+    db.flush()
+    now = dt.datetime(2026, 12, 1, 9, tzinfo=SHANGHAI)
+    [review] = open_reviews(db, policy, calendar, 2026, 11, now)
+    assert review.case_event_id is not None and review.record_id is None
+    scores = {"accuracy": 3, "courtesy": 2, "completeness": 3, "standard_phrases": 3}
+    score_review(db, policy, review, reviewer_id=boss.id, scores=scores, reason="推卸责任", now=now)
+    mail = db.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "zhao@example.com")).one()
+    assert "投诉解决方案，投诉QC-20261110-0002" in mail.body_text and "推卸责任" in mail.body_text
+    assert "136****5432" in mail.body_text and "13698765432" not in mail.body_text and "李四海" not in mail.body_text

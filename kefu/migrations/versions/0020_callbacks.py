@@ -61,7 +61,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("year", sa.Integer(), nullable=False),
         sa.Column("month", sa.Integer(), nullable=False),
-        sa.Column("record_id", sa.Integer(), nullable=False),
+        sa.Column("record_id", sa.Integer(), nullable=True),
+        sa.Column("case_event_id", sa.Integer(), nullable=True),
         sa.Column("agent_id", sa.Integer(), nullable=False),
         sa.Column("reviewer_id", sa.Integer(), nullable=True),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
@@ -75,13 +76,20 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["record_id"], ["communication_records.id"], name=op.f("fk_quality_reviews_record_id_communication_records")
         ),
+        sa.ForeignKeyConstraint(
+            ["case_event_id"], ["case_events.id"], name=op.f("fk_quality_reviews_case_event_id_case_events")
+        ),
         sa.ForeignKeyConstraint(["agent_id"], ["staff.id"], name=op.f("fk_quality_reviews_agent_id_staff")),
         sa.ForeignKeyConstraint(["reviewer_id"], ["staff.id"], name=op.f("fk_quality_reviews_reviewer_id_staff")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quality_reviews")),
         sa.UniqueConstraint("year", "month", "record_id", name=op.f("uq_quality_reviews_year_month_record_id")),
+        sa.UniqueConstraint(
+            "year", "month", "case_event_id", name=op.f("uq_quality_reviews_year_month_case_event_id")
+        ),
     )
     op.create_index(op.f("ix_quality_reviews_record_id"), "quality_reviews", ["record_id"], unique=False)
     op.create_index(op.f("ix_quality_reviews_agent_id"), "quality_reviews", ["agent_id"], unique=False)
+    op.create_index(op.f("ix_quality_reviews_case_event_id"), "quality_reviews", ["case_event_id"], unique=False)
     op.create_table(
         "contact_step_events",
         sa.Column("id", sa.Integer(), nullable=False),
