@@ -92,3 +92,38 @@ def test_a_contact_is_logged_with_its_follow_up_and_listed_masked(
     assert listed.returncode == 0, listed.stderr
     assert "2026-12-01 10:30" in listed.stdout and "138****8000" in listed.stdout and "满意度4" in listed.stdout
     assert "13812348000" not in listed.stdout and "寄送新运价表" in listed.stdout
+
+
+def test_kefu_contact_quality_prints_each_agents_month_and_refuses_a_bad_month(
+    db: Session, database_url: str, people: tuple[int, int]
+) -> None:
+    import datetime as dt
+
+    from kefu.models.contacts import QualityReview
+
+    agent_id, customer_id = people
+    for accuracy in (2, 4):
+        record = CommunicationRecord(
+            customer_id=customer_id, at=dt.datetime(2026, 11, 3, tzinfo=dt.UTC), channel="phone", summary="联系"
+        )
+        db.add(record)
+        db.flush()
+        db.add(
+            QualityReview(
+                year=2026,
+                month=11,
+                record_id=record.id,
+                agent_id=agent_id,
+                due_at=dt.datetime(2026, 12, 8, tzinfo=dt.UTC),
+                status="scored",
+                scores={"accuracy": accuracy, "courtesy": 5, "completeness": 4, "standard_phrases": 4},
+                flagged=accuracy <= 2,
+            )
+        )
+    db.commit()
+    done = kefu(database_url, "contact", "quality", "2026-11")
+    assert done.returncode == 0, done.stderr
+    assert "王客服" in done.stdout and "评了2条" in done.stdout and "退回1条" in done.stdout
+    assert "准确性 3.00" in done.stdout
+    bad = kefu(database_url, "contact", "quality", "2026-13")
+    assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
