@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "kefu.cli.customer",
     "kefu.cli.account",
     "kefu.cli.imports",
+    "kefu.cli.contact",
 ]
 
 

@@ -69,6 +69,8 @@ def all_deployments() -> list[Served]:
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.key_account_identification import key_account_identification
     from kefu.flows.key_account_onboarding import key_account_onboarding, onboarding_review
+    from kefu.flows.quality_check import quality_check, quality_review
+    from kefu.flows.routine_callbacks import routine_callback, routine_callbacks
     from kefu.flows.statistics_report import statistics_report
     from kefu.flows.suggestions_report import suggestions_report
     from kefu.flows.survey_campaign import survey_campaign, survey_sweep
@@ -226,5 +228,39 @@ def all_deployments() -> list[Served]:
             name=REVIEW_FLOW,
             tags=[*ONBOARDING_RUN_TAGS, "review"],
             description="重点客户纳入的部门评审：一个部门一个运行，同意或不同意并填写意见；全部评审提交后继续高层审批。",
+        ),
+        # Issue 17: routine callbacks (daily, working days) and the monthly quality check, each opening one run per
+        # customer / sampled record that waits for a person (``kefu.flows.routine_callbacks``, ``quality_check``).
+        on_the_pool(
+            routine_callbacks,
+            resumable=True,  # callbacks are keyed by customer and day, their runs by idempotency key
+            name="routine-callbacks",
+            schedule=Cron(policy.callbacks.schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "routine-callback"],
+            description="每个工作日按策略找出到期的定期回访客户（遵守联系频次上限），为每位客户开启一个回访运行。",
+        ),
+        on_the_pool(
+            routine_callback,
+            resumable=True,
+            name="routine-callback",
+            tags=["kefu", "routine-callback"],
+            description="定期回访一位客户：（邮件回访先发邮件）记录回访结果与满意度，发现的问题登记为投诉或跟进事项。",
+        ),
+        on_the_pool(
+            quality_check,
+            resumable=True,
+            name="quality-check",
+            schedule=Cron(policy.quality_checks.schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "quality-check"],
+            description="每月随机（可复现）抽取每位客服人员上月的沟通记录，交其主管评分。",
+        ),
+        on_the_pool(
+            quality_review,
+            resumable=True,
+            name="quality-review",
+            tags=["kefu", "quality-check"],
+            description="主管为一条沟通记录评分（准确性、礼貌、完整性、标准用语）；不合格的退回客服人员。",
         ),
     ]

@@ -33,6 +33,10 @@ def answer_as(
         rows = [r for r in waiting_steps(session, case_no) if r["flow_run_id"] == flow_run_id] if case_no else []
         if not rows and case_no:
             return _onboarding_answer(session, staff_id, case_no, flow_run_id, answer)
+        if not rows and case_no is None and contact_step_waiting(session, flow_run_id):
+            # A routine callback's or a quality review's step (issue 17): answered as the signed-in person; the
+            # flow itself refuses an answer its rules do not take (an inactive person, the agent scoring themself).
+            return {**answer, "actor_staff_id": staff_id}
         if not rows:
             raise Refusal(403, NOT_WAITING_ZH)
         step = str(rows[-1]["step"])
@@ -80,6 +84,21 @@ def _onboarding_answer(
     except OnboardingRefused as refused:
         raise Refusal(403, str(refused).split(" / ", 1)[0]) from None
     return checked
+
+
+def contact_step_waiting(session: Session, flow_run_id: str) -> bool:
+    """Whether the run waits on a routine callback's or quality review's step (recorded waiting, not yet answered)."""
+    from kefu.models.contacts import ContactStepEvent
+
+    rows = session.execute(
+        select(ContactStepEvent.subject, ContactStepEvent.key, ContactStepEvent.outcome).where(
+            ContactStepEvent.subject.in_(
+                select(ContactStepEvent.subject).where(ContactStepEvent.flow_run_id == flow_run_id)
+            )
+        )
+    ).all()
+    answered = {(row.subject, row.key) for row in rows if row.outcome != "waiting"}
+    return any(row.outcome == "waiting" and (row.subject, row.key) not in answered for row in rows)
 
 
 @dataclass(frozen=True)

@@ -459,6 +459,7 @@ def _insert_companions(db: Connection, made: list[tuple[Intake, _Person, Registr
                 "channel": r.channel.value,
                 "summary": f"通过{CHANNEL_ZH[r.channel]}受理投诉 {r.case_no}" + ("（紧急）" if r.urgent else ""),
                 "follow_up_items": ["首次联系客户"],
+                "kind": "complaint",  # ``kefu.models.contacts.ContactKind.COMPLAINT``
                 "created_at": now,
             }
             for _intake, person, r, _print in made

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Connection, Enum, ForeignKey, Index, String, Text, UniqueConstraint, event, func, text
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
 
 from kefu.models.base import Base, utcnow
@@ -137,3 +150,12 @@ class CommunicationRecord(Base):
     responsible_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     follow_up_items: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # issue 17: what kind of contact (``kefu.models.contacts.ContactKind``), the customer's satisfaction (1–5) when
+    # asked, remarks, and the follow-up item's owner and due time; ``follow_up_open``: a follow-up still to be done
+    # (a problem a routine callback found that is not a complaint: feedback until the feedback process lands).
+    kind: Mapped[str] = mapped_column(String(32), default="contact", server_default="contact", index=True)
+    satisfaction: Mapped[int | None]
+    remarks: Mapped[str | None] = mapped_column(Text)
+    follow_up_owner_id: Mapped[int | None]  # a staff id (no FK: a column added in place on SQLite)
+    follow_up_due_at: Mapped[dt.datetime | None]
+    follow_up_open: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -578,6 +578,62 @@ class SurveyFatigue(BaseModel):
     window_days: int = Field(ge=1, le=366)
 
 
+class CallbackFatigue(BaseModel):
+    """No routine callback for a customer who already had ``max_contacts`` contacts from us (customer messages and
+    communication records) in the last ``window_days`` days."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_contacts: int = Field(default=3, ge=1, le=50)
+    window_days: int = Field(default=7, ge=1, le=90)
+
+
+class CallbackPolicy(BaseModel):
+    """定期回访 (seed 004 §四(四)): how often each segment is called back (months since the last routine callback),
+    by which channel (电话回访 / 邮件回访), the daily run's time, and the fatigue cap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    every_months: dict[Literal["key", "general"], int] = Field(default={"key": 1, "general": 3})
+    channel: dict[Literal["key", "general"], Literal["phone", "mail"]] = Field(
+        default={"key": "phone", "general": "mail"}
+    )
+    schedule: str = "0 9 * * *"
+    fatigue: CallbackFatigue = Field(default_factory=CallbackFatigue)
+
+    @field_validator("every_months")
+    @classmethod
+    def _months(cls, value: dict[str, int]) -> dict[str, int]:
+        for segment, months in value.items():
+            if not 1 <= months <= 24:
+                raise ValueError(f"callbacks.every_months.{segment}: {months} is not between 1 and 24")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _check_cron(value)
+
+
+class QualityCheckPolicy(BaseModel):
+    """沟通记录质检 (seed 000 第五章 定期对客服人员的沟通记录进行审核, seed 003 §2.4): each month's sample of every
+    agent's communication records, the seed of its draw, the supervisor's deadline, and the score (1–5) at or
+    below which a record is flagged back to the agent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample_per_agent: int = Field(default=3, ge=1, le=100)
+    seed: str = Field(default="kefu", min_length=1)
+    review_within: Duration = Field(default_factory=lambda: Duration.model_validate("5 working_days"))
+    flag_at_or_below: int = Field(default=2, ge=1, le=5)
+    schedule: str = "0 9 1 * *"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _check_cron(value)
+
+
 class SurveyPolicy(BaseModel):
     """客户满意度调查 (seed 003 §4): the yearly survey of all customers, key accounts more often, ad hoc campaigns;
     the questions (the dimensions on ``scale``, an NPS question on ``nps``, a comment), how long an invitation's
@@ -953,6 +1009,8 @@ class Policy(BaseModel):
     greetings: GreetingPolicy = Field(default_factory=GreetingPolicy)
     feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
     key_accounts: KeyAccountPolicy
+    callbacks: CallbackPolicy = Field(default_factory=CallbackPolicy)
+    quality_checks: QualityCheckPolicy = Field(default_factory=QualityCheckPolicy)
 
     @field_validator("timezone")
     @classmethod

@@ -49,6 +49,9 @@ class MessageType(StrEnum):
     ENQUIRY_REPLY = "enquiry_reply"
     ENQUIRY_ESCALATION = "enquiry_escalation"
     FEEDBACK_REPLY = "feedback_reply"  # the department's answer to a customer's feedback or suggestion
+    # Issue 17: the routine callback by mail (seed 004 §四(四) 邮件回访), a quality-check finding back to the agent.
+    ROUTINE_CALLBACK = "routine_callback"
+    QUALITY_FLAGGED = "quality_flagged"
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.ENQUIRY_REPLY: Spec(False, ("enquiry_no", "owner_name", "reply")),
     MessageType.ENQUIRY_ESCALATION: Spec(True, ("enquiry_no", "owner_name", "target", "due_at"), urgent=True),
     MessageType.FEEDBACK_REPLY: Spec(False, ("feedback_no", "kind_name", "reply")),
+    MessageType.ROUTINE_CALLBACK: Spec(False, ("owner_name",)),
+    MessageType.QUALITY_FLAGGED: Spec(True, ("record_at", "customer_name", "summary", "scores", "reason", "reviewer")),
 }
 
 # The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.

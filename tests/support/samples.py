@@ -195,4 +195,14 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "target": "1小时内给出解决方案",
         "due_at": DUE,
     },
+    MessageType.ROUTINE_CALLBACK: {"customer_name": "某某贸易有限公司", "owner_name": "周经理"},
+    MessageType.QUALITY_FLAGGED: {
+        "recipient_name": "李客服",
+        "record_at": "2026年11月20日 10:15",
+        "customer_name": "某某贸易有限公司",
+        "summary": "询问运费",
+        "scores": "准确性 2、礼貌 4、完整性 3、标准用语 3",
+        "reason": "运费标准答错",
+        "reviewer": "周主管",
+    },
 }

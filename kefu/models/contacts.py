@@ -1,0 +1,116 @@
+"""Routine callbacks and quality checks of communication records (issue 17).
+
+``RoutineCallback``: one callback due for one customer (seed 004 §四(四) 定期回访), made by the daily
+``routine-callbacks`` flow, answered in its own ``routine-callback`` run. ``QualityReview``: one communication
+record drawn for the monthly quality check (seed 000 第五章 定期对沟通记录进行审核), scored by the agent's supervisor in
+its own ``quality-review`` run. ``ContactStepEvent``: the step kit's waiting / completed / refused records of both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kefu.models.base import Base, utcnow
+
+
+class ContactKind(StrEnum):
+    """What a communication record is (``CommunicationRecord.kind``)."""
+
+    CONTACT = "contact"  # 日常联系
+    ROUTINE_CALLBACK = "routine_callback"  # 定期回访
+    ENQUIRY_REPLY = "enquiry_reply"  # 咨询答复
+    COMPLAINT = "complaint"  # 投诉受理
+    KEY_ACCOUNT_CONTACT = "key_account_contact"  # 重点客户定期沟通
+
+
+CONTACT_KIND_ZH = {
+    ContactKind.CONTACT: "日常联系",
+    ContactKind.ROUTINE_CALLBACK: "定期回访",
+    ContactKind.ENQUIRY_REPLY: "咨询答复",
+    ContactKind.COMPLAINT: "投诉受理",
+    ContactKind.KEY_ACCOUNT_CONTACT: "重点客户沟通",
+}
+
+# The channels of a communication record, as staff name them on the command line, and their zh-CN names.
+CONTACT_CHANNELS = {
+    "phone": "电话",
+    "mail": "邮件",
+    "visit": "上门拜访",
+    "sms": "短信",
+    "im": "在线客服",
+    "hotline": "客服热线",
+    "email": "电子邮件",
+    "web": "网站",
+    "face_to_face": "面谈",
+    "social": "社交媒体",
+}
+
+
+class RoutineCallback(Base):
+    """A routine callback due for a customer on ``due_on`` (the day the daily flow found it due)."""
+
+    __tablename__ = "routine_callbacks"
+    __table_args__ = (UniqueConstraint("customer_id", "due_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    due_on: Mapped[dt.date]
+    channel: Mapped[str] = mapped_column(String(16))  # phone | mail
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    owned_by: Mapped[str] = mapped_column(String(16))  # key_account | rota | none
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("communication_records.id"))
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class QualityReview(Base):
+    """A communication record (or a complaint's first-contact or proposal text) drawn for the quality check of
+    ``year``-``month``, scored by the agent's supervisor."""
+
+    __tablename__ = "quality_reviews"
+    __table_args__ = (
+        UniqueConstraint("year", "month", "record_id"),
+        UniqueConstraint("year", "month", "case_event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int]
+    month: Mapped[int]
+    # What is scored: a communication record, or a complaint's first contact or proposal (its case event's text).
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("communication_records.id"), index=True)
+    case_event_id: Mapped[int | None] = mapped_column(ForeignKey("case_events.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    due_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | scored
+    scores: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    flagged: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    scored_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ContactStepEvent(Base):
+    """A human step's record for a callback or a quality review (``subject``: ``callback:<id>`` or
+    ``quality:<id>``): waiting, completed (with the answer) or refused (with the reason). Keyed: nothing twice."""
+
+    __tablename__ = "contact_step_events"
+    __table_args__ = (UniqueConstraint("subject", "key", "outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), index=True)
+    step: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # waiting | completed | refused
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
