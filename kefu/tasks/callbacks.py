@@ -30,6 +30,8 @@ from kefu.notifications.messages import MessageType
 from kefu.notifications.outbox import enqueue
 from kefu.notifications.sms import mobile_number
 from kefu.tasks.contacts import log_contact
+from kefu.tasks.surveys import OVER_CAP as ASKED_OVER_CAP
+from kefu.tasks.surveys import times_asked
 from kefu.worktime import WorkCalendar
 
 OVER_CAP = "近{days}天内已联系{count}次（上限{cap}次）"
@@ -139,6 +141,10 @@ def due_callbacks(session: Session, policy: Policy, calendar: WorkCalendar, now:
     )
     open_for = set(session.scalars(select(RoutineCallback.customer_id).where(RoutineCallback.status == "open")))
     since = now - dt.timedelta(days=rules.fatigue.window_days)
+    # A routine callback asks the customer too: it keeps to the surveys' cap on asks (surveys and callbacks together)
+    # besides its own cap on contacts.
+    asks = policy.surveys.fatigue
+    asked = times_asked(session, now - dt.timedelta(days=asks.window_days))
     for customer in session.scalars(select(Customer).order_by(Customer.id)):
         anchor = last.get(customer.id) or customer.created_at
         due_on = add_months(anchor.astimezone(zone).date(), rules.every_months[segment(customer)])  # type: ignore[index]
@@ -150,6 +156,10 @@ def due_callbacks(session: Session, policy: Policy, calendar: WorkCalendar, now:
             continue
         if customer.id in open_for:
             report.skipped.append((name, OPEN))
+            continue
+        if asked.get(customer.id, 0) >= asks.max_asks:
+            count = asked[customer.id]
+            report.skipped.append((name, ASKED_OVER_CAP.format(days=asks.window_days, count=count, cap=asks.max_asks)))
             continue
         count = recent_contacts(session, customer, since)
         if count >= rules.fatigue.max_contacts:

@@ -9,8 +9,9 @@ artifacts and logs: customers are named by their code (客户编号), never by n
 - ``invite`` decides once about every customer of the campaign's segment: an invitation (a single-use link in the
   ``survey_invitation`` mail, queued for the next business window) or a skipped row with the reason (over the
   fatigue cap, no e-mail address, refused by the lint). A re-run finds the rows and decides nothing again.
-- The fatigue cap counts, per customer over the policy's window, every survey invitation of any campaign and every
-  complaint whose callback asked the customer (the callback invitation mail or the callback step).
+- The fatigue cap counts, per customer over the policy's window, every survey invitation of any campaign, every
+  complaint whose callback asked the customer (the callback invitation mail or the callback step) and every routine
+  callback opened for them (定期回访); the routine callbacks keep to the same cap (``kefu.tasks.callbacks``).
 - ``record_answer``: the link's answer, once (one conditional update: of two posts, one records).
   ``enter_answer``: a phone or visit answer, typed by the staff member who collected it. Both take an answer
   checked by ``kefu.intake.surveys.validate_answer``; a comment becomes a complaint through
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from kefu.models.accounts import TEAM_ROLE_ZH, KeyAccountMember
 from kefu.models.complaints import CaseEvent, Complaint
+from kefu.models.contacts import RoutineCallback
 from kefu.models.enums import CustomerTier
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Customer, Staff
@@ -137,7 +139,8 @@ def segment_customers(session: Session, segment: Segment) -> list[Customer]:
 def times_asked(session: Session, since: dt.datetime, *, besides: int | None = None) -> dict[int, int]:
     """How often each customer was asked for their satisfaction since ``since`` (customers asked at least once):
     survey invitations of any campaign (not ``besides``) and complaints whose callback asked them (by mail or the
-    callback step), each case once. Two grouped queries for every customer at once."""
+    callback step), each case once, and routine callbacks opened for them. Three grouped queries for every customer
+    at once."""
     invitations = session.execute(
         select(SurveyInvitation.customer_id, func.count())
         .where(
@@ -163,6 +166,13 @@ def times_asked(session: Session, since: dt.datetime, *, besides: int | None = N
     for customer, n in callbacks:
         if customer is not None:
             counts[int(customer)] = counts.get(int(customer), 0) + int(n)
+    routine = session.execute(
+        select(RoutineCallback.customer_id, func.count())
+        .where(RoutineCallback.created_at >= since)
+        .group_by(RoutineCallback.customer_id)
+    ).tuples()
+    for customer, n in routine:
+        counts[int(customer)] = counts.get(int(customer), 0) + int(n)
     return counts
 
 

@@ -18,9 +18,12 @@ from kefu.models.enums import Channel, CustomerTier, Role, Severity
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import WEEKDAYS, CommunicationRecord, Customer, Staff
 from kefu.models.policy import Policy
+from kefu.models.surveys import CampaignKind, Segment, SurveyCampaign, SurveyInvitation
 from kefu.notifications.sender import deliver_due
 from kefu.tasks.callbacks import OVER_CAP, due_callbacks, open_callbacks
 from kefu.tasks.quality import ReviewRefused, draw_sample, open_reviews, quality_scores, score_review
+from kefu.tasks.surveys import OVER_CAP as ASKED_OVER_CAP
+from kefu.tasks.surveys import times_asked
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
 from tests.support.smtp import SMTPServer
@@ -96,6 +99,36 @@ def test_a_customer_over_the_fatigue_cap_is_skipped_with_the_reason(
     assert [c.code for c, _ in report.due] == ["CB-FRESH"]
     rules = policy.callbacks.fatigue
     assert report.skipped == [("CB-TIRED", OVER_CAP.format(days=rules.window_days, count=3, cap=rules.max_contacts))]
+
+
+def test_surveys_and_routine_callbacks_keep_to_one_cap_on_asking_a_customer(
+    db: Session, policy: Policy, calendar: WorkCalendar
+) -> None:
+    """Issue 16: no customer asked more than N times in M days across every kind of survey and callback."""
+    surveyed = Customer(code="CB-SURVEYED", name="钱七", created_at=at(dt.date(2026, 1, 5)))
+    called = Customer(code="CB-CALLED", name="孙八", created_at=at(dt.date(2026, 1, 5)))
+    db.add_all([surveyed, called])
+    db.flush()
+    asks = policy.surveys.fatigue
+    for n in range(asks.max_asks):  # invited up to the cap within its window, one campaign after another
+        campaign = SurveyCampaign(
+            kind=CampaignKind.AD_HOC, segment=Segment.ALL, reason="新产品上线", launched_by="test",
+            opened_at=at(dt.date(2026, 11, 2 + n)), closes_at=at(dt.date(2026, 11, 16 + n)),
+        )  # fmt: skip
+        db.add(campaign)
+        db.flush()
+        invited = at(dt.date(2026, 11, 2 + n))
+        db.add(
+            SurveyInvitation(campaign_id=campaign.id, customer_id=surveyed.id, token_hash=f"t{n}", created_at=invited)
+        )
+    db.flush()
+    report = due_callbacks(db, policy, calendar, at(dt.date(2026, 12, 2)))
+    assert "CB-SURVEYED" not in [c.code for c, _ in report.due]
+    why = ASKED_OVER_CAP.format(days=asks.window_days, count=asks.max_asks, cap=asks.max_asks)
+    assert ("CB-SURVEYED", why) in report.skipped
+    # a routine callback opened for a customer counts as asking them when the next survey invites
+    open_callbacks(db, policy, report)
+    assert times_asked(db, at(dt.date(2026, 11, 1))).get(called.id) == 1
 
 
 def test_callbacks_go_to_the_key_accounts_specialist_else_the_on_duty_agents_in_turn_once_a_day(
