@@ -54,11 +54,14 @@ def all_deployments() -> list[Served]:
     from prefect.schedules import Cron
 
     from kefu.engine.contract import (
+        ASSESSMENT_FLOW,
+        ASSESSMENT_RUN_TAGS,
         CASE_RUN_TAGS,
         COMPLAINT_CASE_DEPLOYMENT_NAME,
         ONBOARDING_FLOW,
         ONBOARDING_RUN_TAGS,
         REVIEW_FLOW,
+        SHEET_FLOW,
     )
     from kefu.flows.backup import backup
     from kefu.flows.calendar_check import calendar_check
@@ -69,6 +72,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.key_account_identification import key_account_identification
     from kefu.flows.key_account_onboarding import key_account_onboarding, onboarding_review
+    from kefu.flows.staff_assessment import assessment_sheet, staff_assessment
     from kefu.flows.statistics_report import statistics_report
     from kefu.flows.suggestions_report import suggestions_report
     from kefu.flows.survey_campaign import survey_campaign, survey_sweep
@@ -226,5 +230,24 @@ def all_deployments() -> list[Served]:
             name=REVIEW_FLOW,
             tags=[*ONBOARDING_RUN_TAGS, "review"],
             description="重点客户纳入的部门评审：一个部门一个运行，同意或不同意并填写意见；全部评审提交后继续高层审批。",
+        ),
+        # Staff assessment (seed 004 §5): the monthly run opens last month's sheets on the first working day; one
+        # sheet run per person and evaluator (self, supervisor), each suspended on its form
+        # (``kefu.flows.staff_assessment``).
+        on_the_pool(
+            staff_assessment,
+            resumable=True,
+            name=ASSESSMENT_FLOW,
+            schedule=Cron(policy.staff_assessment.schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=list(ASSESSMENT_RUN_TAGS),
+            description="每月第一个工作日开启上月员工考核：计算工作业绩数据，为每位客服人员开启自我评价与上级评价（各有期限）。",
+        ),
+        on_the_pool(
+            assessment_sheet,
+            resumable=True,
+            name=SHEET_FLOW,
+            tags=[*ASSESSMENT_RUN_TAGS, "sheet"],
+            description="员工考核表的一项评价（自我评价或上级评价）：1–5分评分并填写评语；全部完成或逾期后公布排名并邮件通知。",
         ),
     ]

@@ -49,6 +49,9 @@ class MessageType(StrEnum):
     ENQUIRY_REPLY = "enquiry_reply"
     ENQUIRY_ESCALATION = "enquiry_escalation"
     FEEDBACK_REPLY = "feedback_reply"  # the department's answer to a customer's feedback or suggestion
+    # 员工月度考核 (seed 004 §5): the published sheets to each person and their supervisor; a missed step escalates.
+    ASSESSMENT_SHEET = "assessment_sheet"
+    ASSESSMENT_OVERDUE = "assessment_overdue"
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.ENQUIRY_REPLY: Spec(False, ("enquiry_no", "owner_name", "reply")),
     MessageType.ENQUIRY_ESCALATION: Spec(True, ("enquiry_no", "owner_name", "target", "due_at"), urgent=True),
     MessageType.FEEDBACK_REPLY: Spec(False, ("feedback_no", "kind_name", "reply")),
+    MessageType.ASSESSMENT_SHEET: Spec(True, ("month",)),
+    MessageType.ASSESSMENT_OVERDUE: Spec(True, ("month", "staff_name", "evaluator", "due_at"), urgent=True),
 }
 
 # The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.
