@@ -241,3 +241,20 @@ def test_the_report_says_no_data_while_the_month_is_not_published(
         figures = compute(connection, policy, calendar, monthly("2026-11", policy.timezone), now=OPENED)
     assert "员工月度考核" in [title for title, _ in figures.pending]
     assert "assessment" not in [t.key for t in figures.tables]
+
+
+@pytest.mark.parametrize(
+    ("day", "opens"),
+    [
+        (dt.date(2026, 12, 1), True),  # a Tuesday: the first working day of December
+        (dt.date(2026, 12, 2), False),  # the next day: the month was opened already
+        (dt.date(2026, 11, 1), False),  # a Sunday
+        (dt.date(2026, 11, 2), True),  # the Monday after: November's first working day
+    ],
+)
+def test_the_month_opens_on_its_first_working_day_only(
+    day: dt.date, opens: bool, policy: Policy, calendar: WorkCalendar
+) -> None:
+    morning = dt.datetime.combine(day, dt.time(9, 30), tzinfo=SHANGHAI)
+    assert assessment.is_opening_day(morning, calendar, policy.timezone) is opens
+    assert assessment.previous_month(morning, policy.timezone) == f"{day.year}-{day.month - 1:02d}"

@@ -22,6 +22,8 @@ from uuid import UUID
 import pytest
 from sqlalchemy import select
 
+from kefu.desk.proxy import Refusal
+from kefu.desk.steps import assessment_answer_as, my_waiting_steps
 from kefu.engine.contract import ASSESSMENT_DEPLOYMENT
 from kefu.flows.staff_assessment import SELF_STEP, assessment_deadlines
 from kefu.models.assessment import AssessmentEvent, AssessmentSheet
@@ -142,16 +144,32 @@ def test_a_month_runs_through_self_and_supervisor_steps_a_missed_one_and_publish
     assessment_db: str, prefect_server: str, smtp_server: Any
 ) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
 
     ids = staff()
     # the monthly run, for a given month (its schedule opens last month on the first working day)
     with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(ASSESSMENT_DEPLOYMENT)
+        deadline = time.monotonic() + 60
+        while True:  # the worker registers its deployments one after another at start-up
+            try:
+                deployment = client.read_deployment_by_name(ASSESSMENT_DEPLOYMENT)
+                break
+            except ObjectNotFound:
+                assert time.monotonic() < deadline, "the worker never registered the staff-assessment deployment"
+                time.sleep(0.5)
         client.create_flow_run_from_deployment(deployment.id, parameters={"month": MONTH})
     wang_self = waiting(f"{MONTH}/wang", "self_assessment")
     waiting(f"{MONTH}/wang", "supervisor_assessment")
     li_self = waiting(f"{MONTH}/li", "self_assessment")
     waiting(f"{MONTH}/li", "supervisor_assessment")
+    # the entrance's start page: each person their own steps (王 his self step, 张 both supervisor steps)
+    now = dt.datetime.now(dt.UTC)
+    mine = {(v.case_no, v.step) for v in my_waiting_steps(default_engine(), ids["wang"], now)}
+    assert mine == {(f"{MONTH}/wang", "self_assessment")}
+    boss = {(v.case_no, v.step) for v in my_waiting_steps(default_engine(), ids["zhang"], now)}
+    assert boss == {(f"{MONTH}/wang", "supervisor_assessment"), (f"{MONTH}/li", "supervisor_assessment")}
+    with pytest.raises(Refusal, match="只能由被考核人本人填写"):  # 李 answering 王's self step through the entrance
+        assessment_answer_as(default_engine(), ids["li"], wang_self["sheet_id"], wang_self["flow_run_id"], SCORES)
     listing = kefu(assessment_db, prefect_server, "step", "list", "--case", f"{MONTH}/wang")
     assert "self_assessment" in listing.stdout and "supervisor_assessment" in listing.stdout, listing.stderr
 
