@@ -288,7 +288,7 @@ def check_answer(session: Session, sheet_id: int, evaluator: str, actor_staff_id
     status = status_of(sheet, evaluator)
     if status != PENDING:
         raise AssessmentRefused(
-            f"{EVALUATOR_ZH[evaluator]}已{STATUS_ZH[status]}，不能再填写 / the {evaluator} assessment is {status}"
+            f"{EVALUATOR_ZH[evaluator]}{STATUS_ZH[status]}，不能再填写 / the {evaluator} assessment is {status}"
         )
 
 

@@ -174,7 +174,7 @@ def test_a_month_is_measured_from_kefus_records_combined_with_the_policy_weights
            service_skills=4)  # fmt: skip
     answer(db, wang, "self", month["wang"], discipline=5, teamwork=5, responsibility=5, product_knowledge=4,
            service_skills=5)  # fmt: skip
-    with pytest.raises(assessment.AssessmentRefused, match="已已完成"):
+    with pytest.raises(assessment.AssessmentRefused, match="自我评价已完成，不能再填写"):
         assessment.check_answer(db, wang.id, assessment.SELF, month["wang"].id)
     answer(db, li, "supervisor", month["boss"], discipline=3, teamwork=3, responsibility=3, product_knowledge=3,
            service_skills=3)  # fmt: skip
@@ -184,6 +184,8 @@ def test_a_month_is_measured_from_kefus_records_combined_with_the_policy_weights
     assessment.mark_missing(db, late, evaluator, li.self_due_at)
     missing = db.scalars(select(assessment.AssessmentEvent).where(assessment.AssessmentEvent.action == "missing")).one()
     assert missing.data == {"mail": f"queued:staff:{month['boss'].id}"}
+    with pytest.raises(assessment.AssessmentRefused, match="自我评价缺失（逾期未填），不能再填写"):
+        assessment.check_answer(db, li.id, assessment.SELF, month["li"].id)  # too late: missing stays missing
     assert assessment.publish(db, policy, "2026-11", li.self_due_at)
     assert not assessment.publish(db, policy, "2026-11", li.self_due_at)  # once
     db.commit()
