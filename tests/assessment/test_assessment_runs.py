@@ -61,8 +61,8 @@ def assessment_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def worker(prefect_server: str, assessment_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     process = AssessmentWorker(assessment_db, tmp_path_factory.mktemp("as-worker") / "worker.log")
-    process.start()
     try:
+        process.start()  # inside: a worker that never got ready is stopped too
         yield process
     finally:
         process.stop()
