@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "kefu.cli.backup",
     "kefu.cli.report",
     "kefu.cli.survey",
+    "kefu.cli.assessment",
     "kefu.cli.restore",
     "kefu.cli.recover",
     "kefu.cli.staff",

@@ -37,12 +37,17 @@ def register(subparsers: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from kefu.tasks.assessment import waiting_steps as assessment_steps
     from kefu.tasks.casework import waiting_steps
     from kefu.tasks.onboarding import waiting_steps as onboarding_steps
     from kefu.worktime import local_time
 
     with unit_of_work() as session:
-        rows = waiting_steps(session, args.case) + onboarding_steps(session, args.case)
+        rows = (
+            waiting_steps(session, args.case)
+            + onboarding_steps(session, args.case)
+            + assessment_steps(session, args.case)
+        )
     if not rows:
         print("no waiting steps")
     for row in rows:
@@ -62,9 +67,10 @@ def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:
     from kefu.engine.forms import form_answer
     from kefu.flows import key_account_onboarding
     from kefu.flows.complaint_case import STEPS as CASE_STEPS
+    from kefu.flows.staff_assessment import STEPS as ASSESSMENT_STEPS
 
     people = {k: v for k, v in key_account_onboarding.STEPS.items() if k not in key_account_onboarding.INTERNAL}
-    STEPS = {**CASE_STEPS, **people}
+    STEPS = {**CASE_STEPS, **people, **ASSESSMENT_STEPS}
     if step not in STEPS:
         raise UsageError(f"unknown step '{step}' (steps: {', '.join(STEPS)})")
     try:
@@ -116,6 +122,8 @@ def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
     checked = validate(step, data)
     if step in _onboarding_steps():
         return _submit_onboarding(case_no, step, checked)
+    if step in _assessment_steps():
+        return _submit_assessment(case_no, step, checked)
     with unit_of_work() as session:
         rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
         if rows:
@@ -136,6 +144,29 @@ def _onboarding_steps() -> set[str]:
     from kefu.flows.key_account_onboarding import INTERNAL, STEPS
 
     return set(STEPS) - INTERNAL
+
+
+def _assessment_steps() -> set[str]:
+    from kefu.flows.staff_assessment import STEPS
+
+    return set(STEPS)
+
+
+def _submit_assessment(ref: str, step: str, checked: dict[str, Any]) -> None:
+    """An assessment step (``REF`` is ``MONTH/LOGIN`` of the person assessed): only they (self) or their supervisor
+    may answer, while the step is open; then the resume."""
+    from kefu.flows.staff_assessment import EVALUATOR_OF
+    from kefu.tasks.assessment import AssessmentRefused, check_answer, waiting_steps
+
+    with unit_of_work() as session:
+        rows = [r for r in waiting_steps(session, ref) if r["step"] == step]
+        if not rows:
+            raise UsageError(f"the assessment {ref} is not waiting on step '{step}'")
+        try:
+            check_answer(session, rows[-1]["sheet_id"], EVALUATOR_OF[step], checked.get("actor_staff_id"))
+        except AssessmentRefused as refused:
+            raise UsageError(str(refused)) from None
+    _resume(ref, UUID(rows[-1]["flow_run_id"]), checked)
 
 
 def _submit_onboarding(code: str, step: str, checked: dict[str, Any]) -> None:

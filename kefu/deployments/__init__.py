@@ -54,11 +54,14 @@ def all_deployments() -> list[Served]:
     from prefect.schedules import Cron
 
     from kefu.engine.contract import (
+        ASSESSMENT_FLOW,
+        ASSESSMENT_RUN_TAGS,
         CASE_RUN_TAGS,
         COMPLAINT_CASE_DEPLOYMENT_NAME,
         ONBOARDING_FLOW,
         ONBOARDING_RUN_TAGS,
         REVIEW_FLOW,
+        SHEET_FLOW,
     )
     from kefu.flows.backup import backup
     from kefu.flows.calendar_check import calendar_check
@@ -71,6 +74,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.key_account_onboarding import key_account_onboarding, onboarding_review
     from kefu.flows.quality_check import quality_check, quality_review
     from kefu.flows.routine_callbacks import routine_callback, routine_callbacks
+    from kefu.flows.staff_assessment import assessment_sheet, staff_assessment
     from kefu.flows.statistics_report import statistics_report
     from kefu.flows.suggestions_report import suggestions_report
     from kefu.flows.survey_campaign import survey_campaign, survey_sweep
@@ -262,5 +266,24 @@ def all_deployments() -> list[Served]:
             name="quality-review",
             tags=["kefu", "quality-check"],
             description="主管为一条沟通记录评分（准确性、礼貌、完整性、标准用语）；不合格的退回客服人员。",
+        ),
+        # Staff assessment (seed 004 §5): the monthly run opens last month's sheets on the first working day; one
+        # sheet run per person and evaluator (self, supervisor), each suspended on its form
+        # (``kefu.flows.staff_assessment``).
+        on_the_pool(
+            staff_assessment,
+            resumable=True,
+            name=ASSESSMENT_FLOW,
+            schedule=Cron(policy.staff_assessment.schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=list(ASSESSMENT_RUN_TAGS),
+            description="每月第一个工作日开启上月员工考核：计算工作业绩数据，为每位客服人员开启自我评价与上级评价（各有期限）。",
+        ),
+        on_the_pool(
+            assessment_sheet,
+            resumable=True,
+            name=SHEET_FLOW,
+            tags=[*ASSESSMENT_RUN_TAGS, "sheet"],
+            description="员工考核表的一项评价（自我评价或上级评价）：1–5分评分并填写评语；全部完成或逾期后公布排名并邮件通知。",
         ),
     ]

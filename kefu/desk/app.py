@@ -140,6 +140,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         case_no = parameters.get("case_no") or parameters.get("code")  # a case, or a key-account onboarding
         from kefu.desk.steps import answer_as, enquiry_answer_as  # paid on the first answer, not at start
 
+        sheet_id = parameters.get("sheet_id")
+        if case_no is None and isinstance(sheet_id, int):  # a staff assessment step (员工考核)
+            from kefu.desk.steps import assessment_answer_as
+
+            return await run_in_threadpool(
+                assessment_answer_as, the_engine, person.staff_id, sheet_id, flow_run_id, run_input
+            )
         enquiry_no = parameters.get("enquiry_no")
         if case_no is None and isinstance(enquiry_no, str):  # an enquiry run's step (咨询)
             return await run_in_threadpool(

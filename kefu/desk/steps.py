@@ -66,6 +66,25 @@ def enquiry_answer_as(
     return {**answer, "actor_staff_id": staff_id}
 
 
+def assessment_answer_as(
+    engine: Engine, staff_id: int, sheet_id: int, flow_run_id: str, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """A staff assessment step: only the person assessed (self) or their supervisor may answer it, while open."""
+    from kefu.tasks.assessment import AssessmentRefused, check_answer
+    from kefu.tasks.assessment import waiting_steps as assessment_steps
+
+    with unit_of_work(engine) as session:
+        rows = [r for r in assessment_steps(session) if r["flow_run_id"] == flow_run_id and r["sheet_id"] == sheet_id]
+        if not rows:
+            raise Refusal(403, NOT_WAITING_ZH)
+        evaluator = str(rows[-1]["step"]).removesuffix("_assessment")
+        try:
+            check_answer(session, sheet_id, evaluator, staff_id)
+        except AssessmentRefused as refused:
+            raise Refusal(403, str(refused).split(" / ", 1)[0]) from None
+    return {**answer, "actor_staff_id": staff_id}
+
+
 def _onboarding_answer(
     session: Session, staff_id: int, code: str, flow_run_id: str, answer: dict[str, Any]
 ) -> dict[str, Any]:
@@ -180,6 +199,7 @@ def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[Wa
                 )
             )
         views += _onboarding_views(session, roles, now)
+        views += _assessment_views(session, staff_id, now)
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     return sorted(views, key=lambda v: (v.due_at or far, v.case_no))
 
@@ -208,6 +228,36 @@ def _onboarding_views(session: Session, roles: set[Any], now: dt.datetime) -> li
                 due=local_time(due_at) if due_at else "—",
                 due_at=due_at,
                 overdue=due_at is not None and due_at <= now,
+                flow_run_id=str(row["flow_run_id"]),
+            )
+        )
+    return views
+
+
+def _assessment_views(session: Session, staff_id: int, now: dt.datetime) -> list[WaitingStep]:
+    """The staff assessment steps the person is the one to answer: their own self-assessment, their team members'
+    supervisor assessments; ``case_no`` is ``MONTH/LOGIN`` of the person assessed."""
+    from kefu.flows.staff_assessment import STEPS
+    from kefu.tasks.assessment import SELF, get_sheet
+    from kefu.tasks.assessment import waiting_steps as assessment_steps
+
+    views = []
+    for row in assessment_steps(session):
+        sheet = get_sheet(session, int(row["sheet_id"]))
+        step = STEPS[str(row["step"])]
+        answerer = sheet.staff_id if step.name.startswith(SELF) else sheet.supervisor_id
+        if answerer != staff_id:
+            continue
+        due_at = dt.datetime.fromisoformat(next(iter(row["deadlines"].values())))
+        views.append(
+            WaitingStep(
+                case_no=str(row["case_no"]),
+                step=step.name,
+                title=f"{step.title}：{sheet.staff.name}",
+                since=local_time(dt.datetime.fromisoformat(row["since"])),
+                due=local_time(due_at),
+                due_at=due_at,
+                overdue=due_at <= now,
                 flow_run_id=str(row["flow_run_id"]),
             )
         )

@@ -54,3 +54,18 @@ def onboarding_idempotency_key(nomination_id: int) -> str:
 def review_idempotency_key(nomination_id: int, department: str) -> str:
     """One review run per nomination and department, however often the onboarding run replays."""
     return f"onboarding-review:{nomination_id}:{department}"
+
+
+# The staff assessment (seed 004 §5): the monthly run opens the month; one sheet run per person and evaluator (self,
+# supervisor), each suspended on its own form.
+ASSESSMENT_FLOW = "staff-assessment"
+ASSESSMENT_DEPLOYMENT = f"{ASSESSMENT_FLOW}/{ASSESSMENT_FLOW}"
+SHEET_FLOW = "assessment-sheet"
+SHEET_DEPLOYMENT = f"{SHEET_FLOW}/{SHEET_FLOW}"
+SHEET_RUN_NAME = "{month} staff {staff_id} {evaluator}"
+ASSESSMENT_RUN_TAGS = ("kefu", "staff-assessment")
+
+
+def sheet_idempotency_key(sheet_id: int, evaluator: str) -> str:
+    """One run per sheet and evaluator, however often the monthly run or the duty's mend opens it."""
+    return f"assessment-sheet:{sheet_id}:{evaluator}"

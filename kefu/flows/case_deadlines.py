@@ -32,7 +32,25 @@ def sweep_deadlines(now: dt.datetime) -> list[str]:
         fired = escalation.sweep(session, policy, calendar_for(policy), now)
         fired += enquiries.sweep(session, policy, calendar_for(policy), now)  # enquiries' promises (咨询)
         unstarted = enquiries.runs_to_start(session)
-    return fired + deliver_customer_answers(now) + start_enquiry_runs(unstarted) + onboarding_deadlines(now)
+    return (
+        fired
+        + deliver_customer_answers(now)
+        + start_enquiry_runs(unstarted)
+        + onboarding_deadlines(now)
+        + assessment_deadlines(now)
+    )
+
+
+def assessment_deadlines(now: dt.datetime) -> list[str]:
+    """The staff assessment's timers (``kefu.flows.staff_assessment``): missed steps marked missing and escalated,
+    sheet runs Prefect missed opened, complete months published."""
+    from kefu.flows.staff_assessment import assessment_deadlines as mend
+
+    try:
+        return mend(now)
+    except Exception as exc:  # never stop the complaint deadlines for it: the next minute tries again
+        logging.getLogger("kefu.assessment").warning("assessment deadlines not swept: %r", exc, exc_info=True)
+        return []
 
 
 def start_enquiry_runs(enquiry_nos: list[str]) -> list[str]:

@@ -755,11 +755,39 @@ def _weights_sum_to_one(weights: dict[str, float], what: str) -> dict[str, float
     return weights
 
 
+# The criteria of the monthly assessment (seed 004 §5(二)): the first three are measured by Kefu, the last two are
+# scored 1–5 by the supervisor and by the person themselves.
+MEASURED_CRITERIA = ("answer_accuracy", "order_on_time_rate", "complaint_satisfaction")
+SCORED_CRITERIA = ("attitude", "ability")
+
+
 class StaffAssessmentPolicy(BaseModel):
+    """员工月度考核 (seed 004 §5(二)): the evaluators' shares (上级评价 / 客户评价 / 自我评价, each [X]% in the seed),
+    the criteria's weights, who is assessed, the deadlines of the self and supervisor steps (working days from the
+    month's opening), the pass and excellent marks (0–100) and when the month is opened (cron, the policy's time
+    zone; the flow opens the month on its first working day only)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     evaluator_weights: dict[Literal["supervisor", "customer", "self"], float]
     criteria_weights: dict[str, float] = Field(min_length=1)
+    assessed_roles: list[Role] = Field(default_factory=lambda: [Role.AGENT], min_length=1)
+    self_deadline: Duration = Field(default_factory=lambda: Duration(amount=3, unit=Unit.WORKING_DAYS))
+    supervisor_deadline: Duration = Field(default_factory=lambda: Duration(amount=5, unit=Unit.WORKING_DAYS))
+    pass_mark: float = Field(default=60, ge=0, le=100)
+    excellent_mark: float = Field(default=90, ge=0, le=100)
+    schedule: str = Field(default="30 9 1-7 * *", description="Cron (five fields): runs open the month once.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return _check_cron(value)
+
+    @model_validator(mode="after")
+    def _marks(self) -> StaffAssessmentPolicy:
+        if self.excellent_mark <= self.pass_mark:
+            raise ValueError(f"excellent_mark ({self.excellent_mark:g}) must be above pass_mark ({self.pass_mark:g})")
+        return self
 
     @field_validator("evaluator_weights")
     @classmethod
@@ -769,6 +797,10 @@ class StaffAssessmentPolicy(BaseModel):
     @field_validator("criteria_weights")
     @classmethod
     def _criteria(cls, weights: dict[str, float]) -> dict[str, float]:
+        known = (*MEASURED_CRITERIA, *SCORED_CRITERIA)
+        unknown = [k for k in weights if k not in known]
+        if unknown:
+            raise ValueError(f"unknown criteria {', '.join(unknown)} (criteria: {', '.join(known)})")
         return _weights_sum_to_one(weights, "criteria")
 
 

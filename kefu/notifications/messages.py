@@ -52,6 +52,9 @@ class MessageType(StrEnum):
     # Issue 17: the routine callback by mail (seed 004 §四(四) 邮件回访), a quality-check finding back to the agent.
     ROUTINE_CALLBACK = "routine_callback"
     QUALITY_FLAGGED = "quality_flagged"
+    # 员工月度考核 (seed 004 §5): the published sheets to each person and their supervisor; a missed step escalates.
+    ASSESSMENT_SHEET = "assessment_sheet"
+    ASSESSMENT_OVERDUE = "assessment_overdue"
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.FEEDBACK_REPLY: Spec(False, ("feedback_no", "kind_name", "reply")),
     MessageType.ROUTINE_CALLBACK: Spec(False, ("owner_name",)),
     MessageType.QUALITY_FLAGGED: Spec(True, ("record_at", "customer_name", "summary", "scores", "reason", "reviewer")),
+    MessageType.ASSESSMENT_SHEET: Spec(True, ("month",)),
+    MessageType.ASSESSMENT_OVERDUE: Spec(True, ("month", "staff_name", "evaluator", "due_at"), urgent=True),
 }
 
 # The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.

@@ -60,6 +60,7 @@ PENDING_SECTIONS = (
     ("调查回复率", "暂无数据：满意度调查尚未上线。"),
     ("员工月度考核", "暂无数据：员工考核尚未上线。"),
 )
+ASSESSMENT_PENDING = PENDING_SECTIONS[3][0]  # replaced by the team view once the month's assessment is published
 
 
 class ReportError(ValueError):
@@ -654,6 +655,20 @@ def survey_table(connection: Connection, policy: Policy, period: Period, as_of: 
     )
 
 
+def assessment_table(connection: Connection, policy: Policy, month: str) -> Table | None:
+    """员工月度考核, the team view (``kefu.tasks.assessment``): the month's ranked sheets with their grades, once the
+    month's assessment is published; ``None`` before (the report then says there is no data yet)."""
+    from sqlalchemy.orm import Session
+
+    from kefu.tasks import assessment
+
+    with Session(bind=connection) as session:
+        if not assessment.is_published(session, month):
+            return None
+        rows = assessment.table_rows(session, policy, month)
+    return Table("assessment", ASSESSMENT_PENDING, assessment.COLUMNS, tuple(rows), note=assessment.marks_note(policy))
+
+
 def _silent(_stage: str) -> None:
     return None
 
@@ -744,5 +759,11 @@ def compute(
         tables = (*tables, satisfaction)
         pending = tuple(p for p in pending if p[0] not in SURVEY_PENDING)
         headline["净推荐值（NPS）"] = satisfaction.rows[len(policy.surveys.dimensions)][1]
+    if period.kind == "monthly":
+        progress("staff assessment")
+        team = assessment_table(connection, policy, period.label)
+        if team is not None:
+            tables = (*tables, team)
+            pending = tuple(p for p in pending if p[0] != ASSESSMENT_PENDING)
     progress("figures ready")
     return Figures(period, previous, as_of, total, reopened, tables, pending=pending, headline=headline)

@@ -171,6 +171,22 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "department": "财务部",
         "due_at": DUE,
     },
+    MessageType.ASSESSMENT_SHEET: {
+        "recipient_name": "王客服",
+        "month": "2026-11",
+        "sheets": [
+            [{"label": "名次", "value": "1"}, {"label": "员工", "value": "王客服"}, {"label": "总分", "value": "82.09"}]
+        ],
+        "note": "总分按上级评价50%、客户评价30%、自我评价20%加权（0–100分）。",
+    },
+    MessageType.ASSESSMENT_OVERDUE: {
+        "recipient_name": "李主管",
+        "month": "2026-11",
+        "staff_name": "王客服",
+        "late_name": "王客服",
+        "evaluator": "自我评价",
+        "due_at": DUE,
+    },
     MessageType.ORDER_CHASE: {**_CASE, "order_status": "可发货，已排入12月3日的发货计划"},
     MessageType.FREIGHT_QUERY: dict(_CASE),
     MessageType.DAMAGED_GOODS: {**_CASE, "damage_detail": "乳胶漆2桶外包装破损"},
