@@ -18,12 +18,12 @@ from pydantic import ConfigDict, Field
 from kefu.engine.forms import StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS
+from kefu.flows.contact_steps import ContactStepRecord
 from kefu.models.contacts import QualityReview
 from kefu.models.db import unit_of_work
 from kefu.models.people import Staff
 from kefu.models.policy import current_policy
 from kefu.tasks import quality
-from kefu.tasks.contacts import ContactStepRecord
 from kefu.worktime import calendar_for, local_time
 
 QUALITY_REVIEW_FLOW = "quality-review"

@@ -26,13 +26,13 @@ from pydantic import ConfigDict, Field, field_validator
 from kefu.engine.forms import Choice, StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS
+from kefu.flows.contact_steps import ContactStepRecord
 from kefu.models.contacts import CONTACT_CHANNELS
 from kefu.models.db import unit_of_work
 from kefu.models.people import Customer, Staff
 from kefu.models.policy import current_policy
 from kefu.tasks import callbacks
 from kefu.tasks.callbacks import PROBLEM_WORDS, CallbackResult, ProblemRoute
-from kefu.tasks.contacts import ContactStepRecord
 from kefu.tasks.customer_data import mask_name
 from kefu.worktime import calendar_for
 

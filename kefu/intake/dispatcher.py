@@ -224,6 +224,10 @@ async def serve(
                 await asyncio.to_thread(convert_enquiries, engine)
             except Exception:
                 log.exception("converting enquiries to complaints failed; tried again on the next pass")
+            try:  # problems routine callbacks found: registered here, dispatched below
+                await asyncio.to_thread(register_callback_complaints, engine)
+            except Exception:
+                log.exception("registering routine callbacks' complaints failed; tried again on the next pass")
             try:
                 started = await dispatch_once(engine, runs)
             except PrefectUnavailable as exc:
@@ -242,6 +246,17 @@ def convert_enquiries(engine: Engine) -> list[str]:
     made = convert_requested(engine, current_policy(), _utcnow())
     for case_no in made:
         log.info("enquiry registered as complaint %s", case_no)
+    return made
+
+
+def register_callback_complaints(engine: Engine) -> list[str]:
+    """Problems routine callbacks found become complaints (``kefu.intake.callbacks.register_wanted``)."""
+    from kefu.intake.callbacks import register_wanted
+    from kefu.models.policy import current_policy
+
+    made = register_wanted(engine, current_policy())
+    for case_no in made:
+        log.info("routine callback's problem registered as complaint %s", case_no)
     return made
 
 

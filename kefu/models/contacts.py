@@ -67,6 +67,9 @@ class RoutineCallback(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
     record_id: Mapped[int | None] = mapped_column(ForeignKey("communication_records.id"))
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    # The problem the customer raised, to be registered as a complaint by the intake dispatcher's next pass (the
+    # intake's write path sits above the flows); cleared to the complaint's id then.
+    complaint_wanted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -18,11 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from kefu.intake.service import register_complaint
-from kefu.intake.validation import Submission
 from kefu.models.accounts import KeyAccountMember, TeamRole
 from kefu.models.contacts import ContactKind, RoutineCallback
-from kefu.models.enums import Channel, CustomerTier
+from kefu.models.enums import CustomerTier
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import WEEKDAYS, CommunicationRecord, Customer, Staff, StaffRole
 from kefu.models.policy import Policy
@@ -273,24 +271,10 @@ def record_result(session: Session, callback: RoutineCallback, result: CallbackR
     if callback.record_id is not None:
         return
     customer = session.get_one(Customer, callback.customer_id)
-    complaint_id = None
     if result.problem is ProblemRoute.COMPLAINT:
-        phones = customer.phones or []
-        registration = register_complaint(
-            session,
-            Submission(
-                name=customer.name,
-                phone=phones[0] if phones else "",
-                content=result.problem_text,
-                email=customer.email,
-                received_by=result.actor_staff_id,
-            ),
-            received_at=result.contacted_at,  # the complaint clock starts when the customer spoke
-            channel=Channel.PHONE if callback.channel == "phone" else Channel.EMAIL,
-            idempotency_key=f"routine-callback:{callback.id}",
-            policy=policy,
-        )
-        complaint_id = registration.complaint_id
+        # registered as a complaint by the intake dispatcher's next pass (``kefu.intake.callbacks``), its receipt time
+        # the callback's: the complaint clock starts when the customer spoke
+        callback.complaint_wanted = result.problem_text
     follow_up = None
     if result.problem in (ProblemRoute.FOLLOW_UP, ProblemRoute.FEEDBACK):
         # TODO(issue 17, feedback): a FEEDBACK problem becomes a feedback item routed to its department once the
@@ -310,6 +294,16 @@ def record_result(session: Session, callback: RoutineCallback, result: CallbackR
         follow_up=follow_up,
         follow_up_owner_id=result.actor_staff_id if follow_up else None,
         follow_up_due_at=result.follow_up_due_at if follow_up else None,
-        complaint_id=complaint_id,
     )
-    callback.record_id, callback.complaint_id, callback.status = record.id, complaint_id, "done"
+    callback.record_id, callback.status = record.id, "done"
+
+
+def complaints_wanted(session: Session) -> list[int]:
+    """The routine callbacks whose problem is still to be registered as a complaint (``kefu.intake.callbacks``)."""
+    return list(
+        session.scalars(
+            select(RoutineCallback.id)
+            .where(RoutineCallback.complaint_wanted.is_not(None), RoutineCallback.complaint_id.is_(None))
+            .order_by(RoutineCallback.id)
+        )
+    )

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from kefu.flows.routine_callbacks import routine_callbacks
+from kefu.intake.dispatcher import register_callback_complaints
 from kefu.models.complaints import Complaint
 from kefu.models.contacts import ContactStepEvent, RoutineCallback
-from kefu.models.db import unit_of_work
+from kefu.models.db import default_engine, unit_of_work
 from kefu.models.enums import Channel, Role
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import WEEKDAYS, CommunicationRecord, Customer, Staff
@@ -99,6 +100,10 @@ def test_a_routine_callback_finds_a_problem_that_becomes_a_complaint_keeping_the
     }
     prefect_post(f"{prefect_server}/flow_runs/{run_id}/resume", {"run_input": answer})
     wait_run_state(prefect_server, run_id, "Completed")
+    with unit_of_work() as session:  # the problem waits for the intake dispatcher's pass
+        assert session.get_one(RoutineCallback, callback_id).complaint_id is None
+    [case_no] = register_callback_complaints(default_engine())  # the dispatcher's pass
+    assert register_callback_complaints(default_engine()) == []  # once
 
     with unit_of_work() as session:
         callback = session.get_one(RoutineCallback, callback_id)
@@ -111,6 +116,7 @@ def test_a_routine_callback_finds_a_problem_that_becomes_a_complaint_keeping_the
         )
         assert record.at == spoke_at and record.responsible_staff_id == owner_id
         complaint = session.get_one(Complaint, callback.complaint_id)
+        assert complaint.case_no == case_no
         assert complaint.received_at == spoke_at  # the complaint clock starts when the customer spoke
         assert complaint.content.startswith("上周两批货") and complaint.channel is Channel.EMAIL
         assert complaint.owner_id == owner_id and complaint.customer_id == customer_id

@@ -107,20 +107,25 @@ class WorkerProcess(Restartable):
         assert self.process is not None
         return claim_mark(self.process.pid)
 
-    def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-        """The worker registers the deployments at start-up: poll the API (bounded) until the case one exists."""
+    def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+        """The worker registers the deployments at start-up, one after another: poll the API (bounded) until every
+        deployment it serves (``KEFU_SERVE_ONLY``) exists — a test starting a run of the last one would find none."""
         from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
+        serving = set(json.loads(self.env.get("KEFU_SERVE_ONLY") or "[]")) or {COMPLAINT_CASE_DEPLOYMENT.split("/")[1]}
+        wanted = DeploymentFilter(name=DeploymentFilterName(any_=sorted(serving)))
         deadline = time.monotonic() + timeout
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise RuntimeError(f"the worker exited; see {self.log_path}")
                 try:
-                    client.read_deployment_by_name(COMPLAINT_CASE_DEPLOYMENT)
-                    return
+                    if {d.name for d in client.read_deployments(deployment_filter=wanted)} >= serving:
+                        return
                 except Exception:
-                    time.sleep(0.5)
+                    pass
+                time.sleep(0.5)
         raise RuntimeError(f"the worker never registered its deployments; see {self.log_path}")
 
 

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("flow_run_id", sa.String(length=64), nullable=True),
         sa.Column("record_id", sa.Integer(), nullable=True),
         sa.Column("complaint_id", sa.Integer(), nullable=True),
+        sa.Column("complaint_wanted", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_routine_callbacks_customer_id_customers")),
         sa.ForeignKeyConstraint(["owner_id"], ["staff.id"], name=op.f("fk_routine_callbacks_owner_id_staff")),
