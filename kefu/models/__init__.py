@@ -31,6 +31,7 @@ __all__ = [
 from kefu.models import access as access
 from kefu.models import accounts as accounts
 from kefu.models import answers as answers
+from kefu.models import cadence as cadence
 from kefu.models import enquiries as enquiries
 from kefu.models import intake as intake
 from kefu.models import notifications as notifications

@@ -137,3 +137,6 @@ class CommunicationRecord(Base):
     responsible_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     follow_up_items: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # 业务回顾 (seed 003 §2.3 每季度一次全面业务回顾和需求调研): this contact was the quarter's business review;
+    # ``None`` for records made before the contact cadence (intake's complaint records): not a review.
+    business_review: Mapped[bool | None]

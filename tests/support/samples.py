@@ -132,6 +132,15 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "cadence": "重点客户每月至少一次电话或面访",
         "due_at": DUE,
     },
+    MessageType.CONTACT_CADENCE_OVERDUE: {
+        "recipient_name": "李主管",
+        "customer_code": "C000123",
+        "customer_name": "某某贸易有限公司",
+        "cadence": "重点客户每月至少一次电话或拜访或会议联系",
+        "period": "2026-09",
+        "due_at": DUE,
+        "owner_name": "周经理",
+    },
     MessageType.HOLIDAY_GREETING: {"customer_name": "张三", "holiday_name": "春节"},
     MessageType.STATISTICS_REPORT: {
         "recipient_name": "公司管理层",

@@ -1,0 +1,267 @@
+"""Contact cadence (seed 003 §2.3): key accounts need a phone or face-to-face contact each month and a business review
+each quarter, general customers a contact each quarter. The daily check reminds the right person once before the
+period ends, escalates to the supervisor when the period is over without the contact, does nothing on days off and
+counts the make-up working days (调休); a recorded contact closes the gap. Contacts are recorded through
+``kefu account contact log`` (the real console script, a clean environment), which refuses bad input whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from kefu.models import Channel, CommunicationRecord, Complaint, Customer, CustomerTier, Role, Severity, Staff
+from kefu.models.accounts import TeamRole
+from kefu.models.cadence import CadenceNotice, ContactFollowUp
+from kefu.models.notifications import OutboxMessage
+from kefu.models.policy import Policy
+from kefu.tasks.accounts import assign_member
+from kefu.tasks.contacts import check_cadence, record_contact
+from kefu.worktime import WorkCalendar
+from tests.support.clock import SHANGHAI
+from tests.test_staff_directory import kefu
+
+LONG_AGO = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # customers on record well before the periods tested
+
+
+def at(day: str, hour: int = 9) -> dt.datetime:
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(hour), SHANGHAI)
+
+
+def person(
+    db: Session, login: str, role: Role, *, boss: Staff | None = None, on_duty: list[str] | None = None
+) -> Staff:
+    staff = Staff(name=login, login=login, email=f"{login}@kefu.example.com", supervisor=boss, on_duty=on_duty or [])
+    staff.grant(role)
+    db.add(staff)
+    db.flush()
+    return staff
+
+
+def key_account(db: Session, code: str, pm: Staff, specialist: Staff | None = None) -> Customer:
+    customer = Customer(code=code, name=f"{code}物流客户", tier=CustomerTier.KEY, phones=["13800138000"],
+                        created_at=LONG_AGO)  # fmt: skip
+    db.add(customer)
+    db.flush()
+    assign_member(db, customer, TeamRole.PROJECT_MANAGER, pm)
+    if specialist is not None:
+        assign_member(db, customer, TeamRole.SERVICE_SPECIALIST, specialist)
+    return customer
+
+
+def notices(db: Session) -> list[tuple[str | None, str, str, str, str | None]]:
+    rows = db.execute(
+        select(Customer.code, CadenceNotice.gap, CadenceNotice.period, CadenceNotice.stage, Staff.login)
+        .join(Customer, Customer.id == CadenceNotice.customer_id)
+        .outerjoin(Staff, Staff.id == CadenceNotice.staff_id)
+        .order_by(CadenceNotice.id)
+    ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def mails(db: Session) -> list[tuple[str, str]]:
+    rows = db.execute(
+        select(OutboxMessage.recipient, OutboxMessage.message_type)
+        .where(OutboxMessage.message_type.like("contact_cadence%"))
+        .order_by(OutboxMessage.id)
+    ).all()
+    return [(r, t) for r, t in rows]
+
+
+def test_a_key_account_is_reminded_once_before_month_and_quarter_end_and_escalated_after_new_year(
+    db: Session, policy: Policy, calendar: WorkCalendar
+) -> None:
+    boss = person(db, "boss", Role.SUPERVISOR)
+    pm = person(db, "pm", Role.PROJECT_MANAGER, boss=boss)
+    specialist = person(db, "cs", Role.AGENT, boss=boss)
+    ka = key_account(db, "KA1", pm, specialist)
+    db.commit()
+
+    # December's last working day is Thu 31st; 5 working days before it the window opens (Fri 25th), not earlier.
+    assert check_cadence(db, policy, calendar, at("2026-12-24")).notices == []
+    first = check_cadence(db, policy, calendar, at("2026-12-25"))
+    db.commit()
+    assert notices(db) == [("KA1", "contact", "2026-12", "reminded", "pm"),
+                           ("KA1", "business_review", "2026-Q4", "reminded", "pm")]  # fmt: skip
+    assert [(n.code, n.stage, n.staff) for n in first.notices] == [("KA1", "reminded", "pm")] * 2
+    mail = db.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "pm@kefu.example.com")).first()
+    assert mail is not None and "KA1" in mail.subject and "2026年12月31日 18:00" in mail.body_text
+    assert "13800138000" not in mail.body_text  # personal data never in an internal mail
+    assert "13800138000" not in first.markdown()
+    assert "| KA1 | 重点客户 | 联系 | 2026-12 | 提醒 | pm |" in first.markdown()
+
+    # Run again that day and on the following days: the same gaps are never told twice.
+    for day in ("2026-12-25", "2026-12-28"):
+        assert check_cadence(db, policy, calendar, at(day, 15)).notices == []
+    db.commit()
+    assert mails(db) == [("pm@kefu.example.com", "contact_cadence_reminder")] * 2
+
+    # A phone call on the 29th closes December's contact gap, not the quarter's business review. A record of a
+    # complaint received (no staff member responsible) is no contact of ours.
+    record_contact(db, policy, ka, channel="phone", summary="月度电话沟通：发货量稳定", responsible=pm,
+                   at=at("2026-12-29", 10), now=at("2026-12-29", 11))  # fmt: skip
+    db.add(CommunicationRecord(customer_id=ka.id, at=at("2026-12-30"), channel="phone", summary="通过电话受理投诉"))
+    db.commit()
+
+    # New Year's Day is a holiday and the 2nd and 3rd a weekend: nothing runs; Mon 4th is the first working day after
+    # the quarter, when the missing business review goes to the project manager's supervisor.
+    for day in ("2027-01-01", "2027-01-02", "2027-01-03"):
+        skipped = check_cadence(db, policy, calendar, at(day))
+        assert not skipped.working_day and skipped.notices == [] and "非工作日" in skipped.markdown()
+    escalated = check_cadence(db, policy, calendar, at("2027-01-04"))
+    assert check_cadence(db, policy, calendar, at("2027-01-05")).notices == []
+    db.commit()
+    assert [(n.code, n.gap, n.period, n.stage, n.staff) for n in escalated.notices] == [
+        ("KA1", "business_review", "2026-Q4", "escalated", "boss")
+    ]
+    overdue = db.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "contact_cadence_overdue")).one()
+    assert overdue.recipient == "boss@kefu.example.com" and "负责人：pm" in overdue.body_text
+    assert "2026-Q4" in overdue.subject and "全面业务回顾" in overdue.body_text
+
+
+def test_general_customers_quarter_across_national_day_reach_the_last_complaint_owner_or_the_agent_on_duty(
+    db: Session, policy: Policy, calendar: WorkCalendar
+) -> None:
+    boss = person(db, "boss2", Role.SUPERVISOR)
+    owner = person(db, "owner", Role.AGENT, boss=boss)
+    person(db, "duty", Role.AGENT, boss=boss, on_duty=["wed"])
+    person(db, "tuesday", Role.AGENT, boss=boss, on_duty=["tue"])  # not on duty on the day of the reminder
+    complained, quiet, called = (
+        Customer(code=code, name=f"{code}贸易", created_at=LONG_AGO) for code in ("G1", "G2", "G3")
+    )
+    db.add_all([complained, quiet, called])
+    db.flush()
+    db.add(Complaint(case_no="TS-CAD-1", channel=Channel.PHONE, received_at=at("2026-05-06"), content="包装破损",
+                     severity=Severity.GENERAL, customer_id=complained.id, owner_id=owner.id))  # fmt: skip
+    record_contact(db, policy, called, channel="mail", summary="季度邮件回访", responsible=owner,
+                   at=at("2026-08-03"), now=at("2026-08-03"))  # fmt: skip
+    db.commit()
+
+    # Q3's last working day is Wed 30 Sep; the Mid-Autumn Festival (Fri 25th) and the weekend do not count, so
+    # the five working days are 23, 24, 28, 29, 30 Sep: Tue 22nd is too early.
+    assert check_cadence(db, policy, calendar, at("2026-09-22")).notices == []
+    check_cadence(db, policy, calendar, at("2026-09-23"))
+    db.commit()
+    assert notices(db) == [("G1", "contact", "2026-Q3", "reminded", "owner"),
+                           ("G2", "contact", "2026-Q3", "reminded", "duty")]  # fmt: skip
+
+    # National Day: 1–7 October are days off (including the 调休 rest days); the first working day after the quarter
+    # is Thu 8th. Nothing is escalated before it, and nothing twice.
+    for day in ("2026-10-01", "2026-10-05", "2026-10-07"):
+        assert check_cadence(db, policy, calendar, at(day)).notices == []
+    check_cadence(db, policy, calendar, at("2026-10-08"))
+    check_cadence(db, policy, calendar, at("2026-10-10"))  # a make-up working Saturday: runs, tells nobody again
+    db.commit()
+    assert notices(db)[2:] == [("G1", "contact", "2026-Q3", "escalated", "boss2"),
+                               ("G2", "contact", "2026-Q3", "escalated", "boss2")]  # fmt: skip
+    assert len(mails(db)) == 4 and not any(code == "G3" for code, *_ in notices(db))
+
+
+def test_spring_festival_moves_februarys_last_working_day_to_the_make_up_saturday(
+    db: Session, policy: Policy, calendar: WorkCalendar
+) -> None:
+    boss = person(db, "boss3", Role.SUPERVISOR)
+    specialist = person(db, "spec", Role.AGENT, boss=boss)
+    ka = Customer(code="KA2", name="KA2电子", tier=CustomerTier.KEY, created_at=LONG_AGO)
+    db.add(ka)
+    db.flush()
+    assign_member(db, ka, TeamRole.SERVICE_SPECIALIST, specialist)  # no project manager: the specialist answers
+    db.commit()
+
+    # 2026: Spring Festival 16–23 Feb (23rd a 调休 rest day), Sat 28 Feb a make-up working day and the month's last.
+    for day in ("2026-02-14", "2026-02-21", "2026-02-23"):
+        assert check_cadence(db, policy, calendar, at(day)).notices == []
+    check_cadence(db, policy, calendar, at("2026-02-24"))
+    db.commit()
+    assert notices(db) == [("KA2", "contact", "2026-02", "reminded", "spec")]
+    mail = db.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "spec@kefu.example.com")).one()
+    assert "2026年2月28日 18:00" in mail.body_text
+    assert check_cadence(db, policy, calendar, at("2026-03-01")).notices == []  # Sunday
+    escalated = check_cadence(db, policy, calendar, at("2026-03-02"))
+    db.commit()
+    assert [(n.gap, n.period, n.stage, n.staff) for n in escalated.notices] == [
+        ("contact", "2026-02", "escalated", "boss3")
+    ]
+
+
+def test_the_scheduled_flow_tells_each_gap_once_and_leaves_a_summary(
+    prefect_server: str, engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name == "postgresql":
+        pytest.skip("the flow hands the configured database to check_cadence: the SQLite run covers it")
+    from kefu.flows.contact_cadence import contact_cadence
+    from kefu.settings import get_settings
+
+    with Session(engine, expire_on_commit=False) as session:
+        pm = person(session, "flow.pm", Role.PROJECT_MANAGER)
+        key_account(session, "KA9", pm)
+        session.commit()
+    monkeypatch.setenv("KEFU_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        first = contact_cadence(at=at("2026-12-28"))
+        second = contact_cadence(at=at("2026-12-28", 14))
+        holiday = contact_cadence(at=at("2027-01-01"))
+    finally:
+        get_settings.cache_clear()
+    assert first == {"reminded": 2, "escalated": 0}
+    assert second == holiday == {"reminded": 0, "escalated": 0}
+    with Session(engine) as session:
+        assert mails(session) == [("flow.pm@kefu.example.com", "contact_cadence_reminder")] * 2
+
+
+def test_kefu_account_contact_log_records_a_contact_and_refuses_bad_input_whole(sqlite_engine: Engine) -> None:
+    engine, url = sqlite_engine, sqlite_engine.url.render_as_string(hide_password=False)
+    with Session(engine, expire_on_commit=False) as session:
+        pm = person(session, "li.pm", Role.PROJECT_MANAGER)
+        person(session, "wang.ops", Role.OPERATIONS)
+        key_account(session, "HX01", pm)
+        session.commit()
+
+    def counts() -> tuple[int, int]:
+        with Session(engine) as session:
+            return (
+                session.scalar(select(func.count()).select_from(CommunicationRecord)) or 0,
+                session.scalar(select(func.count()).select_from(ContactFollowUp)) or 0,
+            )
+
+    good = ["account", "contact", "log", "HX01", "--as", "li.pm", "--channel", "visit", "--summary", "季度业务回顾"]
+    bad = {
+        "unknown channel": (["--channel", "fax"], "unknown channel 'fax'"),
+        "follow-up format": (["--follow-up", "补充报价;wang.ops"], "write item;owner;YYYY-MM-DD"),
+        "follow-up date": (["--follow-up", "补充报价;wang.ops;2026-13-01"], "is not a date"),
+        "follow-up owner": (["--follow-up", "补充报价;nobody;2026-12-31"], "no active staff 'nobody'"),
+        "follow-up early": (
+            ["--at", "2026-11-20 10:00", "--follow-up", "报价;wang.ops;2026-11-01"],
+            "before the contact",
+        ),
+        "review by mail": (["--review", "--channel", "email"], "a business review is by"),
+        "empty summary": (["--summary", "  "], "--summary"),
+        "future": (["--at", "2099-01-01 10:00"], "in the future"),
+        "bad time": (["--at", "tomorrow"], "write YYYY-MM-DD HH:MM"),
+        "unknown customer": (["--channel", "phone"], None),
+        "unknown person": (["--as", "ghost"], "--as ghost"),
+    }
+    for name, (extra, message) in bad.items():
+        argv = list(good) + extra
+        if name == "unknown customer":
+            argv[3] = "NOPE"
+        refused = kefu(url, *argv)
+        assert refused.returncode == 2, (name, refused.stdout, refused.stderr)
+        assert message is None or message in refused.stderr, (name, refused.stderr)
+        assert "Traceback" not in refused.stderr
+        assert counts() == (0, 0), name
+
+    follow_ups = ["--follow-up", "补充报价；wang.ops；2026-11-30", "--follow-up", "安排仓库参观;li.pm;2026-12-10"]
+    logged = kefu(url, *good, "--review", "--at", "2026-11-20 10:00", *follow_ups)
+    assert logged.returncode == 0, logged.stderr
+    assert "HX01: contact 1 recorded (visit, business review), 2 follow-up item(s)" in logged.stdout
+    assert counts() == (1, 2)
+
+    shown = kefu(url, "account", "show", "HX01")
+    assert shown.returncode == 0, shown.stderr
+    assert "2026-11-20 10:00" in shown.stdout and "拜访 业务回顾  li.pm: 季度业务回顾" in shown.stdout
+    assert "follow-up: 补充报价 — wang.ops, due 2026-11-30" in shown.stdout
+    assert "contact cadence:" in shown.stdout and "业务回顾 business_review" in shown.stdout
