@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from kefu.tasks.accounts import assign_member
 from kefu.tasks.contacts import check_cadence, record_contact
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
+from tests.support.samples import AUTH
 from tests.test_staff_directory import kefu
 
 LONG_AGO = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # customers on record well before the periods tested
@@ -265,3 +267,38 @@ def test_kefu_account_contact_log_records_a_contact_and_refuses_bad_input_whole(
     assert "2026-11-20 10:00" in shown.stdout and "拜访 业务回顾  li.pm: 季度业务回顾" in shown.stdout
     assert "follow-up: 补充报价 — wang.ops, due 2026-11-30" in shown.stdout
     assert "contact cadence:" in shown.stdout and "业务回顾 business_review" in shown.stdout
+
+
+async def test_a_gateway_records_a_contact_through_the_api_and_bad_input_stores_nothing(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        pm = person(session, "api.pm", Role.PROJECT_MANAGER)
+        key_account(session, "KA5", pm)
+        session.commit()
+    follow_ups = [{"item": "发送报价", "owner": "api.pm", "due": "2026-11-30"}]
+    good = {"customer": "KA5", "staff": "api.pm", "channel": "phone", "summary": "电话沟通：12月发货计划",
+            "at": "2026-11-23T09:30:00", "follow_ups": follow_ups}  # fmt: skip
+    for change, expected in [
+        ({"channel": "fax"}, "unknown channel"),
+        ({"customer": "NOPE"}, None),
+        ({"summary": ""}, "summary"),
+        ({"follow_ups": [{"item": "x", "owner": "ghost", "due": "2026-11-30"}]}, "no active staff 'ghost'"),
+        ({"business_review": "yes"}, "business_review"),
+        ({"extra": 1}, "unknown fields"),
+    ]:
+        refused = await client.post("/api/v1/contacts", json={**good, **change}, headers=AUTH)
+        assert refused.status_code == 422, refused.text
+        assert expected is None or expected in refused.json()["errors"][0]["message"]
+    assert (await client.post("/api/v1/contacts", json=good)).status_code == 401
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(CommunicationRecord)) == 0
+
+    made = await client.post("/api/v1/contacts", json=good, headers=AUTH)
+    assert made.status_code == 201, made.text
+    assert made.json()["customer"] == "KA5" and made.json()["at"] == "2026-11-23T09:30:00+08:00"
+    with Session(engine) as session:
+        record = session.scalars(select(CommunicationRecord)).one()
+        assert record.channel == "phone" and record.responsible_staff_id == pm.id and not record.business_review
+        follow_up = session.scalars(select(ContactFollowUp)).one()
+        assert follow_up.item == "发送报价" and follow_up.due_on == dt.date(2026, 11, 30)
