@@ -17,7 +17,7 @@ NOMINATORS = ("market", "senior_manager")  # 市场部 nominates (seed 001 §二
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("account", help="key accounts (重点客户): show, team, nominate, contact log")
+    parser = subparsers.add_parser("account", help="key accounts (重点客户): show, team, nominate, demote, contact log")
     actions = parser.add_subparsers(dest="account_action", required=True)
 
     show = actions.add_parser("show", help="tier, team, monthly figures and KPIs of one customer")
@@ -39,6 +39,12 @@ def register(subparsers: Any) -> None:
     nominate.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who nominates: market")
     nominate.add_argument("--reason", required=True, help="why (推荐理由)")
     nominate.set_defaults(handler=run_nominate)
+
+    demote = actions.add_parser("demote", help="take a key account back to general (a senior manager; audited)")
+    demote.add_argument("customer", help="customer code")
+    demote.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who decides: a senior manager")
+    demote.add_argument("--reason", required=True, help="why it leaves the programme (退出原因)")
+    demote.set_defaults(handler=run_demote)
 
     contact = actions.add_parser("contact", help="contacts with a customer (沟通记录): log one")
     contact_actions = contact.add_subparsers(dest="contact_action", required=True)
@@ -95,6 +101,7 @@ def run_show(args: argparse.Namespace) -> int:
         lines.append("team:" if team else "team: —")
         lines += [f"  {TEAM_ROLE_ZH[r]:<6} {p.name} ({p.login or p.id})" for r, p in team]
         lines += contact_lines(session, customer, policy)
+        lines += followthrough_lines(session, customer, policy)
         figures = figures_frame(session, customer_id=customer.id, policy=policy)
     if figures.empty:
         lines.append("figures: none imported (kefu import business FILE)")
@@ -264,4 +271,51 @@ def run_contact_log(args: argparse.Namespace) -> int:
     except (ContactRefused, CustomerNotFound) as exc:
         raise UsageError(str(exc)) from None
     print(f"kefu account contact log: {shown}")
+    return 0
+
+
+def followthrough_lines(session: Any, customer: Any, policy: Any) -> list[str]:
+    """The improvement tasks opened by KPIs past their targets, and the tier changes (demotion) with their reasons."""
+    from kefu.models.people import Staff
+    from kefu.tasks.account_followthrough import KPI_ZH, account_changes, improvement_tasks
+    from kefu.worktime import local_time
+
+    lines = []
+    tasks = improvement_tasks(session, customer.id)
+    if tasks:
+        lines.append("improvement tasks:")
+    for task in tasks:
+        owner = session.get(Staff, task.owner_id) if task.owner_id else None
+        who = (owner.login or str(owner.id)) if owner is not None else "no project manager"
+        value = _rate(task.value if task.value is not None else math.nan)
+        state = f"closed {local_time(task.closed_at, policy.timezone)}" if task.closed_at else "open"
+        lines.append(
+            f"  {task.month:%Y-%m} {KPI_ZH[task.kpi]} {task.kpi} {value} (target {task.target:.1%})  {who}  {state}"
+        )
+    for change in account_changes(session, customer.id):
+        by = session.get(Staff, change.by_staff_id)
+        who = (by.login or str(by.id)) if by is not None else str(change.by_staff_id)
+        team = ", ".join(f"{m['role']} {m['login'] or m['staff_id']}" for m in change.data.get("team", []))
+        lines.append(
+            f"{change.action} {local_time(change.at, policy.timezone)} by {who}: {change.reason}"
+            + (f"  (team ended: {team})" if team else "")
+        )
+    return lines
+
+
+def run_demote(args: argparse.Namespace) -> int:
+    from kefu.models.directory import DirectoryError
+    from kefu.models.registry import customer_code, get_customer
+    from kefu.tasks.account_followthrough import demote
+
+    try:
+        with unit_of_work() as session:
+            asker = reader_named(session, args.as_staff)
+            assert asker is not None
+            customer = get_customer(session, args.customer)
+            change = demote(session, customer, asker, args.reason)
+            shown = f"{customer_code(customer)} is a general customer now; team of {len(change.data['team'])} ended"
+    except DirectoryError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"kefu account demote: {shown}")
     return 0

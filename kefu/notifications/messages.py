@@ -32,6 +32,7 @@ class MessageType(StrEnum):
     KEY_ACCOUNT_WELCOME = "key_account_welcome"
     CONTACT_CADENCE_REMINDER = "contact_cadence_reminder"
     CONTACT_CADENCE_OVERDUE = "contact_cadence_overdue"
+    KPI_IMPROVEMENT_TASK = "kpi_improvement_task"
     HOLIDAY_GREETING = "holiday_greeting"
     CASE_CLOSURE = "case_closure"
     PROGRESS_CONTACT_DUE = "progress_contact_due"
@@ -80,6 +81,8 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.KEY_ACCOUNT_WELCOME: Spec(False, ("manager_name", "manager_phone")),
     MessageType.CONTACT_CADENCE_REMINDER: Spec(True, ("customer_name", "cadence", "due_at")),
     # 客户沟通频率 (seed 003 §2.3): a gap still open when its period is over, to the owner's supervisor.
+    # 重点客户考核 (seed 001 §三.4): a KPI past its target opens an improvement task for the project manager.
+    MessageType.KPI_IMPROVEMENT_TASK: Spec(True, ("customer_code", "month", "kpi_name", "value", "target")),
     MessageType.CONTACT_CADENCE_OVERDUE: Spec(
         True, ("customer_code", "customer_name", "cadence", "period", "due_at", "owner_name")
     ),

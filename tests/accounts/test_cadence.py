@@ -7,6 +7,8 @@ counts the make-up working days (调休); a recorded contact closes the gap. Con
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,16 +16,17 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from kefu.models import Channel, CommunicationRecord, Complaint, Customer, CustomerTier, Role, Severity, Staff
-from kefu.models.accounts import TeamRole
-from kefu.models.cadence import CadenceNotice, ContactFollowUp
+from kefu.models.accounts import BusinessFigures, KeyAccountMember, TeamRole
+from kefu.models.cadence import AccountChange, CadenceNotice, ContactFollowUp, KpiImprovementTask
 from kefu.models.notifications import OutboxMessage
 from kefu.models.policy import Policy
+from kefu.tasks.account_followthrough import open_improvement_tasks
 from kefu.tasks.accounts import assign_member
 from kefu.tasks.contacts import check_cadence, record_contact
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
 from tests.support.samples import AUTH
-from tests.test_staff_directory import kefu
+from tests.test_staff_directory import kefu, write_table
 
 LONG_AGO = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # customers on record well before the periods tested
 
@@ -302,3 +305,90 @@ async def test_a_gateway_records_a_contact_through_the_api_and_bad_input_stores_
         assert record.channel == "phone" and record.responsible_staff_id == pm.id and not record.business_review
         follow_up = session.scalars(select(ContactFollowUp)).one()
         assert follow_up.item == "发送报价" and follow_up.due_on == dt.date(2026, 11, 30)
+
+
+# --- KPI below floor → improvement task; demotion ------------------------------------------------------------------
+
+
+def figures(db: Session, customer: Customer, month: dt.date, *, on_time: int, delivered: int, complaints: int) -> None:
+    db.add(BusinessFigures(customer_id=customer.id, month=month, orders=100, volume=Decimal("1000"),
+                           orders_on_time=on_time, deliveries_on_time=delivered, complaints=complaints))  # fmt: skip
+
+
+def test_a_kpi_past_its_target_opens_one_improvement_task_for_the_project_manager(db: Session, policy: Policy) -> None:
+    pm = person(db, "kpi.pm", Role.PROJECT_MANAGER)
+    ka = key_account(db, "KA7", pm)
+    general = Customer(code="GN7", name="GN7商贸", created_at=LONG_AGO)
+    db.add(general)
+    db.flush()
+    november, october = dt.date(2026, 11, 1), dt.date(2026, 10, 1)
+    figures(db, ka, november, on_time=90, delivered=99, complaints=2)  # 90% < 95%, 2% > 1%: two KPIs missed
+    figures(db, ka, october, on_time=80, delivered=80, complaints=0)  # before `since`: not reopened history
+    figures(db, general, november, on_time=50, delivered=50, complaints=9)  # not a key account: no task
+    db.commit()
+
+    opened = open_improvement_tasks(db, policy, since=november, now=at("2026-12-02"))
+    again = open_improvement_tasks(db, policy, since=november, now=at("2026-12-03"))
+    db.commit()
+    assert opened == ["KA7:2026-11:order_on_time_rate", "KA7:2026-11:complaint_rate"] and again == []
+    tasks = db.scalars(select(KpiImprovementTask).order_by(KpiImprovementTask.id)).all()
+    assert [(t.kpi, t.owner_id, round(t.value or 0, 2), t.target) for t in tasks] == [
+        ("order_on_time_rate", pm.id, 0.9, 0.95),
+        ("complaint_rate", pm.id, 0.02, 0.01),
+    ]
+    sent = db.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "kpi_improvement_task")).all()
+    assert [m.recipient for m in sent] == ["kpi.pm@kefu.example.com"] * 2
+    assert "订单处理及时率" in sent[0].subject and "90.0%" in sent[0].body_text and "不低于95.0%" in sent[0].body_text
+
+
+def test_kefu_account_demote_is_a_senior_managers_audited_decision_and_bad_input_changes_nothing(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    engine, url = sqlite_engine, sqlite_engine.url.render_as_string(hide_password=False)
+    with Session(engine, expire_on_commit=False) as session:
+        pm = person(session, "d.pm", Role.PROJECT_MANAGER)
+        person(session, "gao.zong", Role.SENIOR_MANAGER)
+        key_account(session, "KD1", pm)
+        session.add(Customer(code="GD1", name="GD1贸易", created_at=LONG_AGO))
+        session.commit()
+    today = dt.datetime.now(SHANGHAI).date()
+    last_month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    table = tmp_path / "figures.csv"
+    write_table(table, [["customer", "month", "orders", "volume", "orders_on_time", "deliveries_on_time", "complaints"],
+                        ["KD1", f"{last_month:%Y-%m}", "100", "500", "99", "90", "0"]])  # fmt: skip
+    imported = kefu(url, "import", "business", str(table))
+    assert imported.returncode == 0, imported.stderr
+    assert f"improvement tasks opened (1): KD1:{last_month:%Y-%m}:delivery_on_time_rate" in imported.stdout
+    shown = kefu(url, "account", "show", "KD1")
+    assert f"{last_month:%Y-%m} 准时交付率 delivery_on_time_rate 90.0% (target 95.0%)  d.pm  open" in shown.stdout
+
+    def state() -> tuple[CustomerTier, int, int]:
+        with Session(engine) as session:
+            customer = session.scalars(select(Customer).where(Customer.code == "KD1")).one()
+            return (
+                customer.tier,
+                session.scalar(select(func.count()).select_from(KeyAccountMember)) or 0,
+                session.scalar(select(func.count()).select_from(AccountChange)) or 0,
+            )
+
+    before = state()
+    assert before == (CustomerTier.KEY, 1, 0)
+    for argv, message in [
+        (["KD1", "--as", "d.pm", "--reason", "业务量下降"], "only a senior manager"),
+        (["KD1", "--as", "gao.zong", "--reason", "  "], "--reason"),
+        (["GD1", "--as", "gao.zong", "--reason", "业务量下降"], "not a key account"),
+        (["NOPE", "--as", "gao.zong", "--reason", "业务量下降"], "NOPE"),
+        (["KD1", "--as", "ghost", "--reason", "业务量下降"], "--as ghost"),
+    ]:
+        refused = kefu(url, "account", "demote", *argv)
+        assert refused.returncode == 2 and message in refused.stderr, (argv, refused.stderr)
+        assert state() == before
+
+    demoted = kefu(url, "account", "demote", "KD1", "--as", "gao.zong", "--reason", "连续两个季度业务量低于门槛")
+    assert demoted.returncode == 0, demoted.stderr
+    assert "KD1 is a general customer now; team of 1 ended" in demoted.stdout
+    assert state() == (CustomerTier.GENERAL, 0, 1)
+    shown = kefu(url, "account", "show", "KD1")
+    assert "tier: 一般客户 general" in shown.stdout
+    assert "by gao.zong: 连续两个季度业务量低于门槛  (team ended: project_manager d.pm)" in shown.stdout
+    assert "delivery_on_time_rate 90.0% (target 95.0%)  d.pm  closed" in shown.stdout

@@ -132,6 +132,14 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "cadence": "重点客户每月至少一次电话或面访",
         "due_at": DUE,
     },
+    MessageType.KPI_IMPROVEMENT_TASK: {
+        "recipient_name": "周经理",
+        "customer_code": "C000123",
+        "month": "2026年11月",
+        "kpi_name": "准时交付率",
+        "value": "91.0%",
+        "target": "不低于95.0%",
+    },
     MessageType.CONTACT_CADENCE_OVERDUE: {
         "recipient_name": "李主管",
         "customer_code": "C000123",
