@@ -12,17 +12,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from kefu.models import Channel, CommunicationRecord, Complaint, Customer, CustomerTier, Role, Severity, Staff
 from kefu.models.accounts import BusinessFigures, KeyAccountMember, TeamRole
 from kefu.models.cadence import AccountChange, CadenceNotice, ContactFollowUp, KpiImprovementTask
+from kefu.models.db import make_engine, unit_of_work
+from kefu.models.migrate import upgrade
 from kefu.models.notifications import OutboxMessage
 from kefu.models.policy import Policy
 from kefu.tasks.account_followthrough import open_improvement_tasks
 from kefu.tasks.accounts import assign_member
-from kefu.tasks.contacts import check_cadence, record_contact
+from kefu.tasks.contacts import check_cadence, contacted, period_of, record_contact
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
 from tests.support.samples import AUTH
@@ -392,3 +394,34 @@ def test_kefu_account_demote_is_a_senior_managers_audited_decision_and_bad_input
     assert "tier: 一般客户 general" in shown.stdout
     assert "by gao.zong: 连续两个季度业务量低于门槛  (team ended: project_manager d.pm)" in shown.stdout
     assert "delivery_on_time_rate 90.0% (target 95.0%)  d.pm  closed" in shown.stdout
+
+
+def test_communication_records_made_before_the_cadence_survive_the_upgrade_and_count_as_ordinary_contacts(
+    tmp_path: Path, policy: Policy
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "complaint_contact_name")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO staff (id, name, login, email, active, on_duty, created_at) "
+            "VALUES (3, '陈经理', 'chen', 'chen@kefu.example.com', 1, '[]', '2026-01-01 00:00:00')"
+        ))  # fmt: skip
+        connection.execute(text(
+            "INSERT INTO customers (id, tier, name, code, phones, more_addresses, created_at) "
+            "VALUES (7, 'key', '华星电子', 'HX01', '[]', '[]', '2025-10-05 00:00:00')"
+        ))  # fmt: skip
+        connection.execute(text(
+            "INSERT INTO communication_records (customer_id, at, channel, summary, responsible_staff_id, "
+            "follow_up_items, created_at) VALUES (7, '2026-12-01 02:00:00', 'visit', '拜访', 3, '[\"报价\"]', "
+            "'2026-12-01 02:00:00')"
+        ))  # fmt: skip
+    upgrade(engine)
+    with unit_of_work(engine) as session:
+        record = session.scalars(select(CommunicationRecord)).one()
+        assert (record.summary, record.follow_up_items, record.business_review) == ("拜访", ["报价"], None)
+        december = period_of(dt.date(2026, 12, 2), 1)
+        quarter = period_of(dt.date(2026, 12, 2), 3)
+        rules = policy.contact_cadence.key
+        assert contacted(session, [7], "contact", rules["contact"], december, SHANGHAI) == {7}
+        assert contacted(session, [7], "business_review", rules["business_review"], quarter, SHANGHAI) == set()
+    engine.dispose()
