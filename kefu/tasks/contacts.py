@@ -28,6 +28,7 @@ from kefu.models.people import WEEKDAYS, CommunicationRecord, Customer, Staff, S
 from kefu.models.policy import ContactRule, Policy
 from kefu.notifications.messages import MessageType
 from kefu.notifications.outbox import MessageRejected, enqueue
+from kefu.tasks.customer_data import customer_access_reason, mask_name
 from kefu.worktime import WorkCalendar
 
 CHANNEL_ZH = {"phone": "电话", "visit": "拜访", "meeting": "会议", "email": "电子邮件", "im": "即时通讯"}
@@ -404,27 +405,14 @@ def _customers(session: Session, segment: str) -> list[Customer]:
     return list(session.scalars(select(Customer).where(Customer.tier == tier).order_by(Customer.id)))
 
 
-def _already(session: Session, customer_id: int, gap: str, period: str, stage: str) -> bool:
-    return (
-        session.scalars(
-            select(CadenceNotice.id).where(
-                CadenceNotice.customer_id == customer_id,
-                CadenceNotice.gap == gap,
-                CadenceNotice.period == period,
-                CadenceNotice.stage == stage,
-            )
-        ).first()
-        is not None
-    )
-
-
-def _reminded(session: Session, customer_ids: Sequence[int], gap: str, period: str) -> set[int]:
+def _told(session: Session, gap: str, period: str, stage: str) -> set[int]:
+    """The customers already told of this gap of this period at this stage (one query, not one per customer)."""
     found = session.scalars(
         select(CadenceNotice.customer_id).where(
-            CadenceNotice.gap == gap, CadenceNotice.period == period, CadenceNotice.stage == REMINDED
+            CadenceNotice.gap == gap, CadenceNotice.period == period, CadenceNotice.stage == stage
         )
     )
-    return set(found) & set(customer_ids)
+    return set(found)
 
 
 def check_cadence(session: Session, policy: Policy, calendar: WorkCalendar, now: dt.datetime) -> CadenceReport:
@@ -448,14 +436,16 @@ def check_cadence(session: Session, policy: Policy, calendar: WorkCalendar, now:
             left = len(calendar.working_days_between(today, closing)) if today <= closing else 0
             if 0 < left <= cadence.remind_working_days_before:
                 done = contacted(session, ids, gap, rule, current, zone)
+                told = _told(session, gap, current.label, REMINDED)
                 for customer in customers:
-                    if customer.id not in done:
+                    if customer.id not in done and customer.id not in told:
                         _tell(session, policy, calendar, customer, segment, gap, rule, current, REMINDED, now, report)
             previous = current.previous(rule.every_months)
             after = cadence.escalate_after_working_days
             escalate_on = nth_working_day_after(calendar, last_working_day(calendar, previous), after)
             if today >= escalate_on:
-                reminded = _reminded(session, ids, gap, previous.label)
+                escalated = _told(session, gap, previous.label, ESCALATED)
+                reminded = _told(session, gap, previous.label, REMINDED) - escalated
                 done = contacted(session, list(reminded), gap, rule, previous, zone)
                 for customer in customers:
                     if customer.id in reminded and customer.id not in done:
@@ -477,8 +467,6 @@ def _tell(
     now: dt.datetime,
     report: CadenceReport,
 ) -> None:
-    if _already(session, customer.id, gap, period.label, stage):
-        return
     today = now.astimezone(ZoneInfo(policy.timezone)).date()
     owner, why = cadence_owner(session, policy, customer, today)
     code = customer.code or f"C{customer.id:06d}"
@@ -492,6 +480,8 @@ def _tell(
         reason = f"{period.label}已结束仍无{GAP_ZH[gap]}记录；负责人：{owner_name}（{why}）"
         message = MessageType.CONTACT_CADENCE_OVERDUE
     mail = "no_recipient"
+    # The customer's name in full only to whom the one rule shows it (the team, supervisors, …); masked otherwise.
+    shown_name = customer.name if customer_access_reason(target, customer, policy) else mask_name(customer.name)
     if target is not None and target.email:
         try:
             enqueue(
@@ -501,7 +491,7 @@ def _tell(
                 context={
                     "recipient_name": target.name,
                     "customer_code": code,
-                    "customer_name": customer.name,
+                    "customer_name": shown_name,
                     "cadence": cadence_text(gap, rule, segment),
                     "period": period.label,
                     "due_at": due_at(policy, calendar, period),

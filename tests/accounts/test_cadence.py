@@ -95,6 +95,7 @@ def test_a_key_account_is_reminded_once_before_month_and_quarter_end_and_escalat
     assert [(n.code, n.stage, n.staff) for n in first.notices] == [("KA1", "reminded", "pm")] * 2
     mail = db.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "pm@kefu.example.com")).first()
     assert mail is not None and "KA1" in mail.subject and "2026年12月31日 18:00" in mail.body_text
+    assert "KA1物流客户" in mail.body_text  # the team sees its account's name in full
     assert "13800138000" not in mail.body_text  # personal data never in an internal mail
     assert "13800138000" not in first.markdown()
     assert "| KA1 | 重点客户 | 联系 | 2026-12 | 提醒 | pm |" in first.markdown()
@@ -153,6 +154,9 @@ def test_general_customers_quarter_across_national_day_reach_the_last_complaint_
     db.commit()
     assert notices(db) == [("G1", "contact", "2026-Q3", "reminded", "owner"),
                            ("G2", "contact", "2026-Q3", "reminded", "duty")]  # fmt: skip
+    reminder = db.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "owner@kefu.example.com")).one()
+    assert "联系客户G***" in reminder.body_text and "G1贸易" not in reminder.body_text  # the name masked to an agent
+    assert "kefu account contact log G1" in reminder.body_text
 
     # National Day: 1–7 October are days off (including the 调休 rest days); the first working day after the quarter
     # is Thu 8th. Nothing is escalated before it, and nothing twice.
