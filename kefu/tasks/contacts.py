@@ -310,8 +310,15 @@ def _first_with_role(session: Session, role: Role) -> Staff | None:
     ).first()
 
 
-def cadence_owner(session: Session, policy: Policy, customer: Customer, day: dt.date) -> tuple[Staff | None, str]:
-    """The person reminded of ``customer``'s cadence on ``day`` and why (the policy's ``contact_cadence.owners``)."""
+def cadence_owner(
+    session: Session,
+    policy: Policy,
+    customer: Customer,
+    day: dt.date,
+    rota_cache: dict[dt.date, list[Staff]] | None = None,
+) -> tuple[Staff | None, str]:
+    """The person reminded of ``customer``'s cadence on ``day`` and why (the policy's ``contact_cadence.owners``).
+    ``rota_cache``: the day's on-duty staff, read once for a whole check."""
     owners = policy.contact_cadence.owners
     if customer.tier is CustomerTier.KEY:
         team = dict(
@@ -339,17 +346,20 @@ def cadence_owner(session: Session, policy: Policy, customer: Customer, day: dt.
             if person is not None:
                 return person, rule
         else:
-            weekday = WEEKDAYS[day.weekday()]
-            rota = [
-                p
-                for p in session.scalars(
-                    select(Staff)
-                    .join(StaffRole)
-                    .where(StaffRole.role == policy.complaints.ownership.rota_role, Staff.active.is_(True))
-                    .order_by(Staff.id)
-                )
-                if weekday in (p.on_duty or [])
-            ]
+            cache = rota_cache if rota_cache is not None else {}
+            if day not in cache:
+                weekday = WEEKDAYS[day.weekday()]
+                cache[day] = [
+                    p
+                    for p in session.scalars(
+                        select(Staff)
+                        .join(StaffRole)
+                        .where(StaffRole.role == policy.complaints.ownership.rota_role, Staff.active.is_(True))
+                        .order_by(Staff.id)
+                    )
+                    if weekday in (p.on_duty or [])
+                ]
+            rota = cache[day]
             if rota:
                 return rota[customer.id % len(rota)], rule
     return None, "nobody_on_duty"
@@ -384,6 +394,7 @@ class CadenceReport:
     day: dt.date
     working_day: bool
     notices: list[Notice] = field(default_factory=list)
+    rota: dict[dt.date, list[Staff]] = field(default_factory=dict, repr=False)  # the day's on-duty staff, read once
 
     def markdown(self) -> str:
         head = f"## 客户联系频率检查 {self.day:%Y-%m-%d}\n\n"
@@ -451,6 +462,7 @@ def check_cadence(session: Session, policy: Policy, calendar: WorkCalendar, now:
                     if customer.id in reminded and customer.id not in done:
                         _tell(session, policy, calendar, customer, segment, gap, rule, previous, ESCALATED, now, report)
     session.flush()
+    report.rota.clear()  # rows of this session: not part of the report handed back
     return report
 
 
@@ -468,7 +480,7 @@ def _tell(
     report: CadenceReport,
 ) -> None:
     today = now.astimezone(ZoneInfo(policy.timezone)).date()
-    owner, why = cadence_owner(session, policy, customer, today)
+    owner, why = cadence_owner(session, policy, customer, today, report.rota)
     code = customer.code or f"C{customer.id:06d}"
     owner_name = (owner.login or str(owner.id)) if owner is not None else "—"
     if stage == REMINDED:
