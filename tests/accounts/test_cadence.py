@@ -24,7 +24,7 @@ from kefu.models.notifications import OutboxMessage
 from kefu.models.policy import Policy
 from kefu.tasks.account_followthrough import open_improvement_tasks
 from kefu.tasks.accounts import assign_member
-from kefu.tasks.contacts import check_cadence, contacted, period_of, record_contact
+from kefu.tasks.contacts import ContactRefused, check_cadence, contacted, log_contact, period_of, record_contact
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
 from tests.support.samples import AUTH
@@ -429,3 +429,29 @@ def test_communication_records_made_before_the_cadence_survive_the_upgrade_and_c
         assert contacted(session, [7], "contact", rules["contact"], december, SHANGHAI) == {7}
         assert contacted(session, [7], "business_review", rules["business_review"], quarter, SHANGHAI) == set()
     engine.dispose()
+
+
+def test_a_flow_records_a_contact_as_a_step_and_a_wrong_one_writes_nothing(
+    engine: Engine, kefu_database_url: str
+) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        agent = person(session, "step.agent", Role.AGENT)
+        session.add(Customer(code="GS1", name="GS1贸易", created_at=LONG_AGO))
+        session.commit()
+    with pytest.raises(ContactRefused, match="no active staff 'nobody'"):
+        log_contact("GS1", "step.agent", "phone", "回访", follow_ups=["寄送样品;nobody;2099-01-01"])
+    with pytest.raises(ContactRefused, match="GS9"):
+        log_contact("GS9", "step.agent", "phone", "回访")
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(CommunicationRecord)) == 0
+    record_id = log_contact(
+        "GS1", "step.agent", "电话", "回访：对处理结果满意", follow_ups=["寄送样品;step.agent;2099-01-01"]
+    )
+    with Session(engine) as session:
+        record = session.get_one(CommunicationRecord, record_id)
+        assert (record.channel, record.responsible_staff_id, record.summary) == (
+            "phone",
+            agent.id,
+            "回访：对处理结果满意",
+        )
+        assert session.scalars(select(ContactFollowUp.item)).all() == ["寄送样品"]
