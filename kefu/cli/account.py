@@ -70,6 +70,10 @@ def register(subparsers: Any) -> None:
         help="a follow-up item, its owner (sign-in name or id) and due date; repeat for more",
     )
     log.set_defaults(handler=run_contact_log)
+    done = contact_actions.add_parser("done", help="mark a follow-up item done (its owner or a supervisor)")
+    done.add_argument("follow_up", type=int, help="the follow-up item's number (kefu account show lists it)")
+    done.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who: the item's owner")
+    done.set_defaults(handler=run_contact_done)
 
 
 def _rate(value: float) -> str:
@@ -235,7 +239,7 @@ def contact_lines(session: Any, customer: Any, policy: Any) -> list[str]:
         lines.append(f"  {local_time(record.at, policy.timezone)}  {channel}{review}  {who}: {record.summary}")
         for item in follow_ups.get(record.id, []):
             done = "done" if item.done_at else f"due {item.due_on:%Y-%m-%d}"
-            lines.append(f"    follow-up: {item.item} — {item.owner.login or item.owner.id}, {done}")
+            lines.append(f"    follow-up #{item.id}: {item.item} — {item.owner.login or item.owner.id}, {done}")
     return lines
 
 
@@ -318,4 +322,19 @@ def run_demote(args: argparse.Namespace) -> int:
     except DirectoryError as exc:
         raise UsageError(str(exc)) from None
     print(f"kefu account demote: {shown}")
+    return 0
+
+
+def run_contact_done(args: argparse.Namespace) -> int:
+    from kefu.tasks.contacts import ContactRefused, follow_up_done
+
+    try:
+        with unit_of_work() as session:
+            person = reader_named(session, args.as_staff)
+            assert person is not None
+            item = follow_up_done(session, args.follow_up, person)
+            shown = f"follow-up #{item.id} ({item.item}) done"
+    except ContactRefused as exc:
+        raise UsageError(str(exc)) from None
+    print(f"kefu account contact done: {shown}")
     return 0

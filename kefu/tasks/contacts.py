@@ -209,6 +209,22 @@ def follow_ups_of(session: Session, record_ids: Sequence[int]) -> list[ContactFo
     )
 
 
+def follow_up_done(session: Session, follow_up_id: int, by: Staff, now: dt.datetime | None = None) -> ContactFollowUp:
+    """The item marked done by its owner, or by a supervisor or senior manager; done once (a second time refused)."""
+    item = session.get(ContactFollowUp, follow_up_id)
+    if item is None:
+        raise ContactRefused(f"没有跟进事项 #{follow_up_id} / no follow-up item #{follow_up_id}")
+    if by.id != item.owner_id and not by.roles & {Role.SUPERVISOR, Role.SENIOR_MANAGER}:
+        raise ContactRefused(
+            f"只有负责人或主管可以完成该事项 / only the item's owner or a supervisor marks #{follow_up_id} done"
+        )
+    if item.done_at is not None:
+        raise ContactRefused(f"跟进事项 #{follow_up_id} 已完成 / follow-up item #{follow_up_id} is done already")
+    item.done_at = now or utcnow()
+    session.flush()
+    return item
+
+
 # --- periods -------------------------------------------------------------------------------------------------------
 
 

@@ -274,7 +274,17 @@ def test_kefu_account_contact_log_records_a_contact_and_refuses_bad_input_whole(
     shown = kefu(url, "account", "show", "HX01")
     assert shown.returncode == 0, shown.stderr
     assert "2026-11-20 10:00" in shown.stdout and "拜访 业务回顾  li.pm: 季度业务回顾" in shown.stdout
-    assert "follow-up: 补充报价 — wang.ops, due 2026-11-30" in shown.stdout
+    assert "follow-up #1: 补充报价 — wang.ops, due 2026-11-30" in shown.stdout
+
+    not_owner = kefu(url, "account", "contact", "done", "1", "--as", "li.pm")
+    assert not_owner.returncode == 2 and "only the item's owner" in not_owner.stderr
+    missing = kefu(url, "account", "contact", "done", "9", "--as", "wang.ops")
+    assert missing.returncode == 2 and "no follow-up item #9" in missing.stderr
+    done = kefu(url, "account", "contact", "done", "1", "--as", "wang.ops")
+    assert done.returncode == 0 and "follow-up #1 (补充报价) done" in done.stdout, done.stderr
+    again = kefu(url, "account", "contact", "done", "1", "--as", "wang.ops")
+    assert again.returncode == 2 and "done already" in again.stderr
+    assert "follow-up #1: 补充报价 — wang.ops, done" in kefu(url, "account", "show", "HX01").stdout
     assert "contact cadence:" in shown.stdout and "业务回顾 business_review" in shown.stdout
 
 
