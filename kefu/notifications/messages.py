@@ -33,6 +33,7 @@ class MessageType(StrEnum):
     CONTACT_CADENCE_REMINDER = "contact_cadence_reminder"
     CONTACT_CADENCE_OVERDUE = "contact_cadence_overdue"
     KPI_IMPROVEMENT_TASK = "kpi_improvement_task"
+    FOLLOW_UP_DUE = "follow_up_due"
     HOLIDAY_GREETING = "holiday_greeting"
     CASE_CLOSURE = "case_closure"
     PROGRESS_CONTACT_DUE = "progress_contact_due"
@@ -82,6 +83,8 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.CONTACT_CADENCE_REMINDER: Spec(True, ("customer_name", "cadence", "due_at")),
     # 客户沟通频率 (seed 003 §2.3): a gap still open when its period is over, to the owner's supervisor.
     # 重点客户考核 (seed 001 §三.4): a KPI past its target opens an improvement task for the project manager.
+    # 沟通记录的跟进事项 (seed 000 ch.4): an item due and not done, to its owner.
+    MessageType.FOLLOW_UP_DUE: Spec(True, ("customer_code", "item", "due_on", "follow_up_id")),
     MessageType.KPI_IMPROVEMENT_TASK: Spec(True, ("customer_code", "month", "kpi_name", "value", "target")),
     MessageType.CONTACT_CADENCE_OVERDUE: Spec(
         True, ("customer_code", "customer_name", "cadence", "period", "due_at", "owner_name")

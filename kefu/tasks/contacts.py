@@ -34,7 +34,8 @@ from kefu.worktime import WorkCalendar
 CHANNEL_ZH = {"phone": "电话", "visit": "拜访", "meeting": "会议", "email": "电子邮件", "im": "即时通讯"}
 CHANNEL_ALIASES = {"mail": "email", "face_to_face": "visit", "电话": "phone", "拜访": "visit", "面谈": "visit",
                    "会议": "meeting", "邮件": "email", "电子邮件": "email"}  # fmt: skip
-GAP_ZH = {"contact": "联系", "business_review": "业务回顾"}
+GAP_ZH = {"contact": "联系", "business_review": "业务回顾", "follow_up": "跟进事项"}
+FOLLOW_UP = "follow_up"  # a notice's gap for a follow-up item due (its period: the item's number, #12)
 SEGMENT_ZH = {"key": "重点客户", "general": "一般客户"}
 REMINDED, ESCALATED = "reminded", "escalated"
 STAGE_ZH = {REMINDED: "提醒", ESCALATED: "升级"}
@@ -477,9 +478,62 @@ def check_cadence(session: Session, policy: Policy, calendar: WorkCalendar, now:
                 for customer in customers:
                     if customer.id in reminded and customer.id not in done:
                         _tell(session, policy, calendar, customer, segment, gap, rule, previous, ESCALATED, now, report)
+    remind_follow_ups(session, today, now, report)
     session.flush()
     report.rota.clear()  # rows of this session: not part of the report handed back
     return report
+
+
+def remind_follow_ups(session: Session, today: dt.date, now: dt.datetime, report: CadenceReport) -> None:
+    """Follow-up items due today or earlier and not done: their owner is told once per item."""
+    told = set(
+        session.scalars(
+            select(CadenceNotice.period).where(CadenceNotice.gap == FOLLOW_UP, CadenceNotice.stage == REMINDED)
+        )
+    )
+    rows = session.execute(
+        select(ContactFollowUp, Customer)
+        .join(CommunicationRecord, CommunicationRecord.id == ContactFollowUp.record_id)
+        .join(Customer, Customer.id == CommunicationRecord.customer_id)
+        .where(ContactFollowUp.done_at.is_(None), ContactFollowUp.due_on <= today)
+        .order_by(ContactFollowUp.id)
+    ).tuples()
+    for item, customer in rows:
+        key = f"#{item.id}"
+        if key in told:
+            continue
+        owner = item.owner
+        code = customer.code or f"C{customer.id:06d}"
+        mail = "no_address"
+        if owner.active and owner.email:
+            try:
+                enqueue(
+                    session,
+                    MessageType.FOLLOW_UP_DUE,
+                    recipient_email=owner.email,
+                    context={
+                        "recipient_name": owner.name,
+                        "customer_code": code,
+                        "item": item.item,
+                        "due_on": f"{item.due_on:%Y年%m月%d日}",
+                        "follow_up_id": item.id,
+                    },
+                    dedupe_key=f"follow-up:{item.id}:due",
+                    now=now,
+                )
+                mail = "queued"
+            except MessageRejected as rejected:
+                mail = f"rejected: {rejected}"
+        reason = f"跟进事项 #{item.id} 应于{item.due_on:%Y-%m-%d}前完成"
+        session.add(
+            CadenceNotice(customer_id=customer.id, gap=FOLLOW_UP, period=key, stage=REMINDED, staff_id=owner.id,
+                          reason=reason, at=now)
+        )  # fmt: skip
+        session.flush()
+        segment = segment_of(customer)
+        report.notices.append(
+            Notice(code, segment, FOLLOW_UP, key, REMINDED, owner.login or str(owner.id), reason, mail)
+        )
 
 
 def _tell(

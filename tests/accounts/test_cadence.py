@@ -24,7 +24,15 @@ from kefu.models.notifications import OutboxMessage
 from kefu.models.policy import Policy
 from kefu.tasks.account_followthrough import open_improvement_tasks
 from kefu.tasks.accounts import assign_member
-from kefu.tasks.contacts import ContactRefused, check_cadence, contacted, log_contact, period_of, record_contact
+from kefu.tasks.contacts import (
+    ContactRefused,
+    FollowUpEntry,
+    check_cadence,
+    contacted,
+    log_contact,
+    period_of,
+    record_contact,
+)
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
 from tests.support.samples import AUTH
@@ -109,9 +117,19 @@ def test_a_key_account_is_reminded_once_before_month_and_quarter_end_and_escalat
     # A phone call on the 29th closes December's contact gap, not the quarter's business review. A record of a
     # complaint received (no staff member responsible) is no contact of ours.
     record_contact(db, policy, ka, channel="phone", summary="月度电话沟通：发货量稳定", responsible=pm,
-                   at=at("2026-12-29", 10), now=at("2026-12-29", 11))  # fmt: skip
+                   at=at("2026-12-29", 10), now=at("2026-12-29", 11),
+                   follow_ups=[FollowUpEntry("寄送年度合同", "cs", dt.date(2026, 12, 30))])  # fmt: skip
     db.add(CommunicationRecord(customer_id=ka.id, at=at("2026-12-30"), channel="phone", summary="通过电话受理投诉"))
     db.commit()
+
+    # The follow-up item's owner hears of it on its due day, once, while it is not done.
+    assert check_cadence(db, policy, calendar, at("2026-12-29", 15)).notices == []
+    due = check_cadence(db, policy, calendar, at("2026-12-30"))
+    assert [(n.gap, n.period, n.staff) for n in due.notices] == [("follow_up", "#1", "cs")]
+    assert check_cadence(db, policy, calendar, at("2026-12-31")).notices == []
+    db.commit()
+    follow_up = db.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "follow_up_due")).one()
+    assert follow_up.recipient == "cs@kefu.example.com" and "寄送年度合同" in follow_up.body_text
 
     # New Year's Day is a holiday and the 2nd and 3rd a weekend: nothing runs; Mon 4th is the first working day after
     # the quarter, when the missing business review goes to the project manager's supervisor.

@@ -132,6 +132,13 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "cadence": "重点客户每月至少一次电话或面访",
         "due_at": DUE,
     },
+    MessageType.FOLLOW_UP_DUE: {
+        "recipient_name": "周经理",
+        "customer_code": "C000123",
+        "item": "发送新报价",
+        "due_on": "2026年12月10日",
+        "follow_up_id": 12,
+    },
     MessageType.KPI_IMPROVEMENT_TASK: {
         "recipient_name": "周经理",
         "customer_code": "C000123",
