@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("account", help="key accounts (重点客户): show, team, nominate, demote, contact log")
     actions = parser.add_subparsers(dest="account_action", required=True)
 
-    show = actions.add_parser("show", help="tier, team, monthly figures and KPIs of one customer")
+    show = actions.add_parser("show", help="tier, team, figures, KPIs, cadence, contacts of a customer")
     show.add_argument("customer", help="customer code")
     show.add_argument("--months", type=int, default=12, help="how many recent months (default 12)")
     show.set_defaults(handler=run_show)
@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
     demote.add_argument("--reason", required=True, help="why it leaves the programme (退出原因)")
     demote.set_defaults(handler=run_demote)
 
-    contact = actions.add_parser("contact", help="contacts with a customer (沟通记录): log one")
+    contact = actions.add_parser("contact", help="contacts (沟通记录): log one, mark a follow-up done")
     contact_actions = contact.add_subparsers(dest="contact_action", required=True)
     log = contact_actions.add_parser(
         "log", help="record a contact: time, channel, summary, responsible person, follow-up items"
