@@ -1,5 +1,6 @@
-"""``kefu account``: key accounts (重点客户, seed 001) — show one (tier, team, monthly figures and KPIs), assign its
-team, nominate a customer for the programme by hand (the market department)."""
+"""``kefu account``: key accounts (重点客户, seed 001) — show one (tier, team, monthly figures and KPIs, the last
+contacts and the contact cadence), assign its team, nominate a customer for the programme by hand (the market
+department), record a contact with any customer (``kefu account contact log``, seed 003 §2.3 / seed 000 ch.4)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ NOMINATORS = ("market", "senior_manager")  # 市场部 nominates (seed 001 §二
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("account", help="key accounts (重点客户): show, team, nominate")
+    parser = subparsers.add_parser("account", help="key accounts (重点客户): show, team, nominate, demote, contact log")
     actions = parser.add_subparsers(dest="account_action", required=True)
 
-    show = actions.add_parser("show", help="tier, team, monthly figures and KPIs of one customer")
+    show = actions.add_parser("show", help="tier, team, figures, KPIs, cadence, contacts of a customer")
     show.add_argument("customer", help="customer code")
     show.add_argument("--months", type=int, default=12, help="how many recent months (default 12)")
     show.set_defaults(handler=run_show)
@@ -38,6 +39,41 @@ def register(subparsers: Any) -> None:
     nominate.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who nominates: market")
     nominate.add_argument("--reason", required=True, help="why (推荐理由)")
     nominate.set_defaults(handler=run_nominate)
+
+    demote = actions.add_parser("demote", help="take a key account back to general (a senior manager; audited)")
+    demote.add_argument("customer", help="customer code")
+    demote.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who decides: a senior manager")
+    demote.add_argument("--reason", required=True, help="why it leaves the programme (退出原因)")
+    demote.set_defaults(handler=run_demote)
+
+    contact = actions.add_parser("contact", help="contacts (沟通记录): log one, mark a follow-up done")
+    contact_actions = contact.add_subparsers(dest="contact_action", required=True)
+    log = contact_actions.add_parser(
+        "log", help="record a contact: time, channel, summary, responsible person, follow-up items"
+    )
+    log.add_argument("customer", help="customer code")
+    log.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who made the contact (负责人)")
+    log.add_argument(
+        "--channel", required=True, help="phone (电话), visit (拜访), meeting (会议), email / mail (电子邮件), im"
+    )
+    log.add_argument("--summary", required=True, help="what was discussed: needs, opinions (沟通内容)")
+    log.add_argument("--at", help="when (YYYY-MM-DD HH:MM, Asia/Shanghai; default now)")
+    log.add_argument(
+        "--review", action="store_true", help="this contact was the quarter's business review (业务回顾和需求调研)"
+    )
+    log.add_argument(
+        "--follow-up",
+        dest="follow_ups",
+        action="append",
+        default=[],
+        metavar="ITEM;OWNER;YYYY-MM-DD",
+        help="a follow-up item, its owner (sign-in name or id) and due date; repeat for more",
+    )
+    log.set_defaults(handler=run_contact_log)
+    done = contact_actions.add_parser("done", help="mark a follow-up item done (its owner or a supervisor)")
+    done.add_argument("follow_up", type=int, help="the follow-up item's number (kefu account show lists it)")
+    done.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who: the item's owner")
+    done.set_defaults(handler=run_contact_done)
 
 
 def _rate(value: float) -> str:
@@ -68,6 +104,8 @@ def run_show(args: argparse.Namespace) -> int:
         team = team_members(session, customer.id)
         lines.append("team:" if team else "team: —")
         lines += [f"  {TEAM_ROLE_ZH[r]:<6} {p.name} ({p.login or p.id})" for r, p in team]
+        lines += contact_lines(session, customer, policy)
+        lines += followthrough_lines(session, customer, policy)
         figures = figures_frame(session, customer_id=customer.id, policy=policy)
     if figures.empty:
         lines.append("figures: none imported (kefu import business FILE)")
@@ -173,3 +211,130 @@ def open_onboarding(nomination_id: int, code: str) -> str:
     return (
         f"onboarding run {run_id} opened: research by the market department comes first (kefu step list --case {code})"
     )
+
+
+def contact_lines(session: Any, customer: Any, policy: Any) -> list[str]:
+    """The cadence status (this period's requirement met or due when, reminders and escalations sent) and the last
+    contacts with their follow-up items."""
+    from kefu.models.base import utcnow
+    from kefu.models.people import Staff
+    from kefu.tasks.cadence import CHANNEL_ZH, GAP_ZH, cadence_status, follow_ups_of, recent_contacts
+    from kefu.worktime import calendar_for, local_time
+
+    lines = ["contact cadence:"]
+    for line in cadence_status(session, policy, calendar_for(policy), customer, utcnow()):
+        state = "done" if line.met else f"due by {local_time(line.due_at, policy.timezone)}"
+        told = f"  ({'; '.join(line.told)})" if line.told else ""
+        lines.append(f"  {GAP_ZH[line.gap]} {line.gap:<15} {line.period:<8} {state}{told}")
+    contacts = recent_contacts(session, customer.id)
+    lines.append("last contacts:" if contacts else "last contacts: none (kefu account contact log)")
+    follow_ups: dict[int, list[Any]] = {}
+    for item in follow_ups_of(session, [r.id for r in contacts]):
+        follow_ups.setdefault(item.record_id, []).append(item)
+    for record in contacts:
+        person = session.get(Staff, record.responsible_staff_id) if record.responsible_staff_id else None
+        who = (person.login or str(person.id)) if person is not None else "—"
+        review = " 业务回顾" if record.business_review else ""
+        channel = CHANNEL_ZH.get(record.channel, record.channel)
+        lines.append(f"  {local_time(record.at, policy.timezone)}  {channel}{review}  {who}: {record.summary}")
+        for item in follow_ups.get(record.id, []):
+            done = "done" if item.done_at else f"due {item.due_on:%Y-%m-%d}"
+            lines.append(f"    follow-up #{item.id}: {item.item} — {item.owner.login or item.owner.id}, {done}")
+    return lines
+
+
+def run_contact_log(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from kefu.models.policy import current_policy
+    from kefu.models.registry import CustomerNotFound, customer_code, get_customer
+    from kefu.tasks.cadence import ContactRefused, parse_follow_up, record_contact
+
+    policy = current_policy()
+    at = None
+    if args.at:
+        try:
+            at = dt.datetime.strptime(args.at.strip(), "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(policy.timezone))
+        except ValueError:
+            raise UsageError(f"--at '{args.at}': write YYYY-MM-DD HH:MM (沟通时间格式无效)") from None
+    try:
+        entries = [parse_follow_up(text) for text in args.follow_ups]
+        with unit_of_work() as session:
+            person = reader_named(session, args.as_staff)
+            assert person is not None
+            customer = get_customer(session, args.customer)
+            record = record_contact(
+                session, policy, customer, channel=args.channel, summary=args.summary, responsible=person, at=at,
+                business_review=args.review, follow_ups=entries,
+            )  # fmt: skip
+            shown = f"{customer_code(customer)}: contact {record.id} recorded ({record.channel}"
+            shown += ", business review)" if args.review else ")"
+            if entries:
+                shown += f", {len(entries)} follow-up item(s)"
+    except (ContactRefused, CustomerNotFound) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"kefu account contact log: {shown}")
+    return 0
+
+
+def followthrough_lines(session: Any, customer: Any, policy: Any) -> list[str]:
+    """The improvement tasks opened by KPIs past their targets, and the tier changes (demotion) with their reasons."""
+    from kefu.models.people import Staff
+    from kefu.tasks.account_followthrough import KPI_ZH, account_changes, improvement_tasks
+    from kefu.worktime import local_time
+
+    lines = []
+    tasks = improvement_tasks(session, customer.id)
+    if tasks:
+        lines.append("improvement tasks:")
+    for task in tasks:
+        owner = session.get(Staff, task.owner_id) if task.owner_id else None
+        who = (owner.login or str(owner.id)) if owner is not None else "no project manager"
+        value = _rate(task.value if task.value is not None else math.nan)
+        state = f"closed {local_time(task.closed_at, policy.timezone)}" if task.closed_at else "open"
+        lines.append(
+            f"  {task.month:%Y-%m} {KPI_ZH[task.kpi]} {task.kpi} {value} (target {task.target:.1%})  {who}  {state}"
+        )
+    for change in account_changes(session, customer.id):
+        by = session.get(Staff, change.by_staff_id)
+        who = (by.login or str(by.id)) if by is not None else str(change.by_staff_id)
+        team = ", ".join(f"{m['role']} {m['login'] or m['staff_id']}" for m in change.data.get("team", []))
+        lines.append(
+            f"{change.action} {local_time(change.at, policy.timezone)} by {who}: {change.reason}"
+            + (f"  (team ended: {team})" if team else "")
+        )
+    return lines
+
+
+def run_demote(args: argparse.Namespace) -> int:
+    from kefu.models.directory import DirectoryError
+    from kefu.models.registry import customer_code, get_customer
+    from kefu.tasks.account_followthrough import demote
+
+    try:
+        with unit_of_work() as session:
+            asker = reader_named(session, args.as_staff)
+            assert asker is not None
+            customer = get_customer(session, args.customer)
+            change = demote(session, customer, asker, args.reason)
+            shown = f"{customer_code(customer)} is a general customer now; team of {len(change.data['team'])} ended"
+    except DirectoryError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"kefu account demote: {shown}")
+    return 0
+
+
+def run_contact_done(args: argparse.Namespace) -> int:
+    from kefu.tasks.cadence import ContactRefused, follow_up_done
+
+    try:
+        with unit_of_work() as session:
+            person = reader_named(session, args.as_staff)
+            assert person is not None
+            item = follow_up_done(session, args.follow_up, person)
+            shown = f"follow-up #{item.id} ({item.item}) done"
+    except ContactRefused as exc:
+        raise UsageError(str(exc)) from None
+    print(f"kefu account contact done: {shown}")
+    return 0

@@ -43,4 +43,23 @@ def run_business(args: argparse.Namespace) -> int:
     except DirectoryError as exc:
         raise UsageError(f"nothing imported: {exc}") from None
     print(f"kefu import business: {count} monthly figures of {customers} customers from {path.name}")
+    print(open_tasks())
     return 0
+
+
+def open_tasks() -> str:
+    """Improvement tasks for the key accounts' months (from last month on) past a KPI target (seed 001 §三.4)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from kefu.models.policy import current_policy
+    from kefu.tasks.account_followthrough import open_improvement_tasks
+
+    policy = current_policy()
+    today = dt.datetime.now(ZoneInfo(policy.timezone)).date()
+    last_month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    with unit_of_work() as session:
+        opened = open_improvement_tasks(session, policy, since=last_month)
+    if not opened:
+        return "improvement tasks: none opened"
+    return f"improvement tasks opened ({len(opened)}): {', '.join(opened)}"

@@ -67,6 +67,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.calendar_check import calendar_check
     from kefu.flows.case_deadlines import case_deadlines
     from kefu.flows.complaint_case import complaint_case
+    from kefu.flows.contact_cadence import contact_cadence
     from kefu.flows.deliver_mail import deliver_mail
     from kefu.flows.enquiry import ENQUIRY_FLOW, ENQUIRY_RUN_TAGS, enquiry
     from kefu.flows.holiday_greeting import holiday_greeting
@@ -182,6 +183,17 @@ def all_deployments() -> list[Served]:
             concurrency_limit=1,
             tags=["kefu", "key-account"],
             description="每月按业务量、合作潜力、行业影响力为全部客户评分，列出达到门槛的新候选重点客户（附评分说明）。",
+        ),
+        # Contact cadence (seed 003 §2.3, policy ``contact_cadence``): daily, working days only (the run checks);
+        # every reminder and escalation keyed by customer, gap and period, so a re-run tells nobody twice.
+        on_the_pool(
+            contact_cadence,
+            resumable=True,
+            name="contact-cadence",
+            schedule=Cron(policy.contact_cadence.schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "key-account", "cadence"],
+            description="每个工作日检查客户联系频率：重点客户每月电话或面对面联系、每季度业务回顾，一般客户每季度联系；期末前提醒负责人，逾期升级至其主管（同一缺口只提醒一次）。",
         ),
         # Satisfaction surveys (seed 003 §4, policy ``surveys``): the yearly campaign for all customers, the key
         # accounts' at their cadence (not in the yearly campaign's months), and the daily sweep that publishes

@@ -1,6 +1,7 @@
 """The monthly identification of key accounts (seed 001 §二.1 重点客户识别): score every customer on business volume,
 cooperation potential and industry influence (the policy's ``key_accounts.identification``), nominate each new
-candidate at or above the threshold, and list them with the score's explanation as a table artifact.
+candidate at or above the threshold, and list them with the score's explanation as a table artifact. The month's
+figures also open the improvement tasks of key accounts past a KPI target (seed 001 §三.4).
 
 Each candidate gets one onboarding run (research → department reviews → senior approval:
 ``kefu.flows.key_account_onboarding``), opened by ``start_onboarding``.
@@ -85,6 +86,16 @@ def publish_candidates(month: dt.date, candidates: list[Candidate], threshold: f
     )
 
 
+@task(task_run_name="improvement tasks for {month}")
+def open_improvement_tasks(month: dt.date) -> list[str]:
+    """A key account's month past a KPI target opens an improvement task for its project manager (seed 001 §三.4),
+    once per account, month and KPI."""
+    from kefu.tasks.account_followthrough import open_improvement_tasks as open_tasks
+
+    with unit_of_work() as session:
+        return open_tasks(session, current_policy(), since=month)
+
+
 @flow(name="key-account-identification", log_prints=False)
 def key_account_identification(as_of: str | None = None) -> list[str]:
     """Score the month (``as_of``: YYYY-MM, default last month), nominate the new candidates, publish the table;
@@ -96,5 +107,8 @@ def key_account_identification(as_of: str | None = None) -> list[str]:
         nomination_id = record_nomination(candidate, month)
         start_onboarding(nomination_id, candidate.code)
     publish_candidates(month, candidates, policy.key_accounts.identification.threshold)
+    tasks = open_improvement_tasks(month)
+    if tasks:
+        get_run_logger().info("%s: improvement tasks opened: %s", f"{month:%Y-%m}", ", ".join(tasks))
     get_run_logger().info("%s: %d new key-account candidates", f"{month:%Y-%m}", len(candidates))
     return [c.code for c in candidates]

@@ -353,6 +353,34 @@ def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None
         }
         return JSONResponse(body_out, status_code=201 if taken.created else 200)
 
+    @router.post(
+        "/api/v1/contacts",
+        status_code=201,
+        summary="Record a contact with a customer (沟通记录, seed 003 §2.3)",
+        responses={201: {"description": "Recorded"}, **ERROR_RESPONSES},
+    )
+    async def api_contact(request: Request) -> JSONResponse:
+        """Fields: customer (code), staff (sign-in name or id of the person responsible), channel (phone, visit,
+        meeting, email, im), summary (required), at (ISO 8601; without offset the policy's time zone; default now),
+        business_review (bool), follow_ups: [{item, owner, due (YYYY-MM-DD)}]. Anything wrong: 422, nothing stored."""
+        if not await run_in_threadpool(authorised, request):
+            return unauthorised()
+        if not is_json(request.headers.get("content-type")):
+            return _error(415, "unsupported_media_type", "请求体应为 JSON（Content-Type: application/json）")
+        body = await request.body()
+        if len(body) > MAX_API_BODY:
+            return _error(413, "payload_too_large", f"请求体不能超过 {MAX_API_BODY} 字节")
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return _error(422, "invalid_json", "请求体不是有效的 UTF-8 JSON")
+        if not isinstance(data, dict):
+            return _error(422, "invalid_json", "请求体应为 JSON 对象")
+        result = await run_in_threadpool(lambda: _record_contact(door, data))
+        if isinstance(result, str):
+            return _error(422, "invalid_contact", result)
+        return JSONResponse(result, status_code=201)
+
     @router.get(
         "/api/v1/complaints/{case_no}",
         summary="Status of a complaint (no personal data)",
@@ -373,3 +401,67 @@ def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None
         return JSONResponse(body)
 
     return router
+
+
+CONTACT_FIELDS = {"customer", "staff", "channel", "summary", "at", "business_review", "follow_ups"}
+
+
+def _record_contact(door: FrontDoor, data: dict[str, Any]) -> dict[str, Any] | str:
+    """The contact recorded (its id, customer code, time), or why not (nothing stored)."""
+    from zoneinfo import ZoneInfo
+
+    from kefu.models.directory import find_staff
+    from kefu.models.registry import CustomerNotFound, customer_code, get_customer
+    from kefu.tasks.cadence import ContactRefused, FollowUpEntry, record_contact
+
+    unknown = sorted(str(k) for k in set(data) - CONTACT_FIELDS)
+    if unknown:
+        return f"不认识的字段 / unknown fields: {', '.join(unknown[:10])}"
+    texts = {f: data.get(f) for f in ("customer", "staff", "channel", "summary")}
+    missing = [f for f, v in texts.items() if not isinstance(v, str) or not v.strip()]
+    if missing:
+        return f"缺少字段或不是文本 / missing or not text: {', '.join(missing)}"
+    if not isinstance(data.get("business_review", False), bool):
+        return "business_review 应为 true 或 false / business_review must be a boolean"
+    policy, _calendar = door.policy_and_calendar()
+    now = door.now()
+    at = None
+    if data.get("at") is not None:
+        try:
+            at = dt.datetime.fromisoformat(str(data["at"]))
+        except ValueError:
+            return "at 应为 ISO 8601 时间 / at: not an ISO 8601 time"
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=ZoneInfo(policy.timezone))
+    raw = data.get("follow_ups") or []
+    entries: list[FollowUpEntry] = []
+    if not isinstance(raw, list):
+        return "follow_ups 应为列表 / follow_ups must be a list"
+    for n, item in enumerate(raw, start=1):
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("item", "owner", "due")):
+            return f"follow_ups[{n}]: 应含 item、owner、due 文本 / needs item, owner and due as text"
+        try:
+            due = dt.date.fromisoformat(item["due"])
+        except ValueError:
+            return f"follow_ups[{n}]: due 应为 YYYY-MM-DD / due is not a date"
+        entries.append(FollowUpEntry(item["item"].strip(), item["owner"].strip(), due))
+    try:
+        with unit_of_work(door.engine) as session:
+            customer = get_customer(session, str(texts["customer"]))
+            person = find_staff(session, str(texts["staff"]))
+            if person is None:
+                raise ContactRefused(f"没有该员工 / no staff member '{texts['staff']}'")
+            record = record_contact(
+                session, policy, customer, channel=str(texts["channel"]), summary=str(texts["summary"]),
+                responsible=person, at=at, business_review=bool(data.get("business_review", False)),
+                follow_ups=entries, now=now,
+            )  # fmt: skip
+            return {
+                "id": record.id,
+                "customer": customer_code(customer),
+                "at": record.at.isoformat(),
+                "channel": record.channel,
+                "follow_ups": len(entries),
+            }
+    except (ContactRefused, CustomerNotFound) as exc:
+        return str(exc)

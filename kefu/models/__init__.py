@@ -32,6 +32,7 @@ from kefu.models import access as access
 from kefu.models import accounts as accounts
 from kefu.models import answers as answers
 from kefu.models import assessment as assessment
+from kefu.models import cadence as cadence
 from kefu.models import contacts as contacts
 from kefu.models import enquiries as enquiries
 from kefu.models import intake as intake

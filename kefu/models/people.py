@@ -159,3 +159,6 @@ class CommunicationRecord(Base):
     follow_up_owner_id: Mapped[int | None]  # a staff id (no FK: a column added in place on SQLite)
     follow_up_due_at: Mapped[dt.datetime | None]
     follow_up_open: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # 业务回顾 (seed 003 §2.3 每季度一次全面业务回顾和需求调研): this contact was the quarter's business review;
+    # ``None`` for records made before the contact cadence (intake's complaint records): not a review.
+    business_review: Mapped[bool | None]

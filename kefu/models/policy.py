@@ -526,18 +526,70 @@ class FeedbackPolicy(BaseModel):
     )
 
 
+ContactChannel = Literal["phone", "visit", "meeting", "email", "im"]
+CADENCE_GAPS = ("contact", "business_review")  # a rule's name: any contact, or the business review (业务回顾)
+
+
 class ContactRule(BaseModel):
+    """One cadence rule: at least one contact by one of ``channels`` in every period of ``every_months`` months
+    (calendar periods from January: 1 = each month, 3 = each quarter)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    every_months: int = Field(ge=1, le=24)
-    channels: list[Literal["phone", "visit", "email", "im"]] = Field(min_length=1)
+    every_months: int = Field(ge=1, le=12)
+    channels: list[ContactChannel] = Field(min_length=1)
+
+    @field_validator("every_months")
+    @classmethod
+    def _divides_the_year(cls, value: int) -> int:
+        if 12 % value:
+            raise ValueError("every_months must divide the year (1, 2, 3, 4, 6 or 12): periods start in January")
+        return value
+
+
+class CadenceOwners(BaseModel):
+    """Who answers for a segment's cadence (seed 003 §2.3: 重要客户 the sales side, 一般客户 客服人员): a key account's
+    team roles in order (the first one the team has), a general customer's last complaint owner, else the
+    customer-service staff on duty that day (the complaint rota's role, one of them by the customer's number)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: list[Literal["project_manager", "service_specialist", "dispatcher", "after_sales"]] = Field(
+        default=["project_manager", "service_specialist"], min_length=1
+    )
+    general: list[Literal["last_complaint_owner", "on_duty_agent"]] = Field(
+        default=["last_complaint_owner", "on_duty_agent"], min_length=1
+    )
 
 
 class ContactCadence(BaseModel):
+    """客户沟通频率 (seed 003 §2.3): the rules per segment (``key``: key accounts, ``general``: everyone else), who
+    answers for them, and the daily check's settings: remind the owner ``remind_working_days_before`` working days
+    before the period's last working day; a gap still open when the period is over goes to the owner's supervisor
+    on the ``escalate_after_working_days``-th working day after it; the check runs on ``schedule`` (cron, the
+    policy's time zone), working days only."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: dict[str, ContactRule]
     general: dict[str, ContactRule]
+    owners: CadenceOwners = Field(default_factory=CadenceOwners)
+    remind_working_days_before: int = Field(default=5, ge=1, le=40)
+    escalate_after_working_days: int = Field(default=1, ge=1, le=20)
+    schedule: str = Field(default="0 9 * * *", description="Cron (five fields, the policy's time zone).")
+
+    @field_validator("key", "general")
+    @classmethod
+    def _known_gaps(cls, rules: dict[str, ContactRule]) -> dict[str, ContactRule]:
+        bad = [name for name in rules if name not in CADENCE_GAPS]
+        if bad:
+            raise ValueError(f"cadence rules are {', '.join(CADENCE_GAPS)}, not {', '.join(bad)}")
+        return rules
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return BackupPolicy._cron(value)
 
 
 class GreetingPolicy(BaseModel):

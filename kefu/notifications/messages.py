@@ -31,6 +31,9 @@ class MessageType(StrEnum):
     TASK_FORCE_ASSIGNMENT = "task_force_assignment"
     KEY_ACCOUNT_WELCOME = "key_account_welcome"
     CONTACT_CADENCE_REMINDER = "contact_cadence_reminder"
+    CONTACT_CADENCE_OVERDUE = "contact_cadence_overdue"
+    KPI_IMPROVEMENT_TASK = "kpi_improvement_task"
+    FOLLOW_UP_DUE = "follow_up_due"
     HOLIDAY_GREETING = "holiday_greeting"
     CASE_CLOSURE = "case_closure"
     PROGRESS_CONTACT_DUE = "progress_contact_due"
@@ -84,6 +87,14 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.TASK_FORCE_ASSIGNMENT: Spec(True, ("case_no", "lead_name", "due_at"), urgent=True),
     MessageType.KEY_ACCOUNT_WELCOME: Spec(False, ("manager_name", "manager_phone")),
     MessageType.CONTACT_CADENCE_REMINDER: Spec(True, ("customer_name", "cadence", "due_at")),
+    # 客户沟通频率 (seed 003 §2.3): a gap still open when its period is over, to the owner's supervisor.
+    # 重点客户考核 (seed 001 §三.4): a KPI past its target opens an improvement task for the project manager.
+    # 沟通记录的跟进事项 (seed 000 ch.4): an item due and not done, to its owner.
+    MessageType.FOLLOW_UP_DUE: Spec(True, ("customer_code", "item", "due_on", "follow_up_id")),
+    MessageType.KPI_IMPROVEMENT_TASK: Spec(True, ("customer_code", "month", "kpi_name", "value", "target")),
+    MessageType.CONTACT_CADENCE_OVERDUE: Spec(
+        True, ("customer_code", "customer_name", "cadence", "period", "due_at", "owner_name")
+    ),
     MessageType.HOLIDAY_GREETING: Spec(False, ("holiday_name",)),
     # To management (policy ``reports.recipients``): the period's figures, the HTML and XLSX files attached.
     MessageType.STATISTICS_REPORT: Spec(True, ("period_title", "total")),
