@@ -49,6 +49,7 @@ class MessageType(StrEnum):
     ENQUIRY_REPLY = "enquiry_reply"
     ENQUIRY_ESCALATION = "enquiry_escalation"
     FEEDBACK_REPLY = "feedback_reply"  # the department's answer to a customer's feedback or suggestion
+    FEEDBACK_ESCALATION = "feedback_escalation"  # the department's deadline passed unanswered: up the ladder
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.ENQUIRY_REPLY: Spec(False, ("enquiry_no", "owner_name", "reply")),
     MessageType.ENQUIRY_ESCALATION: Spec(True, ("enquiry_no", "owner_name", "target", "due_at"), urgent=True),
     MessageType.FEEDBACK_REPLY: Spec(False, ("feedback_no", "kind_name", "reply")),
+    MessageType.FEEDBACK_ESCALATION: Spec(True, ("feedback_no", "kind_name", "department", "due_at"), urgent=True),
 }
 
 # The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.

@@ -195,4 +195,11 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "target": "1小时内给出解决方案",
         "due_at": DUE,
     },
+    MessageType.FEEDBACK_ESCALATION: {
+        "recipient_name": "赵主管",
+        "feedback_no": "FK-20261123-0001",
+        "kind_name": "建议",
+        "department": "运营部",
+        "due_at": DUE,
+    },
 }
