@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,16 @@ def wait_step(number: str, step: str, timeout: float = 60) -> dict[str, str]:
             return rows[-1]
         time.sleep(0.3)  # the worker is another process: polling the DB is the only signal
     raise AssertionError(f"{number} never waited on {step}")
+
+
+def plain_text(message: Message) -> str:
+    """The text/plain part of a mail as it arrived in the sink."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    raise AssertionError("no text/plain part")
 
 
 def wait_run_completed(run_id: str, timeout: float = 60) -> None:
@@ -105,7 +116,7 @@ def test_a_suggestion_goes_from_record_to_closed_through_its_run(
     asyncio.run(deliver_due(engine_for(db), far, settings=smtp_server.settings))
     arrived = [m for m in smtp_server.handler.received if m["To"] == email]
     assert [str(m["X-Kefu-Type"]) for m in arrived] == ["feedback_reply"]
-    assert "每晚20点前可以提货" in arrived[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "每晚20点前可以提货" in plain_text(arrived[0])
 
     # and the reasonable suggestion is in the month's report for management
     local = answered.astimezone(SHANGHAI)
