@@ -167,7 +167,10 @@ def run_answer(args: argparse.Namespace) -> int:
     reasonable = None if args.reasonable is None else args.reasonable == "yes"
     try:
         with unit_of_work() as session:
-            has_run = get_feedback(session, args.feedback).flow_run_id is not None
+            row = get_feedback(session, args.feedback)
+            if row.answered_at is not None:
+                raise FeedbackRefused(f"{args.feedback}已答复 / {args.feedback} is answered already")
+            has_run = row.flow_run_id is not None
     except FeedbackRefused as refused:
         raise UsageError(str(refused)) from None
     if has_run:  # the run's department step: its checks, its reply
@@ -191,8 +194,18 @@ def run_answer(args: argparse.Namespace) -> int:
 
 def run_close(args: argparse.Namespace) -> int:
     from kefu.cli.step import acting_staff
+    from kefu.tasks.feedback import FeedbackRefused, get_feedback
 
     staff_id = acting_staff(args.as_staff, None)
+    try:
+        with unit_of_work() as session:
+            row = get_feedback(session, args.feedback)
+            if row.closed_at is not None:
+                raise FeedbackRefused(f"{args.feedback}已结束 / {args.feedback} is closed already")
+            if row.answered_at is None:
+                raise FeedbackRefused(f"{args.feedback}尚未答复 / {args.feedback} has no answer yet")
+    except FeedbackRefused as refused:
+        raise UsageError(str(refused)) from None
     data = {"actor_staff_id": staff_id, "customer_informed": True, "note": args.note}
     _through_the_run(args.feedback, "follow_up", data)
     print(f"{args.feedback}: closed")

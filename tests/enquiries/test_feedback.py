@@ -167,3 +167,34 @@ def test_a_missed_department_deadline_escalates_to_the_supervisor_once(policy: P
     with unit_of_work() as session:
         mail = session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "fk-boss@example.com")).one()
     assert "运营部" in mail.body_text and "13812348000" not in mail.body_text
+
+
+def test_through_the_entrance_only_the_routed_department_or_a_supervisor_answers_for_the_department(
+    policy: Policy, calendar: WorkCalendar
+) -> None:
+    from kefu.desk.proxy import Refusal
+    from kefu.desk.steps import feedback_answer_as
+    from kefu.models.db import default_engine
+
+    ops, boss, agent, market = (person(r) for r in (Role.OPERATIONS, Role.SUPERVISOR, Role.AGENT, Role.MARKET))
+    number = record(policy, calendar)
+    with unit_of_work() as session:  # what the run records just before it suspends
+        row = feedback.get_feedback(session, number)
+        feedback.record_event(session, row, "waiting", "department-answer-0", "system", RECEIVED,
+                              step="department_answer", flow_run_id="r1")  # fmt: skip
+    engine, answer = default_engine(), {"solution": "x", "actor_staff_id": 999}
+    assert feedback_answer_as(engine, ops, number, "r1", answer)["actor_staff_id"] == ops  # the signed-in person
+    assert feedback_answer_as(engine, boss, number, "r1", answer)["actor_staff_id"] == boss
+    for other in (agent, market):
+        with pytest.raises(Refusal, match="本步骤须由运营部、主管完成"):
+            feedback_answer_as(engine, other, number, "r1", answer)
+    with pytest.raises(Refusal, match="没有等待"):
+        feedback_answer_as(engine, ops, number, "another-run", answer)
+    with unit_of_work() as session:  # the follow-up: customer service may close it
+        row = feedback.get_feedback(session, number)
+        feedback.record_event(session, row, "step_completed", "department-answer-0", f"staff:{ops}", RECEIVED)
+        feedback.record_event(session, row, "waiting", "follow-up-0", "system", RECEIVED, step="follow_up",
+                              flow_run_id="r1")  # fmt: skip
+    assert feedback_answer_as(engine, agent, number, "r1", {})["actor_staff_id"] == agent
+    with pytest.raises(Refusal, match="本步骤须由"):
+        feedback_answer_as(engine, market, number, "r1", {})

@@ -93,6 +93,9 @@ def test_a_suggestion_goes_from_record_to_closed_through_its_run(
         assert row.answered_at is None and row.reply is None
         assert session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == email)).all() == []
 
+    early = kefu(tmp_path, api, db, "feedback", "close", number, "--as", agent)  # nothing to follow up yet
+    assert early.returncode == 2 and "尚未答复" in early.stderr
+
     # the routed department: a suggestion needs its verdict; then the reply goes out
     undecided = kefu(tmp_path, api, db, "feedback", "answer", number, "--as", ops, "--solution", "可以",
                      "--reply", "我们将增加夜间提货。")  # fmt: skip
@@ -102,6 +105,9 @@ def test_a_suggestion_goes_from_record_to_closed_through_its_run(
     assert done.returncode == 0, done.stderr
     assert "reply mail" in done.stdout
     wait_step(number, "follow_up")
+    again = kefu(tmp_path, api, db, "feedback", "answer", number, "--as", ops, "--solution", "x", "--reply", "好的",
+                 "--reasonable", "no")  # fmt: skip
+    assert again.returncode == 2 and "已答复" in again.stderr  # once
     closed = kefu(tmp_path, api, db, "feedback", "close", number, "--as", agent, "--note", "客户表示满意")
     assert closed.returncode == 0, closed.stderr
     wait_run_completed(waiting["flow_run_id"])
