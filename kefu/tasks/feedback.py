@@ -241,7 +241,7 @@ DEPARTMENT_STEP = "department_answer"
 FOLLOW_UP_STEP = "follow_up"
 
 
-def answerers(policy: Policy, row: Feedback, step: str) -> list[Role]:
+def answerers(row: Feedback, step: str) -> list[Role]:
     """Who may answer a step: the department's answer its routed department's staff and the supervisors; the
     follow-up also customer service (客服人员, 高层管理人员)."""
     allowed = [Role(row.department), Role.SUPERVISOR]
@@ -256,7 +256,7 @@ def check_answerer(session: Session, policy: Policy, feedback_no: str, step: str
     person = session.get(Staff, staff_id)
     if person is None or not person.active:
         raise FeedbackRefused(f"没有在职员工{staff_id} / no active staff member {staff_id}")
-    allowed = answerers(policy, row, step)
+    allowed = answerers(row, step)
     if not has_role(session, staff_id, allowed):
         names = "、".join(policy.roles.names[r] for r in allowed)
         raise FeedbackRefused(f"本步骤须由{names}完成 / this step is answered by: {names}")
