@@ -70,6 +70,7 @@ def all_deployments() -> list[Served]:
     from kefu.flows.contact_cadence import contact_cadence
     from kefu.flows.deliver_mail import deliver_mail
     from kefu.flows.enquiry import ENQUIRY_FLOW, ENQUIRY_RUN_TAGS, enquiry
+    from kefu.flows.feedback import FEEDBACK_FLOW, FEEDBACK_RUN_TAGS, feedback
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.key_account_identification import key_account_identification
     from kefu.flows.key_account_onboarding import key_account_onboarding, onboarding_review
@@ -105,6 +106,13 @@ def all_deployments() -> list[Served]:
             name=ENQUIRY_FLOW,
             tags=list(ENQUIRY_RUN_TAGS),
             description="咨询处理流程：受理→直接答复（10分钟内）或转部门（1小时内给出解决方案）→询问是否还有其他问题→结束；可一键转为投诉。",
+        ),
+        on_the_pool(
+            feedback,
+            resumable=True,  # every answer, reply and closing keyed in the database
+            name=FEEDBACK_FLOW,
+            tags=list(FEEDBACK_RUN_TAGS),
+            description="客户反馈与建议：记录并转责任部门→部门在时限内答复（建议判断是否合理），回复客户→跟进告知客户→结束。",
         ),
         on_the_pool(
             suggestions_report,

@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
             raise Refusal(run.status_code, "找不到该流程运行。")
         parameters = run.json().get("parameters") or {}
         case_no = parameters.get("case_no") or parameters.get("code")  # a case, or a key-account onboarding
-        from kefu.desk.steps import answer_as, enquiry_answer_as  # paid on the first answer, not at start
+        from kefu.desk.steps import answer_as, enquiry_answer_as, feedback_answer_as  # paid on the first answer
 
         sheet_id = parameters.get("sheet_id")
         if case_no is None and isinstance(sheet_id, int):  # a staff assessment step (员工考核)
@@ -151,6 +151,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         if case_no is None and isinstance(enquiry_no, str):  # an enquiry run's step (咨询)
             return await run_in_threadpool(
                 enquiry_answer_as, the_engine, person.staff_id, enquiry_no, flow_run_id, run_input
+            )
+        feedback_no = parameters.get("feedback_no")
+        if case_no is None and isinstance(feedback_no, str):  # a feedback run's step (反馈与建议)
+            return await run_in_threadpool(
+                feedback_answer_as, the_engine, person.staff_id, feedback_no, flow_run_id, run_input
             )
 
         return await run_in_threadpool(

@@ -85,6 +85,25 @@ def assessment_answer_as(
     return {**answer, "actor_staff_id": staff_id}
 
 
+def feedback_answer_as(
+    engine: Engine, staff_id: int, feedback_no: str, flow_run_id: str, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """The same for a feedback run's step (``kefu.tasks.feedback.check_answerer``: the routed department's staff
+    and supervisors answer for the department)."""
+    from kefu.tasks.feedback import FeedbackRefused, check_answerer
+    from kefu.tasks.feedback import waiting_steps as feedback_steps
+
+    with unit_of_work(engine) as session:
+        rows = [r for r in feedback_steps(session, feedback_no) if r["flow_run_id"] == flow_run_id]
+        if not rows:
+            raise Refusal(403, NOT_WAITING_ZH)
+        try:
+            check_answerer(session, current_policy(), feedback_no, str(rows[-1]["step"]), staff_id)
+        except FeedbackRefused as refused:
+            raise Refusal(403, str(refused).split(" / ", 1)[0]) from None
+    return {**answer, "actor_staff_id": staff_id}
+
+
 def _onboarding_answer(
     session: Session, staff_id: int, code: str, flow_run_id: str, answer: dict[str, Any]
 ) -> dict[str, Any]:

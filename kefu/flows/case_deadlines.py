@@ -18,7 +18,7 @@ from kefu.engine.events import case_work
 from kefu.engine.shift import ShiftClock, SystemClock, keep_shift, run_on_shift, shift_logger, shift_until
 from kefu.models.db import unit_of_work
 from kefu.models.policy import current_policy
-from kefu.tasks import customer_answers, enquiries, escalation
+from kefu.tasks import customer_answers, enquiries, escalation, feedback
 from kefu.tasks.casework import waiting_steps
 from kefu.worktime import calendar_for
 
@@ -31,11 +31,14 @@ def sweep_deadlines(now: dt.datetime) -> list[str]:
     with case_work() as session:
         fired = escalation.sweep(session, policy, calendar_for(policy), now)
         fired += enquiries.sweep(session, policy, calendar_for(policy), now)  # enquiries' promises (咨询)
+        fired += feedback.sweep(session, policy, calendar_for(policy), now)  # feedback's department deadlines
         unstarted = enquiries.runs_to_start(session)
+        feedback_unstarted = feedback.runs_to_start(session)
     return (
         fired
         + deliver_customer_answers(now)
         + start_enquiry_runs(unstarted)
+        + start_feedback_runs(feedback_unstarted)
         + onboarding_deadlines(now)
         + assessment_deadlines(now)
     )
@@ -62,6 +65,19 @@ def start_enquiry_runs(enquiry_nos: list[str]) -> list[str]:
     except Exception as exc:  # Prefect unreachable, the deployment not registered: the next minute tries again
         logging.getLogger("kefu.enquiries").warning(
             "enquiry runs not started (%s): %r", len(enquiry_nos), exc, exc_info=True
+        )
+        return []
+
+
+def start_feedback_runs(feedback_nos: list[str]) -> list[str]:
+    """Feedback recorded without its run yet (the table is the outbox)."""
+    from kefu.flows.feedback import start_runs
+
+    try:
+        return [f"{no}:run-started" for no in start_runs(feedback_nos)]
+    except Exception as exc:  # Prefect unreachable, the deployment not registered: the next minute tries again
+        logging.getLogger("kefu.feedback").warning(
+            "feedback runs not started (%s): %r", len(feedback_nos), exc, exc_info=True
         )
         return []
 

@@ -132,4 +132,27 @@ class Feedback(Base):
     reply_sent: Mapped[str | None] = mapped_column(String(32))
     answered_at: Mapped[dt.datetime | None]
     reasonable: Mapped[bool | None]
+    breached_at: Mapped[dt.datetime | None]  # the department's deadline passed unanswered (the sweeper)
+    escalation_level: Mapped[int] = mapped_column(default=0, server_default="0")
+    closed_at: Mapped[dt.datetime | None]  # the follow-up done: the customer informed, nothing else open
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))  # its ``feedback`` run (the sweeper starts it)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @property
+    def finished(self) -> bool:
+        return self.closed_at is not None
+
+
+class FeedbackEvent(Base):
+    """The feedback's audit trail: steps waited on, answered and refused, the breach and escalations (one per key)."""
+
+    __tablename__ = "feedback_events"
+    __table_args__ = (UniqueConstraint("feedback_id", "action", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id"), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(128))
+    actor: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -58,6 +58,7 @@ class MessageType(StrEnum):
     # 员工月度考核 (seed 004 §5): the published sheets to each person and their supervisor; a missed step escalates.
     ASSESSMENT_SHEET = "assessment_sheet"
     ASSESSMENT_OVERDUE = "assessment_overdue"
+    FEEDBACK_ESCALATION = "feedback_escalation"  # the department's deadline passed unanswered: up the ladder
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.QUALITY_FLAGGED: Spec(True, ("record_at", "customer_name", "summary", "scores", "reason", "reviewer")),
     MessageType.ASSESSMENT_SHEET: Spec(True, ("month",)),
     MessageType.ASSESSMENT_OVERDUE: Spec(True, ("month", "staff_name", "evaluator", "due_at"), urgent=True),
+    MessageType.FEEDBACK_ESCALATION: Spec(True, ("feedback_no", "kind_name", "department", "due_at"), urgent=True),
 }
 
 # The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.

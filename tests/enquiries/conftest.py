@@ -9,6 +9,7 @@ import pytest
 from prefect.exceptions import ObjectNotFound
 
 from kefu.flows.enquiry import ENQUIRY_DEPLOYMENT
+from kefu.flows.feedback import FEEDBACK_DEPLOYMENT
 from kefu.settings import get_settings
 from tests.support.databases import migrated_sqlite, use_database
 from tests.support.prefect import WorkerProcess
@@ -41,12 +42,16 @@ def enquiry_db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def enquiry_worker(
     prefect_server: str, enquiry_db_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    """A Kefu worker executing enquiry runs (and case runs: it waits for the case deployment to be registered)."""
+    """A Kefu worker executing enquiry and feedback runs (and case runs: it waits for the case deployment to be
+    registered)."""
     worker = WorkerProcess(
-        enquiry_db_url, tmp_path_factory.mktemp("worker") / "worker.log", serve=("complaint-case", "enquiry")
+        enquiry_db_url,
+        tmp_path_factory.mktemp("worker") / "worker.log",
+        serve=("complaint-case", "enquiry", "feedback"),
     )
     worker.start()
     wait_registered(ENQUIRY_DEPLOYMENT)  # the worker waits for the case deployment; the enquiry one comes after it
+    wait_registered(FEEDBACK_DEPLOYMENT)
     try:
         yield worker
     finally:

@@ -123,3 +123,78 @@ def test_bad_feedback_and_bad_answers_are_refused_and_write_nothing(policy: Poli
     assert counts() == (1, 0)
     with unit_of_work() as session:
         assert feedback.get_feedback(session, number).answered_at is None
+
+
+def escalations_to(address: str) -> list[str]:
+    with unit_of_work() as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage.subject).where(
+                    OutboxMessage.recipient == address, OutboxMessage.message_type == "feedback_escalation"
+                )
+            )
+        )
+
+
+def test_a_missed_department_deadline_escalates_to_the_supervisor_once(policy: Policy, calendar: WorkCalendar) -> None:
+    with unit_of_work() as session:
+        boss = Staff(name="赵主管", email="fk-boss@example.com")
+        boss.grant(Role.SUPERVISOR)
+        agent = Staff(name="李客服", email="fk-agent@example.com", supervisor=boss)
+        agent.grant(Role.AGENT)
+        session.add_all([boss, agent])
+        session.flush()
+        recorder = agent.id
+    number = record(policy, calendar, recorded_by=recorder)
+    answered_in_time = record(policy, calendar, recorded_by=recorder, content="建议增加短信通知")
+    due = calendar.deadline(RECEIVED, policy.feedback.department_deadlines[Role.OPERATIONS]).due_at
+    with unit_of_work() as session:
+        feedback.answer_feedback(session, answered_in_time, person(Role.OPERATIONS), solution="采纳",
+                                 reply="我们将增加短信通知。", reasonable=True, policy=policy,
+                                 now=due - dt.timedelta(minutes=1))  # fmt: skip
+
+    with unit_of_work() as session:  # the fake clock a second before the deadline: nothing
+        assert feedback.sweep(session, policy, calendar, due - dt.timedelta(seconds=1)) == []
+    with unit_of_work() as session:
+        fired = feedback.sweep(session, policy, calendar, due)
+    assert fired == [f"{number}:breached", f"{number}:escalated:supervisor"]  # the answered one: never
+    assert escalations_to("fk-boss@example.com") == [f"【升级】客户建议{number}已超过部门时限未答复"]
+    with unit_of_work() as session:  # a sweep a minute later repeats nothing
+        assert feedback.sweep(session, policy, calendar, due + dt.timedelta(minutes=1)) == []
+        row = feedback.get_feedback(session, number)
+        assert (row.breached_at, row.escalation_level) == (due, 1)
+    assert len(escalations_to("fk-boss@example.com")) == 1
+    with unit_of_work() as session:
+        mail = session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "fk-boss@example.com")).one()
+    assert "运营部" in mail.body_text and "13812348000" not in mail.body_text
+
+
+def test_through_the_entrance_only_the_routed_department_or_a_supervisor_answers_for_the_department(
+    policy: Policy, calendar: WorkCalendar
+) -> None:
+    from kefu.desk.proxy import Refusal
+    from kefu.desk.steps import feedback_answer_as
+    from kefu.models.db import default_engine
+
+    ops, boss, agent, market = (person(r) for r in (Role.OPERATIONS, Role.SUPERVISOR, Role.AGENT, Role.MARKET))
+    number = record(policy, calendar)
+    with unit_of_work() as session:  # what the run records just before it suspends
+        row = feedback.get_feedback(session, number)
+        feedback.record_event(session, row, "waiting", "department-answer-0", "system", RECEIVED,
+                              step="department_answer", flow_run_id="r1")  # fmt: skip
+    engine, answer = default_engine(), {"solution": "x", "actor_staff_id": 999}
+    assert feedback_answer_as(engine, ops, number, "r1", answer)["actor_staff_id"] == ops  # the signed-in person
+    assert feedback_answer_as(engine, boss, number, "r1", answer)["actor_staff_id"] == boss
+    for other in (agent, market):
+        with pytest.raises(Refusal, match="本步骤须由运营部、主管完成"):
+            feedback_answer_as(engine, other, number, "r1", answer)
+    with pytest.raises(Refusal, match="没有等待"):
+        feedback_answer_as(engine, ops, number, "another-run", answer)
+    with unit_of_work() as session:  # the follow-up: customer service may close it
+        row = feedback.get_feedback(session, number)
+        feedback.record_event(session, row, "step_completed", "department-answer-0", f"staff:{ops}", RECEIVED)
+        feedback.record_event(session, row, "waiting", "follow-up-0", "system", RECEIVED, step="follow_up",
+                              flow_run_id="r1")  # fmt: skip
+    assert feedback_answer_as(engine, agent, number, "r1", {})["actor_staff_id"] == agent
+    with pytest.raises(Refusal, match="本步骤须由"):
+        feedback_answer_as(engine, market, number, "r1", {})

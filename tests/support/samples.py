@@ -245,4 +245,11 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "reason": "运费标准答错",
         "reviewer": "周主管",
     },
+    MessageType.FEEDBACK_ESCALATION: {
+        "recipient_name": "赵主管",
+        "feedback_no": "FK-20261123-0001",
+        "kind_name": "建议",
+        "department": "运营部",
+        "due_at": DUE,
+    },
 }
