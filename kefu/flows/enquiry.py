@@ -12,6 +12,7 @@ in open enquiries: never change them.
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -32,9 +33,11 @@ ENQUIRY_DEPLOYMENT = f"{ENQUIRY_FLOW}/{ENQUIRY_FLOW}"
 ENQUIRY_RUN_TAGS = ("kefu", "enquiry")
 
 
-def enquiry_idempotency_key(enquiry_no: str) -> str:
-    """One run per enquiry: every creator of enquiry runs passes this key."""
-    return f"enquiry:{enquiry_no}"
+def enquiry_idempotency_key(enquiry_no: str, recorded_at: dt.datetime) -> str:
+    """One run per enquiry: every creator of enquiry runs passes this key. The number restarts
+    with a new database while the Prefect server keeps its runs (a restore, a test's fresh database): the moment the
+    record was made keeps a new record from getting an old record's run."""
+    return f"enquiry:{enquiry_no}:{recorded_at.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}"
 
 
 class Handling(StrEnum):
@@ -125,10 +128,12 @@ def start_runs(enquiry_nos: list[str]) -> list[str]:
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(ENQUIRY_DEPLOYMENT)
         for enquiry_no in enquiry_nos:
+            with case_work() as session:
+                recorded_at = enquiries.get_enquiry(session, enquiry_no).created_at
             run = client.create_flow_run_from_deployment(
                 deployment.id,
                 parameters={"enquiry_no": enquiry_no},
-                idempotency_key=enquiry_idempotency_key(enquiry_no),
+                idempotency_key=enquiry_idempotency_key(enquiry_no, recorded_at),
                 tags=list(ENQUIRY_RUN_TAGS),
             )
             with case_work() as session:

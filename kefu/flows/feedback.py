@@ -12,6 +12,7 @@ the database (``kefu.tasks.feedback.sweep``). Step keys are in flight in open fe
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -31,9 +32,11 @@ FEEDBACK_DEPLOYMENT = f"{FEEDBACK_FLOW}/{FEEDBACK_FLOW}"
 FEEDBACK_RUN_TAGS = ("kefu", "feedback")
 
 
-def feedback_idempotency_key(feedback_no: str) -> str:
-    """One run per feedback record: every creator of feedback runs passes this key."""
-    return f"feedback:{feedback_no}"
+def feedback_idempotency_key(feedback_no: str, recorded_at: dt.datetime) -> str:
+    """One run per feedback record: every creator of feedback runs passes this key. The number restarts
+    with a new database while the Prefect server keeps its runs (a restore, a test's fresh database): the moment the
+    record was made keeps a new record from getting an old record's run."""
+    return f"feedback:{feedback_no}:{recorded_at.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}"
 
 
 class Verdict(StrEnum):
@@ -111,10 +114,12 @@ def start_runs(feedback_nos: list[str]) -> list[str]:
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(FEEDBACK_DEPLOYMENT)
         for feedback_no in feedback_nos:
+            with case_work() as session:
+                recorded_at = work.get_feedback(session, feedback_no).created_at
             run = client.create_flow_run_from_deployment(
                 deployment.id,
                 parameters={"feedback_no": feedback_no},
-                idempotency_key=feedback_idempotency_key(feedback_no),
+                idempotency_key=feedback_idempotency_key(feedback_no, recorded_at),
                 tags=list(FEEDBACK_RUN_TAGS),
             )
             with case_work() as session:
