@@ -71,6 +71,9 @@ class CallbackResultInput(StepForm):
         default=None, title="回访时间", description="与客户通话或客户回信的时间（北京时间）；留空为提交时间。"
     )
     follow_up_due_at: dt.datetime | None = Field(default=None, title="跟进期限", description="记为跟进事项时必填。")
+    department: str = Field(
+        default="", title="反馈转交部门", description="记为意见反馈时必填：转交的部门（如 运营部），按部门时限处理。"
+    )
 
     @field_validator("contacted_at", "follow_up_due_at")
     @classmethod
@@ -138,18 +141,30 @@ def routine_callback(customer_code: str, due_on: str) -> str:
     steps = HumanSteps(
         ContactStepRecord(f"callback:{callback_id}", lambda step: callback_summary(customer_code, due_on))
     )
-    answer = steps.ask(RESULT, check=lambda given: checked(given))
+    answer = steps.ask(RESULT, check=lambda given: checked(given, customer_code, due_on))
     with unit_of_work() as session:
         callbacks.record_result(session, callbacks.callback_of(session, customer_code, due_on), answer, policy)
     return customer_code
 
 
-def checked(answer: CallbackResultInput) -> CallbackResult:
-    """A problem to route needs its description, a follow-up its due time: refused (the step waits again)."""
+def checked(answer: CallbackResultInput, customer_code: str, due_on: str) -> CallbackResult:
+    """A problem to route needs its description, a follow-up its due time, feedback a department it may go to and a
+    customer it can be answered on: refused (the step waits again)."""
     if answer.problem is not ProblemRoute.NONE and not answer.problem_text.strip():
-        raise StepRefused("登记投诉或跟进事项时须填写问题描述")
-    if answer.problem in (ProblemRoute.FOLLOW_UP, ProblemRoute.FEEDBACK) and answer.follow_up_due_at is None:
+        raise StepRefused("登记投诉、跟进事项或意见反馈时须填写问题描述")
+    if answer.problem is ProblemRoute.FOLLOW_UP and answer.follow_up_due_at is None:
         raise StepRefused("记为跟进事项时须填写跟进期限")
+    if answer.problem is ProblemRoute.FEEDBACK:
+        from kefu.tasks.feedback import FeedbackRefused, department_of
+
+        try:
+            department_of(current_policy(), answer.department)
+        except FeedbackRefused as refused:
+            raise StepRefused(str(refused)) from None
+        with unit_of_work() as session:
+            customer = session.get_one(Customer, callbacks.callback_of(session, customer_code, due_on).customer_id)
+            if not customer.phones:
+                raise StepRefused("客户没有联系电话，意见反馈无法登记；请记为跟进事项")
     now = dt.datetime.now(dt.UTC)
     if answer.contacted_at is not None and answer.contacted_at > now + dt.timedelta(minutes=5):
         raise StepRefused("回访时间不能晚于现在")
@@ -162,6 +177,7 @@ def checked(answer: CallbackResultInput) -> CallbackResult:
         problem=answer.problem,
         problem_text=answer.problem_text.strip(),
         follow_up_due_at=answer.follow_up_due_at,
+        department=answer.department.strip(),
     )
 
 

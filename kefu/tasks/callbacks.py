@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from kefu.models.accounts import KeyAccountMember, TeamRole
 from kefu.models.contacts import ContactKind, RoutineCallback
-from kefu.models.enums import CustomerTier
+from kefu.models.enquiries import FeedbackKind
+from kefu.models.enums import Channel, CustomerTier
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import WEEKDAYS, CommunicationRecord, Customer, Staff, StaffRole
 from kefu.models.policy import Policy
@@ -50,7 +51,7 @@ PROBLEM_WORDS = {
     ProblemRoute.NONE: "未发现问题",
     ProblemRoute.COMPLAINT: "登记为投诉",
     ProblemRoute.FOLLOW_UP: "记为跟进事项",
-    ProblemRoute.FEEDBACK: "记为意见反馈（待跟进）",
+    ProblemRoute.FEEDBACK: "记为意见反馈（转交部门）",
 }
 
 
@@ -264,6 +265,7 @@ class CallbackResult:
     problem: ProblemRoute
     problem_text: str
     follow_up_due_at: dt.datetime | None
+    department: str = ""  # feedback's department (a role code or the policy's name of it)
 
 
 def record_result(session: Session, callback: RoutineCallback, result: CallbackResult, policy: Policy) -> None:
@@ -276,11 +278,10 @@ def record_result(session: Session, callback: RoutineCallback, result: CallbackR
         # the callback's: the complaint clock starts when the customer spoke
         callback.complaint_wanted = result.problem_text
     follow_up = None
-    if result.problem in (ProblemRoute.FOLLOW_UP, ProblemRoute.FEEDBACK):
-        # TODO(issue 17, feedback): a FEEDBACK problem becomes a feedback item routed to its department once the
-        # feedback-and-suggestions process lands; until then it is an open follow-up flagged on the record.
-        prefix = "意见反馈：" if result.problem is ProblemRoute.FEEDBACK else ""
-        follow_up = prefix + result.problem_text
+    if result.problem is ProblemRoute.FOLLOW_UP:
+        follow_up = result.problem_text
+    if result.problem is ProblemRoute.FEEDBACK:
+        follow_up = route_feedback(session, customer, callback, result, policy)
     record = log_contact(
         session,
         customer,
@@ -307,3 +308,37 @@ def complaints_wanted(session: Session) -> list[int]:
             .order_by(RoutineCallback.id)
         )
     )
+
+
+def route_feedback(
+    session: Session, customer: Customer, callback: RoutineCallback, result: CallbackResult, policy: Policy
+) -> str | None:
+    """意见反馈 a callback found: a feedback record routed to its department with the department's deadline (its run
+    started by the deadline sweep, like feedback recorded without one); the step checked the department and the
+    customer's phone first. Should the record still be refused, it stays an open follow-up on the callback's record
+    (returned) rather than failing the run."""
+    from kefu.tasks.feedback import FeedbackRefused, NewFeedback, record_feedback
+    from kefu.worktime import calendar_for
+
+    phones = customer.phones or []
+    try:
+        record_feedback(
+            session,
+            NewFeedback(
+                kind=FeedbackKind.FEEDBACK,
+                name=customer.contact_person or customer.name,
+                phone=phones[0] if phones else "",
+                content=result.problem_text,
+                department=result.department,
+                channel=Channel.PHONE if callback.channel == "phone" else Channel.EMAIL,
+                received_at=result.contacted_at,
+                email=customer.email,
+                recorded_by=result.actor_staff_id,
+            ),
+            policy,
+            calendar_for(policy),
+            dt.datetime.now(dt.UTC),
+        )
+    except FeedbackRefused as refused:
+        return f"意见反馈（未能登记：{refused}）：{result.problem_text}"
+    return None

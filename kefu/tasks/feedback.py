@@ -47,6 +47,11 @@ def _department(policy: Policy, given: str) -> Role:
     raise FeedbackRefused(f"反馈与建议只能转给：{names} / not a department feedback goes to: {given!r}")
 
 
+def department_of(policy: Policy, given: str) -> Role:
+    """The department feedback may be routed to, from its role code or the policy's name of it (运营部); refused."""
+    return _department(policy, given)
+
+
 @dataclass(frozen=True)
 class NewFeedback:
     kind: FeedbackKind

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from kefu.engine.steps import StepRefused
 from kefu.models.accounts import KeyAccountMember, TeamRole
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.contacts import ContactKind, QualityReview
@@ -341,3 +342,36 @@ def test_a_complaints_proposal_text_is_reviewed_and_flagged_back_with_its_case_n
     mail = db.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "zhao@example.com")).one()
     assert "投诉解决方案，投诉QC-20261110-0002" in mail.body_text and "推卸责任" in mail.body_text
     assert "136****5432" in mail.body_text and "13698765432" not in mail.body_text and "李四海" not in mail.body_text
+
+
+def test_feedback_a_callback_finds_is_routed_to_its_department_with_the_departments_deadline(
+    db: Session, policy: Policy, calendar: WorkCalendar, kefu_database_url: str
+) -> None:
+    """定期回访发现的意见反馈 (issue 17): a feedback record for the department, on its deadline, not a loose note."""
+    from kefu.flows.routine_callbacks import CallbackResultInput, checked
+    from kefu.models.enquiries import Feedback
+    from kefu.tasks.callbacks import ProblemRoute, record_result
+
+    caller = agent(db, "回访员")
+    customer = Customer(code="CB-FEEDBACK", name="周九", phones=["13812340000"], created_at=at(dt.date(2026, 1, 5)))
+    db.add(customer)
+    db.flush()
+    [callback] = open_callbacks(db, policy, due_callbacks(db, policy, calendar, at(dt.date(2026, 12, 2))))
+    db.commit()
+    spoke = at(dt.date(2026, 12, 2), 10)
+    answer = {"actor_staff_id": caller.id, "summary": "总体满意", "problem": ProblemRoute.FEEDBACK.value,
+              "problem_text": "希望提货通知提前一天", "contacted_at": spoke.isoformat()}  # fmt: skip
+    with pytest.raises(StepRefused, match="反馈与建议只能转给"):  # no department: refused, the step waits again
+        checked(CallbackResultInput.model_validate(answer), "CB-FEEDBACK", callback.due_on.isoformat())
+    result = checked(
+        CallbackResultInput.model_validate({**answer, "department": "运营部"}),
+        "CB-FEEDBACK",
+        callback.due_on.isoformat(),
+    )
+    record_result(db, callback, result, policy)
+    db.flush()
+    [feedback] = db.scalars(select(Feedback).where(Feedback.content == "希望提货通知提前一天")).all()
+    assert (feedback.department, feedback.received_at, feedback.recorded_by_id) == ("operations", spoke, caller.id)
+    assert feedback.due_at == calendar.deadline(spoke, policy.feedback.department_deadlines[Role.OPERATIONS]).due_at
+    record = db.get_one(CommunicationRecord, callback.record_id)
+    assert record.follow_up_open is False  # routed, not left as a note
