@@ -69,6 +69,8 @@ def all_deployments() -> list[Served]:
     from kefu.flows.holiday_greeting import holiday_greeting
     from kefu.flows.key_account_identification import key_account_identification
     from kefu.flows.key_account_onboarding import key_account_onboarding, onboarding_review
+    from kefu.flows.service_plan import PART_FLOW, PLAN_FLOW, PLAN_TAGS, service_plan, service_plan_part
+    from kefu.flows.service_report import REPORT_FLOW, service_report
     from kefu.flows.statistics_report import statistics_report
     from kefu.flows.suggestions_report import suggestions_report
     from kefu.flows.survey_campaign import survey_campaign, survey_sweep
@@ -226,5 +228,30 @@ def all_deployments() -> list[Served]:
             name=REVIEW_FLOW,
             tags=[*ONBOARDING_RUN_TAGS, "review"],
             description="重点客户纳入的部门评审：一个部门一个运行，同意或不同意并填写意见；全部评审提交后继续高层审批。",
+        ),
+        # Service plans (seed 001 §二.2): one run per plan, one part run per department (the onboarding's shape).
+        on_the_pool(
+            service_plan,
+            resumable=True,
+            name=PLAN_FLOW,
+            tags=list(PLAN_TAGS),
+            description="重点客户服务方案：项目经理了解需求并制定初步方案→各部门并行完善→高层审批（可退回修改）→签订服务协议。",
+        ),
+        on_the_pool(
+            service_plan_part,
+            resumable=True,
+            name=PART_FLOW,
+            tags=[*PLAN_TAGS, "part"],
+            description="服务方案的部门完善：一个部门一个运行，提交本部门的方案内容与意见；全部提交后进入高层审批。",
+        ),
+        # The monthly service report to each key account's contact (seed 001 §四.1); keyed per account and month.
+        on_the_pool(
+            service_report,
+            resumable=True,
+            name=REPORT_FLOW,
+            schedule=Cron(policy.key_accounts.service_report.schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "key-account", "report"],
+            description="每月向每个重点客户的联系人发送上月服务报告（订单处理及时率、准时交付率、投诉率；未达标指标附改进承诺）。",
         ),
     ]

@@ -32,7 +32,13 @@ def sweep_deadlines(now: dt.datetime) -> list[str]:
         fired = escalation.sweep(session, policy, calendar_for(policy), now)
         fired += enquiries.sweep(session, policy, calendar_for(policy), now)  # enquiries' promises (咨询)
         unstarted = enquiries.runs_to_start(session)
-    return fired + deliver_customer_answers(now) + start_enquiry_runs(unstarted) + onboarding_deadlines(now)
+    return (
+        fired
+        + deliver_customer_answers(now)
+        + start_enquiry_runs(unstarted)
+        + onboarding_deadlines(now)
+        + service_plan_deadlines(now)
+    )
 
 
 def start_enquiry_runs(enquiry_nos: list[str]) -> list[str]:
@@ -62,6 +68,18 @@ def onboarding_deadlines(now: dt.datetime) -> list[str]:
     except Exception as exc:  # Prefect unreachable: the escalations are in; the next minute mends again
         logging.getLogger("kefu.onboarding").warning("onboarding runs not mended: %r", exc, exc_info=True)
         return fired
+
+
+def service_plan_deadlines(now: dt.datetime) -> list[str]:
+    """Key-account service plans' timers (``kefu.flows.service_plan``): missed parts escalated, agreements' renewals
+    reminded once, a plan run still waiting on parts that are all in resumed, an unopened plan's run opened."""
+    from kefu.flows.service_plan import plan_duties
+
+    try:
+        return plan_duties(now)
+    except Exception as exc:  # Prefect unreachable: the next minute tries again (the database writes are keyed)
+        logging.getLogger("kefu.service_plans").warning("service plan duties: %r", exc, exc_info=True)
+        return []
 
 
 # A decision the intake could not deliver at once is tried again after this long (technical, not policy: the intake

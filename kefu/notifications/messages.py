@@ -49,6 +49,10 @@ class MessageType(StrEnum):
     ENQUIRY_REPLY = "enquiry_reply"
     ENQUIRY_ESCALATION = "enquiry_escalation"
     FEEDBACK_REPLY = "feedback_reply"  # the department's answer to a customer's feedback or suggestion
+    # Key-account service plans (seed 001 §二.2) and the monthly service report (seed 001 §四.1).
+    SERVICE_PLAN_PART_OVERDUE = "service_plan_part_overdue"
+    SERVICE_AGREEMENT_RENEWAL = "service_agreement_renewal"
+    SERVICE_REPORT = "service_report"
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,12 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.ENQUIRY_REPLY: Spec(False, ("enquiry_no", "owner_name", "reply")),
     MessageType.ENQUIRY_ESCALATION: Spec(True, ("enquiry_no", "owner_name", "target", "due_at"), urgent=True),
     MessageType.FEEDBACK_REPLY: Spec(False, ("feedback_no", "kind_name", "reply")),
+    MessageType.SERVICE_PLAN_PART_OVERDUE: Spec(True, ("customer_code", "department", "due_at"), urgent=True),
+    MessageType.SERVICE_AGREEMENT_RENEWAL: Spec(True, ("customer_code", "document_ref", "ends_on")),
+    # To the key account's contact: last month's KPIs; a KPI below its floor named with the commitment.
+    MessageType.SERVICE_REPORT: Spec(
+        False, ("month_title", "order_on_time_rate", "delivery_on_time_rate", "complaint_rate")
+    ),
 }
 
 # The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.
