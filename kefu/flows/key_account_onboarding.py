@@ -265,8 +265,12 @@ def admit(nomination_id: int, decision: SeniorApprovalInput) -> None:
 def plan_service(code: str) -> None:
     """The admitted account's service plan and its run (``kefu.flows.service_plan``); keyed: a replay opens none."""
     from kefu.flows.service_plan import open_service_plan
+    from kefu.tasks.service_plans import PlanRefused
 
-    open_service_plan(code)
+    try:
+        open_service_plan(code)
+    except PlanRefused as refused:  # the admission stands; the plan is opened by hand (kefu account plan)
+        get_run_logger().warning("service plan of %s not opened: %s", code, refused)
 
 
 def reject(nomination_id: int, decision: SeniorApprovalInput) -> None:
