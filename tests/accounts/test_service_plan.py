@@ -17,10 +17,12 @@ from sqlalchemy import func, select
 
 from kefu.cli import UsageError
 from kefu.cli.step import submit
+from kefu.desk.proxy import Refusal
+from kefu.desk.steps import answer_as, my_waiting_steps
 from kefu.flows.case_deadlines import service_plan_deadlines
 from kefu.flows.service_plan import PLAN_FLOW
 from kefu.models.accounts import TeamRole
-from kefu.models.db import unit_of_work
+from kefu.models.db import default_engine, unit_of_work
 from kefu.models.enums import CustomerTier, Role
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import Customer, Staff
@@ -148,6 +150,15 @@ def test_an_admitted_key_account_gets_its_plan_worked_out_in_parallel_sent_back_
     review_all(code, people)
     do_onboarding(code, "senior_approval", actor_staff_id=people["senior"], admit=True, reason="同意", **people.team())
     run_id = wait_plan_step(code, "plan_draft")
+
+    # the operators' entrance lists the draft to the account's project manager only, and answers it as them
+    engine = default_engine()
+    now = plans.system_clock()
+    assert (code, "plan_draft") in [(v.case_no, v.step) for v in my_waiting_steps(engine, people["pm"], now)]
+    assert code not in [v.case_no for v in my_waiting_steps(engine, people["cs"], now)]
+    with pytest.raises(Refusal):
+        answer_as(engine, people["cs"], code, run_id, {"needs": "x", "draft": "y"})
+    assert answer_as(engine, people["pm"], code, run_id, {"needs": "x", "draft": "y"})["actor_staff_id"] == people["pm"]
 
     # only the account's project manager records the needs and the draft
     with pytest.raises(UsageError, match="项目经理"):
