@@ -311,3 +311,30 @@ def test_a_part_not_in_by_its_deadline_escalates_to_the_departments_supervisor_o
             )
         ).all()
         assert len(to_boss) == 1 and code in to_boss[0].subject
+
+
+def test_kefu_account_plan_opens_a_key_accounts_plan_by_hand_and_refuses_others(
+    plan_db: str, prefect_server: str
+) -> None:
+    code, pm = key_account_with_manager("hand")
+    general = new_customer()
+    with unit_of_work() as session:
+        senior = Staff(name="高总", login="hand-senior", email="hand-senior@example.com")
+        senior.grant(Role.SENIOR_MANAGER)
+        session.add(senior)
+    stranger = kefu(plan_db, prefect_server, "account", "plan", general, "--as", str(pm.login))
+    assert stranger.returncode == 2 and "project manager or a senior manager" in stranger.stderr
+    not_key = kefu(plan_db, prefect_server, "account", "plan", general, "--as", "hand-senior")
+    assert not_key.returncode == 2 and "不是重点客户" in not_key.stderr
+    with unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(ServicePlan)
+                              .join(Customer).where(Customer.code == general)) == 0  # fmt: skip
+
+    opened = kefu(plan_db, prefect_server, "account", "plan", code, "--as", str(pm.login))
+    assert opened.returncode == 0, opened.stderr
+    assert f"kefu account plan: {code} plan" in opened.stdout and "run" in opened.stdout
+    wait_plan_step(code, "plan_draft")
+    again = kefu(plan_db, prefect_server, "account", "plan", code, "--as", str(pm.login))
+    assert again.returncode == 0 and opened.stdout.split(",")[0] == again.stdout.split(",")[0]  # the same plan
+    shown = kefu(plan_db, prefect_server, "account", "show", code)
+    assert "service plan: open (制定中)" in shown.stdout
