@@ -20,7 +20,7 @@ from kefu.cli.step import submit
 from kefu.desk.proxy import Refusal
 from kefu.desk.steps import answer_as, my_waiting_steps
 from kefu.flows.case_deadlines import service_plan_deadlines
-from kefu.flows.service_plan import PLAN_FLOW
+from kefu.flows.service_plan import DRAFT, PLAN_FLOW, render_summary
 from kefu.models.accounts import TeamRole
 from kefu.models.db import default_engine, unit_of_work
 from kefu.models.enums import CustomerTier, Role
@@ -168,6 +168,8 @@ def test_an_admitted_key_account_gets_its_plan_worked_out_in_parallel_sent_back_
     # the three departments, each in its own run, in parallel
     for department in PARTS:
         wait_plan_step(code, f"plan_part_{department}")
+    listing = kefu(plan_db, prefect_server, "step", "list", "--case", code)
+    assert all(f"plan_part_{d}" in listing.stdout for d in PARTS), listing.stderr
     with pytest.raises(UsageError, match="无权处理此步骤"):  # a department answers its own part only
         submit(code, "plan_part_market", {"actor_staff_id": people["technology"], "part": "x"})
     for department in PARTS:
@@ -178,6 +180,8 @@ def test_an_admitted_key_account_gets_its_plan_worked_out_in_parallel_sent_back_
     submit(code, "plan_approval", {"actor_staff_id": people["senior"], "approve": False, "reason": "请补充应急预案"})
     wait_plan_step(code, "plan_draft")
     assert plan_row(code).sent_back == 1
+    with unit_of_work() as session:  # the project manager sees why, above the form
+        assert "高层退回修改**：请补充应急预案" in render_summary(session, plan_row(code).id, DRAFT)
     submit(code, "plan_draft", {"actor_staff_id": people["pm"], "needs": "华东区次日达",
                                 "draft": "专线运输＋驻场客服＋应急预案"})  # fmt: skip
     wait_plan_step(code, "plan_approval")
