@@ -12,7 +12,7 @@ from decimal import Decimal
 from email.message import Message
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from kefu.flows.service_report import ARTIFACT_KEY, service_report
 from kefu.models.accounts import BusinessFigures
@@ -123,3 +123,52 @@ def test_each_key_account_gets_last_months_figures_once_with_the_commitment_for_
     with unit_of_work() as session:
         queued = session.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "service_report")).all()
         assert len(queued) == 2 and all(not m.internal for m in queued)
+
+
+def test_the_reports_and_the_renewal_are_computed_alike_on_both_databases(engine: Engine) -> None:
+    """The repository side on SQLite and PostgreSQL: the month's figures picked by date, one report per key account,
+    none twice; an agreement near its end reminded once."""
+    from sqlalchemy.orm import Session
+
+    from kefu.models.accounts import TeamRole
+    from kefu.models.people import Staff
+    from kefu.tasks import service_plans as plans
+    from kefu.tasks.accounts import assign_member
+    from kefu.tasks.service_reports import send_service_reports
+
+    policy = current_policy()
+    now = dt.datetime(2026, 11, 3, 1, 0, tzinfo=dt.UTC)
+    with Session(engine) as session:
+        customer = Customer(name="某某医药有限公司", code="PGA", tier=CustomerTier.KEY, email="pga@example.com")
+        pm = Staff(name="项目经理", login="pga-pm", email="pga-pm@example.com")
+        session.add_all([customer, pm])
+        session.flush()
+        assign_member(session, customer, TeamRole.PROJECT_MANAGER, pm)
+        session.add_all(
+            [
+                BusinessFigures(customer_id=customer.id, month=OCTOBER, orders=50, volume=Decimal(500),
+                                orders_on_time=45, deliveries_on_time=50, complaints=0),
+                BusinessFigures(customer_id=customer.id, month=dt.date(2026, 9, 1), orders=50, volume=Decimal(500),
+                                orders_on_time=50, deliveries_on_time=50, complaints=0),
+            ]
+        )  # fmt: skip
+        first = send_service_reports(session, policy, OCTOBER, now)
+        second = send_service_reports(session, policy, OCTOBER, now)
+        assert [(o.code, o.outcome, o.below) for o in first] == [("PGA", "sent", "order_on_time_rate")]
+        assert [o.outcome for o in second] == ["already_sent"]
+        mail = session.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "service_report")).one()
+        assert (
+            "订单处理及时率：90.0%" in mail.body_text
+            and "订单处理及时率" in mail.body_text.split("未达到目标的指标：")[1]
+        )
+
+        plan, _ = plans.open_plan(session, customer, now)
+        plans.sign(
+            session, plan.id, signed_on=dt.date(2026, 1, 1), starts_on=dt.date(2026, 1, 1),
+            ends_on=dt.date(2026, 12, 31), document_ref="FW-PG", company_obligations="次日达",
+            customer_obligations="按月结算", by=pm.id, now=now,
+        )  # fmt: skip
+        assert plans.remind_renewals(session, policy, dt.date(2026, 10, 1), now) == []  # 91 days before: not yet
+        assert plans.remind_renewals(session, policy, dt.date(2026, 11, 3), now) == ["PGA:agreement_renewal"]
+        assert plans.remind_renewals(session, policy, dt.date(2026, 11, 4), now) == []
+        session.commit()
