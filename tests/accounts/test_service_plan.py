@@ -342,3 +342,35 @@ def test_kefu_account_plan_opens_a_key_accounts_plan_by_hand_and_refuses_others(
     assert again.returncode == 0 and opened.stdout.split(",")[0] == again.stdout.split(",")[0]  # the same plan
     shown = kefu(plan_db, prefect_server, "account", "show", code)
     assert "service plan: open (制定中)" in shown.stdout
+
+
+def test_a_worker_killed_during_the_parallel_parts_loses_no_part_and_counts_none_twice(
+    worker: WorkerProcess, plan_db: str, prefect_server: str
+) -> None:
+    people, code = People("pkill"), new_customer(key_account=True)
+    with unit_of_work() as session:
+        customer = session.scalars(select(Customer).where(Customer.code == code)).one()
+        pm = session.get(Staff, people["pm"])
+        assert pm is not None
+        assign_member(session, customer, TeamRole.PROJECT_MANAGER, pm)
+    opened = kefu(plan_db, prefect_server, "account", "plan", code, "--as", "pkill-pm")
+    assert opened.returncode == 0, opened.stderr
+    wait_plan_step(code, "plan_draft")
+    submit(code, "plan_draft", {"actor_staff_id": people["pm"], "needs": "冷链", "draft": "冷链专线"})
+    for department in PARTS:
+        wait_plan_step(code, f"plan_part_{department}")
+    submit(code, "plan_part_market", {"actor_staff_id": people["market"], "part": "market意见"})
+    submit(code, "plan_part_operations", {"actor_staff_id": people["operations"], "part": "operations意见"})
+    worker.kill_9()  # the two parts are with Prefect; whether the worker took them up or not, it is gone
+    worker.start()
+    submit(code, "plan_part_technology", {"actor_staff_id": people["technology"], "part": "technology意见"})
+    run_id = wait_plan_step(code, "plan_approval", timeout=150)
+
+    plan = plan_row(code)
+    assert plan.flow_run_id == run_id
+    with unit_of_work() as session:
+        parts = session.scalars(select(ServicePlanPart).where(ServicePlanPart.plan_id == plan.id)).all()
+        assert {p.department: p.part for p in parts} == {d: f"{d}意见" for d in PARTS}
+        keys = [(e.action, e.key) for e in session.scalars(select(ServicePlanEvent)
+                                                             .where(ServicePlanEvent.plan_id == plan.id))]  # fmt: skip
+        assert len(keys) == len(set(keys))
