@@ -75,6 +75,13 @@ def register(subparsers: Any) -> None:
     done.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who: the item's owner")
     done.set_defaults(handler=run_contact_done)
 
+    plan = actions.add_parser("plan", help="open the key account's service plan (seed 001 服务方案制定) and its run")
+    plan.add_argument("customer", help="customer code")
+    plan.add_argument(
+        "--as", dest="as_staff", metavar="STAFF", required=True, help="who: its project manager or a senior manager"
+    )
+    plan.set_defaults(handler=run_plan)
+
 
 def _rate(value: float) -> str:
     return NOT_GIVEN if math.isnan(value) else f"{value:.1%}"
@@ -106,6 +113,7 @@ def run_show(args: argparse.Namespace) -> int:
         lines += [f"  {TEAM_ROLE_ZH[r]:<6} {p.name} ({p.login or p.id})" for r, p in team]
         lines += contact_lines(session, customer, policy)
         lines += followthrough_lines(session, customer, policy)
+        lines += plan_lines(session, customer, policy)
         figures = figures_frame(session, customer_id=customer.id, policy=policy)
     if figures.empty:
         lines.append("figures: none imported (kefu import business FILE)")
@@ -143,6 +151,74 @@ def onboarding_lines(session: Any, nomination_id: int, policy: Any) -> list[str]
             state = f"pending, due {local_time(review.due_at, policy.timezone)}{late}"
         lines.append(f"  review {review.department:<10} {state}")
     return lines
+
+
+def plan_lines(session: Any, customer: Any, policy: Any) -> list[str]:
+    """The latest service plan (its state, the departments' parts) and the latest signed agreement."""
+    from kefu.models.base import utcnow
+    from kefu.tasks import service_plans as plans
+    from kefu.worktime import local_time
+
+    lines = []
+    plan = plans.plan_for_code(session, plans.code_of(customer))
+    if plan is not None and plan.status != plans.SIGNED:
+        backs = f", sent back {plan.sent_back}x" if plan.sent_back else ""
+        lines.append(f"service plan: {plan.status} ({plans.STATUS_ZH[plan.status]}){backs}")
+        for part in plans.parts(session, plan.id):
+            if part.part is not None:
+                state = f"in: {part.part}"
+            else:
+                late = "  OVERDUE" if part.due_at <= utcnow() else ""
+                state = f"pending, due {local_time(part.due_at, policy.timezone)}{late}"
+            lines.append(f"  part {part.department:<10} {state}")
+    agreement = plans.agreement_of(session, customer.id)
+    if agreement is not None:
+        lines.append(
+            f"agreement: {agreement.document_ref} signed {agreement.signed_on}, term {agreement.starts_on} to "
+            f"{agreement.ends_on}"
+            + (f", renewal reminded {local_time(agreement.renewal_reminded_at, policy.timezone)}"
+               if agreement.renewal_reminded_at else "")
+        )  # fmt: skip
+        lines.append(f"  our obligations: {agreement.company_obligations}")
+        lines.append(f"  customer's obligations: {agreement.customer_obligations}")
+    elif plan is None:
+        lines.append("service plan: none (kefu account plan CODE --as STAFF)")
+    return lines
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from kefu.models.enums import Role
+    from kefu.models.registry import CustomerNotFound, customer_code, get_customer
+    from kefu.tasks import service_plans as plans
+
+    with unit_of_work() as session:
+        asker = reader_named(session, args.as_staff)
+        assert asker is not None
+        try:
+            customer = get_customer(session, args.customer)
+        except CustomerNotFound as exc:
+            raise UsageError(str(exc)) from None
+        manager = plans.project_manager(session, customer.id)
+        if Role.SENIOR_MANAGER not in asker.roles and (manager is None or manager.id != asker.id):
+            raise UsageError(f"--as {args.as_staff}: only the account's project manager or a senior manager")
+        code = customer_code(customer)
+    try:
+        from kefu.engine.connection import kefu_prefect
+
+        with kefu_prefect():
+            from kefu.flows.service_plan import open_service_plan
+
+            plan_id, run_id = open_service_plan(code)
+    except plans.PlanRefused as refused:
+        raise UsageError(str(refused)) from None
+    if run_id is None:
+        print(f"kefu account plan: {code} plan {plan_id}; its run opens when Prefect answers (case-deadlines duty)")
+    else:
+        print(
+            f"kefu account plan: {code} plan {plan_id}, run {run_id}: the project manager records the needs and a "
+            f"draft first (kefu step list --case {code})"
+        )
+    return 0
 
 
 def run_assign(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ def run_list(args: argparse.Namespace) -> int:
     from kefu.tasks.assessment import waiting_steps as assessment_steps
     from kefu.tasks.casework import waiting_steps
     from kefu.tasks.onboarding import waiting_steps as onboarding_steps
+    from kefu.tasks.service_plans import waiting_steps as plan_steps
     from kefu.worktime import local_time
 
     with unit_of_work() as session:
@@ -47,6 +48,7 @@ def run_list(args: argparse.Namespace) -> int:
             waiting_steps(session, args.case)
             + onboarding_steps(session, args.case)
             + assessment_steps(session, args.case)
+            + plan_steps(session, args.case)
         )
     if not rows:
         print("no waiting steps")
@@ -65,12 +67,13 @@ def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from kefu.engine.forms import form_answer
-    from kefu.flows import key_account_onboarding
+    from kefu.flows import key_account_onboarding, service_plan
     from kefu.flows.complaint_case import STEPS as CASE_STEPS
     from kefu.flows.staff_assessment import STEPS as ASSESSMENT_STEPS
 
     people = {k: v for k, v in key_account_onboarding.STEPS.items() if k not in key_account_onboarding.INTERNAL}
-    STEPS = {**CASE_STEPS, **people, **ASSESSMENT_STEPS}
+    plan = {k: v for k, v in service_plan.STEPS.items() if k not in service_plan.INTERNAL}
+    STEPS = {**CASE_STEPS, **people, **ASSESSMENT_STEPS, **plan}
     if step not in STEPS:
         raise UsageError(f"unknown step '{step}' (steps: {', '.join(STEPS)})")
     try:
@@ -124,6 +127,8 @@ def _submit(case_no: str, step: str, data: dict[str, Any]) -> None:
         return _submit_onboarding(case_no, step, checked)
     if step in _assessment_steps():
         return _submit_assessment(case_no, step, checked)
+    if step in _plan_steps():
+        return _submit_plan(case_no, step, checked)
     with unit_of_work() as session:
         rows = [r for r in waiting_steps(session, case_no) if r["step"] == step]
         if rows:
@@ -180,6 +185,30 @@ def _submit_onboarding(code: str, step: str, checked: dict[str, Any]) -> None:
             raise UsageError(f"customer {code}'s onboarding is not waiting on step '{step}'")
         try:
             check_answer(session, STEPS[step], checked)
+        except OnboardingRefused as refused:
+            raise UsageError(str(refused)) from None
+    _resume(code, UUID(rows[-1]["flow_run_id"]), checked)
+
+
+def _plan_steps() -> set[str]:
+    from kefu.flows.service_plan import INTERNAL, STEPS
+
+    return set(STEPS) - INTERNAL
+
+
+def _submit_plan(code: str, step: str, checked: dict[str, Any]) -> None:
+    """A service-plan step (``CODE`` is the customer's code): the step's staff checks, then the resume."""
+    from kefu.flows.service_plan import STEPS, check_answer
+    from kefu.tasks.onboarding import OnboardingRefused
+    from kefu.tasks.service_plans import plan_for_code, waiting_steps
+
+    with unit_of_work() as session:
+        rows = [r for r in waiting_steps(session, code) if r["step"] == step]
+        plan = plan_for_code(session, code)
+        if not rows or plan is None:
+            raise UsageError(f"customer {code}'s service plan is not waiting on step '{step}'")
+        try:
+            check_answer(session, plan.id, STEPS[step], checked)
         except OnboardingRefused as refused:
             raise UsageError(str(refused)) from None
     _resume(code, UUID(rows[-1]["flow_run_id"]), checked)

@@ -76,6 +76,8 @@ def all_deployments() -> list[Served]:
     from kefu.flows.key_account_onboarding import key_account_onboarding, onboarding_review
     from kefu.flows.quality_check import quality_check, quality_review
     from kefu.flows.routine_callbacks import routine_callback, routine_callbacks
+    from kefu.flows.service_plan import PART_FLOW, PLAN_FLOW, PLAN_TAGS, service_plan, service_plan_part
+    from kefu.flows.service_report import REPORT_FLOW, service_report
     from kefu.flows.staff_assessment import assessment_sheet, staff_assessment
     from kefu.flows.statistics_report import statistics_report
     from kefu.flows.suggestions_report import suggestions_report
@@ -305,5 +307,30 @@ def all_deployments() -> list[Served]:
             name=SHEET_FLOW,
             tags=[*ASSESSMENT_RUN_TAGS, "sheet"],
             description="员工考核表的一项评价（自我评价或上级评价）：1–5分评分并填写评语；全部完成或逾期后公布排名并邮件通知。",
+        ),
+        # Service plans (seed 001 §二.2): one run per plan, one part run per department (the onboarding's shape).
+        on_the_pool(
+            service_plan,
+            resumable=True,
+            name=PLAN_FLOW,
+            tags=list(PLAN_TAGS),
+            description="重点客户服务方案：项目经理了解需求并制定初步方案→各部门并行完善→高层审批（可退回修改）→签订服务协议。",
+        ),
+        on_the_pool(
+            service_plan_part,
+            resumable=True,
+            name=PART_FLOW,
+            tags=[*PLAN_TAGS, "part"],
+            description="服务方案的部门完善：一个部门一个运行，提交本部门的方案内容与意见；全部提交后进入高层审批。",
+        ),
+        # The monthly service report to each key account's contact (seed 001 §四.1); keyed per account and month.
+        on_the_pool(
+            service_report,
+            resumable=True,
+            name=REPORT_FLOW,
+            schedule=Cron(policy.key_accounts.service_report.schedule, timezone=timezone),
+            concurrency_limit=1,
+            tags=["kefu", "key-account", "report"],
+            description="每月向每个重点客户的联系人发送上月服务报告（订单处理及时率、准时交付率、投诉率；未达标指标附改进承诺）。",
         ),
     ]

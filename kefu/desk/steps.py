@@ -115,7 +115,7 @@ def _onboarding_answer(
 
     rows = [r for r in onboarding_steps(session, code) if r["flow_run_id"] == flow_run_id]
     if not rows:
-        raise Refusal(403, NOT_WAITING_ZH)
+        return _plan_answer(session, staff_id, code, flow_run_id, answer)
     checked = {**answer, "actor_staff_id": staff_id}
     try:
         check_answer(session, STEPS[str(rows[-1]["step"])], checked)
@@ -137,6 +137,27 @@ def contact_step_waiting(session: Session, flow_run_id: str) -> bool:
     ).all()
     answered = {(row.subject, row.key) for row in rows if row.outcome != "waiting"}
     return any(row.outcome == "waiting" and (row.subject, row.key) not in answered for row in rows)
+
+
+def _plan_answer(
+    session: Session, staff_id: int, code: str, flow_run_id: str, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """A key account's service-plan step (``code``: the customer's): the plan's staff checks."""
+    from kefu.flows.service_plan import STEPS, check_answer
+    from kefu.tasks.onboarding import OnboardingRefused
+    from kefu.tasks.service_plans import plan_for_code
+    from kefu.tasks.service_plans import waiting_steps as plan_steps
+
+    rows = [r for r in plan_steps(session, code) if r["flow_run_id"] == flow_run_id]
+    plan = plan_for_code(session, code)
+    if not rows or plan is None:
+        raise Refusal(403, NOT_WAITING_ZH)
+    checked = {**answer, "actor_staff_id": staff_id}
+    try:
+        check_answer(session, plan.id, STEPS[str(rows[-1]["step"])], checked)
+    except OnboardingRefused as refused:
+        raise Refusal(403, str(refused).split(" / ", 1)[0]) from None
+    return checked
 
 
 @dataclass(frozen=True)
@@ -218,6 +239,7 @@ def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[Wa
                 )
             )
         views += _onboarding_views(session, roles, now)
+        views += _plan_views(session, staff_id, roles, now)
         views += _assessment_views(session, staff_id, now)
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     return sorted(views, key=lambda v: (v.due_at or far, v.case_no))
@@ -277,6 +299,44 @@ def _assessment_views(session: Session, staff_id: int, now: dt.datetime) -> list
                 due=local_time(due_at),
                 due_at=due_at,
                 overdue=due_at <= now,
+                flow_run_id=str(row["flow_run_id"]),
+            )
+        )
+    return views
+
+
+def _plan_views(session: Session, staff_id: int, roles: set[Any], now: dt.datetime) -> list[WaitingStep]:
+    """The service-plan steps the person may answer: the draft and the agreement of the accounts they are project
+    manager of, their department's part, the approval for the approver's role; ``case_no`` is the customer's code."""
+    from kefu.flows.service_plan import AGREEMENT, DRAFT, STEPS, step_roles
+    from kefu.tasks.service_plans import plan_for_code, project_manager
+    from kefu.tasks.service_plans import waiting_steps as plan_steps
+
+    views = []
+    for row in plan_steps(session):
+        step = STEPS.get(str(row["step"]))
+        if step is None:
+            continue
+        if step in (DRAFT, AGREEMENT):
+            plan = plan_for_code(session, str(row["case_no"]))
+            manager = project_manager(session, plan.customer_id) if plan is not None else None
+            if manager is None or manager.id != staff_id:
+                continue
+        elif not roles & set(step_roles(step)):
+            continue
+        dues = sorted(dt.datetime.fromisoformat(v) for v in row["deadlines"].values())
+        due_at = dues[0] if dues else None
+        if due_at is not None and due_at.tzinfo is None:
+            due_at = due_at.replace(tzinfo=dt.UTC)
+        views.append(
+            WaitingStep(
+                case_no=str(row["case_no"]),
+                step=step.name,
+                title=step.title,
+                since=local_time(dt.datetime.fromisoformat(row["since"])),
+                due=local_time(due_at) if due_at else "—",
+                due_at=due_at,
+                overdue=due_at is not None and due_at <= now,
                 flow_run_id=str(row["flow_run_id"]),
             )
         )

@@ -40,6 +40,7 @@ def sweep_deadlines(now: dt.datetime) -> list[str]:
         + start_enquiry_runs(unstarted)
         + start_feedback_runs(feedback_unstarted)
         + onboarding_deadlines(now)
+        + service_plan_deadlines(now)
         + assessment_deadlines(now)
     )
 
@@ -96,6 +97,18 @@ def onboarding_deadlines(now: dt.datetime) -> list[str]:
     except Exception as exc:  # Prefect unreachable: the escalations are in; the next minute mends again
         logging.getLogger("kefu.onboarding").warning("onboarding runs not mended: %r", exc, exc_info=True)
         return fired
+
+
+def service_plan_deadlines(now: dt.datetime) -> list[str]:
+    """Key-account service plans' timers (``kefu.flows.service_plan``): missed parts escalated, agreements' renewals
+    reminded once, a plan run still waiting on parts that are all in resumed, an unopened plan's run opened."""
+    from kefu.flows.service_plan import plan_duties
+
+    try:
+        return plan_duties(now)
+    except Exception as exc:  # Prefect unreachable: the next minute tries again (the database writes are keyed)
+        logging.getLogger("kefu.service_plans").warning("service plan duties: %r", exc, exc_info=True)
+        return []
 
 
 # A decision the intake could not deliver at once is tried again after this long (technical, not policy: the intake

@@ -170,6 +170,7 @@ def key_account_onboarding(nomination_id: int, code: str) -> str:
     if decision.admit:
         admit(nomination_id, decision)
         outcome = onboarding.ADMITTED
+        plan_service(code)  # the service plan comes next (seed 001 §二.2): its own run
     else:
         reject(nomination_id, decision)
         outcome = onboarding.REJECTED
@@ -261,6 +262,17 @@ def admit(nomination_id: int, decision: SeniorApprovalInput) -> None:
         )  # fmt: skip
 
 
+def plan_service(code: str) -> None:
+    """The admitted account's service plan and its run (``kefu.flows.service_plan``); keyed: a replay opens none."""
+    from kefu.flows.service_plan import open_service_plan
+    from kefu.tasks.service_plans import PlanRefused
+
+    try:
+        open_service_plan(code)
+    except PlanRefused as refused:  # the admission stands; the plan is opened by hand (kefu account plan)
+        get_run_logger().warning("service plan of %s not opened: %s", code, refused)
+
+
 def reject(nomination_id: int, decision: SeniorApprovalInput) -> None:
     with unit_of_work() as session:
         onboarding.reject(
@@ -288,9 +300,10 @@ def hand_back(nomination_id: int) -> None:
         resume_waiting_for_reviews(run_client(), UUID(run_id), patience=HAND_BACK_SECONDS)
 
 
-def resume_waiting_for_reviews(client: Any, run_id: UUID, *, patience: float) -> bool:
-    """Resume ``run_id`` if it waits for the reviews (suspended on ``await-reviews``); with ``patience`` seconds, wait
-    for it to get there while it is still running. True when a resume was accepted."""
+def resume_waiting_for_reviews(client: Any, run_id: UUID, *, patience: float, stem: str = AWAIT_REVIEWS.key) -> bool:
+    """Resume ``run_id`` if it waits for the reviews (suspended on ``await-reviews``, or the internal step ``stem`` of
+    another process with parallel runs: the service plan's parts); with ``patience`` seconds, wait for it to get there
+    while it is still running. True when a resume was accepted."""
     deadline = time.monotonic() + patience
     while True:
         state = client.read_flow_run(run_id).state
@@ -298,7 +311,7 @@ def resume_waiting_for_reviews(client: Any, run_id: UUID, *, patience: float) ->
             return False
         if state.is_paused():
             key = state.state_details.pause_key or ""
-            if not key.startswith(f"{AWAIT_REVIEWS.key}-"):
+            if not key.startswith(f"{stem}-"):
                 return False  # past the reviews (the senior manager's step): it has read them
             result = client.resume_flow_run(run_id, run_input={})
             if str(result.status.value).upper() == "ACCEPT":

@@ -38,5 +38,6 @@ from kefu.models import enquiries as enquiries
 from kefu.models import intake as intake
 from kefu.models import notifications as notifications
 from kefu.models import personal_data as personal_data
+from kefu.models import service_plans as service_plans
 from kefu.models import signin as signin
 from kefu.models import surveys as surveys

@@ -1027,12 +1027,64 @@ class OnboardingPolicy(BaseModel):
         return reviews
 
 
+class ServicePlanPolicy(BaseModel):
+    """服务方案制定 (seed 001 §二.2: 了解需求、制定初步方案 → 市场部、运营部、技术部共同完善 → 高层审批 → 签订服务协议):
+    the departments working the draft out in parallel (each records its part by its deadline; a missed one
+    climbs like an onboarding review), who approves, and how long before an agreement's end date its renewal comes
+    up (a reminder to the project manager). The steps are the seed's; the numbers are company settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parts: dict[Role, ReviewRule] = Field(
+        default_factory=lambda: {
+            Role.MARKET: ReviewRule(deadline=Duration(amount=5, unit=Unit.WORKING_DAYS)),
+            Role.OPERATIONS: ReviewRule(deadline=Duration(amount=5, unit=Unit.WORKING_DAYS)),
+            Role.TECHNOLOGY: ReviewRule(deadline=Duration(amount=5, unit=Unit.WORKING_DAYS)),
+        },
+        min_length=1,
+    )
+    approver_role: Role = Role.SENIOR_MANAGER
+    renewal_lead_days: int = Field(default=60, ge=1, le=365, description="Days before the end date: renewal due.")
+    source: Source = "company"
+
+    @field_validator("parts")
+    @classmethod
+    def _departments(cls, parts: dict[Role, ReviewRule]) -> dict[Role, ReviewRule]:
+        allowed = {Role.MARKET, Role.OPERATIONS, Role.FINANCE, Role.TECHNOLOGY}
+        bad = [r.value for r in parts if r not in allowed]
+        if bad:
+            raise ValueError(f"plan parts are by departments ({', '.join(sorted(allowed))}), not {', '.join(bad)}")
+        return parts
+
+
+class ServiceReportPolicy(BaseModel):
+    """重点客户服务报告 (seed 001 §四.1: 客户有权获得服务报告): the monthly report to each key account's contact (last
+    month's KPIs against ``kpi``), when it runs, and the improvement commitment a KPI below its floor is named with.
+    Company settings: the seed gives the right, not the schedule or the wording."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schedule: str = Field(default="0 9 3 * *", description="Cron (the policy's time zone) of the monthly run.")
+    improvement_commitment: str = Field(
+        default="针对未达标的指标，我们已安排项目经理牵头制定改进措施，并将在下月服务报告中向您通报改进进展。",
+        min_length=1,
+    )
+    source: Source = "company"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return BackupPolicy._cron(value)
+
+
 class KeyAccountPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     identification: IdentificationPolicy
     kpi: KpiPolicy
     onboarding: OnboardingPolicy
+    service_plan: ServicePlanPolicy = Field(default_factory=ServicePlanPolicy)
+    service_report: ServiceReportPolicy = Field(default_factory=ServiceReportPolicy)
     identification_schedule: str = Field(description="Cron (five fields, the policy's time zone) of the monthly run.")
 
     @field_validator("identification_schedule")

@@ -59,6 +59,10 @@ class MessageType(StrEnum):
     ASSESSMENT_SHEET = "assessment_sheet"
     ASSESSMENT_OVERDUE = "assessment_overdue"
     FEEDBACK_ESCALATION = "feedback_escalation"  # the department's deadline passed unanswered: up the ladder
+    # Key-account service plans (seed 001 §二.2) and the monthly service report (seed 001 §四.1).
+    SERVICE_PLAN_PART_OVERDUE = "service_plan_part_overdue"
+    SERVICE_AGREEMENT_RENEWAL = "service_agreement_renewal"
+    SERVICE_REPORT = "service_report"
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,12 @@ SPECS: dict[MessageType, Spec] = {
     MessageType.ASSESSMENT_SHEET: Spec(True, ("month",)),
     MessageType.ASSESSMENT_OVERDUE: Spec(True, ("month", "staff_name", "evaluator", "due_at"), urgent=True),
     MessageType.FEEDBACK_ESCALATION: Spec(True, ("feedback_no", "kind_name", "department", "due_at"), urgent=True),
+    MessageType.SERVICE_PLAN_PART_OVERDUE: Spec(True, ("customer_code", "department", "due_at"), urgent=True),
+    MessageType.SERVICE_AGREEMENT_RENEWAL: Spec(True, ("customer_code", "document_ref", "ends_on")),
+    # To the key account's contact: last month's KPIs; a KPI below its floor named with the commitment.
+    MessageType.SERVICE_REPORT: Spec(
+        False, ("month_title", "order_on_time_rate", "delivery_on_time_rate", "complaint_rate")
+    ),
 }
 
 # The seed 002 §三 scenarios staff answer with a standard-phrase message on a case, in the seed's own terms.
