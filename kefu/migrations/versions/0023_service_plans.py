@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "service_plans"
-down_revision: str | Sequence[str] | None = "complaint_contact_name"
+down_revision: str | Sequence[str] | None = "feedback_flow"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
