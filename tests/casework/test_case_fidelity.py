@@ -567,17 +567,20 @@ def test_two_intake_processes_storing_the_same_new_policy_at_once_both_succeed(
             keep_snapshot(second, edited)  # does not see the first's row yet: inserts, and waits on its key
             second.commit()
 
-    with Session(engine) as first, ThreadPoolExecutor(1) as pool:
+    # The pool is left last: should the test fail, ``first`` rolls back (its lock gone) before the pool waits.
+    with ThreadPoolExecutor(1) as pool, Session(engine) as first:
         keep_snapshot(first, edited)
         racing = pool.submit(store)
         waiting = text(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
         )
         deadline = time.monotonic() + 30
-        while not db.scalar(waiting):
+        while True:
+            with engine.connect() as probe:  # a new transaction each time: pg_stat_activity is one snapshot per one
+                if probe.scalar(waiting):
+                    break
             assert time.monotonic() < deadline, "the second insert never waited on the first"
             time.sleep(0.05)
-        db.commit()
         first.commit()
         racing.result(timeout=30)  # without ON CONFLICT DO NOTHING: a duplicate key, the second batch lost
     assert db.get(PolicySnapshot, policy_hash(edited)) is not None
