@@ -294,11 +294,14 @@ def contacted(
 ) -> set[int]:
     """Which of ``customer_ids`` had a qualifying contact in ``period``."""
     start, end = _bounds_utc(period, zone)
+    # Records other processes write name a channel their own way (a routine callback by mail: ``mail``; a visit:
+    # ``face_to_face``): the rule's channels count under every name.
+    accepted = set(rule.channels) | {alias for alias, channel in CHANNEL_ALIASES.items() if channel in rule.channels}
     query = select(CommunicationRecord.customer_id).where(
         CommunicationRecord.at >= start,
         CommunicationRecord.at < end,
         CommunicationRecord.responsible_staff_id.is_not(None),
-        CommunicationRecord.channel.in_(list(rule.channels)),
+        CommunicationRecord.channel.in_(sorted(accepted)),
     )
     if gap == "business_review":
         query = query.where(CommunicationRecord.business_review.is_(True))

@@ -483,3 +483,24 @@ def test_a_flow_records_a_contact_as_a_step_and_a_wrong_one_writes_nothing(
             "回访：对处理结果满意",
         )
         assert session.scalars(select(ContactFollowUp.item)).all() == ["寄送样品"]
+
+
+def test_a_routine_callback_by_mail_counts_as_the_general_customers_contact_of_the_quarter(
+    db: Session, policy: Policy
+) -> None:
+    """The callbacks write ``mail`` (and visits ``face_to_face``) where the cadence says ``email`` (``visit``): the
+    customer called back by mail this quarter has no gap and is not reminded again."""
+    caller = person(db, "callback-agent", Role.AGENT)
+    mailed, visited, nothing = (
+        Customer(code=code, name=f"{code}贸易", created_at=LONG_AGO) for code in ("CBM1", "CBM2", "CBM3")
+    )
+    db.add_all([mailed, visited, nothing])
+    db.flush()
+    for customer, channel in ((mailed, "mail"), (visited, "face_to_face")):
+        db.add(CommunicationRecord(customer_id=customer.id, at=at("2026-11-03"), channel=channel, summary="定期回访",
+                                   responsible_staff_id=caller.id, kind="routine_callback"))  # fmt: skip
+    db.flush()
+    general = policy.contact_cadence.general["contact"].model_copy(update={"channels": ["phone", "email", "visit"]})
+    quarter = period_of(dt.date(2026, 11, 20), general.every_months)
+    ids = [mailed.id, visited.id, nothing.id]
+    assert contacted(db, ids, "contact", general, quarter, SHANGHAI) == {mailed.id, visited.id}
