@@ -53,12 +53,13 @@ CLOCK, WORKING = "自然时间", "工作时间"
 WORKING_UNITS = (Unit.WORKING_HOURS.value, Unit.WORKING_DAYS.value)
 FIRST_CONTACT = (MilestoneId.FIRST_CONTACT.value, MilestoneId.PROGRESS_UPDATE.value)
 
-# Sections whose data Kefu does not collect yet (surveys, the staff assessment: issue 16).
+# Sections a period may have no data for: no survey answers or callbacks, the month's staff assessment not yet
+# published. Each is replaced by its table when the period has it.
 PENDING_SECTIONS = (
-    ("客户满意度（按维度，近12个月趋势）", "暂无数据：满意度调查尚未上线。"),
-    ("净推荐值（NPS）", "暂无数据：满意度调查尚未上线。"),
-    ("调查回复率", "暂无数据：满意度调查尚未上线。"),
-    ("员工月度考核", "暂无数据：员工考核尚未上线。"),
+    ("客户满意度（按维度，近12个月趋势）", "暂无数据：本期没有满意度调查回复或投诉回访。"),
+    ("净推荐值（NPS）", "暂无数据：本期没有满意度调查回复。"),
+    ("调查回复率", "暂无数据：本期没有满意度调查邀请。"),
+    ("员工月度考核", "暂无数据：本月员工考核尚未公布。"),
 )
 ASSESSMENT_PENDING = PENDING_SECTIONS[3][0]  # replaced by the team view once the month's assessment is published
 

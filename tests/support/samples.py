@@ -165,7 +165,7 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "tables": [
             {"title": "按投诉等级", "columns": ["投诉等级", "投诉数"], "rows": [["一般投诉", "12"], ["合计", "12"]]}
         ],
-        "pending": [{"title": "净推荐值（NPS）", "note": "暂无数据：满意度调查尚未上线。"}],
+        "pending": [{"title": "净推荐值（NPS）", "note": "暂无数据：本期没有满意度调查回复。"}],
     },
     MessageType.SURVEY_INVITATION: {
         "customer_name": "某某贸易有限公司",

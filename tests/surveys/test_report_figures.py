@@ -64,10 +64,10 @@ def test_the_monthly_report_shows_the_months_satisfaction_nps_and_response_rate(
         "样本数": 4,
     }
     summary = markdown_summary(figures)
-    assert "满意度调查尚未上线" not in summary and "| 产品质量（平均分） | 4 | 2 |" in summary
+    assert "本期没有满意度调查回复" not in summary and "| 产品质量（平均分） | 4 | 2 |" in summary
     files = write_files(figures, tmp_path, NOW)
     html = files.html.read_text(encoding="utf-8")
-    assert "客户满意度" in html and "投诉回访满意度（平均分）" in html and "满意度调查尚未上线" not in html
+    assert "客户满意度" in html and "投诉回访满意度（平均分）" in html and "本期没有满意度调查回复" not in html
     sheet = load_workbook(files.xlsx, read_only=True)["客户满意度"]
     read = [tuple(r) for r in sheet.iter_rows(values_only=True)]
     assert read[0] == ("指标", "数值", "样本数") and read[1 : 1 + len(rows)] == rows
