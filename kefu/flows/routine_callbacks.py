@@ -93,7 +93,12 @@ def routine_callbacks(at: dt.datetime | None = None) -> dict[str, int]:
     with unit_of_work() as session:
         report = callbacks.due_callbacks(session, policy, calendar_for(policy), now)
         opened = [
-            (c.id, session.get_one(Customer, c.customer_id).code or "", c.due_on.isoformat(), c.flow_run_id)
+            (
+                c.id,
+                callbacks.customer_ref(session.get_one(Customer, c.customer_id)),
+                c.due_on.isoformat(),
+                c.flow_run_id,
+            )
             for c in callbacks.open_callbacks(session, policy, report)
         ]
     create_markdown_artifact(key="routine-callbacks", markdown=report.markdown(), description="Routine callbacks due")

@@ -25,6 +25,7 @@ from kefu.models.enums import Channel, CustomerTier
 from kefu.models.notifications import OutboxMessage
 from kefu.models.people import WEEKDAYS, CommunicationRecord, Customer, Staff, StaffRole
 from kefu.models.policy import Policy
+from kefu.models.registry import find_customer
 from kefu.notifications.messages import MessageType
 from kefu.notifications.outbox import enqueue
 from kefu.notifications.sms import mobile_number
@@ -34,7 +35,6 @@ from kefu.tasks.surveys import times_asked
 from kefu.worktime import WorkCalendar
 
 OVER_CAP = "近{days}天内已联系{count}次（上限{cap}次）"
-NO_CODE = "未设客户编号"
 OPEN = "已有未完成的回访"
 
 
@@ -89,7 +89,9 @@ class DueReport:
             f"到期 {len(self.due)} 位，跳过 {len(self.skipped)} 位。",
             "",
         ]
-        lines += ["| 客户编号 | 到期日 |", "|---|---|"] + [f"| {c.code} | {d.isoformat()} |" for c, d in self.due]
+        lines += ["| 客户编号 | 到期日 |", "|---|---|"] + [
+            f"| {customer_ref(c)} | {d.isoformat()} |" for c, d in self.due
+        ]
         if self.skipped:
             lines += ["", "| 客户 | 跳过原因 |", "|---|---|"] + [f"| {c} | {why} |" for c, why in self.skipped]
         return "\n".join(lines)
@@ -149,10 +151,7 @@ def due_callbacks(session: Session, policy: Policy, calendar: WorkCalendar, now:
         due_on = add_months(anchor.astimezone(zone).date(), rules.every_months[segment(customer)])  # type: ignore[index]
         if due_on > today:
             continue
-        name = customer.code or f"#{customer.id}"
-        if customer.code is None:
-            report.skipped.append((name, NO_CODE))
-            continue
+        name = customer_ref(customer)
         if customer.id in open_for:
             report.skipped.append((name, OPEN))
             continue
@@ -227,12 +226,21 @@ def open_callbacks(session: Session, policy: Policy, report: DueReport) -> list[
     return opened
 
 
+def customer_ref(customer: Customer) -> str:
+    """How a callback names its customer (runs, artifacts): the customer code, or ``C000012`` for a customer on record
+    without one (intake's customers), which every ``kefu`` command also takes."""
+    return customer.code or f"C{customer.id:06d}"
+
+
 def callback_of(session: Session, customer_code: str, due_on: str) -> RoutineCallback:
-    callback = session.scalar(
-        select(RoutineCallback)
-        .join(Customer, Customer.id == RoutineCallback.customer_id)
-        .where(Customer.code == customer_code, RoutineCallback.due_on == dt.date.fromisoformat(due_on))
-    )
+    customer = find_customer(session, customer_code)
+    callback = None
+    if customer is not None:
+        callback = session.scalar(
+            select(RoutineCallback).where(
+                RoutineCallback.customer_id == customer.id, RoutineCallback.due_on == dt.date.fromisoformat(due_on)
+            )
+        )
     if callback is None:
         raise LookupError(f"no routine callback for customer {customer_code} on {due_on}")
     return callback

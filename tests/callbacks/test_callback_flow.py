@@ -90,7 +90,7 @@ def test_a_routine_callback_finds_a_problem_that_becomes_a_complaint_keeping_the
                 ContactStepEvent.subject == f"callback:{callback_id}", ContactStepEvent.outcome == "refused"
             )
         ).one()
-        assert refused.reason == "登记投诉或跟进事项时须填写问题描述"
+        assert refused.reason == "登记投诉、跟进事项或意见反馈时须填写问题描述"
 
     spoke_at = (dt.datetime.now(SHANGHAI) - dt.timedelta(minutes=30)).replace(microsecond=0)
     answer |= {

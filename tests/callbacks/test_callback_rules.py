@@ -375,3 +375,20 @@ def test_feedback_a_callback_finds_is_routed_to_its_department_with_the_departme
     assert feedback.due_at == calendar.deadline(spoke, policy.feedback.department_deadlines[Role.OPERATIONS]).due_at
     record = db.get_one(CommunicationRecord, callback.record_id)
     assert record.follow_up_open is False  # routed, not left as a note
+
+
+def test_a_customer_intake_created_without_a_code_is_called_back_under_its_number(
+    db: Session, policy: Policy, calendar: WorkCalendar, kefu_database_url: str
+) -> None:
+    """The front door files complainants without a customer code: they are due like anyone, named C000012."""
+    from kefu.tasks.callbacks import callback_of
+
+    walk_in = Customer(name="郑十", phones=["13812340001"], created_at=at(dt.date(2026, 1, 5)))
+    db.add(walk_in)
+    db.flush()
+    ref = f"C{walk_in.id:06d}"
+    report = due_callbacks(db, policy, calendar, at(dt.date(2026, 12, 2)))
+    assert walk_in.id in [c.id for c, _ in report.due] and ref in report.markdown()
+    [callback] = open_callbacks(db, policy, report)
+    db.commit()
+    assert callback_of(db, ref, callback.due_on.isoformat()).id == callback.id
