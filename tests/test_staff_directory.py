@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from kefu.intake.app import create_app
 from kefu.models import Complaint, Customer, CustomerTier, Role, Staff
 from kefu.models.access import ApiToken, verify_password
+from kefu.models.accounts import KeyAccountMember
 from kefu.models.intake import IntakeOutbox
 from kefu.models.policy import Policy
 from kefu.settings import Settings
@@ -243,7 +244,13 @@ def test_demo_load_fills_a_directory_customers_and_complaints_and_contact_detail
         assert session.scalar(select(func.count(IntakeOutbox.id))) == 3  # the dispatcher starts their case runs
         key = session.scalars(select(Customer).where(Customer.tier == CustomerTier.KEY)).one()
         assert key.account_manager_id == directory["chen.xiangmu"].id
-        assert any(c.customer_id == key.id for c in session.scalars(select(Complaint)))
+        assert key.code == "HX01" and "kefu account show HX01" in loaded.stdout
+        team = {m.team_role.value: m.staff_id for m in session.scalars(select(KeyAccountMember))}
+        expected = {"project_manager": "chen.xiangmu", "service_specialist": "li.kefu", "dispatcher": "zhou.diaodu",
+                    "after_sales": "wu.shouhou"}  # fmt: skip
+        assert team == {role: directory[login].id for role, login in expected.items()}
+        [urgent] = [c for c in session.scalars(select(Complaint)) if c.customer_id == key.id]
+        assert urgent.owner_id == directory["li.kefu"].id  # the account's customer-service specialist owns it
     case_no = re.findall(r"complaint (\S+) registered", loaded.stdout)[0]
 
     def shown_as(*who: str) -> str:

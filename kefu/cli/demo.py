@@ -34,7 +34,14 @@ DEMO_STAFF: list[tuple[str, str, list[str], str, str]] = [
     ("qian.caiwu", "钱财务", ["finance"], "gao.jingli", "mon-fri"),
 ]
 
-KEY_ACCOUNT = {"name": "华星电子有限公司", "contact_person": "刘经理", "phone": "13800138101"}
+KEY_ACCOUNT = {"code": "HX01", "name": "华星电子有限公司", "contact_person": "刘经理", "phone": "13800138101"}
+# The key account's service team (seed 001 §二.3): who owns its complaints, plans its service and hears of it.
+KEY_ACCOUNT_TEAM = [
+    ("project_manager", "chen.xiangmu"),
+    ("service_specialist", "li.kefu"),
+    ("dispatcher", "zhou.diaodu"),
+    ("after_sales", "wu.shouhou"),
+]
 
 DEMO_COMPLAINTS: list[dict[str, Any]] = [
     {
@@ -76,6 +83,7 @@ def register(subparsers: Any) -> None:
 def run_load(args: argparse.Namespace) -> int:
     from kefu.intake.service import register_complaint
     from kefu.intake.validation import validate_submission
+    from kefu.tasks.accounts import assign_member, parse_team_role
 
     policy = current_policy()
     now = dt.datetime.now(dt.UTC)
@@ -99,17 +107,20 @@ def run_load(args: argparse.Namespace) -> int:
         added = add_people(session, entries, policy) if entries else []
         manager = session.scalars(select(Staff).where(Staff.login == "chen.xiangmu")).one()
         if session.scalars(select(Customer).where(Customer.name == KEY_ACCOUNT["name"])).first() is None:
-            session.add(
-                Customer(
-                    name=KEY_ACCOUNT["name"],
-                    contact_person=KEY_ACCOUNT["contact_person"],
-                    phones=[KEY_ACCOUNT["phone"]],
-                    tier=CustomerTier.KEY,
-                    account_manager_id=manager.id,
-                    needs="电子元件运输，防静电包装，次日达",
-                )
+            account = Customer(
+                code=KEY_ACCOUNT["code"],
+                name=KEY_ACCOUNT["name"],
+                contact_person=KEY_ACCOUNT["contact_person"],
+                phones=[KEY_ACCOUNT["phone"]],
+                tier=CustomerTier.KEY,
+                account_manager_id=manager.id,
+                needs="电子元件运输，防静电包装，次日达",
             )
+            session.add(account)
             session.flush()
+            for role, login in KEY_ACCOUNT_TEAM:
+                member = session.scalars(select(Staff).where(Staff.login == login)).one()
+                assign_member(session, account, parse_team_role(role), member)
         cases = []
         for n, body in enumerate(DEMO_COMPLAINTS, start=1):
             submission = validate_submission(body, now=now, timezone=policy.timezone)
@@ -126,6 +137,8 @@ def run_load(args: argparse.Namespace) -> int:
     for case_no, created in cases:
         print(f"  complaint {case_no} {'registered' if created else '(there already)'}")
     print("Sign-in names: " + ", ".join(s[0] for s in DEMO_STAFF) + " (see kefu staff list)")
+    code = KEY_ACCOUNT["code"]
+    print(f"Key account {code} ({KEY_ACCOUNT['name']}) with its service team: kefu account show {code}")
     print("With make up running, each complaint gets its case run: kefu step list shows what waits.")
     print("To sign in as one of them at the operators' entrance: kefu staff password LOGIN prints a one-time password.")
     return 0
