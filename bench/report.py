@@ -33,7 +33,7 @@ from kefu.models.db import make_engine, reading
 from kefu.models.enums import CHANNEL_ZH, Channel, MilestoneId, Severity
 from kefu.models.migrate import upgrade
 from kefu.models.policy import Policy, current_policy
-from kefu.tasks.report_files import write_files
+from kefu.tasks.report_files import load_renderers, write_files
 from kefu.tasks.reports import (
     CLOCK,
     FIRST_CONTACT,
@@ -465,6 +465,7 @@ def phase(name: str, url: str, out: Path) -> dict[str, Any]:
     period = monthly(MONTH, policy.timezone)
     started, cpu = time.perf_counter(), time.process_time()
     if name == "kefu":
+        load_renderers()  # as kefu report and the flow do
         with engine.connect() as connection:
             figures = compute(connection, policy, calendar, period, now=NOW)
         write_files(figures, out, NOW)

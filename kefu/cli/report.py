@@ -34,7 +34,7 @@ def run_report(args: argparse.Namespace) -> int:
     from kefu.models.db import default_engine, reading, unit_of_work
     from kefu.models.policy import current_policy
     from kefu.settings import get_settings
-    from kefu.tasks.report_files import queue_mail, write_files
+    from kefu.tasks.report_files import load_renderers, queue_mail, write_files
     from kefu.tasks.reports import ReportError, compute, last_complete, parse_period
     from kefu.worktime import WorkCalendar
 
@@ -58,6 +58,7 @@ def run_report(args: argparse.Namespace) -> int:
             if stage in stages:
                 bar.update(job, advance=1, description=f"{period.label}: {stage}")
 
+        load_renderers()
         with reading(default_engine()).connect() as connection:
             figures = compute(connection, policy, WorkCalendar(policy), period, now=now, progress=progress)
         bar.update(job, advance=1, description=f"{period.label}: writing the files")

@@ -16,7 +16,14 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from kefu.models.db import default_engine, reading, unit_of_work
 from kefu.models.policy import current_policy
 from kefu.settings import get_settings
-from kefu.tasks.report_files import ReportFiles, artifact_tables, markdown_summary, queue_mail, write_files
+from kefu.tasks.report_files import (
+    ReportFiles,
+    artifact_tables,
+    load_renderers,
+    markdown_summary,
+    queue_mail,
+    write_files,
+)
 from kefu.tasks.reports import Figures, Kind, compute, last_complete, parse_period
 from kefu.worktime import WorkCalendar
 
@@ -31,6 +38,7 @@ def report_period(kind: Kind, period: str | None, now: dt.datetime) -> str:
 def compute_figures(kind: Kind, label: str, now: dt.datetime) -> Figures:
     policy = current_policy()
     period = parse_period(kind, label, policy.timezone)
+    load_renderers()
     with reading(default_engine()).connect() as connection:  # on SQLite: no write lock, intake never waits
         return compute(connection, policy, WorkCalendar(policy), period, now=now)
 

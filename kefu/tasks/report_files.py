@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,22 @@ HTML_TYPE = "text/html"
 class ReportFiles:
     html: Path
     xlsx: Path
+
+
+def load_renderers() -> threading.Thread:
+    """Import matplotlib and openpyxl in a background thread: about 2 s in a fresh process (``kefu report``, a
+    new worker), spent while the figures' queries wait on the database instead of after them."""
+
+    def load() -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
+        import openpyxl  # noqa: F401
+
+    loader = threading.Thread(target=load, name="kefu-report-renderers", daemon=True)
+    loader.start()
+    return loader
 
 
 def _cell(value: Any) -> str:

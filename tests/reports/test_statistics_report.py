@@ -24,7 +24,8 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from kefu.models.complaints import Complaint, Milestone
+from kefu.models.complaints import CaseEvent, Complaint, Milestone
+from kefu.models.db import reading
 from kefu.models.enums import Channel, ComplaintStatus, MilestoneId, Severity
 from kefu.models.notifications import OutboxAttachment, OutboxMessage
 from kefu.models.people import Customer
@@ -84,6 +85,56 @@ def test_every_total_is_the_sum_of_its_parts(sqlite_engine: Engine, policy: Poli
     assert (total[2], total[3]) == (sum(r[2] for r in parts), sum(r[3] for r in parts)) == (12, 9)
     *parts, total = figures.table("key-accounts").rows
     assert total[1] == sum(row[1] for row in parts) == 300
+
+
+def test_a_complaint_arriving_while_the_report_is_computed_cannot_unbalance_its_totals(
+    engine: Engine, policy: Policy
+) -> None:
+    """Every query of a report reads the same moment (on PostgreSQL its parallel reads share one exported snapshot):
+    a complaint registered and investigated halfway through the computation is in none of the figures, so the
+    departments still add up to the total; the next report counts it."""
+    with Session(engine) as session:
+        dataset.load(session)
+
+    def register_one_more(stage: str) -> None:
+        if stage != "counting departments":
+            return
+        with Session(engine) as session:
+            late = Complaint(
+                case_no="TS-2026-9999",
+                channel=Channel.PHONE,
+                received_at=dt.datetime(2026, 11, 20, 10, tzinfo=SHANGHAI),
+                severity=Severity.GENERAL,
+                category="配送延误",
+                status=ComplaintStatus.CLASSIFIED,
+                content="计算期间到达的投诉",
+            )
+            session.add(late)
+            session.flush()
+            session.add(
+                CaseEvent(complaint_id=late.id, actor="staff:1", action="investigate", data={"departments": ["运营部"]})
+            )
+            session.commit()
+
+    with reading(engine).connect() as connection:  # as the flow and kefu report read
+        figures = compute(
+            connection,
+            top_two(policy),
+            WorkCalendar(policy),
+            monthly("2026-11", policy.timezone),
+            now=NOW,
+            progress=register_one_more,
+        )
+
+    assert {t.key: list(t.rows) for t in figures.tables} == EXPECTED
+    for key in ("severity", "category", "channel", "department"):
+        *parts, total = figures.table(key).rows
+        assert total[1] == sum(row[1] for row in parts) == figures.total
+    with engine.connect() as connection:
+        after = compute(connection, policy, WorkCalendar(policy), monthly("2026-11", policy.timezone), now=NOW)
+    assert after.total == figures.total + 1
+    *parts, total = after.table("department").rows
+    assert total[1] == sum(row[1] for row in parts) == after.total
 
 
 class Tables(HTMLParser):
