@@ -604,25 +604,34 @@ def _json(value: Any) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _score(dialect: str, key: str) -> str:
-    """A dimension's score out of an answer's ``scores`` JSON, as a number (NULL when the answer has none). ``key`` is
-    a policy dimension key: a lower-case identifier (``SurveyPolicy`` validates it), so it can stand in the SQL."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", key):
-        raise ValueError(f"'{key}' is not a survey dimension key")
+def _dimension_keys(policy: Policy) -> list[str]:
+    """The policy's dimension keys, which stand in the SQL as names: lower-case identifiers (``SurveyPolicy``
+    validates them; checked again here, as SQL depends on it)."""
+    keys = list(policy.surveys.dimensions)
+    for key in keys:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", key):
+            raise ValueError(f"'{key}' is not a survey dimension key")
+    return keys
+
+
+def _scores(dialect: str, keys: list[str]) -> tuple[str, dict[str, str]]:
+    """How the answers' scores are read: a join (PostgreSQL: the JSON parsed once per answer into a typed record)
+    and each dimension's score as a number, NULL when the answer has none (SQLite: ``json_extract``)."""
     if dialect == "postgresql":
-        return f"(a.scores ->> '{key}')::float8"
-    return f"json_extract(a.scores, '$.{key}')"
+        record = ", ".join(f'"{k}" float8' for k in keys)  # quoted: a key may be a keyword (order, user)
+        return f"CROSS JOIN LATERAL json_to_record(a.scores) AS s({record})", {k: f's."{k}"' for k in keys}
+    return "", {k: f"json_extract(a.scores, '$.{k}')" for k in keys}
 
 
 @dataclass(frozen=True)
 class AnswerFigures:
     """The survey answers of one stretch of time, aggregated: their number, each dimension's average (``None``: no
-    score) and how many scores it averages, promoters (NPS 9–10), detractors (0–6), answers without an invitation
-    (phone, visit)."""
+    score), how many scores it averages (when asked for), promoters (NPS 9–10), detractors (0–6), answers without an
+    invitation (phone, visit)."""
 
     answers: int
     averages: dict[str, float | None]
-    scored: dict[str, int]
+    scored: dict[str, int] | None
     promoters: int
     detractors: int
     uninvited: int
@@ -632,23 +641,27 @@ class AnswerFigures:
         return round(100.0 * (self.promoters - self.detractors) / self.answers, 1) if self.answers else None
 
 
-def answer_figures(connection: Connection, policy: Policy, boundaries: Sequence[dt.datetime]) -> list[AnswerFigures]:
+def answer_figures(
+    connection: Connection, policy: Policy, boundaries: Sequence[dt.datetime], *, counted: bool = True
+) -> list[AnswerFigures]:
     """The survey answers given between consecutive ``boundaries`` (start inclusive, end exclusive), one
     ``AnswerFigures`` per stretch, in one aggregate query: the stretch is a CASE over the bound boundaries, each
-    dimension's score is read from the JSON by the database (``_score``), so no answer comes back as a row."""
+    dimension's score is read from the JSON by the database (``_scores``), so no answer comes back as a row.
+    ``counted``: also count each dimension's scores (on SQLite another JSON read per score, so only when shown)."""
     if len(boundaries) < 2:
         raise ValueError("answer_figures needs at least two boundaries")
-    dialect = connection.dialect.name
-    keys = list(policy.surveys.dimensions)
+    keys = _dimension_keys(policy)
+    join, score = _scores(connection.dialect.name, keys)
     last = len(boundaries) - 1
     whens = " ".join(f"WHEN a.answered_at < :b{i} THEN {i - 1}" for i in range(1, last))
     bucket = f"CASE {whens} ELSE {last - 1} END" if whens else "0"
-    scores = ", ".join(f"AVG({_score(dialect, k)}), COUNT({_score(dialect, k)})" for k in keys)
+    width = 2 if counted else 1
+    scores = ", ".join(f"AVG({score[k]}), COUNT({score[k]})" if counted else f"AVG({score[k]})" for k in keys)
     sql = (
         f"SELECT {bucket} AS stretch, COUNT(*), {scores}, "  # noqa: S608 - constant SQL; values are bound
         "SUM(CASE WHEN a.nps >= 9 THEN 1 ELSE 0 END), SUM(CASE WHEN a.nps <= 6 THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN a.invitation_id IS NULL THEN 1 ELSE 0 END) "
-        f"FROM survey_answers a WHERE a.answered_at >= :b0 AND a.answered_at < :b{last} GROUP BY 1"
+        f"SUM(CASE WHEN a.invitation_id IS NULL THEN 1 ELSE 0 END) FROM survey_answers a {join} "
+        f"WHERE a.answered_at >= :b0 AND a.answered_at < :b{last} GROUP BY 1"
     )
     params = [bindparam(f"b{i}", moment, type_=UTCDateTime()) for i, moment in enumerate(boundaries)]
     found: dict[int, tuple[Any, ...]] = {
@@ -658,12 +671,12 @@ def answer_figures(connection: Connection, policy: Policy, boundaries: Sequence[
     for stretch in range(last):
         row = found.get(stretch)
         if row is None:
-            figures.append(AnswerFigures(0, dict.fromkeys(keys), dict.fromkeys(keys, 0), 0, 0, 0))
+            figures.append(AnswerFigures(0, dict.fromkeys(keys), dict.fromkeys(keys, 0) if counted else None, 0, 0, 0))
             continue
-        n, *pairs = row[: 1 + 2 * len(keys)]
-        promoters, detractors, uninvited = row[1 + 2 * len(keys) :]
-        averages = {k: None if pairs[2 * i] is None else float(pairs[2 * i]) for i, k in enumerate(keys)}
-        scored = {k: int(pairs[2 * i + 1]) for i, k in enumerate(keys)}
+        n, *values = row[: 1 + width * len(keys)]
+        promoters, detractors, uninvited = row[1 + width * len(keys) :]
+        averages = {k: None if values[width * i] is None else float(values[width * i]) for i, k in enumerate(keys)}
+        scored = {k: int(values[2 * i + 1]) for i, k in enumerate(keys)} if counted else None
         figures.append(AnswerFigures(int(n), averages, scored, int(promoters), int(detractors), int(uninvited)))
     return figures
 
@@ -692,7 +705,7 @@ def trend_table(connection: Connection, policy: Policy, period: Period, as_of: d
     """满意度趋势: each of the last 12 months' survey answers (``trend_months``), each dimension's average, the NPS and
     the number of answers; months without answers show "—" and 0. ``None`` when none of the 12 months has answers."""
     labels, boundaries = trend_months(period, as_of)
-    months = answer_figures(connection, policy, boundaries)
+    months = answer_figures(connection, policy, boundaries, counted=False)
     if not any(m.answers for m in months):
         return None
     dimensions = policy.surveys.dimensions
@@ -743,8 +756,10 @@ def survey_table(connection: Connection, policy: Policy, period: Period, as_of: 
         as_of,
     )
     asked, responded = int(sent or 0) + answers.uninvited, int(sent_answered or 0) + answers.uninvited
+    scored = answers.scored
+    assert scored is not None  # counted
     rows: list[tuple[Any, ...]] = [
-        (f"{label}（平均分）", _shown(answers.averages[key], 2), answers.scored[key])
+        (f"{label}（平均分）", _shown(answers.averages[key], 2), scored[key])
         for key, label in policy.surveys.dimensions.items()
     ]
     rows.append(("净推荐值（NPS）", _shown(answers.nps, 1), answers.answers))
