@@ -17,10 +17,11 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from kefu.models.db import unit_of_work
 from kefu.models.people import Customer
 from kefu.models.policy import Policy
 from kefu.models.surveys import CampaignKind, CollectedBy, Segment, SurveyAnswer, SurveyCampaign
-from kefu.tasks.report_files import artifact_tables, markdown_summary, write_files
+from kefu.tasks.report_files import artifact_tables, markdown_summary, queue_mail, write_files
 from kefu.tasks.reports import Figures, compute, monthly, weekly
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
@@ -151,6 +152,11 @@ def test_the_monthly_report_shows_each_of_the_last_12_shanghai_months_satisfacti
     chart = section[section.index("<svg") : section.index("</svg>")]
     assert "各维度满意度：近12个月" in chart and all(label in chart for label in policy.surveys.dimensions.values())
     assert re.search(r"<text[^>]*>2026-11</text>", chart)  # the months are text too (svg.fonttype none)
+
+    with unit_of_work(engine) as session:
+        [mail] = queue_mail(session, figures, files, policy, now=NOW)[:1]
+        body = mail.body_text
+    assert "【满意度趋势（近12个月）】" in body and "2026-03｜2｜3.33｜3.33｜3.33｜3.33｜3.33｜0｜3" in body
 
 
 def test_a_weekly_report_trends_up_to_the_month_its_week_ends_in_and_a_month_without_answers_keeps_only_its_own_notes(
