@@ -5,10 +5,11 @@ HTML and XLSX files, against a naive per-row computation of the same figures, in
 
 Generates ``--complaints`` complaints received in November 2026 (with their milestones, met, late, breached or
 open, and investigations naming departments), plus a tenth as many in October (the previous period the causes are
-compared with), into a fresh SQLite file (default) or the PostgreSQL database ``--database-url`` names (its Kefu
-tables are emptied first). Each computation runs in a process of its own, so its peak memory
-(``resource.getrusage``) is its own. Prints one JSON object: seconds and peak memory of each, their ratio, and
-whether the figures are equal.
+compared with), and survey answers (a fifth as many as complaints, spread over the 12 months up to November 2026,
+for the satisfaction table and its trend: one campaign a month, most answers through an invitation), into a fresh
+SQLite file (default) or the PostgreSQL database ``--database-url`` names (its Kefu tables are emptied first). Each
+computation runs in a process of its own, so its peak memory (``resource.getrusage``) is its own. Prints one JSON
+object: seconds and peak memory of each, their ratio, and whether the figures are equal.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from kefu.tasks.reports import (
     milestone_name,
     monthly,
     share,
+    trend_months,
 )
 from kefu.worktime import WorkCalendar
 
@@ -83,6 +85,67 @@ def _stamps(seconds: np.ndarray, postgres: bool) -> list[str | None]:
     strings = np.char.replace(np.datetime_as_string(as_dt, unit="us"), "T", " ")
     text_[known] = np.char.add(strings, "+00") if postgres else strings
     return [s if s else None for s in text_.tolist()]
+
+
+def survey_rows(rng: np.random.Generator, answers: int, postgres: bool) -> list[tuple[str, str, list[tuple[Any, ...]]]]:
+    """A survey campaign per month of the 12 up to ``MONTH`` (Shanghai time), their invitations and ``answers``
+    answers (each dimension 1–5, NPS 0–10) spread over the months, from about ``answers / 10`` customers (a customer
+    answers a campaign once): nine answers in ten through an invitation's link, the rest by phone without one, and
+    three more invitations in ten left unanswered (the response rate)."""
+    dimensions = list(current_policy().surveys.dimensions)
+    _, bounds = trend_months(monthly(MONTH, "Asia/Shanghai"), NOW)
+    starts = np.array([b.timestamp() for b in bounds])
+    weights = rng.uniform(0.9, 1.1, len(starts) - 1)
+    counts = rng.multinomial(answers, weights / weights.sum())
+    people = max(answers // 10, int(counts.max() * 1.1) + 1)
+    created = _stamps(np.full(people, starts[0]), postgres)
+    customers = [
+        (i, f"BC{i:07d}", "general", "（基准测试客户）", "[]", "[]", created[i - 1]) for i in range(1, people + 1)
+    ]
+    campaigns: list[tuple[Any, ...]] = []
+    invitations: list[tuple[Any, ...]] = []
+    answer_rows: list[tuple[Any, ...]] = []
+    for month, count in enumerate(counts.tolist()):
+        opened, closes = _stamps(starts[month : month + 2], postgres)
+        campaigns.append((month + 1, "ad_hoc", "all", "（基准测试数据）", "schedule", opened, closes, closes))
+        unanswered = min(people - count, count * 3 // 10)
+        chosen = rng.permutation(people)[: count + unanswered] + 1
+        at = np.floor(starts[month] + 3600 + rng.random(count) * (starts[month + 1] - starts[month] - 7200))
+        answered_text = _stamps(at, postgres)
+        linked = rng.random(count) < 0.9
+        lift = 0.01 * month  # satisfaction rising a little month by month: a trend to draw
+        likes = np.array([0.05, 0.1, 0.25 - lift, 0.4, 0.2 + lift])
+        scores = rng.choice(np.arange(1, 6), size=(count, len(dimensions)), p=likes).tolist()
+        recommends = np.array([1, 1, 1, 1, 2, 3, 4, 8, 12, 10 + month, 8 + month], dtype=float)
+        nps = rng.choice(np.arange(11), size=count, p=recommends / recommends.sum()).tolist()
+        for k, customer in enumerate(chosen.tolist()):
+            invitation = None
+            if k >= count or linked[k]:
+                invitation = len(invitations) + 1
+                invitations.append(
+                    (invitation, month + 1, customer, f"{invitation:064x}", opened, closes,
+                     answered_text[k] if k < count else None)
+                )  # fmt: skip
+            if k < count:
+                answer_rows.append(
+                    (len(answer_rows) + 1, month + 1, customer, invitation,
+                     json.dumps(dict(zip(dimensions, scores[k], strict=True))), nps[k], "",
+                     "link" if invitation else "phone", answered_text[k])
+                )  # fmt: skip
+    return [
+        ("customers", "id, code, tier, name, phones, more_addresses, created_at", customers),
+        ("survey_campaigns", "id, kind, segment, reason, launched_by, opened_at, closes_at, closed_at", campaigns),
+        (
+            "survey_invitations",
+            "id, campaign_id, customer_id, token_hash, created_at, expires_at, answered_at",
+            invitations,
+        ),
+        (
+            "survey_answers",
+            "id, campaign_id, customer_id, invitation_id, scores, nps, comment, collected_by, answered_at",
+            answer_rows,
+        ),
+    ]
 
 
 def generate(engine: Engine, n: int, seed: int = 16) -> dict[str, int]:
@@ -179,6 +242,7 @@ def generate(engine: Engine, n: int, seed: int = 16) -> dict[str, int]:
         "paused_intervals"
     )
     event_columns = "id, complaint_id, actor, action, data, at"
+    surveys = survey_rows(rng, n // 5, postgres)
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -189,6 +253,7 @@ def generate(engine: Engine, n: int, seed: int = 16) -> dict[str, int]:
             ("complaints", complaint_columns, complaints),
             ("milestones", milestone_columns, milestones),
             ("case_events", event_columns, events),
+            *surveys,
         ):
             if postgres:
                 with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
@@ -208,6 +273,7 @@ def generate(engine: Engine, n: int, seed: int = 16) -> dict[str, int]:
         "previous_complaints": n_prev,
         "milestones": len(milestones),
         "investigations": len(events),
+        **{table: len(rows) for table, _, rows in surveys},
     }
 
 
@@ -395,6 +461,104 @@ def naive(engine: Engine, policy: Policy, calendar: WorkCalendar, period: Period
     result["causes"] = [*causes, (TOTAL, a, b, a - b, change(a, b))]
     result["causes"][-1] = ("", *result["causes"][-1])
     result["key-accounts"] = naive_key_accounts(engine, policy, period)
+    result |= naive_surveys(engine, policy, period)
+    return result
+
+
+def naive_surveys(engine: Engine, policy: Policy, period: Period) -> dict[str, list[tuple[Any, ...]]]:
+    """客户满意度 and 满意度趋势 one answer at a time: each answer's scores parsed in Python, added to its month."""
+    from sqlalchemy import Text, cast, select
+    from sqlalchemy.orm import Session
+
+    from kefu.models.complaints import CaseEvent
+    from kefu.models.surveys import SurveyAnswer, SurveyInvitation
+
+    dimensions = policy.surveys.dimensions
+    zone = period.zone
+    as_of = min(period.end, NOW)
+    labels, bounds = trend_months(period, as_of)
+    month_key = {label: n for n, label in enumerate(labels)}
+    sums = [dict.fromkeys(dimensions, 0.0) for _ in labels]
+    scored = [dict.fromkeys(dimensions, 0) for _ in labels]
+    answered, promoters, detractors = [0] * len(labels), [0] * len(labels), [0] * len(labels)
+    now_sums, now_scored = dict.fromkeys(dimensions, 0.0), dict.fromkeys(dimensions, 0)
+    now_answers = now_promoters = now_detractors = uninvited = 0
+    first, last = min(bounds[0], period.start), max(bounds[-1], period.end)
+    with Session(engine) as session:
+        for answered_at, raw, nps, invitation in session.execute(
+            select(
+                SurveyAnswer.answered_at, cast(SurveyAnswer.scores, Text), SurveyAnswer.nps, SurveyAnswer.invitation_id
+            )
+            .where(SurveyAnswer.answered_at >= first, SurveyAnswer.answered_at < last)
+            .execution_options(yield_per=20_000)
+        ):
+            scores = json.loads(raw)
+            if bounds[0] <= answered_at < bounds[-1]:
+                local = answered_at.astimezone(zone)
+                n = month_key[f"{local.year:04d}-{local.month:02d}"]
+                answered[n] += 1
+                promoters[n] += nps >= 9
+                detractors[n] += nps <= 6
+                for key in dimensions:
+                    if isinstance(scores.get(key), int | float):
+                        sums[n][key] += scores[key]
+                        scored[n][key] += 1
+            if period.start <= answered_at < period.end:
+                now_answers += 1
+                now_promoters += nps >= 9
+                now_detractors += nps <= 6
+                uninvited += invitation is None
+                for key in dimensions:
+                    if isinstance(scores.get(key), int | float):
+                        now_sums[key] += scores[key]
+                        now_scored[key] += 1
+        sent = responded = 0
+        for token_hash, invited_answered_at in session.execute(
+            select(SurveyInvitation.token_hash, SurveyInvitation.answered_at)
+            .where(SurveyInvitation.created_at >= period.start, SurveyInvitation.created_at < period.end)
+            .execution_options(yield_per=20_000)
+        ):
+            if token_hash is not None:
+                sent += 1
+                responded += invited_answered_at is not None
+        callbacks = [
+            int(data["satisfaction"])
+            for data in session.scalars(
+                select(CaseEvent.data).where(
+                    CaseEvent.action == "callback", CaseEvent.at >= period.start, CaseEvent.at < period.end
+                )
+            )
+            if isinstance(data.get("satisfaction"), int | float)
+        ]
+
+    def average(total: float, count: int) -> float | str:
+        return round(total / count, 2) if count else "—"
+
+    def net(promoting: int, detracting: int, count: int) -> float | str:
+        return round(100.0 * (promoting - detracting) / count, 1) if count else "—"
+
+    result: dict[str, list[tuple[Any, ...]]] = {}
+    if now_answers or callbacks:
+        asked = sent + uninvited
+        result["satisfaction"] = [
+            *(
+                (f"{label}（平均分）", average(now_sums[k], now_scored[k]), now_scored[k])
+                for k, label in dimensions.items()
+            ),
+            ("净推荐值（NPS）", net(now_promoters, now_detractors, now_answers), now_answers),
+            ("调查回复率（%）", share(responded + uninvited, asked), asked),
+            ("投诉回访满意度（平均分）", average(sum(callbacks), len(callbacks)), len(callbacks)),
+        ]
+    if any(answered):
+        result["satisfaction-trend"] = [
+            (
+                label,
+                *(average(sums[n][k], scored[n][k]) for k in dimensions),
+                net(promoters[n], detractors[n], answered[n]),
+                answered[n],
+            )
+            for n, label in enumerate(labels)
+        ]
     return result
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import math
 import threading
 import warnings
 from collections.abc import Sequence
@@ -165,6 +166,31 @@ def _causes_chart(table: Table) -> str:
     return _svg(draw)
 
 
+def _trend_chart(table: Table) -> str:
+    """One line per dimension over the 12 months; a month without answers is a gap in each line. The score axis spans
+    whole points around the averages (at least one), so a small move does not look like a big one."""
+    months = [str(m) for m in table.column("月份")]
+    dimensions = [c for c in table.columns if c not in ("月份", "净推荐值（NPS）", "答卷数")]
+
+    def draw(ax: Any) -> None:
+        ax.figure.set_size_inches(7, 3.6)
+        ax.figure.subplots_adjust(left=0.08, right=0.78, top=0.9, bottom=0.2)
+        x = list(range(len(months)))
+        for name in dimensions:
+            values = [v if isinstance(v, int | float) else float("nan") for v in table.column(name)]
+            ax.plot(x, values, marker="o", markersize=3, label=name)
+        ax.set_xticks(x, months, rotation=45, ha="right", fontsize=8)
+        shown = [v for name in dimensions for v in table.column(name) if isinstance(v, int | float)]
+        low = math.floor(min(shown)) if shown else 0
+        ax.set_ylim(low, max(math.ceil(max(shown)) if shown else 1, low + 1))
+        ax.set_ylabel("平均分")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+        ax.set_title("各维度满意度：近12个月")
+        ax.spines[["top", "right"]].set_visible(False)
+
+    return _svg(draw)
+
+
 def charts(figures: Figures) -> dict[str, str]:
     """Inline SVG per table key (the tables a chart helps read)."""
     sla = figures.table("sla")
@@ -174,7 +200,9 @@ def charts(figures: Figures) -> dict[str, str]:
         ("节点", "按时率（%）"),
         tuple((f"{r[0]}·{r[1]}", r[-1]) for r in sla.rows if r[0] != TOTAL),
     )
+    trend = {t.key: _trend_chart(t) for t in figures.tables if t.key == "satisfaction-trend"}
     return {
+        **trend,
         "severity": _bars(figures.table("severity"), "投诉等级", "投诉数", "按投诉等级"),
         "channel": _bars(figures.table("channel"), "受理渠道", "投诉数", "按受理渠道"),
         "department": _bars(figures.table("department"), "责任部门", "投诉数", "按责任部门"),

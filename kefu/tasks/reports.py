@@ -657,13 +657,137 @@ Progress = Callable[[str], None]
 
 
 SURVEY_PENDING = {title for title, _ in PENDING_SECTIONS[:3]}  # what the survey table answers once there are answers
+TREND_PENDING = PENDING_SECTIONS[0][0]  # what the trend answers once the last 12 months have answers
+TREND_MONTHS = 12
 
 
 def _json(value: Any) -> dict[str, Any]:
-    import json
-
     loaded = json.loads(value) if isinstance(value, str) else value
     return loaded if isinstance(loaded, dict) else {}
+
+
+def _dimension_keys(policy: Policy) -> list[str]:
+    """The policy's dimension keys, which stand in the SQL as names: lower-case identifiers (``SurveyPolicy``
+    validates them; checked again here, as SQL depends on it)."""
+    keys = list(policy.surveys.dimensions)
+    for key in keys:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", key):
+            raise ValueError(f"'{key}' is not a survey dimension key")
+    return keys
+
+
+def _scores(dialect: str, keys: list[str]) -> tuple[str, dict[str, str]]:
+    """How the answers' scores are read: a join (PostgreSQL: the JSON parsed once per answer into a typed record)
+    and each dimension's score as a number, NULL when the answer has none (SQLite: ``json_extract``)."""
+    if dialect == "postgresql":
+        record = ", ".join(f'"{k}" float8' for k in keys)  # quoted: a key may be a keyword (order, user)
+        return f"CROSS JOIN LATERAL json_to_record(a.scores) AS s({record})", {k: f's."{k}"' for k in keys}
+    return "", {k: f"json_extract(a.scores, '$.{k}')" for k in keys}
+
+
+@dataclass(frozen=True)
+class AnswerFigures:
+    """The survey answers of one stretch of time, aggregated: their number, each dimension's average (``None``: no
+    score), how many scores it averages (when asked for), promoters (NPS 9–10), detractors (0–6), answers without an
+    invitation (phone, visit)."""
+
+    answers: int
+    averages: dict[str, float | None]
+    scored: dict[str, int] | None
+    promoters: int
+    detractors: int
+    uninvited: int
+
+    @property
+    def nps(self) -> float | None:
+        return round(100.0 * (self.promoters - self.detractors) / self.answers, 1) if self.answers else None
+
+
+def answer_figures(
+    connection: Connection, policy: Policy, boundaries: Sequence[dt.datetime], *, counted: bool = True
+) -> list[AnswerFigures]:
+    """The survey answers given between consecutive ``boundaries`` (start inclusive, end exclusive), one
+    ``AnswerFigures`` per stretch, in one aggregate query: the stretch is a CASE over the bound boundaries, each
+    dimension's score is read from the JSON by the database (``_scores``), so no answer comes back as a row.
+    ``counted``: also count each dimension's scores (on SQLite another JSON read per score, so only when shown)."""
+    if len(boundaries) < 2:
+        raise ValueError("answer_figures needs at least two boundaries")
+    keys = _dimension_keys(policy)
+    join, score = _scores(connection.dialect.name, keys)
+    last = len(boundaries) - 1
+    whens = " ".join(f"WHEN a.answered_at < :b{i} THEN {i - 1}" for i in range(1, last))
+    bucket = f"CASE {whens} ELSE {last - 1} END" if whens else "0"
+    width = 2 if counted else 1
+    scores = ", ".join(f"AVG({score[k]}), COUNT({score[k]})" if counted else f"AVG({score[k]})" for k in keys)
+    sql = (
+        f"SELECT {bucket} AS stretch, COUNT(*), {scores}, "  # noqa: S608 - constant SQL; values are bound
+        "SUM(CASE WHEN a.nps >= 9 THEN 1 ELSE 0 END), SUM(CASE WHEN a.nps <= 6 THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN a.invitation_id IS NULL THEN 1 ELSE 0 END) FROM survey_answers a {join} "
+        f"WHERE a.answered_at >= :b0 AND a.answered_at < :b{last} GROUP BY 1"
+    )
+    params = [bindparam(f"b{i}", moment, type_=UTCDateTime()) for i, moment in enumerate(boundaries)]
+    found: dict[int, tuple[Any, ...]] = {
+        int(row[0]): tuple(row[1:]) for row in connection.execute(text(sql).bindparams(*params)).all()
+    }
+    figures = []
+    for stretch in range(last):
+        row = found.get(stretch)
+        if row is None:
+            figures.append(AnswerFigures(0, dict.fromkeys(keys), dict.fromkeys(keys, 0) if counted else None, 0, 0, 0))
+            continue
+        n, *values = row[: 1 + width * len(keys)]
+        promoters, detractors, uninvited = row[1 + width * len(keys) :]
+        averages = {k: None if values[width * i] is None else float(values[width * i]) for i, k in enumerate(keys)}
+        scored = {k: int(values[2 * i + 1]) for i, k in enumerate(keys)} if counted else None
+        figures.append(AnswerFigures(int(n), averages, scored, int(promoters), int(detractors), int(uninvited)))
+    return figures
+
+
+def _shown(value: float | None, digits: int) -> float | str:
+    return "—" if value is None else round(value, digits)
+
+
+def trend_months(period: Period, as_of: dt.datetime) -> tuple[list[str], list[dt.datetime]]:
+    """The 12 months ending with the month the period ends in (a weekly report: the month of its last day), on the
+    policy's clock: their labels (``2026-11``) and 13 boundaries; the last month counts up to ``as_of`` (the
+    report's figures are as of then)."""
+    last_day = (period.end - dt.timedelta(days=1)).astimezone(period.zone)
+    index = last_day.year * 12 + last_day.month - 1  # months since year 0
+    # 13 boundaries: the first month's start ... the start of the month after the last one
+    starts = [
+        dt.datetime((index - n) // 12, (index - n) % 12 + 1, 1, tzinfo=period.zone)
+        for n in range(TREND_MONTHS - 1, -2, -1)
+    ]
+    labels = [f"{s.year:04d}-{s.month:02d}" for s in starts[:-1]]
+    starts[-1] = max(starts[-2], min(starts[-1], as_of))
+    return labels, starts
+
+
+def trend_table(connection: Connection, policy: Policy, period: Period, as_of: dt.datetime) -> Table | None:
+    """满意度趋势: each of the last 12 months' survey answers (``trend_months``), each dimension's average, the NPS and
+    the number of answers; months without answers show "—" and 0. ``None`` when none of the 12 months has answers."""
+    labels, boundaries = trend_months(period, as_of)
+    months = answer_figures(connection, policy, boundaries, counted=False)
+    if not any(m.answers for m in months):
+        return None
+    dimensions = policy.surveys.dimensions
+    rows = tuple(
+        (label, *(_shown(m.averages[k], 2) for k in dimensions), _shown(m.nps, 1), m.answers)
+        for label, m in zip(labels, months, strict=True)
+    )
+    scale = policy.surveys.scale
+    if period.kind == "monthly":
+        which = f"截至本月（{labels[-1]}）的12个月"
+    else:
+        which = f"截至本周结束所在月份（{labels[-1]}）的12个月，该月计至本周末"
+    return Table(
+        "satisfaction-trend",
+        "满意度趋势（近12个月）",
+        ("月份", *dimensions.values(), "净推荐值（NPS）", "答卷数"),
+        rows,
+        note=f"{which}，按答卷提交时间（北京时间）分月；各维度为平均分（{scale.low}–{scale.high}分），"
+        "NPS＝推荐者（9–10分）占比−贬损者（0–6分）占比；没有答卷的月份记为「—」。",
+    )
 
 
 def survey_table(connection: Connection, policy: Policy, period: Period, as_of: dt.datetime) -> Table | None:
@@ -671,10 +795,9 @@ def survey_table(connection: Connection, policy: Policy, period: Period, as_of: 
     given in the period (by link, phone or visit), the NPS (% promoters 9–10 − % detractors 0–6), the response rate
     of the invitations sent in the period (plus customers asked by phone or visit without one), and the average
     complaint-callback satisfaction (1–5) of the callbacks done in the period. ``None`` without survey answers or
-    callbacks in the period (the report then says there is no data yet)."""
-    start, end = "a.answered_at >= :start AND a.answered_at < :end", "i.created_at >= :start AND i.created_at < :end"
-    sql = f"SELECT a.scores, a.nps, a.invitation_id FROM survey_answers a WHERE {start}"  # noqa: S608 - constant
-    answers = _query(connection, sql, period, as_of)
+    callbacks in the period (the report then says there is no data yet). The answers are aggregated by the database
+    (``answer_figures``); the callbacks, few, are read one by one."""
+    [answers] = answer_figures(connection, policy, [period.start, period.end])
     given = [
         _json(row[0]).get("satisfaction")
         for row in _query(
@@ -685,25 +808,23 @@ def survey_table(connection: Connection, policy: Policy, period: Period, as_of: 
         )
     ]
     callbacks = [int(v) for v in given if isinstance(v, int | float)]
-    if not answers and not callbacks:
+    if not answers.answers and not callbacks:
         return None
     [(sent, sent_answered)] = _query(
         connection,
-        "SELECT COUNT(*), SUM(CASE WHEN i.answered_at IS NOT NULL THEN 1 ELSE 0 END) FROM survey_invitations i "  # noqa: S608
-        f"WHERE i.token_hash IS NOT NULL AND {end}",
+        "SELECT COUNT(*), SUM(CASE WHEN i.answered_at IS NOT NULL THEN 1 ELSE 0 END) FROM survey_invitations i "
+        "WHERE i.token_hash IS NOT NULL AND i.created_at >= :start AND i.created_at < :end",
         period,
         as_of,
     )
-    uninvited = sum(1 for _, _, invitation in answers if invitation is None)
-    asked, responded = int(sent or 0) + uninvited, int(sent_answered or 0) + uninvited
-    scores = pd.DataFrame([_json(s) for s, _, _ in answers], columns=list(policy.surveys.dimensions))
-    rows: list[tuple[Any, ...]] = []
-    for key, label in policy.surveys.dimensions.items():
-        column = pd.to_numeric(scores[key], errors="coerce").dropna() if len(scores) else pd.Series(dtype=float)
-        rows.append((f"{label}（平均分）", round(float(column.mean()), 2) if len(column) else "—", len(column)))
-    nps = np.asarray([int(n) for _, n, _ in answers], dtype=np.int64)
-    nps_value = round(100.0 * (int((nps >= 9).sum()) - int((nps <= 6).sum())) / len(nps), 1) if len(nps) else "—"
-    rows.append(("净推荐值（NPS）", nps_value, len(answers)))
+    asked, responded = int(sent or 0) + answers.uninvited, int(sent_answered or 0) + answers.uninvited
+    scored = answers.scored
+    assert scored is not None  # counted
+    rows: list[tuple[Any, ...]] = [
+        (f"{label}（平均分）", _shown(answers.averages[key], 2), scored[key])
+        for key, label in policy.surveys.dimensions.items()
+    ]
+    rows.append(("净推荐值（NPS）", _shown(answers.nps, 1), answers.answers))
     rows.append(("调查回复率（%）", share(responded, asked), asked))
     callback_average = round(sum(callbacks) / len(callbacks), 2) if callbacks else "—"
     rows.append(("投诉回访满意度（平均分）", callback_average, len(callbacks)))
@@ -741,7 +862,7 @@ class _Readers:
     reconcile even while complaints keep arriving). Elsewhere, or when the caller's connection is already in a
     transaction, each piece runs at once on the caller's connection, in its one transaction."""
 
-    def __init__(self, connection: Connection, threads: int = 3) -> None:
+    def __init__(self, connection: Connection, threads: int = 4) -> None:
         self.connection = connection
         self.snapshot: str | None = None
         self.pool: ThreadPoolExecutor | None = None
@@ -796,10 +917,11 @@ def compute(
     as_of = min(period.end, now)
     previous = period.previous()
     with _readers(connection) as readers:
-        # the three large reads at once (each its own connection on PostgreSQL), the small ones meanwhile
+        # the large reads at once (each its own connection on PostgreSQL), the small ones meanwhile
         counted_departments = readers.submit(lambda c: count_departments(c, period, as_of))
         counted_milestones = readers.submit(lambda c: count_milestones(c, period, as_of))
         measured = readers.submit(lambda c: durations_table(fetch_durations(c, period, as_of), policy, calendar))
+        trended = readers.submit(lambda c: trend_table(c, policy, period, as_of))
         progress("counting complaints")
         dims = count_dimensions(connection, period, as_of)
         before = count_dimensions(connection, previous, min(previous.end, now))
@@ -814,6 +936,7 @@ def compute(
         milestones = counted_milestones.result()
         progress("measuring durations")
         durations = measured.result()
+        trend = trended.result()
 
     severity_names = {s.value: r.name for s, r in policy.complaints.severities.items()}
     by_severity = _counted(dims, "severity", [s.value for s in Severity])
@@ -874,6 +997,9 @@ def compute(
         tables = (*tables, satisfaction)
         pending = tuple(p for p in pending if p[0] not in SURVEY_PENDING)
         headline["净推荐值（NPS）"] = satisfaction.rows[len(policy.surveys.dimensions)][1]
+    if trend is not None:
+        tables = (*tables, trend)
+        pending = tuple(p for p in pending if p[0] != TREND_PENDING)
     if team is not None:
         tables = (*tables, team)
         pending = tuple(p for p in pending if p[0] != ASSESSMENT_PENDING)
