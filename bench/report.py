@@ -734,6 +734,8 @@ def main() -> None:
             "figures_equal": fast["tables"] == slow["tables"],
         }
     report["files"] = sorted(str(p) for p in out.glob("kefu-report-*"))
+    for generated_file in scratch.glob("kefu.db*"):  # the scratch SQLite database (a gigabyte at 1M); the reports stay
+        generated_file.unlink()
     print(json.dumps(report, ensure_ascii=False, indent=2))
 
 
