@@ -37,6 +37,7 @@ async def test_a_gateway_registers_a_complaint_with_its_receipt_time_and_first_c
     assert body["case_no"] == "KF20261123-00001"
     assert body["status"] == "registered"
     assert body["severity"] == "general"
+    assert body["received_at"] == "2026-11-23T10:00:00+08:00"  # Shanghai time, like the commitment's due time
     assert body["next_commitment"]["milestone"] == "first_contact"
     assert body["next_commitment"]["due_at"] == "2026-11-24T10:00:00+08:00"  # 24 h after receipt
     assert body["next_commitment"]["promise"] == "我们将在2026年11月24日 10:00（北京时间）之前与您联系"
