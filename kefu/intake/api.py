@@ -114,8 +114,11 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
 
 def complaint_out(complaint: Registration, commitment: Commitment | None, timezone: str) -> dict[str, Any]:
     """The case as a gateway reads it; times in the policy's time zone with their offset, like the commitment's."""
-    received = complaint.received_at
-    received = received if received.tzinfo is not None else received.replace(tzinfo=dt.UTC)  # stored as UTC
+    zone = ZoneInfo(timezone)
+
+    def local(moment: dt.datetime) -> dt.datetime:
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(zone)  # UTC stored
+
     return ComplaintOut(
         case_no=complaint.case_no,
         channel=complaint.channel.value,
@@ -123,11 +126,11 @@ def complaint_out(complaint: Registration, commitment: Commitment | None, timezo
         status_label=status_label(complaint.status),
         severity=complaint.severity.value,
         urgent=complaint.urgent,
-        received_at=received.astimezone(ZoneInfo(timezone)),
+        received_at=local(complaint.received_at),
         next_commitment=CommitmentOut(
             milestone=commitment.milestone.value,
             name=commitment.name,
-            due_at=commitment.due_at,
+            due_at=local(commitment.due_at),
             promise=commitment.in_words(),
         )
         if commitment
