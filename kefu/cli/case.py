@@ -200,6 +200,7 @@ def pause_line(pause: dict[str, Any]) -> str:
 def run_show(args: argparse.Namespace) -> int:
     from kefu.models.complaints import CaseEvent
     from kefu.models.directory import find_staff
+    from kefu.models.people import Staff
     from kefu.tasks.casework import CaseNotFound, get_case
     from kefu.tasks.customer_data import masked_data, read_customer
     from kefu.worktime import local_time, local_times_in
@@ -216,10 +217,11 @@ def run_show(args: argparse.Namespace) -> int:
             raise UsageError(f"no case {args.case}") from None
         customer = read_customer(session, reader, complaint, through=THROUGH)  # a full reading is logged
         full = customer is not None and customer.full
+        owner = session.get(Staff, complaint.owner_id) if complaint.owner_id is not None else None
+        owned_by = "—" if owner is None else f"{owner.name} ({owner.login or '—'}, #{owner.id})"
         print(
             f"{complaint.case_no}  severity={complaint.severity.value}  status={complaint.status.value}  "
-            f"owner_staff_id={complaint.owner_id}  reopened={complaint.reopen_count}"
-            + ("  URGENT 紧急投诉" if complaint.urgent else "")
+            f"owner={owned_by}  reopened={complaint.reopen_count}" + ("  URGENT 紧急投诉" if complaint.urgent else "")
         )
         if complaint.policy_hash is not None:
             print(f"policy: version {complaint.policy_version}, content {complaint.policy_hash[:12]}")

@@ -53,7 +53,7 @@ from kefu.engine.contract import (
 from kefu.engine.forms import StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS, add_run_tags, current_flow_run_id, run_client
-from kefu.models.accounts import TeamRole
+from kefu.models.accounts import TEAM_ROLE_ZH, TeamRole
 from kefu.models.db import unit_of_work
 from kefu.models.enums import Role
 from kefu.models.policy import current_policy
@@ -469,4 +469,18 @@ def render_summary(session: Any, nomination_id: int, step: Step[Any]) -> str:
             )
         if any(r.decision == onboarding.REJECTED for r in rows):
             lines += ["", "**有部门不同意纳入**（理由见上表），请高层管理人员审批决定。"]
+    if step is SENIOR_APPROVAL:
+        lines += team_candidate_lines(session)
     return "\n".join(lines)
+
+
+def team_candidate_lines(session: Any) -> list[str]:
+    """The people who may fill each place of the team, with the staff number the form asks for (a senior manager
+    in the Prefect UI has no staff list at hand)."""
+    lines = ["", "**服务团队人选**（批准时在下方填写员工编号）：", "", "| 团队角色 | 在职人员（员工编号） |"]
+    lines.append("|---|---|")
+    for place, people in onboarding.team_candidates(session).items():
+        listed = "、".join(f"{p.name}（{p.login or '—'}，编号 {p.id}）" for p in people)
+        listed = listed or "—（员工目录中暂无此角色的在职人员）"
+        lines.append(f"| {TEAM_ROLE_ZH[place]} | {listed} |")
+    return lines

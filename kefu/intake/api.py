@@ -13,6 +13,7 @@ import datetime as dt
 import hmac
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -111,7 +112,13 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
     return JSONResponse({"errors": [{"field": field, "code": code, "message": message}]}, status_code=status)
 
 
-def complaint_out(complaint: Registration, commitment: Commitment | None) -> dict[str, Any]:
+def complaint_out(complaint: Registration, commitment: Commitment | None, timezone: str) -> dict[str, Any]:
+    """The case as a gateway reads it; times in the policy's time zone with their offset, like the commitment's."""
+    zone = ZoneInfo(timezone)
+
+    def local(moment: dt.datetime) -> dt.datetime:
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(zone)  # UTC stored
+
     return ComplaintOut(
         case_no=complaint.case_no,
         channel=complaint.channel.value,
@@ -119,11 +126,11 @@ def complaint_out(complaint: Registration, commitment: Commitment | None) -> dic
         status_label=status_label(complaint.status),
         severity=complaint.severity.value,
         urgent=complaint.urgent,
-        received_at=complaint.received_at,
+        received_at=local(complaint.received_at),
         next_commitment=CommitmentOut(
             milestone=commitment.milestone.value,
             name=commitment.name,
-            due_at=commitment.due_at,
+            due_at=local(commitment.due_at),
             promise=commitment.in_words(),
         )
         if commitment
@@ -269,7 +276,7 @@ def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None
                 "Idempotency-Key",
             )
         return JSONResponse(
-            complaint_out(complaint, commitment),
+            complaint_out(complaint, commitment, door.timezone),
             status_code=201 if complaint.created else 200,
             headers={"Location": f"/api/v1/complaints/{complaint.case_no}"},
         )
@@ -397,7 +404,7 @@ def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None
             if complaint is None:
                 return _error(404, "not_found", "没有这个投诉编号")
             status = case_status(session, complaint, policy, calendar)
-            body = complaint_out(registration_of(session, complaint.id), status.next_commitment)
+            body = complaint_out(registration_of(session, complaint.id), status.next_commitment, policy.timezone)
         return JSONResponse(body)
 
     return router

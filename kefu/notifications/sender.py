@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 from sqlalchemy import Engine, select
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from kefu.models.base import utcnow
 from kefu.models.db import unit_of_work
 from kefu.models.notifications import DEAD, MAIL, QUEUED, SENT, SMS, WAIT_RETRY, OutboxAttachment, OutboxMessage
+from kefu.models.policy import current_policy
 from kefu.notifications.pii import mask_pii, mask_recipient
 from kefu.notifications.sms import split_signed
 from kefu.notifications.sms_providers import SmsConfigError, SmsProvider, SmsSendError, sms_provider
@@ -47,13 +49,23 @@ class PermanentFailure(Exception):
     """The server refused the mail for good (5xx)."""
 
 
-def build_email(row: OutboxMessage, settings: Settings, attachments: Sequence[OutboxAttachment] = ()) -> EmailMessage:
+def build_email(
+    row: OutboxMessage,
+    settings: Settings,
+    attachments: Sequence[OutboxAttachment] = (),
+    *,
+    sent_at: dt.datetime | None = None,
+) -> EmailMessage:
+    """The mail of ``row``. Its ``Date`` is when it leaves (``sent_at``), in the policy's time zone: a customer's
+    mail written after hours waits for the next send window, and its reader's inbox should not date it at night."""
+    moment = sent_at or row.created_at
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)  # stored as UTC
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = row.recipient
     msg["Subject"] = row.subject
     msg["Message-ID"] = row.message_id
-    msg["Date"] = format_datetime(row.created_at)
+    msg["Date"] = format_datetime(moment.astimezone(ZoneInfo(current_policy().timezone)))
     msg["X-Kefu-Type"] = row.message_type
     msg.set_content(row.body_text, charset="utf-8")
     msg.add_alternative(row.body_html, subtype="html", charset="utf-8")
@@ -174,7 +186,7 @@ async def _deliver_mail(engine: Engine, now: dt.datetime, settings: Settings, re
                 row = session.get(OutboxMessage, row_id)
                 if row is None or row.status != QUEUED:
                     continue
-                email = build_email(row, settings, attachments_of(session, row_id))
+                email = build_email(row, settings, attachments_of(session, row_id), sent_at=now)
             error: BaseException | None = None
             try:
                 if client is None or not client.is_connected:

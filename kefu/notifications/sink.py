@@ -14,12 +14,14 @@ import logging
 from dataclasses import dataclass
 from email.message import Message
 from email.policy import default as default_policy
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from kefu.settings import Settings, get_settings
+from kefu.worktime import local_time
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +74,21 @@ def stored_mails(directory: Path, limit: int = 200) -> list[StoredMail]:
                 sender=str(message.get("From", "")),
                 to=str(message.get("To", "")),
                 subject=str(message.get("Subject", "")),
-                date=str(message.get("Date", "")),
+                date=_local_date(str(message.get("Date", ""))),
                 text=_plain_text(message),
             )
         )
     return mails
+
+
+def _local_date(header: str) -> str:
+    """A mail's ``Date`` as every Kefu page shows a time: Shanghai time with its offset (``2026-12-02 19:02 +08:00``),
+    whatever zone the sender wrote it in; a header that is no date is shown as written."""
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return header
+    return local_time(moment) if moment.tzinfo is not None else header
 
 
 def _plain_text(message: Message) -> str:

@@ -32,6 +32,14 @@ TEAM_FIELDS: dict[str, TeamRole] = {
     "dispatcher_staff_id": TeamRole.DISPATCHER,
     "after_sales_staff_id": TeamRole.AFTER_SALES,
 }
+# The directory role that usually fills each place of the team (客服专员 is a 客服人员): whom the approval form's
+# summary offers, with their staff numbers, so that the senior manager need not look them up. A hint, not a rule.
+TEAM_CANDIDATE_ROLES: dict[TeamRole, Role] = {
+    TeamRole.PROJECT_MANAGER: Role.PROJECT_MANAGER,
+    TeamRole.SERVICE_SPECIALIST: Role.AGENT,
+    TeamRole.DISPATCHER: Role.DISPATCHER,
+    TeamRole.AFTER_SALES: Role.AFTER_SALES,
+}
 
 
 class OnboardingRefused(ValueError):
@@ -425,3 +433,15 @@ def unopened(session: Session, older_than: dt.datetime) -> list[tuple[int, str]]
         )
     ).all()
     return [(nid, code or f"C{cid:06d}") for nid, code, cid in rows]
+
+
+def team_candidates(session: Session) -> dict[TeamRole, list[Staff]]:
+    """For each place of the team, the active staff holding its usual directory role (``TEAM_CANDIDATE_ROLES``)."""
+    found: dict[TeamRole, list[Staff]] = {}
+    for place, role in TEAM_CANDIDATE_ROLES.items():
+        found[place] = list(
+            session.scalars(
+                select(Staff).join(StaffRole).where(StaffRole.role == role, Staff.active.is_(True)).order_by(Staff.id)
+            )
+        )
+    return found

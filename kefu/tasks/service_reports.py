@@ -27,13 +27,15 @@ KPI_ZH = {
     "complaint_rate": "投诉率",
 }
 SENT, ALREADY_SENT, NO_ADDRESS, NO_FIGURES = "sent", "already_sent", "no_address", "no_figures"
+ALREADY_QUEUED = "already_queued"  # queued by an earlier run, still waiting for its send window
 
 
 @dataclass(frozen=True)
 class ReportOutcome:
     code: str
-    outcome: str  # sent | already_sent | no_address | no_figures | rejected: …
+    outcome: str  # sent (queued now) | already_sent | already_queued | no_address | no_figures | rejected: …
     below: str  # the KPIs below their floor (ids, comma-separated)
+    leaves_at: dt.datetime | None = None  # when the queued mail leaves (the send window), or left
 
 
 def dedupe_key(customer_id: int, month: dt.date) -> str:
@@ -63,8 +65,12 @@ def send_service_reports(session: Session, policy: Policy, month: dt.date, now: 
     for customer in accounts:
         code = customer.code or f"C{customer.id:06d}"
         key = dedupe_key(customer.id, month)
-        if session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)) is not None:
-            outcomes.append(ReportOutcome(code, ALREADY_SENT, ""))
+        earlier = session.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key == key)).first()
+        if earlier is not None:
+            left = earlier.sent_at is not None
+            outcomes.append(
+                ReportOutcome(code, ALREADY_SENT if left else ALREADY_QUEUED, "", earlier.sent_at or earlier.not_before)
+            )
             continue
         if customer.id not in by_customer:
             outcomes.append(ReportOutcome(code, NO_FIGURES, ""))
@@ -87,11 +93,11 @@ def send_service_reports(session: Session, policy: Policy, month: dt.date, now: 
             "commitment": report.improvement_commitment,
         }
         try:
-            enqueue(session, MessageType.SERVICE_REPORT, recipient_email=customer.email, context=context,
-                    dedupe_key=key, now=now)  # fmt: skip
+            queued = enqueue(session, MessageType.SERVICE_REPORT, recipient_email=customer.email, context=context,
+                             dedupe_key=key, now=now)  # fmt: skip
         except MessageRejected as rejected:
             outcomes.append(ReportOutcome(code, f"rejected: {rejected}", miss))
             continue
-        outcomes.append(ReportOutcome(code, SENT, miss))
+        outcomes.append(ReportOutcome(code, SENT, miss, queued.not_before))
     session.flush()
     return outcomes

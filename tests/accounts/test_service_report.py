@@ -155,7 +155,7 @@ def test_the_reports_and_the_renewal_are_computed_alike_on_both_databases(engine
         first = send_service_reports(session, policy, OCTOBER, now)
         second = send_service_reports(session, policy, OCTOBER, now)
         assert [(o.code, o.outcome, o.below) for o in first] == [("PGA", "sent", "order_on_time_rate")]
-        assert [o.outcome for o in second] == ["already_sent"]
+        assert [o.outcome for o in second] == ["already_queued"]  # not delivered yet: still waiting in the outbox
         mail = session.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "service_report")).one()
         assert (
             "订单处理及时率：90.0%" in mail.body_text
@@ -172,3 +172,33 @@ def test_the_reports_and_the_renewal_are_computed_alike_on_both_databases(engine
         assert plans.remind_renewals(session, policy, dt.date(2026, 11, 3), now) == ["PGA:agreement_renewal"]
         assert plans.remind_renewals(session, policy, dt.date(2026, 11, 4), now) == []
         session.commit()
+
+
+def test_the_runs_table_says_a_report_waits_in_the_outbox_for_the_send_window_and_when_it_leaves(
+    engine: Engine,
+) -> None:
+    """Run after hours (as a person running the deployment by hand at 20:00 does), the report is queued for the next
+    morning's send window: the run's table says so and when, never "sent" (a walk through found "已发送" in the table
+    while the customer's mailbox stayed empty until the next morning)."""
+    from sqlalchemy.orm import Session
+
+    from kefu.flows.service_report import LEAVES_AT, report_table
+    from kefu.tasks.service_reports import send_service_reports
+
+    policy = current_policy()
+    evening = dt.datetime(2026, 11, 3, 12, 0, tzinfo=dt.UTC)  # Tuesday 20:00 in Shanghai
+    with Session(engine) as session:
+        customer = Customer(name="某某电子有限公司", code="WIN", tier=CustomerTier.KEY, email="win@example.com")
+        session.add(customer)
+        session.flush()
+        session.add(
+            BusinessFigures(customer_id=customer.id, month=OCTOBER, orders=50, volume=Decimal(500),
+                            orders_on_time=50, deliveries_on_time=50, complaints=0)
+        )  # fmt: skip
+        first = report_table(send_service_reports(session, policy, OCTOBER, evening), policy.timezone)
+        again = report_table(send_service_reports(session, policy, OCTOBER, evening), policy.timezone)
+        session.commit()
+    assert [(r["客户编号"], r["结果"], r[LEAVES_AT]) for r in first] == [
+        ("WIN", "已排入发件箱", "2026-11-04 09:00 +08:00")
+    ]
+    assert [(r["结果"], r[LEAVES_AT]) for r in again] == [("此前已排入发件箱", "2026-11-04 09:00 +08:00")]

@@ -42,6 +42,27 @@ def test_times_inside_the_timeline_s_event_data_are_shown_in_shanghai_time(case_
     assert len(SHANGHAI_TIME.findall(shown.stdout)) >= 4
 
 
+def test_the_case_names_its_owner_as_people_know_them(case_db_url: str, tmp_path: Path) -> None:
+    """The owner by name and sign-in name (its staff number beside them), not a bare ``owner_staff_id=9`` that a
+    reader must look up in ``kefu staff list`` (a walk through checked a key account's complaint went to its
+    customer-service specialist and could not tell from the number)."""
+    from kefu.models.people import Staff
+
+    case_no = "KF-SHOW-OWNER-0001"
+    new_case(case_no, "货物外箱破损")
+    with unit_of_work() as session:
+        owner = Staff(name="李客服", login="show.owner")
+        session.add(owner)
+        session.flush()
+        session.scalars(select(Complaint).where(Complaint.case_no == case_no)).one().owner_id = owner.id
+        owner_id = owner.id
+
+    shown = kefu(tmp_path, f"http://127.0.0.1:{free_port()}/api", case_db_url, "case", "show", case_no)
+
+    assert shown.returncode == 0, shown.stderr
+    assert f"owner=李客服 (show.owner, #{owner_id})" in shown.stdout.splitlines()[0]
+
+
 def test_only_moments_with_an_offset_are_converted() -> None:
     data = {
         "at": "2026-12-02T16:05:00Z",

@@ -37,6 +37,7 @@ async def test_a_gateway_registers_a_complaint_with_its_receipt_time_and_first_c
     assert body["case_no"] == "KF20261123-00001"
     assert body["status"] == "registered"
     assert body["severity"] == "general"
+    assert body["received_at"] == "2026-11-23T10:00:00+08:00"  # Shanghai time, like the commitment's due time
     assert body["next_commitment"]["milestone"] == "first_contact"
     assert body["next_commitment"]["due_at"] == "2026-11-24T10:00:00+08:00"  # 24 h after receipt
     assert body["next_commitment"]["promise"] == "我们将在2026年11月24日 10:00（北京时间）之前与您联系"
@@ -178,15 +179,24 @@ async def test_oversized_and_malformed_bodies_are_refused(client: httpx.AsyncCli
     assert set(counts(engine).values()) == {0}
 
 
-async def test_a_gateway_reads_the_status_without_personal_data(client: httpx.AsyncClient) -> None:
+async def test_a_gateway_reads_the_status_without_personal_data(
+    client: httpx.AsyncClient, engine: Engine, policy: Policy, calendar: WorkCalendar
+) -> None:
     created = await client.post("/api/v1/complaints", json=complaint_json(urgent=True), headers=AUTH)
     case_no = created.json()["case_no"]
+    with Session(engine) as session:  # the case run registered it: its milestones are rows (times stored in UTC)
+        register_case(session, case_no, policy, calendar, owner_id=None, now=RECEIVED)
+        session.commit()
     response = await client.get(f"/api/v1/complaints/{case_no}", headers=AUTH)
     assert response.status_code == 200
     body = response.json()
     assert body["case_no"] == case_no and body["urgent"] is True
     assert body["severity"] == "important"  # urgent raises a case to important (policy)
     assert body["next_commitment"]["milestone"] == "first_contact"  # raising the severity never makes it later
+    # read back, its times are those the registration answered: Shanghai time with the offset (due_at came back in UTC)
+    assert body["received_at"] == created.json()["received_at"] and body["received_at"].endswith("+08:00")
+    assert body["next_commitment"]["due_at"] == created.json()["next_commitment"]["due_at"]
+    assert body["next_commitment"]["due_at"].endswith("+08:00")
     assert "13800138000" not in response.text and "张三" not in response.text
     missing = await client.get("/api/v1/complaints/KF20261123-09999", headers=AUTH)
     assert missing.status_code == 404

@@ -42,6 +42,25 @@ async def test_every_message_type_arrives_exactly_once(engine: Engine, smtp_serv
     assert b"TS-20261123-0001" in parts["text/plain"] and b"TS-20261123-0001" in parts["text/html"]
 
 
+async def test_a_customers_mail_written_after_hours_is_dated_when_it_leaves_in_shanghai_time(
+    engine: Engine, smtp_server: SMTPServer
+) -> None:
+    """Queued at 20:00, a customer's letter waits for the next morning's window; its Date header says when it left,
+    with the +08:00 offset (it said the evening before, in UTC: a walk through found the mails in the sink dated so)."""
+    evening = NOW + dt.timedelta(hours=10)  # Monday 20:00 in Shanghai
+    with unit_of_work(engine) as session:
+        row = enqueue(
+            session, MessageType.COMPLAINT_ACKNOWLEDGEMENT, recipient_email="late@example.com",
+            context=CONTEXTS[MessageType.COMPLAINT_ACKNOWLEDGEMENT], now=evening,
+        )  # fmt: skip
+        assert row.not_before > evening
+    morning = dt.datetime(2026, 11, 24, 1, 5, tzinfo=dt.UTC)  # Tuesday 09:05 in Shanghai
+    report = await deliver_due(engine, morning, settings=smtp_server.settings)
+    assert len(report.sent) == 1
+    [mail] = smtp_server.handler.received
+    assert mail["Date"] == "Tue, 24 Nov 2026 09:05:00 +0800"
+
+
 @pytest.mark.parametrize("fault", ["421", "451", "drop", "slow"])
 async def test_a_temporary_failure_is_retried_later_and_the_mail_arrives_once(
     engine: Engine, smtp_server: SMTPServer, fault: str

@@ -63,6 +63,25 @@ async def test_the_sink_stores_a_mail_once_and_the_outbox_page_shows_it_escaped(
     assert "<script>" not in page.text and "&lt;script&gt;" in page.text
 
 
+async def test_the_outbox_page_shows_when_each_mail_arrived_in_shanghai_time(engine: Engine, tmp_path: Path) -> None:
+    """A mail dated in UTC (as Kefu dated them before, or another sender does) is listed in Shanghai time like every
+    other time of the page, not as its raw header (a walk through found "Wed, 02 Dec 2026 11:02:08 +0000" there)."""
+    settings = Settings(var_dir=tmp_path)
+    directory = sink.mail_dir(settings)
+    directory.mkdir(parents=True)
+    (directory / "a.eml").write_bytes(
+        b"From: kefu@example.com\r\nTo: li.kefu@example.com\r\nSubject: =?utf-8?b?5o+Q6YaS?=\r\n"
+        b"Date: Wed, 02 Dec 2026 11:02:08 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
+    )
+    [mail] = sink.stored_mails(directory)
+    assert mail.date == "2026-12-02 19:02 +08:00"
+    app = FastAPI()
+    app.include_router(outbox_router(settings, engine))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        page = await client.get("/outbox")
+    assert "时间：2026-12-02 19:02 +08:00" in page.text and "+0000" not in page.text
+
+
 def test_the_sink_is_started_by_kefu_up_only_in_the_embedded_default() -> None:
     assert "mail-sink" in [c.name for c in components(Settings(mail_sink_enabled=True))]
     assert "mail-sink" not in [c.name for c in components(Settings(mail_sink_enabled=False))]
