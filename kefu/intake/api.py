@@ -112,12 +112,17 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
     return JSONResponse({"errors": [{"field": field, "code": code, "message": message}]}, status_code=status)
 
 
+def local_moment(moment: dt.datetime, timezone: str) -> dt.datetime:
+    """A stored moment (UTC; naive when SQLite gave it back so) in the policy's time zone with its offset: every
+    time the API answers reads like the others beside it."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(ZoneInfo(timezone))
+
+
 def complaint_out(complaint: Registration, commitment: Commitment | None, timezone: str) -> dict[str, Any]:
     """The case as a gateway reads it; times in the policy's time zone with their offset, like the commitment's."""
-    zone = ZoneInfo(timezone)
 
     def local(moment: dt.datetime) -> dt.datetime:
-        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(zone)  # UTC stored
+        return local_moment(moment, timezone)
 
     return ComplaintOut(
         case_no=complaint.case_no,
@@ -354,8 +359,8 @@ def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None
             return _error(status, code, str(refused))
         body_out = {
             "enquiry_no": taken.enquiry_no,
-            "received_at": taken.received_at.isoformat(),
-            "answer_due_at": taken.due_at.isoformat(),
+            "received_at": local_moment(taken.received_at, door.timezone).isoformat(),
+            "answer_due_at": local_moment(taken.due_at, door.timezone).isoformat(),
             "created": taken.created,
         }
         return JSONResponse(body_out, status_code=201 if taken.created else 200)
@@ -466,7 +471,7 @@ def _record_contact(door: FrontDoor, data: dict[str, Any]) -> dict[str, Any] | s
             return {
                 "id": record.id,
                 "customer": customer_code(customer),
-                "at": record.at.isoformat(),
+                "at": local_moment(record.at, policy.timezone).isoformat(),
                 "channel": record.channel,
                 "follow_ups": len(entries),
             }

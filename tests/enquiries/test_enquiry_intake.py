@@ -89,6 +89,8 @@ async def test_a_gateway_records_an_enquiry_idempotently_and_refuses_bad_input(
     assert first.json()["enquiry_no"] == again.json()["enquiry_no"]
     due = dt.datetime.fromisoformat(first.json()["answer_due_at"])
     assert due == RECEIVED + dt.timedelta(minutes=10)
+    # in Shanghai time with its offset, like the complaint API's times
+    assert first.json()["answer_due_at"].endswith("+08:00") and first.json()["received_at"].endswith("+08:00")
     assert "赵六" not in first.text and "13900139000" not in first.text
     other = await client.post("/api/v1/enquiries", json={**body, "content": "别的问题"}, headers=headers)
     assert other.status_code == 409
