@@ -7,6 +7,7 @@ idempotency key from here, so a rename is one edit and cannot leave a creator an
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 COMPLAINT_CASE_FLOW = "complaint-case"
@@ -45,15 +46,24 @@ REVIEW_DEPLOYMENT = f"{REVIEW_FLOW}/{REVIEW_FLOW}"
 REVIEW_RUN_NAME = "{code} {department}"
 
 
-def onboarding_idempotency_key(nomination_id: int) -> str:
+def made_at(moment: dt.datetime) -> str:
+    """The moment a record was made, as the run keys of records numbered by Kefu's database carry it: ids and numbers
+    restart with a new database (a restore, a recreated one) while the Prefect server keeps its runs, so a key of the
+    id alone hands a new record the run of the old record that had its id, and the new one never waits for anyone.
+    The moment differs between the two and is the same for every start of the same record (a retry, a replay, the
+    deadline duty's mend, ``kefu recover``)."""
+    return f"{moment.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}"
+
+
+def onboarding_idempotency_key(nomination_id: int, nominated_at: dt.datetime) -> str:
     """One onboarding run per nomination, whoever opens it (the monthly scoring, ``kefu account nominate``, the
-    sweep that opens runs Prefect was not there for)."""
-    return f"key-account-onboarding:{nomination_id}"
+    sweep that opens runs Prefect was not there for); ``nominated_at``: the nomination's ``at``."""
+    return f"key-account-onboarding:{nomination_id}:{made_at(nominated_at)}"
 
 
-def review_idempotency_key(nomination_id: int, department: str) -> str:
+def review_idempotency_key(nomination_id: int, department: str, nominated_at: dt.datetime) -> str:
     """One review run per nomination and department, however often the onboarding run replays."""
-    return f"onboarding-review:{nomination_id}:{department}"
+    return f"onboarding-review:{nomination_id}:{department}:{made_at(nominated_at)}"
 
 
 # The staff assessment (seed 004 §5): the monthly run opens the month; one sheet run per person and evaluator (self,
@@ -66,6 +76,7 @@ SHEET_RUN_NAME = "{month} staff {staff_id} {evaluator}"
 ASSESSMENT_RUN_TAGS = ("kefu", "staff-assessment")
 
 
-def sheet_idempotency_key(sheet_id: int, evaluator: str) -> str:
-    """One run per sheet and evaluator, however often the monthly run or the duty's mend opens it."""
-    return f"assessment-sheet:{sheet_id}:{evaluator}"
+def sheet_idempotency_key(sheet_id: int, evaluator: str, created_at: dt.datetime) -> str:
+    """One run per sheet and evaluator, however often the monthly run or the duty's mend opens it; ``created_at``:
+    the sheet's."""
+    return f"assessment-sheet:{sheet_id}:{evaluator}:{made_at(created_at)}"
