@@ -1,8 +1,9 @@
-"""The runs Kefu starts for records its database numbers (an onboarding per nomination, a service plan, an assessment
-sheet, a quality review, a routine callback) are keyed so that a new database's record never gets an old record's
-run: the session's Prefect server keeps its runs while Kefu's database is recreated (ids start at 1 again), as a
-Prefect server does across ``kefu restore``. The same record started again still gets its one run; a record restored
-as it was (the same moment it was made) finds its run again, as the deadline duty's mend needs."""
+"""The runs Kefu starts for records its database numbers (a complaint's case, an onboarding per nomination, a service
+plan, an assessment sheet, a quality review, a routine callback) are keyed so that a new database's record never gets
+an old record's run: the session's Prefect server keeps its runs while Kefu's database is recreated (ids and case
+numbers start again), as a Prefect server does across ``kefu restore``. The same record started again still gets its
+one run; a record restored as it was (the same moment it was made) finds its run again, as the deadline duty's mend
+and ``kefu recover`` need."""
 
 from __future__ import annotations
 
@@ -13,22 +14,32 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text, update
+from sqlalchemy.orm import Session
 
+from kefu.engine.contract import case_run_name, legacy_case_idempotency_key
+from kefu.engine.rest import PrefectRuns
 from kefu.flows.key_account_onboarding import start_onboarding
 from kefu.flows.quality_check import start_review_run
 from kefu.flows.routine_callbacks import start_callback_run
 from kefu.flows.service_plan import start_plan_run
 from kefu.flows.staff_assessment import SELF, open_sheet_runs
+from kefu.intake.dispatcher import dispatch_once, reconcile
+from kefu.intake.service import register_complaint
+from kefu.intake.validation import Submission
 from kefu.models import Base
 from kefu.models.accounts import KeyAccountNomination, NominationSource
 from kefu.models.assessment import AssessmentMonth, AssessmentSheet
 from kefu.models.contacts import QualityReview, RoutineCallback
 from kefu.models.db import unit_of_work
-from kefu.models.enums import Role
+from kefu.models.enums import Channel, Role
+from kefu.models.intake import IntakeOutbox
 from kefu.models.people import Customer, Staff
+from kefu.models.policy import Policy
 from kefu.models.service_plans import ServicePlan
 from kefu.tasks import assessment
+from tests.support.clock import unique_receipt_time
+from tests.support.prefect import prefect_post
 
 CODE = "KEYS01"
 MONTH = "2026-10"
@@ -153,3 +164,69 @@ def test_a_record_restored_as_it_was_finds_its_run_again(engine: Engine, runs: l
     new_database(engine)
     restored = make_records(made=old.made)  # the backup's rows: the same ids, the same moments
     assert start_all(restored, runs) == old_runs
+
+
+def register(engine: Engine, policy: Policy, received_at: dt.datetime) -> str:
+    with unit_of_work(engine) as session:
+        submission = Submission(name="客户甲", phone="13900001234", content="快递延误了三天，没有人通知我。")
+        return register_complaint(
+            session, submission, received_at=received_at, channel=Channel.HOTLINE, policy=policy
+        ).case_no
+
+
+def recorded_runs(engine: Engine) -> dict[str, str | None]:
+    with Session(engine) as session:
+        return dict(session.execute(select(IntakeOutbox.case_no, IntakeOutbox.flow_run_id)).tuples().all())
+
+
+async def test_a_new_databases_complaint_with_an_old_case_number_gets_its_own_case_run(
+    engine: Engine, policy: Policy, prefect_server: str, case_deployment: str
+) -> None:
+    received_at = unique_receipt_time()
+    case_no = register(engine, policy, received_at)
+    async with PrefectRuns(prefect_server) as runs:
+        assert await dispatch_once(engine, runs) == 1
+        old_run = recorded_runs(engine)[case_no]
+
+        new_database(engine)
+        assert register(engine, policy, received_at) == case_no  # the day's counter starts again
+        assert await dispatch_once(engine, runs) == 1
+        new_run = recorded_runs(engine)[case_no]
+        report = await reconcile(engine, runs)
+    assert new_run not in (None, old_run)
+    assert report.confirmed == 1
+    assert not (report.runs_created or report.runs_adopted or report.runs_missing or report.duplicates)
+
+
+async def test_a_case_run_keyed_by_the_number_alone_is_kept_when_recorded_and_never_adopted(
+    engine: Engine, policy: Policy, prefect_server: str, case_deployment: str
+) -> None:
+    """Runs created before the moment was in the key: the one Kefu recorded for its case stays that case's run (no
+    second run after an upgrade); one it did not record may be an old database's case, and is not adopted."""
+    received_at = unique_receipt_time()
+    kept, other = register(engine, policy, received_at), register(engine, policy, received_at)
+    legacy = {
+        case_no: prefect_post(
+            f"{prefect_server}/deployments/{case_deployment}/create_flow_run",
+            {
+                "name": case_run_name(case_no),
+                "parameters": {"case_no": case_no},
+                "idempotency_key": legacy_case_idempotency_key(case_no),
+            },
+        ).json()["id"]
+        for case_no in (kept, other)
+    }
+    with unit_of_work(engine) as session:
+        session.execute(
+            update(IntakeOutbox)
+            .where(IntakeOutbox.case_no == kept)
+            .values(flow_run_id=legacy[kept], dispatched_at=received_at)
+        )
+    async with PrefectRuns(prefect_server) as runs:
+        report = await reconcile(engine, runs)
+        again = await reconcile(engine, runs)
+    assert report.runs_created == [other] and not (report.runs_adopted or report.runs_missing or report.duplicates)
+    assert report.confirmed == 2 and again.confirmed == 2 and not again.runs_created
+    recorded = recorded_runs(engine)
+    assert recorded[kept] == legacy[kept]
+    assert recorded[other] not in (None, legacy[other])

@@ -8,7 +8,7 @@ idempotency key from here, so a rename is one edit and cannot leave a creator an
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 COMPLAINT_CASE_FLOW = "complaint-case"
 COMPLAINT_CASE_DEPLOYMENT_NAME = "complaint-case"
@@ -20,8 +20,33 @@ CASE_RUN_TAGS = ("kefu", "complaint", CASE_TAG)
 WORK_POOL = "kefu"  # the work pool every Kefu deployment belongs to, and the Kefu worker type's default pool
 
 
-def complaint_case_idempotency_key(case_no: str) -> str:
-    """One case flow run per complaint: every creator of case runs passes this key."""
+def made_at(moment: dt.datetime) -> str:
+    """The moment a record was made, as the run keys of records numbered by Kefu's database carry it: ids and numbers
+    restart with a new database (a restore, a recreated one) while the Prefect server keeps its runs, so a key of the
+    id alone hands a new record the run of the old record that had its id, and the new one never waits for anyone.
+    The moment differs between the two and is the same for every start of the same record (a retry, a replay, the
+    deadline duty's mend, ``kefu recover``)."""
+    return f"{moment.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}"
+
+
+class CaseRef(NamedTuple):
+    """A complaint as the creators of its case run name it: its case number and the moment it was registered (the
+    complaint's ``created_at``)."""
+
+    case_no: str
+    made: dt.datetime
+
+
+def complaint_case_idempotency_key(case: CaseRef) -> str:
+    """One case flow run per complaint: every creator of case runs passes this key. Case numbers restart with a new
+    database (each day's counter starts again): the moment the complaint was registered is part of it."""
+    return f"complaint-case:{case.case_no}:{made_at(case.made)}"
+
+
+def legacy_case_idempotency_key(case_no: str) -> str:
+    """The key of case runs created before the moment was part of it. Such a run counts only as the run Kefu recorded
+    for the case (the reconciler and ``kefu recover`` leave it be); it is never adopted, for it may be the run of an
+    old database's complaint with the same number."""
     return f"complaint-case:{case_no}"
 
 
@@ -44,15 +69,6 @@ ONBOARDING_RUN_NAME = "{code}"
 REVIEW_FLOW = "onboarding-review"
 REVIEW_DEPLOYMENT = f"{REVIEW_FLOW}/{REVIEW_FLOW}"
 REVIEW_RUN_NAME = "{code} {department}"
-
-
-def made_at(moment: dt.datetime) -> str:
-    """The moment a record was made, as the run keys of records numbered by Kefu's database carry it: ids and numbers
-    restart with a new database (a restore, a recreated one) while the Prefect server keeps its runs, so a key of the
-    id alone hands a new record the run of the old record that had its id, and the new one never waits for anyone.
-    The moment differs between the two and is the same for every start of the same record (a retry, a replay, the
-    deadline duty's mend, ``kefu recover``)."""
-    return f"{moment.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}"
 
 
 def onboarding_idempotency_key(nomination_id: int, nominated_at: dt.datetime) -> str:
