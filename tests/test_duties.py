@@ -21,7 +21,7 @@ from prefect.client.schemas.filters import (
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from kefu.engine.contract import CASE_TAG
+from kefu.engine.contract import CASE_TAG, CaseRef
 from kefu.engine.shift import day_end
 from kefu.flows.case_deadlines import sweeper_shift
 from kefu.flows.deliver_mail import delivery_shift
@@ -145,7 +145,7 @@ def test_case_runs_carry_the_case_tag_and_background_duties_do_not() -> None:
     from kefu.engine.rest import case_run_body
 
     assert CASE_TAG == "kefu:case"
-    assert CASE_TAG in case_run_body("TS-20261124-0001")["tags"]
+    assert CASE_TAG in case_run_body(CaseRef("TS-20261124-0001", dt.datetime.now(dt.UTC)))["tags"]
     served = {d.name: d for d in all_deployments()}
     assert CASE_TAG in served["complaint-case"].deployment.tags
     for name in ("case-deadlines", "deliver-mail"):

@@ -7,7 +7,8 @@ idempotency key from here, so a rename is one edit and cannot leave a creator an
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, NamedTuple
 
 COMPLAINT_CASE_FLOW = "complaint-case"
 COMPLAINT_CASE_DEPLOYMENT_NAME = "complaint-case"
@@ -19,8 +20,33 @@ CASE_RUN_TAGS = ("kefu", "complaint", CASE_TAG)
 WORK_POOL = "kefu"  # the work pool every Kefu deployment belongs to, and the Kefu worker type's default pool
 
 
-def complaint_case_idempotency_key(case_no: str) -> str:
-    """One case flow run per complaint: every creator of case runs passes this key."""
+def made_at(moment: dt.datetime) -> str:
+    """The moment a record was made, as the run keys of records numbered by Kefu's database carry it: ids and numbers
+    restart with a new database (a restore, a recreated one) while the Prefect server keeps its runs, so a key of the
+    id alone hands a new record the run of the old record that had its id, and the new one never waits for anyone.
+    The moment differs between the two and is the same for every start of the same record (a retry, a replay, the
+    deadline duty's mend, ``kefu recover``)."""
+    return f"{moment.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}"
+
+
+class CaseRef(NamedTuple):
+    """A complaint as the creators of its case run name it: its case number and the moment it was registered (the
+    complaint's ``created_at``)."""
+
+    case_no: str
+    made: dt.datetime
+
+
+def complaint_case_idempotency_key(case: CaseRef) -> str:
+    """One case flow run per complaint: every creator of case runs passes this key. Case numbers restart with a new
+    database (each day's counter starts again): the moment the complaint was registered is part of it."""
+    return f"complaint-case:{case.case_no}:{made_at(case.made)}"
+
+
+def legacy_case_idempotency_key(case_no: str) -> str:
+    """The key of case runs created before the moment was part of it. Such a run counts only as the run Kefu recorded
+    for the case (the reconciler and ``kefu recover`` leave it be); it is never adopted, for it may be the run of an
+    old database's complaint with the same number."""
     return f"complaint-case:{case_no}"
 
 
@@ -45,15 +71,15 @@ REVIEW_DEPLOYMENT = f"{REVIEW_FLOW}/{REVIEW_FLOW}"
 REVIEW_RUN_NAME = "{code} {department}"
 
 
-def onboarding_idempotency_key(nomination_id: int) -> str:
+def onboarding_idempotency_key(nomination_id: int, nominated_at: dt.datetime) -> str:
     """One onboarding run per nomination, whoever opens it (the monthly scoring, ``kefu account nominate``, the
-    sweep that opens runs Prefect was not there for)."""
-    return f"key-account-onboarding:{nomination_id}"
+    sweep that opens runs Prefect was not there for); ``nominated_at``: the nomination's ``at``."""
+    return f"key-account-onboarding:{nomination_id}:{made_at(nominated_at)}"
 
 
-def review_idempotency_key(nomination_id: int, department: str) -> str:
+def review_idempotency_key(nomination_id: int, department: str, nominated_at: dt.datetime) -> str:
     """One review run per nomination and department, however often the onboarding run replays."""
-    return f"onboarding-review:{nomination_id}:{department}"
+    return f"onboarding-review:{nomination_id}:{department}:{made_at(nominated_at)}"
 
 
 # The staff assessment (seed 004 §5): the monthly run opens the month; one sheet run per person and evaluator (self,
@@ -66,6 +92,7 @@ SHEET_RUN_NAME = "{month} staff {staff_id} {evaluator}"
 ASSESSMENT_RUN_TAGS = ("kefu", "staff-assessment")
 
 
-def sheet_idempotency_key(sheet_id: int, evaluator: str) -> str:
-    """One run per sheet and evaluator, however often the monthly run or the duty's mend opens it."""
-    return f"assessment-sheet:{sheet_id}:{evaluator}"
+def sheet_idempotency_key(sheet_id: int, evaluator: str, created_at: dt.datetime) -> str:
+    """One run per sheet and evaluator, however often the monthly run or the duty's mend opens it; ``created_at``:
+    the sheet's."""
+    return f"assessment-sheet:{sheet_id}:{evaluator}:{made_at(created_at)}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -21,9 +21,11 @@ from kefu.engine.connection import prefect_api_url, prefect_http_auth
 from kefu.engine.contract import (
     CASE_RUN_TAGS,
     COMPLAINT_CASE_DEPLOYMENT,
+    CaseRef,
     case_run_name,
     case_run_parameters,
     complaint_case_idempotency_key,
+    legacy_case_idempotency_key,
 )
 
 __all__ = ["CaseRefused", "PrefectRuns", "PrefectUnavailable", "prefect_api_url"]
@@ -38,12 +40,12 @@ class CaseRefused(PrefectUnavailable):
     locked" when its own services write at the same moment)."""
 
 
-def case_run_body(case_no: str) -> dict[str, Any]:
+def case_run_body(case: CaseRef) -> dict[str, Any]:
     """What every creator of a case run sends: the run's name, parameters, idempotency key and tags."""
     return {
-        "name": case_run_name(case_no),
-        "parameters": case_run_parameters(case_no),
-        "idempotency_key": complaint_case_idempotency_key(case_no),
+        "name": case_run_name(case.case_no),
+        "parameters": case_run_parameters(case.case_no),
+        "idempotency_key": complaint_case_idempotency_key(case),
         "tags": list(CASE_RUN_TAGS),
     }
 
@@ -108,42 +110,48 @@ class PrefectRuns:
             self._deployment_id = str(body["id"])
         return self._deployment_id
 
-    async def create_case_run(self, case_no: str) -> str:
+    async def create_case_run(self, case: CaseRef) -> str:
         """The id of the one case flow run of this case (created now, or the one the key already has)."""
         deployment_id = await self.deployment_id()
         body = await self._request(
             "POST",
             f"/deployments/{deployment_id}/create_flow_run",
-            case_run_body(case_no),
+            case_run_body(case),
         )
         return str(body["id"])
 
-    async def create_case_runs(self, case_nos: Sequence[str]) -> dict[str, str | BaseException]:
+    async def create_case_runs(self, cases: Sequence[CaseRef]) -> dict[str, str | BaseException]:
         """Many case runs in one request (Prefect's bulk endpoint, one transaction, at most 100).
 
         Each run still carries its idempotency key, so a repeated case gets the run it already has.
-        Returns the run id per case, or the error for the cases Prefect refused.
+        Returns the run id per case number, or the error for the cases Prefect refused.
         """
         deployment_id = await self.deployment_id()
         body = await self._request(
             "POST",
             f"/deployments/{deployment_id}/create_flow_run/bulk",
-            [case_run_body(case_no) for case_no in case_nos],
+            [case_run_body(case) for case in cases],
         )
         results: dict[str, str | BaseException] = {}
-        for case_no, result in zip(case_nos, body["results"], strict=True):
+        for (case_no, _), result in zip(cases, body["results"], strict=True):
             if result.get("status") == "CREATED" and result.get("flow_run_id"):
                 results[case_no] = str(result["flow_run_id"])
             else:
                 results[case_no] = CaseRefused(f"bulk create refused: {result.get('error')}")
         return results
 
-    async def runs_for_cases(self, case_nos: Sequence[str]) -> dict[str, list[str]]:
-        """Every run of the deployment per case (found by the idempotency key), in chunks."""
+    async def runs_for_cases(
+        self, cases: Sequence[CaseRef], recorded: Mapping[str, str | None] | None = None
+    ) -> dict[str, list[str]]:
+        """Every run of the deployment per case number (found by the idempotency key), in chunks. ``recorded``: the run
+        Kefu recorded per case number; a run under the key of before the moment was part of it
+        (``legacy_case_idempotency_key``) is found only when it is that run."""
         deployment_id = await self.deployment_id()
-        found: dict[str, list[str]] = {c: [] for c in case_nos}
-        by_key = {complaint_case_idempotency_key(c): c for c in case_nos}
-        keys = list(by_key)
+        recorded = recorded or {}
+        found: dict[str, list[str]] = {c.case_no: [] for c in cases}
+        by_key = {complaint_case_idempotency_key(c): c.case_no for c in cases}
+        legacy = {legacy_case_idempotency_key(c.case_no): c.case_no for c in cases if recorded.get(c.case_no)}
+        keys = [*by_key, *legacy]
         for start in range(0, len(keys), 200):
             chunk = keys[start : start + 200]
             runs = await self._request(
@@ -156,10 +164,14 @@ class PrefectRuns:
                 },
             )
             for run in runs:
-                found[by_key[run["idempotency_key"]]].append(str(run["id"]))
+                key, run_id = run["idempotency_key"], str(run["id"])
+                if key in by_key:
+                    found[by_key[key]].append(run_id)
+                elif key in legacy and recorded.get(legacy[key]) == run_id:
+                    found[legacy[key]].append(run_id)
         return found
 
-    async def create_held_case_run(self, case_no: str, message: str) -> str:
+    async def create_held_case_run(self, case: CaseRef, message: str) -> str:
         """The case's one run (idempotency key), created Paused so that no worker starts it before it has what it
         needs (``kefu recover`` gives it the answers first, then ``schedule_now``). A run the key already has
         is returned as it is."""
@@ -167,7 +179,7 @@ class PrefectRuns:
         body = await self._request(
             "POST",
             f"/deployments/{deployment_id}/create_flow_run",
-            {**case_run_body(case_no), "state": {"type": "PAUSED", "name": "Paused", "message": message}},
+            {**case_run_body(case), "state": {"type": "PAUSED", "name": "Paused", "message": message}},
         )
         return str(body["id"])
 

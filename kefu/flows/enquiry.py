@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from pydantic import ConfigDict, Field
 
+from kefu.engine.contract import made_at
 from kefu.engine.events import case_work
 from kefu.engine.forms import Choice, StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
@@ -37,7 +38,7 @@ def enquiry_idempotency_key(enquiry_no: str, recorded_at: dt.datetime) -> str:
     """One run per enquiry: every creator of enquiry runs passes this key. The number restarts
     with a new database while the Prefect server keeps its runs (a restore, a test's fresh database): the moment the
     record was made keeps a new record from getting an old record's run."""
-    return f"enquiry:{enquiry_no}:{recorded_at.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}"
+    return f"enquiry:{enquiry_no}:{made_at(recorded_at)}"
 
 
 class Handling(StrEnum):

@@ -10,7 +10,8 @@ assigned and each member told by internal mail) or rejected (the nomination clos
 **The shape of the parallel reviews.** A suspended step cannot live in a subflow (Prefect 3.8.8, DESIGN.md §4), and
 one run can wait on one suspend key at a time, so the reviews cannot be four waits inside the onboarding run. Each
 department's review is a run of its own: the ``onboarding-review`` deployment, one run per nomination and department
-(an idempotency key: a replayed onboarding run opens no second one), not linked as a subflow. Each review run
+(an idempotency key of the nomination's id and the moment it was made: a replayed onboarding run opens no
+second one), not linked as a subflow. Each review run
 suspends on its own form (the department's review step), records the decision in Kefu's database (once: the review
 row's decision is written only while empty), then hands back: when no review is pending any more it resumes the
 onboarding run, which meanwhile waits suspended on an internal step (``await-reviews``, a form with no required
@@ -216,6 +217,7 @@ def open_reviews(nomination_id: int, code: str) -> None:
     with unit_of_work() as session:
         rows = onboarding.open_reviews(session, nomination_id, policy, calendar_for(policy), onboarding.system_clock())
         departments = [r.department for r in rows if r.flow_run_id is None]
+        nominated_at = onboarding.get_nomination(session, nomination_id).at
     if not departments:
         return
     client = run_client()
@@ -224,7 +226,7 @@ def open_reviews(nomination_id: int, code: str) -> None:
         run = client.create_flow_run_from_deployment(
             deployment.id,
             parameters={"nomination_id": nomination_id, "department": department, "code": code},
-            idempotency_key=review_idempotency_key(nomination_id, department),
+            idempotency_key=review_idempotency_key(nomination_id, department, nominated_at),
         )
         with unit_of_work() as session:
             review = onboarding.review_of(session, nomination_id, department)
@@ -325,17 +327,20 @@ def resume_waiting_for_reviews(client: Any, run_id: UUID, *, patience: float, st
 
 
 def start_onboarding(nomination_id: int, code: str, client: Any = None) -> UUID:
-    """The onboarding run of a nomination (one per nomination: its idempotency key), created from the deployment."""
+    """The onboarding run of a nomination (one per nomination: its idempotency key, its id and the moment it was
+    made), created from the deployment."""
     from prefect.client.orchestration import get_client
 
     if client is None:
         with get_client(sync_client=True) as own:
             return start_onboarding(nomination_id, code, own)
+    with unit_of_work() as session:
+        nominated_at = onboarding.get_nomination(session, nomination_id).at
     deployment = client.read_deployment_by_name(ONBOARDING_DEPLOYMENT)
     run = client.create_flow_run_from_deployment(
         deployment.id,
         parameters={"nomination_id": nomination_id, "code": code},
-        idempotency_key=onboarding_idempotency_key(nomination_id),
+        idempotency_key=onboarding_idempotency_key(nomination_id, nominated_at),
     )
     return UUID(str(run.id))
 

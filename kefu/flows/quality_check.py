@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import ConfigDict, Field
 
+from kefu.engine.contract import made_at
 from kefu.engine.forms import StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS
@@ -70,15 +71,23 @@ def quality_check(year: int | None = None, month: int | None = None, at: dt.date
     return {"drawn": len(reviews)}
 
 
+def quality_review_idempotency_key(review_id: int, drawn_at: dt.datetime) -> str:
+    """One review run per drawn record; ``drawn_at``: the review row's ``created_at`` (ids restart with a new
+    database: ``made_at``)."""
+    return f"quality-review:{review_id}:{made_at(drawn_at)}"
+
+
 def start_review_run(review_id: int, year: int, month: int) -> None:
     from prefect.deployments import run_deployment
 
+    with unit_of_work() as session:
+        drawn_at = session.get_one(QualityReview, review_id).created_at
     run = run_deployment(
         QUALITY_REVIEW_DEPLOYMENT,
         parameters={"review_id": review_id},
         flow_run_name=f"quality {year}-{month:02d} #{review_id}",
         timeout=0,
-        idempotency_key=f"quality-review:{review_id}",
+        idempotency_key=quality_review_idempotency_key(review_id, drawn_at),
         tags=["kefu", "quality-check"],
         as_subflow=False,
     )

@@ -6,7 +6,7 @@ for its owner and starts one ``routine-callback`` run per callback. Why one run 
 step at a time and a suspended step cannot live in a subflow, so a daily run asking every customer's callback in
 turn would hold the tenth customer's callback until the ninth is answered. Each callback run is named after the
 customer's code (``callback KA-001``), tagged ``routine-callback``, created with the idempotency key
-``routine-callback:<code>:<day>`` (a re-run of the daily flow starts nothing twice), and read top to bottom:
+``routine-callback:<code>:<day>:<made at>`` (a re-run of the daily flow starts nothing twice), and read top to bottom:
 
 mail the customer (邮件回访 only) → the owner records the result (reached, satisfaction, remarks, the problem found)
 → the communication record, and the problem routed: a complaint registered with the callback's time as its receipt
@@ -23,6 +23,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import ConfigDict, Field, field_validator
 
+from kefu.engine.contract import made_at
 from kefu.engine.forms import Choice, StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS
@@ -111,16 +112,24 @@ def routine_callbacks(at: dt.datetime | None = None) -> dict[str, int]:
     return {"due": len(report.due), "skipped": len(report.skipped), "started": started}
 
 
+def callback_idempotency_key(code: str, due_on: str, opened_at: dt.datetime) -> str:
+    """One run per callback; ``opened_at``: the callback row's ``created_at`` (a customer's code and day come again
+    with a new database, where the callback is a new one: ``made_at``)."""
+    return f"routine-callback:{code}:{due_on}:{made_at(opened_at)}"
+
+
 def start_callback_run(callback_id: int, code: str, due_on: str) -> None:
     from prefect.deployments import run_deployment
 
     from kefu.models.contacts import RoutineCallback
 
+    with unit_of_work() as session:
+        opened_at = session.get_one(RoutineCallback, callback_id).created_at
     run = run_deployment(
         ROUTINE_CALLBACK_DEPLOYMENT,
         parameters={"customer_code": code, "due_on": due_on},
         timeout=0,
-        idempotency_key=f"routine-callback:{code}:{due_on}",
+        idempotency_key=callback_idempotency_key(code, due_on, opened_at),
         tags=["kefu", ROUTINE_CALLBACK_TAG],
         as_subflow=False,
     )

@@ -27,6 +27,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from pydantic import ConfigDict, Field
 
+from kefu.engine.contract import made_at
 from kefu.engine.forms import StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused, steps_by_name
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS, add_run_tags, current_flow_run_id, run_client
@@ -46,12 +47,14 @@ PART_FLOW = "service-plan-part"
 PART_DEPLOYMENT = f"{PART_FLOW}/{PART_FLOW}"
 
 
-def plan_idempotency_key(plan_id: int) -> str:
-    return f"service-plan:{plan_id}"
+def plan_idempotency_key(plan_id: int, planned_at: dt.datetime) -> str:
+    """One run per plan; ``planned_at``: the plan's ``at`` (ids restart with a new database: ``made_at``)."""
+    return f"service-plan:{plan_id}:{made_at(planned_at)}"
 
 
-def part_idempotency_key(plan_id: int, department: str) -> str:
-    return f"service-plan-part:{plan_id}:{department}"
+def part_idempotency_key(plan_id: int, department: str, planned_at: dt.datetime) -> str:
+    """One part run per plan and department, however often the plan run replays."""
+    return f"service-plan-part:{plan_id}:{department}:{made_at(planned_at)}"
 
 
 # --- The inputs of the human steps ---------------------------------------------------------------------------------
@@ -194,6 +197,7 @@ def open_parts(plan_id: int, code: str) -> None:
     with unit_of_work() as session:
         rows = plans.open_parts(session, plan_id, policy, calendar_for(policy), plans.system_clock())
         departments = [r.department for r in rows if r.flow_run_id is None]
+        planned_at = plans.get_plan(session, plan_id).at
     if not departments:
         return
     client = run_client()
@@ -202,7 +206,7 @@ def open_parts(plan_id: int, code: str) -> None:
         run = client.create_flow_run_from_deployment(
             deployment.id,
             parameters={"plan_id": plan_id, "department": department, "code": code},
-            idempotency_key=part_idempotency_key(plan_id, department),
+            idempotency_key=part_idempotency_key(plan_id, department, planned_at),
         )
         with unit_of_work() as session:
             part = plans.part_of(session, plan_id, department)
@@ -264,9 +268,13 @@ def start_plan_run(plan_id: int, code: str, client: Any = None) -> UUID:
     if client is None:
         with get_client(sync_client=True) as own:
             return start_plan_run(plan_id, code, own)
+    with unit_of_work() as session:
+        planned_at = plans.get_plan(session, plan_id).at
     deployment = client.read_deployment_by_name(PLAN_DEPLOYMENT)
     run = client.create_flow_run_from_deployment(
-        deployment.id, parameters={"plan_id": plan_id, "code": code}, idempotency_key=plan_idempotency_key(plan_id)
+        deployment.id,
+        parameters={"plan_id": plan_id, "code": code},
+        idempotency_key=plan_idempotency_key(plan_id, planned_at),
     )
     return UUID(str(run.id))
 

@@ -181,10 +181,12 @@ def open_sheet_runs(month: str, steps: list[tuple[int, str, int]], client: Any =
             return open_sheet_runs(month, steps, own)
     deployment = client.read_deployment_by_name(SHEET_DEPLOYMENT)
     for sheet_id, evaluator, staff_id in steps:
+        with unit_of_work() as session:
+            created_at = assessment.get_sheet(session, sheet_id).created_at
         run = client.create_flow_run_from_deployment(
             deployment.id,
             parameters={"sheet_id": sheet_id, "evaluator": evaluator, "month": month, "staff_id": staff_id},
-            idempotency_key=sheet_idempotency_key(sheet_id, evaluator),
+            idempotency_key=sheet_idempotency_key(sheet_id, evaluator, created_at),
         )
         with unit_of_work() as session:
             sheet = assessment.get_sheet(session, sheet_id)

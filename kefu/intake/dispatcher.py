@@ -1,8 +1,9 @@
 """The intake dispatcher: turns outbox rows into case flow runs, exactly one per complaint.
 
 Each outbox row becomes a run of the ``complaint-case`` deployment created with the idempotency key
-``complaint-case:<case_no>``: Prefect returns the same run for a repeated key, so a dispatcher that dies
-between "Prefect created the run" and "the row records it" creates nothing new when it tries again.
+``complaint-case:<case_no>:<registered>`` (the moment the complaint was registered: case numbers restart with a
+new database while Prefect keeps its runs): Prefect returns the same run for a repeated key, so a dispatcher that
+dies between "Prefect created the run" and "the row records it" creates nothing new when it tries again.
 The REST client (``kefu.engine.rest.PrefectRuns``) retries requests with exponential backoff on 5xx answers
 (the SQLite Prefect server answers 503 under concurrent writers) and connection errors (a Prefect server
 that is down or restarting).
@@ -27,6 +28,7 @@ from typing import cast
 
 from sqlalchemy import Engine, Table, bindparam, select, update
 
+from kefu.engine.contract import CaseRef
 from kefu.engine.rest import CaseRefused, PrefectRuns, PrefectUnavailable, prefect_api_url
 from kefu.models.complaints import Complaint
 from kefu.models.db import default_engine, reading, unit_of_work
@@ -64,7 +66,8 @@ async def dispatch_once(
     now = clock()
     with unit_of_work(reading(engine)) as session:
         pending = session.execute(
-            select(IntakeOutbox.id, IntakeOutbox.case_no)
+            select(IntakeOutbox.id, IntakeOutbox.case_no, Complaint.created_at)
+            .join(Complaint, Complaint.id == IntakeOutbox.complaint_id)
             .where(
                 IntakeOutbox.dispatched_at.is_(None),
                 (IntakeOutbox.next_attempt_at.is_(None)) | (IntakeOutbox.next_attempt_at <= now),
@@ -76,16 +79,16 @@ async def dispatch_once(
         return 0
     gate = asyncio.Semaphore(concurrency)
 
-    async def one_chunk(rows: Sequence[tuple[int, str]]) -> int:
+    async def one_chunk(rows: Sequence[tuple[int, CaseRef]]) -> int:
         started: list[tuple[int, str]] = []
         failed: list[tuple[int, BaseException]] = []
         try:
             async with gate:
                 try:
-                    outcome = await runs.create_case_runs([case_no for _, case_no in rows])
+                    outcome = await runs.create_case_runs([case for _, case in rows])
                 except PrefectUnavailable as exc:
-                    outcome = dict.fromkeys((case_no for _, case_no in rows), exc)
-            for outbox_id, case_no in rows:
+                    outcome = dict.fromkeys((case.case_no for _, case in rows), exc)
+            for outbox_id, (case_no, _) in rows:
                 result = outcome[case_no]
                 if isinstance(result, BaseException):
                     failed.append((outbox_id, result))
@@ -100,7 +103,10 @@ async def dispatch_once(
             await asyncio.to_thread(_record_batch, engine, started, failed, clock())
         return len(started)
 
-    chunks = [[(int(i), str(c)) for i, c in pending[start : start + chunk]] for start in range(0, len(pending), chunk)]
+    chunks = [
+        [(int(i), CaseRef(str(c), made)) for i, c, made in pending[start : start + chunk]]
+        for start in range(0, len(pending), chunk)
+    ]
     return sum(await asyncio.gather(*(one_chunk(rows) for rows in chunks)))
 
 
@@ -161,11 +167,17 @@ async def reconcile(engine: Engine, runs: PrefectRuns, *, chunk: int = 50, clock
             session.add(IntakeOutbox(complaint_id=complaint_id, case_no=case_no, created_at=received_at))
             report.outbox_rows_added.append(case_no)
     with unit_of_work(reading(engine)) as session:
-        rows = session.execute(select(IntakeOutbox.id, IntakeOutbox.case_no, IntakeOutbox.flow_run_id)).all()
-    found = await runs.runs_for_cases([case_no for _, case_no, _ in rows])
+        rows = session.execute(
+            select(IntakeOutbox.id, IntakeOutbox.case_no, IntakeOutbox.flow_run_id, Complaint.created_at).join(
+                Complaint, Complaint.id == IntakeOutbox.complaint_id
+            )
+        ).all()
+    found = await runs.runs_for_cases(
+        [CaseRef(case_no, made) for _, case_no, _, made in rows], {case_no: run for _, case_no, run, _ in rows}
+    )
     adopted: list[tuple[int, str]] = []
-    to_create: list[tuple[int, str]] = []
-    for outbox_id, case_no, recorded in rows:
+    to_create: list[tuple[int, CaseRef]] = []
+    for outbox_id, case_no, recorded, made in rows:
         run_ids = found.get(case_no, [])
         if len(run_ids) > 1:
             report.duplicates[case_no] = run_ids
@@ -179,18 +191,19 @@ async def reconcile(engine: Engine, runs: PrefectRuns, *, chunk: int = 50, clock
             report.runs_adopted.append(case_no)
             report.confirmed += 1
         else:
-            to_create.append((outbox_id, case_no))
+            to_create.append((outbox_id, CaseRef(case_no, made)))
     await asyncio.to_thread(_record_batch, engine, adopted, [], clock())
     # Missing runs are created like the dispatcher creates them: many per request (after a crash in the middle
     # of a burst there can be thousands); a case Prefect refuses in bulk is created on its own, with retries.
     for start in range(0, len(to_create), chunk):
         rows_now = to_create[start : start + chunk]
-        outcome = await runs.create_case_runs([case_no for _, case_no in rows_now])
+        outcome = await runs.create_case_runs([case for _, case in rows_now])
         started: list[tuple[int, str]] = []
         try:
-            for outbox_id, case_no in rows_now:
+            for outbox_id, case in rows_now:
+                case_no = case.case_no
                 result = outcome[case_no]
-                run_id = await runs.create_case_run(case_no) if isinstance(result, BaseException) else result
+                run_id = await runs.create_case_run(case) if isinstance(result, BaseException) else result
                 started.append((outbox_id, run_id))
                 report.runs_created.append(case_no)
                 report.confirmed += 1

@@ -11,8 +11,9 @@ written twice) and suspends at the first step without an answer: the one the los
 
 For each open case ``recover`` therefore:
 
-1. finds the case's run by the dispatcher's idempotency key (an empty Prefect database has none), else creates
-   it *Paused*, so no worker starts it before it has its answers;
+1. finds the case's run by the dispatcher's idempotency key (the case number and the moment the complaint was
+   registered; an empty Prefect database has none), else creates it *Paused*, so no worker starts it before it
+   has its answers;
 2. saves every recorded answer the run lacks as a run input (a key the run has is left alone);
 3. if it gave the run anything and the run is Paused (created here, or waiting at an earlier step, e.g. a run
    the reconciler created after the loss without answers), schedules it now: a worker replays it;
@@ -35,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from kefu.engine.contract import CaseRef
 from kefu.engine.rest import PrefectRuns
 from kefu.engine.waiting import answer_key
 from kefu.flows.complaint_case import STEPS
@@ -123,13 +125,20 @@ def recorded_answers(session: Any, complaint_id: int) -> dict[str, dict[str, Any
     return answers
 
 
-def _open_cases(engine: Engine, only: list[str] | None) -> tuple[list[tuple[int, str]], int]:
+def _open_cases(engine: Engine, only: list[str] | None) -> tuple[list[tuple[int, CaseRef, str | None]], int]:
+    """The open cases (id, case, the run the outbox recorded) and how many closed ones were left out."""
     with unit_of_work(engine) as session:
-        query = select(Complaint.id, Complaint.case_no, Complaint.status).order_by(Complaint.id)
+        query = (
+            select(Complaint.id, Complaint.case_no, Complaint.created_at, Complaint.status, IntakeOutbox.flow_run_id)
+            .outerjoin(IntakeOutbox, IntakeOutbox.complaint_id == Complaint.id)
+            .order_by(Complaint.id)
+        )
         if only:
             query = query.where(Complaint.case_no.in_(only))
         rows = session.execute(query).all()
-    open_cases = [(int(i), str(c)) for i, c, status in rows if status is not ComplaintStatus.CLOSED]
+    open_cases = [
+        (int(i), CaseRef(str(c), made), run) for i, c, made, status, run in rows if status is not ComplaintStatus.CLOSED
+    ]
     return open_cases, len(rows) - len(open_cases)
 
 
@@ -137,15 +146,17 @@ async def recover(engine: Engine, runs: PrefectRuns, *, cases: list[str] | None 
     """Give every open case (or the ones named) its run back, waiting at the step it waited at."""
     report = RecoveryReport()
     open_cases, report.closed_skipped = await asyncio.to_thread(_open_cases, engine, cases)
-    found = await runs.runs_for_cases([case_no for _, case_no in open_cases])
-    for complaint_id, case_no in open_cases:
-        report.cases.append(await _recover_case(engine, runs, complaint_id, case_no, found.get(case_no, [])))
+    found = await runs.runs_for_cases([case for _, case, _ in open_cases], {c.case_no: r for _, c, r in open_cases})
+    for complaint_id, case, _ in open_cases:
+        report.cases.append(await _recover_case(engine, runs, complaint_id, case, found.get(case.case_no, [])))
     return report
 
 
 async def _recover_case(
-    engine: Engine, runs: PrefectRuns, complaint_id: int, case_no: str, run_ids: list[str]
+    engine: Engine, runs: PrefectRuns, complaint_id: int, case: CaseRef, run_ids: list[str]
 ) -> CaseRecovery:
+    case_no = case.case_no
+
     def read() -> tuple[dict[str, dict[str, Any]], str | None]:
         with unit_of_work(engine) as session:
             waiting = waiting_steps(session, case_no)
@@ -162,7 +173,7 @@ async def _recover_case(
         pause_key = str((state.get("state_details") or {}).get("pause_key") or "")
         outcome = "fed"
     else:
-        run_id = await runs.create_held_case_run(case_no, HELD_MESSAGE)
+        run_id = await runs.create_held_case_run(case, HELD_MESSAGE)
         state_type, state_name, held, pause_key, outcome = "PAUSED", "Paused", True, "", "created"
     if state_type in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED"):
         return CaseRecovery(case_no, run_id, "left", 0, len(answers), waits_at, state_name)

@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from kefu.cli import UsageError
 from kefu.cli.step import submit
@@ -414,3 +414,32 @@ def test_the_monthly_scoring_opens_an_onboarding_run_for_its_new_candidate(onboa
     assert code in key_account_identification("2026-11")
     run_id = wait_step(code, "research")  # the run the scoring opened, executed by the worker
     assert nomination(code).flow_run_id == run_id
+
+
+def test_a_nomination_given_a_lost_nominations_id_opens_its_own_run_that_waits_for_the_research(
+    worker: WorkerProcess, onboarding_db: str, prefect_server: str
+) -> None:
+    """The database restored from a backup taken before a nomination gives the next nomination the lost one's id,
+    while the Prefect server keeps the lost one's run: the new nomination still gets a run of its own, waiting for
+    the market department's research, and opening it again (the duty's mend) finds that run."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    from kefu.flows.key_account_onboarding import start_onboarding
+
+    people, lost = People("restore"), new_customer()
+    nominate(onboarding_db, prefect_server, lost, people)
+    lost_run = wait_step(lost, "research")
+    lost_id = nomination(lost).id
+    with unit_of_work() as session:  # the restore: the database as the backup had it, before that nomination
+        session.execute(delete(OnboardingEvent).where(OnboardingEvent.nomination_id == lost_id))
+        session.execute(delete(KeyAccountNomination).where(KeyAccountNomination.id == lost_id))
+
+    code = new_customer()
+    nominate(onboarding_db, prefect_server, code, people)
+    assert nomination(code).id == lost_id
+    run_id = wait_step(code, "research")
+    assert run_id != lost_run
+    assert str(start_onboarding(lost_id, code)) == run_id
+    with get_client(sync_client=True) as client:  # the lost nomination's run: nobody answers it any more
+        client.set_flow_run_state(UUID(lost_run), Cancelled(message="its nomination was lost"), force=True)

@@ -66,24 +66,8 @@ def plan_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = migrated_sqlite(tmp_path_factory.mktemp("plandb") / "kefu.db")
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_database(monkeypatch, url)
-        ids_apart()
         yield url
     get_settings.cache_clear()
-
-
-def ids_apart() -> None:
-    """Start this database's nominations and plans at ids no other test database of the session uses: their runs'
-    idempotency keys carry the ids, and the session's one Prefect server would hand back another module's run."""
-    from kefu.models.accounts import KeyAccountNomination, NominationSource
-
-    start = 1_000_000 + os.getpid() % 10000 * 1000
-    with unit_of_work() as session:
-        filler = Customer(name="编号占位", code=f"IDS{os.getpid()}")
-        session.add(filler)
-        session.flush()
-        session.add(KeyAccountNomination(id=start, customer_id=filler.id, source=NominationSource.MARKET,
-                                         status="rejected"))  # fmt: skip
-        session.add(ServicePlan(id=start, customer_id=filler.id, status=plans.SIGNED))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from kefu.cli.step import submit
-from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT
+from kefu.engine.contract import COMPLAINT_CASE_DEPLOYMENT, CaseRef
 from kefu.engine.rest import PrefectRuns
 from kefu.intake.dispatcher import reconcile
 from kefu.models.complaints import CaseEvent, Complaint
@@ -49,10 +49,15 @@ def do(case_no: str, step: str, **data: Any) -> None:
     submit(case_no, step, data)
 
 
+def case_ref(case_no: str) -> CaseRef:
+    with unit_of_work() as session:
+        return CaseRef(case_no, session.scalars(select(Complaint.created_at).where(Complaint.case_no == case_no)).one())
+
+
 def case_runs(case_no: str) -> list[str]:
     async def go() -> list[str]:
         async with PrefectRuns(os.environ["PREFECT_API_URL"]) as runs:
-            return (await runs.runs_for_cases([case_no]))[case_no]
+            return (await runs.runs_for_cases([case_ref(case_no)]))[case_no]
 
     return asyncio.run(go())
 
@@ -209,7 +214,7 @@ def test_a_recover_interrupted_after_giving_the_answers_is_finished_by_the_next_
 
     async def interrupted_recover() -> str:
         async with PrefectRuns(prefect_server) as runs:
-            run_id = await runs.create_held_case_run(case_no, HELD_MESSAGE)
+            run_id = await runs.create_held_case_run(case_ref(case_no), HELD_MESSAGE)
             for key, answer in answers.items():
                 await runs.add_run_input(run_id, answer_key(key), json.dumps(answer))
             return run_id

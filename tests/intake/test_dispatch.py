@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from kefu.engine.contract import COMPLAINT_CASE_FLOW
+from kefu.engine.contract import COMPLAINT_CASE_FLOW, CaseRef, complaint_case_idempotency_key
 from kefu.engine.rest import PrefectRuns, PrefectUnavailable
 from kefu.intake.dispatcher import dispatch_once, reconcile
 from kefu.intake.service import register_complaint
@@ -41,6 +41,12 @@ def register_many(engine: Engine, policy: Policy, count: int) -> list[str]:
         ]
 
 
+def case_ref(engine: Engine, case_no: str) -> CaseRef:
+    with Session(engine) as session:
+        made = session.scalars(select(Complaint.created_at).where(Complaint.case_no == case_no)).one()
+    return CaseRef(case_no, made)
+
+
 def recorded_runs(engine: Engine) -> dict[str, str | None]:
     with Session(engine) as session:
         return dict(session.execute(select(IntakeOutbox.case_no, IntakeOutbox.flow_run_id)).tuples().all())
@@ -59,7 +65,7 @@ async def test_each_complaint_gets_one_case_flow_run_carrying_only_its_case_numb
         [run] = found[case_no]
         assert run["parameters"] == {"case_no": case_no}  # no names or phones in Prefect
         assert run["name"] == f"case {case_no}"  # the name the case flow gives its runs
-        assert run["idempotency_key"] == f"complaint-case:{case_no}"
+        assert run["idempotency_key"] == complaint_case_idempotency_key(case_ref(sqlite_engine, case_no))
         assert recorded[case_no] == run["id"]
 
 
@@ -68,7 +74,8 @@ async def test_a_dispatcher_that_died_after_prefect_created_the_run_does_not_cre
 ) -> None:
     [case_no] = register_many(sqlite_engine, policy, 1)
     async with PrefectRuns(prefect_server) as runs:
-        first = await runs.create_case_run(case_no)  # ...and the process died before recording it
+        # the dispatcher created the run, and the process died before recording it
+        first = await runs.create_case_run(case_ref(sqlite_engine, case_no))
         assert recorded_runs(sqlite_engine)[case_no] is None
         assert await dispatch_once(sqlite_engine, runs) == 1
     assert recorded_runs(sqlite_engine)[case_no] == first
@@ -81,7 +88,7 @@ async def test_the_reconciler_adopts_unrecorded_runs_and_recreates_runs_prefect_
     adopted, lost, fresh = register_many(sqlite_engine, policy, 3)
     ghost = str(uuid.uuid4())
     async with PrefectRuns(prefect_server) as runs:
-        existing = await runs.create_case_run(adopted)
+        existing = await runs.create_case_run(case_ref(sqlite_engine, adopted))
         with unit_of_work(sqlite_engine) as session:
             session.execute(update(IntakeOutbox).where(IntakeOutbox.case_no == lost).values(flow_run_id=ghost))
         report = await reconcile(sqlite_engine, runs)
@@ -117,7 +124,7 @@ async def test_while_prefect_is_down_complaints_wait_in_the_outbox_and_start_whe
     async with PrefectRuns(down, attempts=2, base_delay=0.01) as runs:
         assert await dispatch_once(sqlite_engine, runs) == 0
         with pytest.raises(PrefectUnavailable):
-            await runs.create_case_run(case_nos[0])
+            await runs.create_case_run(case_ref(sqlite_engine, case_nos[0]))
     with Session(sqlite_engine) as session:
         rows = session.scalars(select(IntakeOutbox)).all()
         assert all(r.attempts == 1 and r.last_error and r.next_attempt_at for r in rows)

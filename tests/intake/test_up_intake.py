@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from kefu.engine.contract import complaint_case_idempotency_key
+from kefu.engine.contract import case_run_name
 from kefu.models import embedded_pg
 from tests.support.desk import UP_AUTH_STRING, up_auth
 from tests.support.processes import free_port, kill_9, read_until, start_kefu_up
@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 def _case_flow_run(api: str, case_no: str, timeout: float) -> list[dict[str, object]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        by_key = {"flow_runs": {"idempotency_key": {"any_": [complaint_case_idempotency_key(case_no)]}}}
-        runs = httpx.post(f"{api}/flow_runs/filter", json=by_key, timeout=10, auth=up_auth())
+        by_name = {"flow_runs": {"name": {"any_": [case_run_name(case_no)]}}}
+        runs = httpx.post(f"{api}/flow_runs/filter", json=by_name, timeout=10, auth=up_auth())
         if runs.status_code == 200 and runs.json():
             result: list[dict[str, object]] = runs.json()
             return result
