@@ -11,7 +11,8 @@ Kefu reaches into Prefect for two reasons, both measured (DESIGN.md §4):
   (``with_lean_submission``: paid at every step of every case), switches off the per-execution suspension
   observer (a thread, an event loop and a websocket per execution, for a feature Kefu does not offer), and
   reads which runs Prefect's worker base class is claiming at the moment (its orphan sweep must not take those
-  for orphans).
+  for orphans). Each of its threads keeps one open API client for all the runs it executes (``RunClients``),
+  which relies on Prefect's client context leaving an extra-entered client open.
 
 A Prefect upgrade can move or change any of these without notice. ``check()`` looks for every one of
 them and raises ``PrefectChanged`` naming the installed Prefect version; the worker calls it at start-up
@@ -21,11 +22,13 @@ and not in a customer's case.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import logging
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 BUILT_AGAINST = "3.8.8"
@@ -78,6 +81,8 @@ def _problems() -> list[str]:
     from prefect.input import RunInput
 
     # Replacing the observer helps only while the engine looks it up as a global of its own module at call time.
+    if "self.flow.flow_run_name" not in inspect.getsource(prefect.flow_engine.FlowRunEngine):
+        problems.append("prefect.flow_engine.FlowRunEngine no longer names runs from flow.flow_run_name")
     if f"{_OBSERVER}(" not in inspect.getsource(prefect.flow_engine).replace(f"def {_OBSERVER}(", ""):
         problems.append(f"prefect.flow_engine no longer calls {_OBSERVER}")
     from prefect.workers.base import BaseWorker
@@ -89,8 +94,19 @@ def _problems() -> list[str]:
         problems.append(f"prefect.workers.base.BaseWorker.{_WORKER_SUBMISSION} is gone or takes other parameters")
     elif f"self.{_WORKER_SUBMISSION}" not in inspect.getsource(BaseWorker._submit_run):
         problems.append(f"prefect.workers.base.BaseWorker._submit_run no longer calls {_WORKER_SUBMISSION}")
+    elif "if readiness_result and not isinstance(readiness_result, Exception)" not in inspect.getsource(
+        BaseWorker._submit_run
+    ):
+        problems.append("prefect.workers.base.BaseWorker._submit_run marks a run it was told nothing about")
     gone = [name for name in _WORKER_HELPERS if not hasattr(BaseWorker, name)]
     problems += [f"prefect.workers.base.BaseWorker.{name} is gone" for name in gone]
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.context import SyncClientContext
+
+    if "self._context_stack == 0" not in inspect.getsource(SyncClientContext.__exit__):
+        problems.append("prefect.context.SyncClientContext closes its client on every exit now")
+    if "if self._started:" not in inspect.getsource(SyncPrefectClient.__enter__):
+        problems.append("prefect.client.orchestration.SyncPrefectClient cannot be entered twice any more")
     if "_description" not in RunInput.__private_attributes__:
         problems.append("prefect.input.RunInput has no private _description any more")
     if not problems:
@@ -151,7 +167,28 @@ def run_flow(flow: Any, flow_run: Any) -> Any:
     """Execute an existing flow run in this thread; for an async flow, the coroutine to run."""
     from prefect.flow_engine import run_flow as engine_run_flow
 
-    return engine_run_flow(flow, flow_run=flow_run, return_type="state")
+    return engine_run_flow(named_already(flow, flow_run), flow_run=flow_run, return_type="state")
+
+
+def named_already(flow: Any, flow_run: Any) -> Any:
+    """``flow``, or a copy without its run-name template when the run already has the name it gives.
+
+    The engine names the run from the flow's ``flow_run_name`` at every execution (a PATCH of the run); a case is
+    executed again after every human step and was named at its first. Only a string template whose name the run
+    already bears exactly is left out, so the run's name is the same either way.
+    """
+    template = getattr(flow, "flow_run_name", None)
+    if not isinstance(template, str):
+        return flow
+    try:
+        name = template.format(**(flow_run.parameters or {}))
+    except (KeyError, IndexError, ValueError):
+        return flow
+    if flow_run.name != name:
+        return flow
+    unnamed = copy.copy(flow)
+    unnamed.flow_run_name = None
+    return unnamed
 
 
 @contextmanager
@@ -189,8 +226,61 @@ def worker_claims(worker: Any) -> frozenset[Any]:
     return frozenset(getattr(worker, _WORKER_CLAIMS))
 
 
+class RunClients:
+    """One open Prefect API client per thread of the worker, for every run the thread executes.
+
+    The engine makes a new client for each execution unless a client context is current (``SyncClientContext.
+    get_or_create``), and a new client builds a TLS context (certifi's CA bundle) even for ``http://``: measured
+    27 % of the worker's CPU in bench/case_engine.py, ~35 ms per execution, 8 executions per case. Here each thread
+    creates one client context on its first run (inside the run's settings context: the worker's API URL and auth
+    string) and enters its client once more, so that leaving the context after a run (stack back to 0) leaves the
+    client open for the next run; the connection stays alive too. ``close()`` ends them once the threads are done.
+    If a client cannot be made (the API is away), the run goes on without one: the engine makes its own.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._open: list[Any] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def current(self) -> Iterator[None]:
+        from prefect.context import SyncClientContext
+
+        context = getattr(self._local, "context", None)
+        if context is None:
+            try:
+                context = SyncClientContext()
+                context.client.__enter__()  # held open across runs; closed by ``close()``
+            except Exception as exc:
+                logging.getLogger("kefu.worker").warning("no shared Prefect client for this thread (%s)", exc)
+                context = None
+            else:
+                self._local.context = context
+                with self._lock:
+                    self._open.append(context)
+        with context if context is not None else nullcontext():
+            yield
+
+    def close(self) -> None:
+        """Close every thread's client (after the threads have stopped)."""
+        with self._lock:
+            contexts, self._open = self._open, []
+        for context in contexts:
+            try:
+                context.client.__exit__(None, None, None)
+            except Exception as exc:
+                logging.getLogger("kefu.worker").debug("closing a run client failed (%s)", exc)
+
+
 class _Started:
-    """The task status a worker's ``run()`` reports "started" to, remembering whether it did."""
+    """The task status a worker's ``run()`` reports "started" to, remembering whether it did.
+
+    Prefect's ``_submit_run`` is told nothing (``None``): given the worker's identifier it would write it on the run
+    as its ``infrastructure_pid`` and log "submitted to infrastructure" on the run, a second PATCH and a log line per
+    execution, where the Kefu worker has marked the run already, before executing it (``KefuWorker.run``). Without
+    it, ``_submit_run`` releases the claim-limit slot, which a Kefu worker does not have (its limit is its threads).
+    """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -199,7 +289,7 @@ class _Started:
     def started(self, value: Any = None) -> None:
         self.done = True
         if self.inner is not None:
-            self.inner.started(value)
+            self.inner.started(None)
 
 
 async def _lean_submission(worker: Any, flow_run: Any, task_status: Any = None) -> Any:

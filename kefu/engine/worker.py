@@ -192,6 +192,7 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
         self._shift_checked = -SHIFT_CHECK_SECONDS
         self._process_wide = contextlib.ExitStack()
         self._profile, self._settings = engine_settings()
+        self._clients = prefect_private.RunClients()  # one API client per thread, for every run it executes
 
     # --- life ----------------------------------------------------------------------------------------
 
@@ -209,6 +210,7 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
             # shifts end at once instead of at midnight.
             WORKER_STOPPING.set()
             await anyio.to_thread.run_sync(self._threads.shutdown)
+            self._clients.close()
             self._process_wide.close()
 
     async def get_and_submit_flow_runs(self) -> list[Any]:
@@ -236,7 +238,8 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
         task_status: anyio.abc.TaskStatus[Any] | None = None,
     ) -> KefuWorkerResult:
         flow, _ = await self._deployment(flow_run.deployment_id)
-        # Marked before it executes (Prefect marks it again from ``task_status``): the sweep can check the claimant.
+        # Marked before it executes, once (Prefect's own mark is skipped: ``prefect_private._Started``): the sweep can
+        # check the claimant.
         await self.client.update_flow_run(flow_run.id, infrastructure_pid=self.mark)
         self._executing.add(flow_run.id)
         try:
@@ -253,7 +256,7 @@ class KefuWorker(BaseWorker[KefuJobConfiguration, KefuVariables, KefuWorkerResul
         from prefect.exceptions import Pause
 
         try:
-            with SettingsContext(profile=self._profile, settings=self._settings):
+            with SettingsContext(profile=self._profile, settings=self._settings), self._clients.current():
                 outcome = prefect_private.run_flow(flow, flow_run)
                 if inspect.iscoroutine(outcome):  # async flows (deliver-mail) get their own event loop
                     asyncio.run(outcome)
