@@ -1,13 +1,15 @@
 """The monthly statistics report at scale: Kefu's computation (SQL aggregates, numpy) from the query to the finished
 HTML and XLSX files, against a naive per-row computation of the same figures, in the same run, on the same data.
 
-    .venv/bin/python bench/report.py [--complaints 1000000] [--database-url postgresql+psycopg://...] [--keep DIR]
+    .venv/bin/python bench/report.py [--complaints 1000000] [--database-url postgresql+psycopg://... |
+                                      --embedded-pg DIR] [--keep DIR] [--reuse] [--no-naive]
 
 Generates ``--complaints`` complaints received in November 2026 (with their milestones, met, late, breached or
 open, and investigations naming departments), plus a tenth as many in October (the previous period the causes are
 compared with), and survey answers (a fifth as many as complaints, spread over the 12 months up to November 2026,
 for the satisfaction table and its trend: one campaign a month, most answers through an invitation), into a fresh
-SQLite file (default) or the PostgreSQL database ``--database-url`` names (its Kefu tables are emptied first). Each
+SQLite file (default), the PostgreSQL database ``--database-url`` names (its Kefu tables are emptied first), or the
+database ``kefu`` of an embedded PostgreSQL as ``make up`` runs it (``--embedded-pg DIR``). Each
 computation runs in a process of its own, so its peak memory (``resource.getrusage``) is its own. Prints one JSON
 object: seconds and peak memory of each, their ratio, and whether the figures are equal.
 """
@@ -31,6 +33,7 @@ from sqlalchemy import Engine, text
 
 from kefu.models import Base
 from kefu.models.db import make_engine, reading
+from kefu.models.embedded_pg import attach
 from kefu.models.enums import CHANNEL_ZH, Channel, MilestoneId, Severity
 from kefu.models.migrate import upgrade
 from kefu.models.policy import Policy, current_policy
@@ -669,7 +672,14 @@ def main() -> None:
     parser.add_argument("--complaints", type=int, default=1_000_000)
     parser.add_argument("--database-url", help="PostgreSQL to use (its Kefu tables are emptied); default: SQLite file")
     parser.add_argument("--keep", type=Path, help="where the report files go (default: a temporary directory)")
-    parser.add_argument("--reuse", action="store_true", help="measure on the data --database-url already holds")
+    parser.add_argument(
+        "--embedded-pg",
+        type=Path,
+        metavar="DIR",
+        help="use the embedded PostgreSQL `make up` runs (PostgreSQL 18 from the wheel), its data under DIR (kept: "
+        "--reuse measures it again); the database `kefu` on it",
+    )
+    parser.add_argument("--reuse", action="store_true", help="measure on the data the database already holds")
     parser.add_argument("--no-naive", action="store_true", help="time Kefu's computation only")
     parser.add_argument("--phase", choices=["generate", "kefu", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -681,6 +691,10 @@ def main() -> None:
         print(json.dumps(phase(args.phase, args.database_url, args.keep), ensure_ascii=False))
         return
     scratch = Path(tempfile.mkdtemp(prefix="kefu-bench-report-"))
+    if args.embedded_pg:
+        pgdata = args.embedded_pg.resolve() / "pg"
+        attach(pgdata)  # started if not running; stopped when this process (its last user) exits
+        args.database_url = f"postgresql+psycopg://postgres@/kefu?host={pgdata}"
     url = args.database_url or f"sqlite:///{scratch / 'kefu.db'}"
     engine = make_engine(url)
     dialect = engine.dialect.name

@@ -868,6 +868,7 @@ class _Readers:
         self.pool: ThreadPoolExecutor | None = None
         if connection.dialect.name == "postgresql" and not connection.in_transaction():
             connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+            connection.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
             snapshot = str(connection.execute(text("SELECT pg_export_snapshot()")).scalar_one())
             if re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):
                 self.snapshot = snapshot
@@ -884,6 +885,7 @@ class _Readers:
         with self.connection.engine.connect() as helper:
             helper.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
             helper.execute(text(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'"))
+            helper.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
             return work(helper)
 
     def close(self) -> None:
