@@ -46,6 +46,21 @@ def _rate(value: float) -> str:
     return "—（本月无订单）" if math.isnan(value) else f"{value:.1%}"
 
 
+def project_manager_line(session: Session, customer_id: int) -> str:
+    """How the report names the account's project manager to the customer: name, work phone and e-mail as the staff
+    directory has them (their own manager's, so not masked); empty without an active project manager."""
+    from kefu.models.accounts import TeamRole
+    from kefu.tasks.accounts import team_members
+
+    for role, person in team_members(session, customer_id):
+        if role == TeamRole.PROJECT_MANAGER and person.active:
+            reach = "，".join(
+                f"{label}{value}" for label, value in (("电话", person.phone), ("邮箱", person.email)) if value
+            )
+            return f"{person.name}（{reach}）" if reach else person.name
+    return ""
+
+
 def send_service_reports(session: Session, policy: Policy, month: dt.date, now: dt.datetime) -> list[ReportOutcome]:
     """Queue the ``month`` report of every key account (once each); what happened to each, by customer code."""
     from kefu.tasks.account_scores import below_floor, monthly_kpis
@@ -91,6 +106,7 @@ def send_service_reports(session: Session, policy: Policy, month: dt.date, now: 
             "complaint_rate_ceiling": f"{rules.complaint_rate_ceiling:.0%}",
             "below": below,
             "commitment": report.improvement_commitment,
+            "project_manager": project_manager_line(session, customer.id),
         }
         try:
             queued = enqueue(session, MessageType.SERVICE_REPORT, recipient_email=customer.email, context=context,

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import Engine, select
 
 from kefu.flows.service_report import ARTIFACT_KEY, service_report
-from kefu.models.accounts import BusinessFigures
+from kefu.models.accounts import BusinessFigures, KeyAccountMember, TeamRole
 from kefu.models.db import default_engine, unit_of_work
 from kefu.models.enums import CustomerTier
 from kefu.models.notifications import OutboxMessage
-from kefu.models.people import Customer
+from kefu.models.people import Customer, Staff
 from kefu.models.policy import current_policy
 from kefu.notifications import deliver_due
 from kefu.settings import get_settings
@@ -89,6 +89,12 @@ def test_each_key_account_gets_last_months_figures_once_with_the_commitment_for_
     add_customer(fine, CustomerTier.KEY, f"{fine}@example.com", {OCTOBER: (400, 400, 392, 2)})
     add_customer(general, CustomerTier.GENERAL, f"{general}@example.com", {OCTOBER: (10, 1, 1, 5)})
     add_customer(no_mail, CustomerTier.KEY, None, {OCTOBER: (10, 10, 10, 0)})
+    with unit_of_work() as session:  # the late account's project manager, named in its letter with how to reach him
+        manager = Staff(name="陈项目", login=f"chen.{TAG.lower()}", phone="021-64001234", email="chen@kefu.example")
+        session.add(manager)
+        session.flush()
+        account = session.scalars(select(Customer).where(Customer.code == late)).one()
+        session.add(KeyAccountMember(customer_id=account.id, staff_id=manager.id, team_role=TeamRole.PROJECT_MANAGER))
 
     state = service_report(as_of="2026-10", return_state=True)
     assert state.is_completed() and sorted(state.result()) == [late, fine]
@@ -107,9 +113,11 @@ def test_each_key_account_gets_last_months_figures_once_with_the_commitment_for_
     assert "尊敬的" + f"{late}联系人" in missed and "2026年10月" in missed
     assert "订单处理及时率：98.0%" in missed and "准时交付率：90.0%" in missed and "投诉率：2.0%" in missed
     assert "本月未达到目标的指标：准时交付率、投诉率" in missed and commitment in missed
+    assert "请随时与您的项目经理陈项目（电话021-64001234，邮箱chen@kefu.example）联系" in missed
     met = received[f"{fine}@example.com"]
     assert "订单处理及时率：100.0%" in met and "准时交付率：98.0%" in met and "投诉率：0.5%" in met
     assert "各项指标均达到服务目标" in met and commitment not in met
+    assert "请随时与您的项目经理联系" in met  # no project manager on record: no name to give
     assert late not in met and "90.0%" not in met  # no other customer's data
 
     # a re-run of the month sends nothing new

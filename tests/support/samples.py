@@ -235,6 +235,7 @@ CONTEXTS: dict[MessageType, dict[str, Any]] = {
         "complaint_rate_ceiling": "1%",
         "below": "准时交付率",
         "commitment": "针对未达标的指标，我们已安排项目经理牵头制定改进措施，并将在下月服务报告中向您通报改进进展。",
+        "project_manager": "陈项目（电话021-64001234，邮箱chen@kefu.example）",
     },
     MessageType.ORDER_CHASE: {**_CASE, "order_status": "可发货，已排入12月3日的发货计划"},
     MessageType.FREIGHT_QUERY: dict(_CASE),
