@@ -45,6 +45,10 @@ WAIT_ZH = {
     WAIT_INTERNAL: "内部通知，立即发送",
     WAIT_RETRY: "上次投递失败，等待重试",
 }
+WAIT_LATER_ZH = {  # sent at once from their time, but queued for a later one (a reminder for the day it is due)
+    WAIT_URGENT: "紧急投诉，按计划时间发送",
+    WAIT_INTERNAL: "内部通知，按计划时间发送",
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def queued(engine: Engine, *, channel: str | None = None, now: dt.datetime | Non
             why = WAIT_ZH.get(row.wait_reason or "", "—")
             if not_before <= now:
                 why += "；已到发送时间，等待下一轮投递"
+            elif row.wait_reason in WAIT_LATER_ZH:  # "at once" from the time it was queued for, a later day here
+                why = WAIT_LATER_ZH[row.wait_reason]
             views.append(
                 QueuedView(
                     channel=CHANNEL_ZH.get(row.channel, row.channel),

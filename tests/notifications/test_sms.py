@@ -32,7 +32,7 @@ from kefu.notifications.sms_providers import (
     sms_provider,
     stored_sms,
 )
-from kefu.notifications.web import outbox_router
+from kefu.notifications.web import outbox_router, queued
 from kefu.settings import Settings
 from tests.support.clock import SHANGHAI
 from tests.support.samples import CONTEXTS
@@ -264,3 +264,17 @@ def test_kefu_up_refuses_to_start_with_an_incomplete_sms_provider(tmp_path: Path
     assert line.startswith("kefu up: KEFU_SMS_PROVIDER=tencent:")
     assert "KEFU_SMS_TENCENT_SECRET_KEY is not set" in line and "KEFU_SMS_TENCENT_SDK_APP_ID is not set" in line
     assert not (tmp_path / "var" / "pg").exists()  # nothing was started
+
+
+def test_an_internal_notice_queued_for_a_later_day_says_it_waits_for_that_time_not_that_it_goes_at_once(
+    engine: Engine,
+) -> None:
+    due_day = dt.datetime(2026, 11, 25, 9, 0, tzinfo=SHANGHAI)  # a cadence reminder queued for the day it is due
+    context = CONTEXTS[MessageType.CONTACT_CADENCE_REMINDER]
+    with unit_of_work(engine) as session:
+        enqueue(session, MessageType.CONTACT_CADENCE_REMINDER, recipient_email="chen@kefu.example", context=context,
+                now=due_day)  # fmt: skip
+    [waiting] = queued(engine, now=SATURDAY_20)
+    assert waiting.why == "内部通知，按计划时间发送" and waiting.planned == "2026-11-25 09:00 +08:00"
+    [due] = queued(engine, now=due_day)
+    assert due.why.startswith("内部通知，立即发送")
