@@ -299,8 +299,8 @@ def count_dimensions(connection: Connection, period: Period, as_of: dt.datetime)
 
 
 def count_departments(connection: Connection, period: Period, as_of: dt.datetime) -> pd.DataFrame:
-    """Complaints of the period by the first department their first investigation named; those not investigated
-    by ``as_of`` under ``NO_DEPARTMENT``."""
+    """Complaints of the period investigated by ``as_of``, by the first department their first investigation named
+    (``with_uninvestigated`` adds the rest under ``NO_DEPARTMENT``)."""
     dialect = connection.dialect.name
     first = (
         f"f.complaint_id FROM case_events f JOIN complaints c ON c.id = f.complaint_id "
@@ -320,12 +320,17 @@ def count_departments(connection: Connection, period: Period, as_of: dt.datetime
             f"(SELECT MIN(f.id) AS first_id, {first} GROUP BY f.complaint_id) i "
             "JOIN case_events e ON e.id = i.first_id GROUP BY department"
         )
-    frame = pd.DataFrame(_query(connection, sql, period, as_of), columns=["department", "n"])
-    investigated = int(frame["n"].sum()) if len(frame) else 0
-    [(total,)] = _query(connection, f"SELECT COUNT(*) FROM complaints c WHERE {IN_PERIOD}", period, as_of)  # noqa: S608
-    if int(total) > investigated:
-        frame = pd.concat([frame, pd.DataFrame([(None, int(total) - investigated)], columns=["department", "n"])])
-    frame["department"] = frame["department"].fillna(NO_DEPARTMENT)
+    return pd.DataFrame(_query(connection, sql, period, as_of), columns=["department", "n"])
+
+
+def with_uninvestigated(investigated: pd.DataFrame, total: int) -> pd.DataFrame:
+    """``count_departments`` completed to the period's ``total``: the complaints not investigated yet (and an
+    investigation that named no department) under ``NO_DEPARTMENT``."""
+    frame = investigated
+    counted = int(frame["n"].sum()) if len(frame) else 0
+    if total > counted:
+        frame = pd.concat([frame, pd.DataFrame([(None, total - counted)], columns=["department", "n"])])
+    frame = frame.assign(department=frame["department"].fillna(NO_DEPARTMENT))
     grouped: pd.DataFrame = frame.groupby("department", as_index=False).agg(n=("n", "sum"))
     return grouped.astype({"n": "int64"})
 
@@ -933,7 +938,7 @@ def compute(
         satisfaction = survey_table(connection, policy, period, as_of)
         team = assessment_table(connection, policy, period.label) if period.kind == "monthly" else None
         progress("counting departments")
-        departments = counted_departments.result()
+        departments = with_uninvestigated(counted_departments.result(), total)
         progress("checking milestones")
         milestones = counted_milestones.result()
         progress("measuring durations")
