@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -15,10 +16,18 @@ from kefu.models.db import unit_of_work
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("step", help="complaint case and key-account onboarding steps waiting for a person")
+    parser = subparsers.add_parser(
+        "step",
+        help="every step waiting for a person: complaint cases, key-account onboarding and service plans, staff "
+        "assessment, enquiries, feedback, routine callbacks and quality reviews",
+    )
     actions = parser.add_subparsers(dest="step_action", required=True)
-    listing = actions.add_parser("list", help="waiting steps with the case's open deadlines")
-    listing.add_argument("--case", help="only this case number")
+    listing = actions.add_parser(
+        "list", help="the waiting steps with their due times (and, where step submit cannot answer, what does)"
+    )
+    listing.add_argument(
+        "--case", help="only this case, enquiry or feedback number, customer code, MONTH/LOGIN or review (2026-11#12)"
+    )
     listing.set_defaults(handler=run_list)
     submit = actions.add_parser("submit", help="complete a waiting step (resumes the case run)")
     submit.add_argument("case")
@@ -45,19 +54,78 @@ def run_list(args: argparse.Namespace) -> int:
 
     with unit_of_work() as session:
         rows = (
-            waiting_steps(session, args.case)
-            + onboarding_steps(session, args.case)
-            + assessment_steps(session, args.case)
-            + plan_steps(session, args.case)
+            [("", row) for row in waiting_steps(session, args.case)]
+            + [("重点客户准入", row) for row in onboarding_steps(session, args.case)]
+            + [("员工考核", row) for row in assessment_steps(session, args.case)]
+            + [("服务方案", row) for row in plan_steps(session, args.case)]
         )
-    if not rows:
+        others = other_steps(session, args.case)
+    if not rows and not others:
         print("no waiting steps")
-    for row in rows:
+    for kind, row in rows:
         due = sorted((dt.datetime.fromisoformat(v), k) for k, v in row["deadlines"].items())
         deadlines = ", ".join(f"{k} due {local_time(at)}" for at, k in due)
         since = local_time(dt.datetime.fromisoformat(row["since"]))
-        print(f"{row['case_no']}  {row['step']:<18} since {since}  {deadlines}")
+        print(f"{row['case_no']}  {kind + '  ' if kind else ''}{row['step']:<18} since {since}  {deadlines}")
+    for other in others:
+        due_words = f"due {local_time(other.due_at)}" if other.due_at else "no due time"
+        print(
+            f"{other.ref}  {other.kind}  {other.step:<18} {other.title}  since {local_time(other.since)}  {due_words}"
+        )
+        print(f"    answer: {other.answer}")
     return 0
+
+
+@dataclass(frozen=True)
+class OtherStep:
+    """A waiting step of a process ``kefu step submit`` does not answer, and what does answer it."""
+
+    ref: str
+    kind: str
+    step: str
+    title: str
+    since: dt.datetime
+    due_at: dt.datetime | None
+    answer: str
+
+
+def other_steps(session: Any, ref: str | None = None) -> list[OtherStep]:
+    """The steps enquiry, feedback, routine-callback and quality-review runs wait on (``ref``: only those of this
+    enquiry or feedback number, customer code or review), each with the command or desk page that answers it."""
+    from kefu.flows.enquiry import STEPS as ENQUIRY_STEPS
+    from kefu.flows.feedback import STEPS as FEEDBACK_STEPS
+    from kefu.flows.quality_check import SCORE
+    from kefu.flows.routine_callbacks import RESULT
+    from kefu.models.policy import current_policy
+    from kefu.settings import get_settings
+    from kefu.tasks import callbacks, enquiries, feedback, quality
+
+    def step(ref: str, kind: str, title: str, row: dict[str, Any], answer: str) -> OtherStep:
+        due_at = dt.datetime.fromisoformat(row["due_at"]) if row["due_at"] else None
+        since = dt.datetime.fromisoformat(row["since"])
+        return OtherStep(ref, kind, str(row["step"]), title, since, due_at, answer)
+
+    def desk_form(row: dict[str, Any]) -> str:
+        return f"the form on the desk, {get_settings().desk_url}/prefect/runs/flow-run/{row['flow_run_id']}"
+
+    found: list[OtherStep] = []
+    for row in enquiries.waiting_steps(session, ref):
+        no, name = row["enquiry_no"], row["step"]
+        title = ENQUIRY_STEPS[name].title if name in ENQUIRY_STEPS else name
+        found.append(step(no, "咨询", title, row, f"kefu enquiry submit {no} {name} --as STAFF --data JSON"))
+    for row in feedback.waiting_steps(session, ref):
+        no, name = row["feedback_no"], row["step"]
+        title = FEEDBACK_STEPS[name].title if name in FEEDBACK_STEPS else name
+        if name == feedback.DEPARTMENT_STEP:
+            command = f"kefu feedback answer {no} --as STAFF --solution TEXT --reply TEXT"
+        else:
+            command = f"kefu feedback close {no} --as STAFF [--note TEXT]"
+        found.append(step(no, "意见反馈", title, row, command))
+    for row in callbacks.waiting_steps(session, current_policy(), ref):
+        found.append(step(row["code"], "定期回访", RESULT.title, row, desk_form(row)))
+    for row in quality.waiting_steps(session, ref):
+        found.append(step(row["review"], "沟通记录质检", SCORE.title, row, desk_form(row)))
+    return found
 
 
 def validate(step: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -171,6 +171,7 @@ class WaitingStep:
     overdue: bool
     flow_run_id: str
     team: str = ""  # the owner's name when the case is owned by someone the person supervises (directly or higher up)
+    kind: str = ""  # what ``case_no`` numbers when it is not a complaint case (咨询, 定期回访, ...)
 
 
 def team_of(session: Session, staff_id: int) -> set[int]:
@@ -193,7 +194,8 @@ def team_of(session: Session, staff_id: int) -> set[int]:
 
 def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[WaitingStep]:
     """The waiting steps the person's roles may answer, and those of cases owned by their team (marked ``team``,
-    whatever the roles), the earliest due first (Shanghai time)."""
+    whatever the roles), the earliest due first (Shanghai time): complaint cases, key-account onboarding and service
+    plans, staff assessment, enquiries, feedback, routine callbacks and quality reviews."""
     from kefu.flows.complaint_case import STEPS
     from kefu.models.complaints import Complaint
     from kefu.models.people import Staff
@@ -241,6 +243,10 @@ def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[Wa
         views += _onboarding_views(session, roles, now)
         views += _plan_views(session, staff_id, roles, now)
         views += _assessment_views(session, staff_id, now)
+        views += _enquiry_views(session, staff_id, now)
+        views += _feedback_views(session, staff_id, now)
+        views += _callback_views(session, staff_id, roles, team, now)
+        views += _quality_views(session, staff_id, now)
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     return sorted(views, key=lambda v: (v.due_at or far, v.case_no))
 
@@ -340,4 +346,102 @@ def _plan_views(session: Session, staff_id: int, roles: set[Any], now: dt.dateti
                 flow_run_id=str(row["flow_run_id"]),
             )
         )
+    return views
+
+
+def _other_view(
+    number: str, kind: str, title: str, row: dict[str, Any], now: dt.datetime, team: str = ""
+) -> WaitingStep:
+    """The view of a step whose row has one ``due_at`` (enquiry, feedback, callback, quality review)."""
+    due_at = dt.datetime.fromisoformat(row["due_at"]) if row["due_at"] else None
+    return WaitingStep(
+        case_no=number,
+        step=str(row["step"]),
+        title=title,
+        since=local_time(dt.datetime.fromisoformat(row["since"])),
+        due=local_time(due_at) if due_at else "—",
+        due_at=due_at,
+        overdue=due_at is not None and due_at <= now,
+        flow_run_id=str(row["flow_run_id"]),
+        team=team,
+        kind=kind,
+    )
+
+
+def _enquiry_views(session: Session, staff_id: int, now: dt.datetime) -> list[WaitingStep]:
+    """The enquiry steps the person may answer (``enquiries.check_answerer``: customer service; the department's
+    answer also the departments the policy lists)."""
+    from kefu.flows.enquiry import STEPS
+    from kefu.tasks.enquiries import EnquiryRefused, check_answerer
+    from kefu.tasks.enquiries import waiting_steps as enquiry_steps
+
+    views = []
+    for row in enquiry_steps(session):
+        try:
+            check_answerer(session, current_policy(), str(row["step"]), staff_id)
+        except EnquiryRefused:
+            continue
+        step = STEPS.get(str(row["step"]))
+        views.append(_other_view(str(row["enquiry_no"]), "咨询", step.title if step else str(row["step"]), row, now))
+    return views
+
+
+def _feedback_views(session: Session, staff_id: int, now: dt.datetime) -> list[WaitingStep]:
+    """The feedback steps the person may answer (``feedback.check_answerer``: the routed department and the
+    supervisors; the follow-up also customer service)."""
+    from kefu.flows.feedback import STEPS
+    from kefu.tasks.feedback import FeedbackRefused, check_answerer
+    from kefu.tasks.feedback import waiting_steps as feedback_steps
+
+    views = []
+    for row in feedback_steps(session):
+        number = str(row["feedback_no"])
+        try:
+            check_answerer(session, current_policy(), number, str(row["step"]), staff_id)
+        except FeedbackRefused:
+            continue
+        step = STEPS.get(str(row["step"]))
+        views.append(_other_view(number, "意见反馈", step.title if step else str(row["step"]), row, now))
+    return views
+
+
+def _callback_views(
+    session: Session, staff_id: int, roles: set[Any], team: set[int], now: dt.datetime
+) -> list[WaitingStep]:
+    """The routine callbacks the person owns, those their team owns (marked ``team``), and those without an owner
+    for the on-duty role (``complaints.ownership.rota_role``); ``case_no`` is the customer's code."""
+    from kefu.flows.routine_callbacks import RESULT
+    from kefu.models.people import Staff
+    from kefu.tasks.callbacks import waiting_steps as callback_steps
+
+    policy = current_policy()
+    views = []
+    for row in callback_steps(session, policy):
+        owner = row["owner_id"]
+        if owner == staff_id or (owner is None and policy.complaints.ownership.rota_role in roles):
+            views.append(_other_view(str(row["code"]), "定期回访", RESULT.title, row, now))
+        elif owner in team:
+            name = session.get_one(Staff, owner).name
+            views.append(_other_view(str(row["code"]), "定期回访", RESULT.title, row, now, team=name))
+    return views
+
+
+def _quality_views(session: Session, staff_id: int, now: dt.datetime) -> list[WaitingStep]:
+    """The quality reviews the person may score (``quality.check_reviewer``: the agent's supervisor, never the
+    agent); ``case_no`` is the review (``2026-11#12``), the title names the agent."""
+    from kefu.flows.quality_check import SCORE
+    from kefu.models.contacts import QualityReview
+    from kefu.models.people import Staff
+    from kefu.tasks.quality import ReviewRefused, check_reviewer
+    from kefu.tasks.quality import waiting_steps as quality_steps
+
+    views = []
+    for row in quality_steps(session):
+        review = session.get_one(QualityReview, row["review_id"])
+        try:
+            check_reviewer(session, review, staff_id)
+        except ReviewRefused:
+            continue
+        title = f"{SCORE.title}：{session.get_one(Staff, review.agent_id).name}"
+        views.append(_other_view(str(row["review"]), "沟通记录质检", title, row, now))
     return views

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -29,7 +30,7 @@ from kefu.models.registry import find_customer
 from kefu.notifications.messages import MessageType
 from kefu.notifications.outbox import enqueue
 from kefu.notifications.sms import mobile_number
-from kefu.tasks.contacts import log_contact
+from kefu.tasks.contacts import log_contact, waiting_records
 from kefu.tasks.surveys import OVER_CAP as ASKED_OVER_CAP
 from kefu.tasks.surveys import times_asked
 from kefu.worktime import WorkCalendar
@@ -350,3 +351,33 @@ def route_feedback(
     except FeedbackRefused as refused:
         return f"意见反馈（未能登记：{refused}）：{result.problem_text}"
     return None
+
+
+def due_at(policy: Policy, callback: RoutineCallback) -> dt.datetime:
+    """When a callback is due: the end of the last business window of the day it fell due (the policy's clock)."""
+    end = max(window.end for window in policy.business_windows)
+    return dt.datetime.combine(callback.due_on, end, tzinfo=ZoneInfo(policy.timezone))
+
+
+def waiting_steps(session: Session, policy: Policy, code: str | None = None) -> list[dict[str, Any]]:
+    """Callback steps runs are suspended on (waiting, neither completed nor refused): the customer's code, the
+    callback's owner (``None``: the on-duty agents') and its due time."""
+    rows = []
+    for event in waiting_records(session, "callback:"):
+        callback = session.get(RoutineCallback, int(event.subject.removeprefix("callback:")))
+        if callback is None or callback.status != "open":
+            continue
+        customer = session.get_one(Customer, callback.customer_id)
+        if code is not None and customer_ref(customer) != code:
+            continue
+        rows.append(
+            {
+                "code": customer_ref(customer),
+                "step": event.step,
+                "flow_run_id": str(event.flow_run_id),
+                "since": event.at.isoformat(),
+                "due_at": due_at(policy, callback).isoformat(),
+                "owner_id": callback.owner_id,
+            }
+        )
+    return rows

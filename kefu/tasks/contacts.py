@@ -3,7 +3,7 @@ responsible, follow-up items) and the step records of the contact processes (rou
 
 ``log_contact`` records one contact (``kefu contact log``, a routine callback's result); the step kit's record for
 these processes is ``kefu.flows.contact_steps.ContactStepRecord`` (``ContactStepEvent`` rows, read here by
-``waiting_keys``).
+``waiting_keys`` and ``waiting_records``).
 """
 
 from __future__ import annotations
@@ -95,3 +95,13 @@ def waiting_keys(session: Session, subject: str) -> list[str]:
     ).all()
     done = {row.key for row in rows if row.outcome != "waiting"}
     return [row.key for row in rows if row.outcome == "waiting" and row.key not in done]
+
+
+def waiting_records(session: Session, prefix: str) -> list[ContactStepEvent]:
+    """The waiting records of the subjects starting with ``prefix`` (``callback:``, ``quality:``) not yet completed
+    or refused: the steps their runs are suspended on, oldest first."""
+    rows = session.scalars(
+        select(ContactStepEvent).where(ContactStepEvent.subject.startswith(prefix)).order_by(ContactStepEvent.id)
+    ).all()
+    done = {(row.subject, row.key) for row in rows if row.outcome != "waiting"}
+    return [row for row in rows if row.outcome == "waiting" and (row.subject, row.key) not in done]

@@ -15,6 +15,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 from statistics import fmean
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -28,6 +29,7 @@ from kefu.models.policy import Policy
 from kefu.notifications.messages import MessageType
 from kefu.notifications.outbox import enqueue
 from kefu.notifications.pii import mask_text
+from kefu.tasks.contacts import waiting_records
 from kefu.tasks.customer_data import mask_name
 from kefu.worktime import WorkCalendar
 
@@ -250,3 +252,31 @@ def quality_scores(session: Session, year: int, month: int) -> dict[int, Quality
             overall=round(fmean(means.values()), 2),
         )
     return result
+
+
+def review_ref(review: QualityReview) -> str:
+    """How people name a review: its month and number (``2026-11#12``, as its run is named)."""
+    return f"{review.year}-{review.month:02d}#{review.id}"
+
+
+def waiting_steps(session: Session, ref: str | None = None) -> list[dict[str, Any]]:
+    """Quality-review steps runs are suspended on (waiting, neither completed nor refused): the review
+    (``review_ref``), its due time, the agent scored and the reviewer named."""
+    rows = []
+    for event in waiting_records(session, "quality:"):
+        review = session.get(QualityReview, int(event.subject.removeprefix("quality:")))
+        if review is None or review.status != "open" or (ref is not None and review_ref(review) != ref):
+            continue
+        rows.append(
+            {
+                "review": review_ref(review),
+                "review_id": review.id,
+                "step": event.step,
+                "flow_run_id": str(event.flow_run_id),
+                "since": event.at.isoformat(),
+                "due_at": review.due_at.isoformat(),
+                "agent_id": review.agent_id,
+                "reviewer_id": review.reviewer_id,
+            }
+        )
+    return rows
