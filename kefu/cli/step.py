@@ -305,6 +305,15 @@ def _resume(case_no: str, run_id: UUID, checked: dict[str, Any]) -> None:
             ) from None
 
 
+def answered_elsewhere(ref: str, step: str) -> None:
+    """A waiting step of a process ``kefu step submit`` does not answer (an enquiry's, a callback's, ...): refused,
+    naming what does answer it."""
+    with unit_of_work() as session:
+        for other in other_steps(session, ref):
+            if other.step == step:
+                raise UsageError(f"{ref} {step} is a {other.kind} step; step submit does not answer it: {other.answer}")
+
+
 def acting_staff(ref: str, given: object) -> int:
     """The staff id of ``--as STAFF`` (sign-in name or id); the input may not name someone else as the actor."""
     from kefu.models.directory import find_staff
@@ -327,6 +336,7 @@ def run_submit(args: argparse.Namespace) -> int:
         raise UsageError(f"--data is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError("the step input must be a JSON object")
+    answered_elsewhere(args.case, args.step)
     if args.as_staff is not None:
         data = {**data, "actor_staff_id": acting_staff(args.as_staff, data.get("actor_staff_id"))}
     submit(args.case, args.step, data)

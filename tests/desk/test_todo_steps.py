@@ -160,6 +160,10 @@ def test_kefu_step_list_shows_every_kind_of_waiting_step_with_its_due_time_and_w
     row, answer = line_of(out, waiting.review)
     assert "沟通记录质检" in row and "沟通记录质检评分" in row and "/flow-run/44444444" in answer
 
+    elsewhere = kefu(database_url, "step", "submit", waiting.enquiry_no, "take", "--data", "{}")
+    assert elsewhere.returncode == 2 and "Traceback" not in elsewhere.stderr
+    assert f"kefu enquiry submit {waiting.enquiry_no} take" in elsewhere.stderr  # not a bare "unknown step"
+
     only = kefu(database_url, "step", "list", "--case", waiting.enquiry_no)
     assert only.returncode == 0, only.stderr
     assert waiting.enquiry_no in only.stdout and waiting.code not in only.stdout
