@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from kefu.desk.app import create_app
 from kefu.desk.steps import my_waiting_steps
 from kefu.flows.contact_steps import ContactStepRecord
 from kefu.flows.enquiry import TAKE, EnquiryRecord
@@ -31,7 +32,8 @@ from kefu.models.people import Customer
 from kefu.models.policy import current_policy
 from kefu.tasks import enquiries, feedback
 from kefu.worktime import calendar_for
-from tests.support.desk import add_person
+from tests.desk.test_signin import desk_settings, sign_in
+from tests.support.desk import PASSWORD, add_person, desk_client
 
 KEFU = str(Path(sys.executable).parent / "kefu")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -191,3 +193,14 @@ def test_the_desk_lists_each_step_to_the_people_allowed_to_answer_it_and_not_to_
 
     callback = next(s for s in my_waiting_steps(engine, waiting.agent, waiting.now) if s.kind == "定期回访")
     assert callback.due.endswith("18:00 +08:00") and callback.flow_run_id.startswith("33333333")
+
+
+async def test_the_start_page_shows_an_enquiry_with_its_kind_and_form_link_not_as_a_case(
+    waiting: Waiting, engine: Engine, tmp_path: Path
+) -> None:
+    async with desk_client(create_app(desk_settings(tmp_path), engine)) as http:
+        await sign_in(http, "wang.kefu", PASSWORD)
+        page = (await http.get("/")).text
+    assert f"咨询 {waiting.enquiry_no}" in page and "受理咨询" in page and "定期回访结果" in page
+    assert 'href="/prefect/runs/flow-run/11111111-1111-1111-1111-111111111111"' in page
+    assert f'href="/cases/{waiting.enquiry_no}"' not in page  # no case page to open for an enquiry
