@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from kefu.models.contacts import CONTACT_CHANNELS, ContactKind, ContactStepEvent
 from kefu.models.people import CommunicationRecord, Customer, Staff
@@ -100,8 +100,17 @@ def waiting_keys(session: Session, subject: str) -> list[str]:
 def waiting_records(session: Session, prefix: str) -> list[ContactStepEvent]:
     """The waiting records of the subjects starting with ``prefix`` (``callback:``, ``quality:``) not yet completed
     or refused: the steps their runs are suspended on, oldest first."""
-    rows = session.scalars(
-        select(ContactStepEvent).where(ContactStepEvent.subject.startswith(prefix)).order_by(ContactStepEvent.id)
-    ).all()
-    done = {(row.subject, row.key) for row in rows if row.outcome != "waiting"}
-    return [row for row in rows if row.outcome == "waiting" and (row.subject, row.key) not in done]
+    answered = aliased(ContactStepEvent)
+    done = (
+        select(answered.id)
+        .where(
+            answered.subject == ContactStepEvent.subject,
+            answered.key == ContactStepEvent.key,
+            answered.outcome != "waiting",
+        )
+        .exists()
+    )
+    query = select(ContactStepEvent).where(
+        ContactStepEvent.subject.startswith(prefix), ContactStepEvent.outcome == "waiting", ~done
+    )
+    return list(session.scalars(query.order_by(ContactStepEvent.id)))

@@ -57,6 +57,7 @@ class Waiting:
     feedback_no: str
     code: str  # the callback's customer
     review: str  # the quality review as people name it
+    subjects: tuple[str, str]  # the step records' subjects of the callback and the review
     now: dt.datetime
 
 
@@ -124,6 +125,7 @@ def waiting(engine: Engine, db: Session, kefu_database_url: str) -> Waiting:
         feedback_no=fb.feedback_no,
         code="HD-001",
         review=f"{review.year}-{review.month:02d}#{review.id}",
+        subjects=(f"callback:{callback.id}", f"quality:{review.id}"),
         now=now,
     )
 
@@ -204,3 +206,12 @@ async def test_the_start_page_shows_an_enquiry_with_its_kind_and_form_link_not_a
     assert f"咨询 {waiting.enquiry_no}" in page and "受理咨询" in page and "定期回访结果" in page
     assert 'href="/prefect/runs/flow-run/11111111-1111-1111-1111-111111111111"' in page
     assert f'href="/cases/{waiting.enquiry_no}"' not in page  # no case page to open for an enquiry
+
+
+def test_an_answered_callback_or_review_leaves_the_list(waiting: Waiting, engine: Engine, database_url: str) -> None:
+    callback, review = waiting.subjects
+    ContactStepRecord(callback, lambda step: "").completed(RESULT, "routine-callback-0", {"summary": "满意"})
+    ContactStepRecord(review, lambda step: "").refused(SCORE, "quality-score-0", "不能为自己的沟通记录评分", {})
+    assert {s.kind for s in my_waiting_steps(engine, waiting.supervisor, waiting.now)} == {"咨询", "意见反馈"}
+    listing = kefu(database_url, "step", "list", "--case", waiting.code)
+    assert listing.returncode == 0 and listing.stdout.strip() == "no waiting steps", listing.stdout
