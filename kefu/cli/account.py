@@ -49,15 +49,20 @@ def register(subparsers: Any) -> None:
     contact = actions.add_parser("contact", help="contacts (沟通记录): log one, mark a follow-up done")
     contact_actions = contact.add_subparsers(dest="contact_action", required=True)
     log = contact_actions.add_parser(
-        "log", help="record a contact: time, channel, summary, responsible person, follow-up items"
+        "log",
+        help="record a contact: time, channel, summary, responsible person, follow-up items (the same record as "
+        "kefu contact log, which also takes --kind, --satisfaction and --remarks)",
     )
     log.add_argument("customer", help="customer code")
     log.add_argument("--as", dest="as_staff", metavar="STAFF", required=True, help="who made the contact (负责人)")
     log.add_argument(
-        "--channel", required=True, help="phone (电话), visit (拜访), meeting (会议), email / mail (电子邮件), im"
+        "--channel",
+        required=True,
+        help="phone (电话), visit / face_to_face (拜访), meeting (会议), email / mail (电子邮件), im, sms, hotline, "
+        "web, social",
     )
     log.add_argument("--summary", required=True, help="what was discussed: needs, opinions (沟通内容)")
-    log.add_argument("--at", help="when (YYYY-MM-DD HH:MM, Asia/Shanghai; default now)")
+    log.add_argument("--at", help="when (YYYY-MM-DD HH:MM, Shanghai time; default now)")
     log.add_argument(
         "--review", action="store_true", help="this contact was the quarter's business review (业务回顾和需求调研)"
     )
@@ -293,8 +298,9 @@ def contact_lines(session: Any, customer: Any, policy: Any) -> list[str]:
     """The cadence status (this period's requirement met or due when, reminders and escalations sent) and the last
     contacts with their follow-up items."""
     from kefu.models.base import utcnow
+    from kefu.models.contacts import channel_zh
     from kefu.models.people import Staff
-    from kefu.tasks.cadence import CHANNEL_ZH, GAP_ZH, cadence_status, follow_ups_of, recent_contacts
+    from kefu.tasks.cadence import GAP_ZH, cadence_status, follow_ups_of, recent_contacts
     from kefu.worktime import calendar_for, local_time
 
     lines = ["contact cadence:"]
@@ -311,7 +317,7 @@ def contact_lines(session: Any, customer: Any, policy: Any) -> list[str]:
         person = session.get(Staff, record.responsible_staff_id) if record.responsible_staff_id else None
         who = (person.login or str(person.id)) if person is not None else "—"
         review = " 业务回顾" if record.business_review else ""
-        channel = CHANNEL_ZH.get(record.channel, record.channel)
+        channel = channel_zh(record.channel)
         lines.append(f"  {local_time(record.at, policy.timezone)}  {channel}{review}  {who}: {record.summary}")
         for item in follow_ups.get(record.id, []):
             done = "done" if item.done_at else f"due {item.due_on:%Y-%m-%d}"
@@ -320,26 +326,18 @@ def contact_lines(session: Any, customer: Any, policy: Any) -> list[str]:
 
 
 def run_contact_log(args: argparse.Namespace) -> int:
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
     from kefu.models.policy import current_policy
-    from kefu.models.registry import CustomerNotFound, customer_code, get_customer
-    from kefu.tasks.cadence import ContactRefused, parse_follow_up, record_contact
+    from kefu.models.registry import customer_code
+    from kefu.tasks.contacts import ContactRefused, find_customer, parse_contact_time, parse_follow_up, record_contact
 
     policy = current_policy()
-    at = None
-    if args.at:
-        try:
-            at = dt.datetime.strptime(args.at.strip(), "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(policy.timezone))
-        except ValueError:
-            raise UsageError(f"--at '{args.at}': write YYYY-MM-DD HH:MM (沟通时间格式无效)") from None
     try:
+        at = parse_contact_time(args.at, policy.timezone) if args.at else None
         entries = [parse_follow_up(text) for text in args.follow_ups]
         with unit_of_work() as session:
             person = reader_named(session, args.as_staff)
             assert person is not None
-            customer = get_customer(session, args.customer)
+            customer = find_customer(session, args.customer)
             record = record_contact(
                 session, policy, customer, channel=args.channel, summary=args.summary, responsible=person, at=at,
                 business_review=args.review, follow_ups=entries,
@@ -348,7 +346,7 @@ def run_contact_log(args: argparse.Namespace) -> int:
             shown += ", business review)" if args.review else ")"
             if entries:
                 shown += f", {len(entries)} follow-up item(s)"
-    except (ContactRefused, CustomerNotFound) as exc:
+    except ContactRefused as exc:
         raise UsageError(str(exc)) from None
     print(f"kefu account contact log: {shown}")
     return 0
@@ -402,7 +400,8 @@ def run_demote(args: argparse.Namespace) -> int:
 
 
 def run_contact_done(args: argparse.Namespace) -> int:
-    from kefu.tasks.cadence import ContactRefused, follow_up_done
+    from kefu.tasks.cadence import follow_up_done
+    from kefu.tasks.contacts import ContactRefused
 
     try:
         with unit_of_work() as session:

@@ -1,29 +1,40 @@
 """``kefu contact``: communication records (沟通记录, seed 000 第四章 2) — log one contact with a customer, list a
-customer's records; the month's quality-check scores per agent (``kefu contact quality 2026-11``)."""
+customer's records; the month's quality-check scores per agent (``kefu contact quality 2026-11``).
+
+``kefu contact log`` and ``kefu account contact log`` are two doors to the same record: both call
+``kefu.tasks.contacts.record_contact``, take the same channels and refuse the same contact the same way."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from kefu.cli import UsageError
 from kefu.models.db import unit_of_work
 
 
 def register(subparsers: Any) -> None:
-    from kefu.models.contacts import CONTACT_CHANNELS, ContactKind
+    from kefu.models.contacts import CHANNEL_ALIASES, CONTACT_CHANNELS, ContactKind
 
+    aliases = ", ".join(f"{a} = {c}" for a, c in CHANNEL_ALIASES.items() if a.isascii())
     parser = subparsers.add_parser("contact", help="communication records (沟通记录): log, list; quality scores")
     actions = parser.add_subparsers(dest="contact_action", required=True)
 
-    log = actions.add_parser("log", help="record one contact with a customer")
+    log = actions.add_parser(
+        "log",
+        help="record one contact with a customer (the same record as kefu account contact log, which also takes "
+        "--review and follow-up items with a due day)",
+    )
     log.add_argument("customer", help="customer code (客户编号)")
     log.add_argument(
         "--as", dest="as_staff", required=True, metavar="STAFF", help="who made the contact (sign-in name or id)"
     )
-    log.add_argument("--channel", required=True, help=f"one of: {', '.join(CONTACT_CHANNELS)}")
+    log.add_argument(
+        "--channel",
+        required=True,
+        help=f"one of: {', '.join(CONTACT_CHANNELS)} (also {aliases}, or the zh-CN name, e.g. 电话)",
+    )
     log.add_argument("--summary", required=True, help="what was said (内容摘要)")
     log.add_argument("--at", help="when (e.g. '2026-12-02 10:30', Shanghai time); default now")
     log.add_argument(
@@ -45,55 +56,46 @@ def register(subparsers: Any) -> None:
     scores.set_defaults(handler=run_quality)
 
 
-def _time(text: str, option: str, zone: ZoneInfo) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(f"{option} {text}: 不是时间，例如 2026-12-02 10:30 (not a time)") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=zone)
-
-
-def _staff(session: Any, ref: str, option: str) -> int:
+def _staff(session: Any, ref: str, option: str) -> Any:
     from kefu.models.directory import find_staff
 
     person = find_staff(session, ref)
     if person is None or not person.active:
         raise UsageError(f"{option} {ref}: 没有此在职员工 (no active staff member by that sign-in name or id)")
-    return int(person.id)
+    return person
 
 
 def run_log(args: argparse.Namespace) -> int:
     from kefu.models.contacts import ContactKind
     from kefu.models.policy import current_policy
-    from kefu.tasks.contacts import ContactRefused, find_customer, log_contact
+    from kefu.tasks.contacts import ContactRefused, find_customer, parse_contact_time, record_contact
 
-    zone = ZoneInfo(current_policy().timezone)
+    policy = current_policy()
     try:
         kind = ContactKind(args.kind)
     except ValueError:
         raise UsageError(f"--kind {args.kind}: 未知类型 (unknown kind)") from None
-    at = _time(args.at, "--at", zone) if args.at else dt.datetime.now(dt.UTC)
-    if at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
-        raise UsageError(f"--at {args.at}: 沟通时间不能晚于现在 (a contact cannot be in the future)")
-    due = _time(args.follow_up_due, "--follow-up-due", zone) if args.follow_up_due else None
     try:
+        at = parse_contact_time(args.at, policy.timezone) if args.at else None
+        due = parse_contact_time(args.follow_up_due, policy.timezone, "--follow-up-due") if args.follow_up_due else None
         with unit_of_work() as session:
-            staff_id = _staff(session, args.as_staff, "--as")
+            person = _staff(session, args.as_staff, "--as")
             owner = _staff(session, args.follow_up_owner, "--follow-up-owner") if args.follow_up_owner else None
             if args.follow_up.strip() and owner is None:
-                owner = staff_id
-            record = log_contact(
+                owner = person
+            record = record_contact(
                 session,
+                policy,
                 find_customer(session, args.customer),
                 at=at,
                 channel=args.channel,
                 summary=args.summary,
-                staff_id=staff_id,
+                responsible=person,
                 kind=kind,
                 satisfaction=args.satisfaction,
                 remarks=args.remarks,
                 follow_up=args.follow_up,
-                follow_up_owner_id=owner,
+                follow_up_owner=owner,
                 follow_up_due_at=due,
             )
             record_id = record.id
@@ -106,7 +108,7 @@ def run_log(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from kefu.models.contacts import CONTACT_CHANNELS, CONTACT_KIND_ZH
+    from kefu.models.contacts import CONTACT_KIND_ZH, channel_zh
     from kefu.models.people import CommunicationRecord, Staff
     from kefu.models.policy import current_policy
     from kefu.notifications.pii import mask_text
@@ -128,7 +130,7 @@ def run_list(args: argparse.Namespace) -> int:
                 satisfaction = f" 满意度{record.satisfaction}" if record.satisfaction else ""
                 follow = f" 跟进：{'；'.join(record.follow_up_items)}" if record.follow_up_items else ""
                 print(
-                    f"{local_time(record.at, zone)}  {CONTACT_CHANNELS.get(record.channel, record.channel)}  {kind}"
+                    f"{local_time(record.at, zone)}  {channel_zh(record.channel)}  {kind}"
                     f"  {staff_name or '—'}{satisfaction}  {mask_text(record.summary)}{follow}"
                 )
     except ContactRefused as refused:

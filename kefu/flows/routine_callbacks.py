@@ -28,7 +28,7 @@ from kefu.engine.forms import Choice, StepForm
 from kefu.engine.steps import HumanSteps, Step, StepRefused
 from kefu.engine.waiting import RETRIES, RETRY_DELAY_SECONDS
 from kefu.flows.contact_steps import ContactStepRecord
-from kefu.models.contacts import CONTACT_CHANNELS
+from kefu.models.contacts import channel_zh
 from kefu.models.db import unit_of_work
 from kefu.models.people import Customer, Staff
 from kefu.models.policy import current_policy
@@ -205,7 +205,7 @@ def callback_summary(customer_code: str, due_on: str) -> str:
         lines: list[Any] = [
             f"### 定期回访 {customer_code}",
             f"- 客户：{mask_name(customer.name)}（{tier}）",
-            f"- 回访方式：{CONTACT_CHANNELS.get(callback.channel, callback.channel)}回访",
+            f"- 回访方式：{channel_zh(callback.channel)}回访",
             f"- 到期日：{due_on}",
             f"- 负责人：{owner.name if owner else '未指定（请值班客服认领）'}",
             "",

@@ -373,8 +373,10 @@ def api_router(door: FrontDoor, tokens: list[bytes], *, router: APIRouter | None
     )
     async def api_contact(request: Request) -> JSONResponse:
         """Fields: customer (code), staff (sign-in name or id of the person responsible), channel (phone, visit,
-        meeting, email, im), summary (required), at (ISO 8601; without offset the policy's time zone; default now),
-        business_review (bool), follow_ups: [{item, owner, due (YYYY-MM-DD)}]. Anything wrong: 422, nothing stored."""
+        meeting, email, im, sms, hotline, web, social; mail = email, face_to_face = visit), summary (required), at
+        (ISO 8601; without offset the policy's time zone; default now), business_review (bool), follow_ups:
+        [{item, owner, due (YYYY-MM-DD)}]. Anything wrong: 422, nothing stored; refused as ``kefu contact log``
+        refuses it (``kefu.tasks.contacts.record_contact``)."""
         if not await run_in_threadpool(authorised, request):
             return unauthorised()
         if not is_json(request.headers.get("content-type")):
@@ -423,14 +425,15 @@ def _record_contact(door: FrontDoor, data: dict[str, Any]) -> dict[str, Any] | s
     from zoneinfo import ZoneInfo
 
     from kefu.models.directory import find_staff
-    from kefu.models.registry import CustomerNotFound, customer_code, get_customer
-    from kefu.tasks.cadence import ContactRefused, FollowUpEntry, record_contact
+    from kefu.models.registry import customer_code
+    from kefu.tasks.contacts import ContactRefused, FollowUpEntry, find_customer, record_contact
 
     unknown = sorted(str(k) for k in set(data) - CONTACT_FIELDS)
     if unknown:
         return f"不认识的字段 / unknown fields: {', '.join(unknown[:10])}"
     texts = {f: data.get(f) for f in ("customer", "staff", "channel", "summary")}
-    missing = [f for f, v in texts.items() if not isinstance(v, str) or not v.strip()]
+    # an empty summary is the task's to refuse (its reason the same as at every other door)
+    missing = [f for f, v in texts.items() if not isinstance(v, str) or (f != "summary" and not v.strip())]
     if missing:
         return f"缺少字段或不是文本 / missing or not text: {', '.join(missing)}"
     if not isinstance(data.get("business_review", False), bool):
@@ -459,7 +462,7 @@ def _record_contact(door: FrontDoor, data: dict[str, Any]) -> dict[str, Any] | s
         entries.append(FollowUpEntry(item["item"].strip(), item["owner"].strip(), due))
     try:
         with unit_of_work(door.engine) as session:
-            customer = get_customer(session, str(texts["customer"]))
+            customer = find_customer(session, str(texts["customer"]))
             person = find_staff(session, str(texts["staff"]))
             if person is None:
                 raise ContactRefused(f"没有该员工 / no staff member '{texts['staff']}'")
@@ -475,5 +478,5 @@ def _record_contact(door: FrontDoor, data: dict[str, Any]) -> dict[str, Any] | s
                 "channel": record.channel,
                 "follow_ups": len(entries),
             }
-    except (ContactRefused, CustomerNotFound) as exc:
+    except ContactRefused as exc:
         return str(exc)

@@ -24,6 +24,7 @@ from kefu.intake.labels import CHANNEL_ZH
 from kefu.intake.validation import Submission
 from kefu.models.accounts import KeyAccountMember, TeamRole
 from kefu.models.complaints import CaseEvent, Complaint
+from kefu.models.contacts import stored_channel
 from kefu.models.enums import Channel, ComplaintStatus, CustomerTier, Severity
 from kefu.models.intake import IntakeIdempotencyKey, IntakeOutbox
 from kefu.models.people import INDEX_PHONES, WEEKDAYS, CommunicationRecord, Customer, CustomerPhone, Staff, StaffRole
@@ -456,7 +457,7 @@ def _insert_companions(db: Connection, made: list[tuple[Intake, _Person, Registr
                 "customer_id": person.id,
                 "complaint_id": r.complaint_id,
                 "at": r.received_at,
-                "channel": r.channel.value,
+                "channel": stored_channel(r.channel.value),  # the records' one vocabulary: face_to_face = visit
                 "summary": f"通过{CHANNEL_ZH[r.channel]}受理投诉 {r.case_no}" + ("（紧急）" if r.urgent else ""),
                 "follow_up_items": ["首次联系客户"],
                 "kind": "complaint",  # ``kefu.models.contacts.ContactKind.COMPLAINT``

@@ -36,19 +36,56 @@ CONTACT_KIND_ZH = {
     ContactKind.KEY_ACCOUNT_CONTACT: "重点客户沟通",
 }
 
-# The channels of a communication record, as staff name them on the command line, and their zh-CN names.
+# The one vocabulary of a communication record's channel (what is stored), with its zh-CN names. The contact cadence's
+# rules name these (policy ``contact_cadence``: phone, visit, meeting, email).
 CONTACT_CHANNELS = {
     "phone": "电话",
-    "mail": "邮件",
-    "visit": "上门拜访",
-    "sms": "短信",
-    "im": "在线客服",
-    "hotline": "客服热线",
+    "visit": "拜访",
+    "meeting": "会议",
     "email": "电子邮件",
+    "im": "在线客服",
+    "sms": "短信",
+    "hotline": "客服热线",
     "web": "网站",
-    "face_to_face": "面谈",
     "social": "社交媒体",
 }
+# Other names people (and older records) give a channel: every door accepts them and stores the channel they name.
+# ``mail`` and ``face_to_face`` are also what ``kefu contact log`` and the routine callbacks stored before there was
+# one vocabulary: such rows are read as ``email`` and ``visit`` (``stored_channel``).
+CHANNEL_ALIASES = {
+    "mail": "email",
+    "e-mail": "email",
+    "face_to_face": "visit",
+    "电话": "phone",
+    "拜访": "visit",
+    "上门拜访": "visit",
+    "面谈": "visit",
+    "会议": "meeting",
+    "邮件": "email",
+    "电子邮件": "email",
+    "即时通讯": "im",
+    "在线客服": "im",
+    "短信": "sms",
+    "客服热线": "hotline",
+    "网站": "web",
+    "社交媒体": "social",
+}
+
+
+def stored_channel(value: str) -> str:
+    """The channel a stored (or given) name means: ``mail`` of an older row is ``email``; unknown names unchanged."""
+    name = value.strip().lower()
+    return CHANNEL_ALIASES.get(name, name)
+
+
+def channel_zh(value: str) -> str:
+    """The zh-CN name of a stored channel, older names included (``mail`` → 电子邮件)."""
+    return CONTACT_CHANNELS.get(stored_channel(value), value)
+
+
+def channel_names(channel: str) -> set[str]:
+    """Every name rows may carry for ``channel`` (itself and its aliases): what a query on stored rows matches."""
+    return {channel} | {alias for alias, meant in CHANNEL_ALIASES.items() if meant == channel}
 
 
 class RoutineCallback(Base):

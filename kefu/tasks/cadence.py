@@ -1,12 +1,11 @@
-"""Customer contacts and their cadence (客户沟通, seed 003 §2.3; seed 000 ch.4 沟通记录): record a contact as a
-communication record (time, channel, summary, responsible person, follow-up items with owners and due dates), and
+"""Customer contacts and their cadence (客户沟通, seed 003 §2.3; seed 000 ch.4 沟通记录): a customer's last contacts
+and their follow-up items (recorded, whichever door they come in by, by ``kefu.tasks.contacts.record_contact``), and
 the daily check of the policy's ``contact_cadence``: who has a gap in the current period (remind its owner before the
 period ends) or had one in the period just over (escalate to the owner's supervisor), each told once.
 
 A contact counts for a rule when a staff member is responsible for it (intake's records of a complaint received do
 not), its channel is one of the rule's, and — for ``business_review`` — it was recorded as the business review.
-Repository functions take the session and never commit; ``log_contact`` is the step other flows call (its own unit
-of work)."""
+Repository functions take the session and never commit."""
 
 from __future__ import annotations
 
@@ -22,171 +21,24 @@ from kefu.models.accounts import KeyAccountMember, TeamRole
 from kefu.models.base import utcnow
 from kefu.models.cadence import CadenceNotice, ContactFollowUp
 from kefu.models.complaints import Complaint
-from kefu.models.directory import find_staff
+from kefu.models.contacts import CONTACT_CHANNELS, channel_names
 from kefu.models.enums import CustomerTier, Role
 from kefu.models.people import WEEKDAYS, CommunicationRecord, Customer, Staff, StaffRole
 from kefu.models.policy import ContactRule, Policy
 from kefu.notifications.messages import MessageType
 from kefu.notifications.outbox import MessageRejected, enqueue
+from kefu.tasks.contacts import ContactRefused
 from kefu.tasks.customer_data import customer_access_reason, mask_name
 from kefu.worktime import WorkCalendar
 
-CHANNEL_ZH = {"phone": "电话", "visit": "拜访", "meeting": "会议", "email": "电子邮件", "im": "即时通讯"}
-CHANNEL_ALIASES = {"mail": "email", "face_to_face": "visit", "电话": "phone", "拜访": "visit", "面谈": "visit",
-                   "会议": "meeting", "邮件": "email", "电子邮件": "email"}  # fmt: skip
 GAP_ZH = {"contact": "联系", "business_review": "业务回顾", "follow_up": "跟进事项"}
 FOLLOW_UP = "follow_up"  # a notice's gap for a follow-up item due (its period: the item's number, #12)
 SEGMENT_ZH = {"key": "重点客户", "general": "一般客户"}
 REMINDED, ESCALATED = "reminded", "escalated"
 STAGE_ZH = {REMINDED: "提醒", ESCALATED: "升级"}
-EARLIEST_FOLLOW_UP_TEXT = "item;owner;YYYY-MM-DD"
 
 
-class ContactRefused(ValueError):
-    """A contact Kefu cannot record; the message (zh-CN / English) says why. Nothing was written."""
-
-
-# --- recording a contact -------------------------------------------------------------------------------------------
-
-
-def parse_channel(text: str) -> str:
-    value = text.strip().lower()
-    value = CHANNEL_ALIASES.get(value, value)
-    if value not in CHANNEL_ZH:
-        known = ", ".join(f"{c} ({n})" for c, n in CHANNEL_ZH.items())
-        raise ContactRefused(f"沟通方式无效 / unknown channel '{text}' (channels: {known}; mail = email)")
-    return value
-
-
-@dataclass(frozen=True)
-class FollowUpEntry:
-    """A follow-up item as given: what, who (sign-in name or staff id), by when (a day)."""
-
-    item: str
-    owner: str
-    due_on: dt.date
-
-
-def parse_follow_up(text: str) -> FollowUpEntry:
-    """``item;owner;YYYY-MM-DD`` (a full-width ； works too)."""
-    parts = [p.strip() for p in text.replace("；", ";").split(";")]
-    if len(parts) != 3 or not all(parts):
-        raise ContactRefused(
-            f"跟进事项格式应为“事项;负责人;YYYY-MM-DD” / follow-up '{text}': write {EARLIEST_FOLLOW_UP_TEXT}"
-        )
-    item, owner, day = parts
-    try:
-        due_on = dt.date.fromisoformat(day)
-    except ValueError:
-        raise ContactRefused(
-            f"跟进事项的截止日期无效 / follow-up '{text}': '{day}' is not a date (YYYY-MM-DD)"
-        ) from None
-    return FollowUpEntry(item, owner, due_on)
-
-
-def record_contact(
-    session: Session,
-    policy: Policy,
-    customer: Customer,
-    *,
-    channel: str,
-    summary: str,
-    responsible: Staff,
-    at: dt.datetime | None = None,
-    business_review: bool = False,
-    follow_ups: Sequence[FollowUpEntry] = (),
-    complaint_id: int | None = None,
-    now: dt.datetime | None = None,
-) -> CommunicationRecord:
-    """One contact with ``customer`` as a communication record, with its follow-up items; everything checked first
-    (``ContactRefused``: nothing written)."""
-    now = now or utcnow()
-    at = at or now
-    channel = parse_channel(channel)
-    summary = summary.strip()
-    if not summary:
-        raise ContactRefused("请填写沟通内容 / --summary: say what was discussed")
-    if at.tzinfo is None:
-        raise ContactRefused("沟通时间须带时区 / the contact's time needs a time zone")
-    if at > now + dt.timedelta(minutes=5):
-        raise ContactRefused("沟通时间不能在将来 / a contact cannot be recorded in the future")
-    if not responsible.active:
-        raise ContactRefused(f"{responsible.login or responsible.id} 已停用 / is deactivated")
-    if business_review:
-        review_rule = policy.contact_cadence.key.get("business_review")
-        if review_rule is not None and channel not in review_rule.channels:
-            allowed = "、".join(CHANNEL_ZH[c] for c in review_rule.channels)
-            raise ContactRefused(
-                f"业务回顾须通过{allowed}进行 / "
-                f"a business review is by {', '.join(review_rule.channels)}, not {channel}"
-            )
-    contact_day = at.astimezone(ZoneInfo(policy.timezone)).date()
-    owners: list[Staff] = []
-    for entry in follow_ups:
-        owner = find_staff(session, entry.owner)
-        if owner is None or not owner.active:
-            raise ContactRefused(
-                f"跟进事项负责人不存在或已停用 / follow-up '{entry.item}': no active staff '{entry.owner}'"
-            )
-        if entry.due_on < contact_day:
-            raise ContactRefused(
-                f"跟进事项的截止日期早于沟通日期 / follow-up '{entry.item}': due {entry.due_on} is before the contact"
-            )
-        owners.append(owner)
-    record = CommunicationRecord(
-        customer_id=customer.id,
-        complaint_id=complaint_id,
-        at=at,
-        channel=channel,
-        summary=summary,
-        responsible_staff_id=responsible.id,
-        follow_up_items=[
-            f"{e.item}（{o.login or o.id}，{e.due_on:%Y-%m-%d}前）" for e, o in zip(follow_ups, owners, strict=True)
-        ],
-        business_review=business_review,
-        created_at=now,
-    )
-    session.add(record)
-    session.flush()
-    for entry, owner in zip(follow_ups, owners, strict=True):
-        session.add(ContactFollowUp(record_id=record.id, item=entry.item, owner_id=owner.id, due_on=entry.due_on))
-    session.flush()
-    return record
-
-
-def log_contact(
-    customer_code: str,
-    responsible: str,
-    channel: str,
-    summary: str,
-    *,
-    at: dt.datetime | None = None,
-    business_review: bool = False,
-    follow_ups: Sequence[str] = (),
-    complaint_id: int | None = None,
-) -> int:
-    """The step any flow calls to record a contact (customer by code, responsible person by sign-in name or id,
-    follow-ups as ``item;owner;YYYY-MM-DD``) in its own unit of work; returns the record's id. ``ContactRefused``
-    (and nothing written) when any part is wrong."""
-    from kefu.models.db import unit_of_work
-    from kefu.models.policy import current_policy
-    from kefu.models.registry import CustomerNotFound, get_customer
-
-    entries = [parse_follow_up(text) for text in follow_ups]
-    policy = current_policy()
-    with unit_of_work() as session:
-        try:
-            customer = get_customer(session, customer_code)
-        except CustomerNotFound as exc:
-            raise ContactRefused(str(exc)) from None
-        person = find_staff(session, responsible)
-        if person is None:
-            raise ContactRefused(f"没有该员工 / no staff member '{responsible}'")
-        record = record_contact(
-            session, policy, customer, channel=channel, summary=summary, responsible=person, at=at,
-            business_review=business_review, follow_ups=entries, complaint_id=complaint_id,
-        )  # fmt: skip
-        return record.id
+# --- a customer's contacts (recorded by ``kefu.tasks.contacts.record_contact``) ------------------------------------
 
 
 def recent_contacts(session: Session, customer_id: int, limit: int = 5) -> list[CommunicationRecord]:
@@ -294,9 +146,9 @@ def contacted(
 ) -> set[int]:
     """Which of ``customer_ids`` had a qualifying contact in ``period``."""
     start, end = _bounds_utc(period, zone)
-    # Records other processes write name a channel their own way (a routine callback by mail: ``mail``; a visit:
+    # Records stored before there was one channel vocabulary may name a channel the old way (``mail``,
     # ``face_to_face``): the rule's channels count under every name.
-    accepted = set(rule.channels) | {alias for alias, channel in CHANNEL_ALIASES.items() if channel in rule.channels}
+    accepted = set().union(*(channel_names(c) for c in rule.channels))
     query = select(CommunicationRecord.customer_id).where(
         CommunicationRecord.at >= start,
         CommunicationRecord.at < end,
@@ -316,7 +168,7 @@ def segment_of(customer: Customer) -> str:
 def cadence_text(gap: str, rule: ContactRule, segment: str) -> str:
     """The requirement in the policy's words: 重点客户每月至少一次电话或拜访联系."""
     every = {1: "每月", 3: "每季度", 6: "每半年", 12: "每年"}.get(rule.every_months, f"每{rule.every_months}个月")
-    channels = "或".join(CHANNEL_ZH[c] for c in rule.channels)
+    channels = "或".join(CONTACT_CHANNELS[c] for c in rule.channels)
     what = "全面业务回顾" if gap == "business_review" else "联系"
     return f"{SEGMENT_ZH[segment]}{every}至少一次{channels}{what}"
 

@@ -30,7 +30,7 @@ from kefu.models.registry import find_customer
 from kefu.notifications.messages import MessageType
 from kefu.notifications.outbox import enqueue
 from kefu.notifications.sms import mobile_number
-from kefu.tasks.contacts import log_contact, waiting_records
+from kefu.tasks.contacts import active_staff, record_contact, waiting_records
 from kefu.tasks.surveys import OVER_CAP as ASKED_OVER_CAP
 from kefu.tasks.surveys import times_asked
 from kefu.worktime import WorkCalendar
@@ -291,18 +291,20 @@ def record_result(session: Session, callback: RoutineCallback, result: CallbackR
         follow_up = result.problem_text
     if result.problem is ProblemRoute.FEEDBACK:
         follow_up = route_feedback(session, customer, callback, result, policy)
-    record = log_contact(
+    actor = active_staff(session, result.actor_staff_id)
+    record = record_contact(
         session,
+        policy,
         customer,
         at=result.contacted_at,
-        channel=callback.channel,
+        channel=callback.channel,  # ``mail`` by the policy's callbacks.channel: stored as ``email``
         summary=result.summary,
-        staff_id=result.actor_staff_id,
+        responsible=actor,
         kind=ContactKind.ROUTINE_CALLBACK,
         satisfaction=result.satisfaction,
         remarks=result.remarks,
         follow_up=follow_up,
-        follow_up_owner_id=result.actor_staff_id if follow_up else None,
+        follow_up_owner=actor if follow_up else None,
         follow_up_due_at=result.follow_up_due_at if follow_up else None,
     )
     callback.record_id, callback.status = record.id, "done"

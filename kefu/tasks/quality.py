@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kefu.models.complaints import CaseEvent, Complaint
-from kefu.models.contacts import CONTACT_CHANNELS, CONTACT_KIND_ZH, QualityReview
+from kefu.models.contacts import CONTACT_KIND_ZH, QualityReview, channel_zh
 from kefu.models.enums import Role
 from kefu.models.people import CommunicationRecord, Customer, Staff, StaffRole
 from kefu.models.policy import Policy
@@ -137,7 +137,7 @@ class Reviewed:
 def reviewed(session: Session, review: QualityReview) -> Reviewed:
     if review.record_id is not None:
         record = session.get_one(CommunicationRecord, review.record_id)
-        channel = CONTACT_CHANNELS.get(record.channel, record.channel)
+        channel = channel_zh(record.channel)
         kind = CONTACT_KIND_ZH.get(record.kind, record.kind)  # type: ignore[call-overload]
         return Reviewed(record.at, f"{channel}，{kind}", record.summary, session.get(Customer, record.customer_id))
     event = session.get_one(CaseEvent, review.case_event_id)

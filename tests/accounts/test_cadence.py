@@ -24,15 +24,8 @@ from kefu.models.notifications import OutboxMessage
 from kefu.models.policy import Policy
 from kefu.tasks.account_followthrough import open_improvement_tasks
 from kefu.tasks.accounts import assign_member
-from kefu.tasks.cadence import (
-    ContactRefused,
-    FollowUpEntry,
-    check_cadence,
-    contacted,
-    log_contact,
-    period_of,
-    record_contact,
-)
+from kefu.tasks.cadence import check_cadence, contacted, period_of
+from kefu.tasks.contacts import ContactRefused, FollowUpEntry, log_contact, record_contact
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
 from tests.support.samples import AUTH

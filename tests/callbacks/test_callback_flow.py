@@ -112,7 +112,7 @@ def test_a_routine_callback_finds_a_problem_that_becomes_a_complaint_keeping_the
             "routine_callback",
             2,
             "语气不满",
-            "mail",
+            "email",  # the callback went by mail: stored in the records' one vocabulary
         )
         assert record.at == spoke_at and record.responsible_staff_id == owner_id
         complaint = session.get_one(Complaint, callback.complaint_id)
