@@ -39,7 +39,7 @@ from kefu.models.access import TOKEN_PREFIX, token_is_valid
 from kefu.models.complaints import Complaint
 from kefu.models.db import unit_of_work
 from kefu.models.enums import Channel
-from kefu.worktime import Commitment
+from kefu.worktime import Commitment, local_moment
 
 MAX_API_BODY = 16 * 1024  # bytes; a complaint is at most 2,000 characters of content
 
@@ -110,12 +110,6 @@ def _errors(status: int, errors: list[FieldError], headers: dict[str, str] | Non
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"errors": [{"field": field, "code": code, "message": message}]}, status_code=status)
-
-
-def local_moment(moment: dt.datetime, timezone: str) -> dt.datetime:
-    """A stored moment (UTC; naive when SQLite gave it back so) in the policy's time zone with its offset: every
-    time the API answers reads like the others beside it."""
-    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(ZoneInfo(timezone))
 
 
 def complaint_out(complaint: Registration, commitment: Commitment | None, timezone: str) -> dict[str, Any]:
@@ -422,7 +416,6 @@ CONTACT_FIELDS = {"customer", "staff", "channel", "summary", "at", "business_rev
 
 def _record_contact(door: FrontDoor, data: dict[str, Any]) -> dict[str, Any] | str:
     """The contact recorded (its id, customer code, time), or why not (nothing stored)."""
-    from zoneinfo import ZoneInfo
 
     from kefu.models.directory import find_staff
     from kefu.models.registry import customer_code

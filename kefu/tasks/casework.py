@@ -12,7 +12,6 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +23,7 @@ from kefu.models.people import Staff, StaffRole
 from kefu.models.policy import Duration, PausePolicy, Policy, Unit, current_policy
 from kefu.tasks.case_notices import send_acknowledgement, send_case_notice
 from kefu.tasks.case_policy import followed_policy, stamp
-from kefu.worktime import PlannedMilestone, WorkCalendar, calendar_for, plan_complaint_milestones
+from kefu.worktime import PlannedMilestone, WorkCalendar, calendar_for, local_moment, plan_complaint_milestones
 
 Clock = Callable[[], dt.datetime]
 
@@ -72,8 +71,7 @@ def yes(value: bool) -> str:
 
 
 def _iso(value: dt.datetime) -> str:
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-    return aware.astimezone(ZoneInfo(current_policy().timezone)).isoformat(timespec="seconds")
+    return local_moment(value).isoformat(timespec="seconds")
 
 
 def record_fact(

@@ -3,7 +3,7 @@ commitments to the customer computed from them."""
 
 from kefu.worktime.calendar import DayNote, Deadline, WorkCalendar, calendar_for, current_calendar
 from kefu.worktime.commitments import Commitment, first_commitment, next_open_commitment
-from kefu.worktime.display import customer_date, customer_time, local_time, local_times_in, yes_no
+from kefu.worktime.display import customer_date, customer_time, local_moment, local_time, local_times_in, yes_no
 from kefu.worktime.milestones import MilestonePlan, PlannedMilestone, explain, plan_complaint_milestones
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "customer_time",
     "explain",
     "first_commitment",
+    "local_moment",
     "local_time",
     "local_times_in",
     "next_open_commitment",

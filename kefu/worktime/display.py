@@ -19,15 +19,21 @@ from kefu.models.policy import current_policy
 MISSING = "—"
 
 
+def local_moment(value: dt.datetime, tz: ZoneInfo | str | None = None) -> dt.datetime:
+    """A stored moment in ``tz`` (default: the policy's time zone), as an aware datetime: what an API answers (its
+    ISO form carries ``+08:00``). A naive ``value`` is taken as UTC (how SQLite gives stored times back)."""
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz or ZoneInfo(current_policy().timezone)
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    return aware.astimezone(zone)
+
+
 def local_time(value: dt.datetime | None, tz: ZoneInfo | str | None = None) -> str:
     """``value`` in ``tz`` (default: the policy's time zone) as ``YYYY-MM-DD HH:MM +HH:MM``; ``—`` for none.
 
     A naive ``value`` is taken as UTC (how Kefu stores times)."""
     if value is None:
         return MISSING
-    zone = ZoneInfo(tz) if isinstance(tz, str) else tz or ZoneInfo(current_policy().timezone)
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-    local = aware.astimezone(zone)
+    local = local_moment(value, tz)
     offset = local.strftime("%z")  # +0800
     return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
