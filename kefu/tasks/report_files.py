@@ -142,7 +142,8 @@ def _bars(table: Table, label: str, value: str, title: str) -> str:
     def draw(ax: Any) -> None:
         names = [str(r[label]) for r in rows]
         values = [r[value] for r in rows]
-        bars = ax.barh(names[::-1], values[::-1], color="#3b6ea8")
+        lengths = [v if isinstance(v, int | float) else 0 for v in values]  # "—": no rate, no bar
+        bars = ax.barh(names[::-1], lengths[::-1], color="#3b6ea8")
         ax.bar_label(bars, labels=[_cell(v) for v in values[::-1]], padding=3)
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)

@@ -384,3 +384,52 @@ def test_a_milestone_whose_clock_stands_still_at_the_period_end_is_not_yet_due_a
     expected = next(row for row in EXPECTED["sla"] if row[1] == "给出解决方案")
     on_time, late, breached, not_due, total = expected[2:7]
     assert solution[2:7] == (on_time, late, breached + 1, not_due + 2, total + 3)
+
+
+def test_an_important_complaints_first_contact_has_its_name_and_a_milestone_nothing_decided_has_no_on_time_rate(
+    engine: Engine, policy: Policy, tmp_path: Path
+) -> None:
+    """Found walking issue 16 (December, as of 12-02 23:20): an important complaint's first contact — the general
+    rule's milestone it keeps (never later) — was listed as the bare id ``first_contact`` after the major rows, and
+    a milestone none of whose cases is decided yet read 按时率 0 % although the note says not-yet-due milestones do
+    not count. Now: 与客户取得联系 among the important rows, and "—" where nothing is decided."""
+    now = dt.datetime(2026, 12, 2, 23, 20, tzinfo=SHANGHAI)
+    with Session(engine) as session:
+        customer = Customer(name="十二月客户")
+        session.add(customer)
+        session.flush()
+
+        def case(no: str, severity: Severity, *milestones: tuple[MilestoneId, str, str | None]) -> None:
+            session.add(
+                Complaint(
+                    case_no=no, channel=Channel.HOTLINE, received_at=dataset.at("12-02 23:00"), severity=severity,
+                    status=ComplaintStatus.CLASSIFIED, customer_id=customer.id, content="包裹延误三天",
+                    milestones=[
+                        Milestone(
+                            milestone=m, starts_at=dataset.at("12-02 23:00"), due_at=dataset.at(due), unit="hours",
+                            target="x", met_at=dataset.at(met) if met else None,
+                        )
+                        for m, due, met in milestones
+                    ],
+                )
+            )  # fmt: skip
+
+        case("TS-DEC-0001", Severity.GENERAL, (MilestoneId.FIRST_CONTACT, "12-03 23:00", "12-02 23:10"),
+             (MilestoneId.SOLUTION, "12-04 23:00", None))  # fmt: skip
+        case("TS-DEC-0002", Severity.IMPORTANT, (MilestoneId.SUPERVISOR_REPORT, "12-03 11:00", None),
+             (MilestoneId.FIRST_CONTACT, "12-03 23:00", "12-02 23:15"))  # fmt: skip
+        session.commit()
+    with engine.connect() as connection:
+        figures = compute(connection, policy, WorkCalendar(policy), monthly("2026-12", policy.timezone), now=now)
+
+    assert list(figures.table("sla").rows) == [
+        ("一般投诉", "与客户取得联系", 1, 0, 0, 0, 1, 100.0),
+        ("一般投诉", "给出解决方案", 0, 0, 0, 1, 1, "—"),
+        ("重要投诉", "向上级主管报告", 0, 0, 0, 1, 1, "—"),
+        ("重要投诉", "与客户取得联系", 1, 0, 0, 0, 1, 100.0),
+        ("合计", "", 2, 0, 0, 2, 4, 100.0),
+    ]
+    files = write_files(figures, tmp_path, now)
+    sheet = load_workbook(files.xlsx)["时限达成情况"]
+    assert [c.value for c in sheet[3]] == ["一般投诉", "给出解决方案", 0, 0, 0, 1, 1, "—"]
+    assert "first_contact" not in files.html.read_text(encoding="utf-8")
