@@ -866,7 +866,22 @@ def assessment_table(connection: Connection, policy: Policy, month: str) -> Tabl
         if not assessment.is_published(session, month):
             return None
         rows = assessment.table_rows(session, policy, month)
-    return Table("assessment", ASSESSMENT_PENDING, assessment.COLUMNS, tuple(rows), note=assessment.marks_note(policy))
+    figures = tuple(tuple(_number(cell) if i in TEAM_FIGURES else cell for i, cell in enumerate(r)) for r in rows)
+    return Table("assessment", ASSESSMENT_PENDING, assessment.COLUMNS, figures, note=assessment.marks_note(policy))
+
+
+TEAM_FIGURES = frozenset({0, 2, 4, 5, 6, 7, 8, 9})  # rank, scores and measured figures (not the name, grade, notes)
+
+
+def _number(cell: str) -> int | float | str:
+    """A figure of the team view as a number (the workbook sorts and sums numbers, not text); "—" stays."""
+    try:
+        return int(cell)
+    except ValueError:
+        try:
+            return float(cell)
+        except ValueError:
+            return cell
 
 
 class _Readers:
