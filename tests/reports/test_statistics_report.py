@@ -10,6 +10,7 @@ import email.policy
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -299,6 +300,20 @@ def test_kefu_report_monthly_writes_both_files_and_prints_their_paths(sqlite_eng
     assert headline == "2026年11月投诉统计月报: 12 complaints"
     assert Path(html) == (var / "reports" / "kefu-report-monthly-2026-11.html").resolve() and Path(html).is_file()
     assert Path(xlsx).is_file() and load_workbook(xlsx).sheetnames[1] == "按投诉等级"
+
+    # --mail says what became of the mail: queued now, and on a re-run of the period that it is not queued again
+    mailed = kefu("report", "monthly", "--month", "2026-11", "--mail", url=url, var=var)
+    assert mailed.returncode == 0, mailed.stderr
+    assert mailed.stdout.strip().splitlines()[-1] == (
+        "mail to 公司管理层 <management@example.com> queued (internal: leaves at once, both files attached)"
+    )
+    again = kefu("report", "monthly", "--month", "2026-11", "--mail", url=url, var=var)
+    assert again.returncode == 0, again.stderr
+    assert re.fullmatch(
+        r"mail to 公司管理层 <management@example.com> was queued by an earlier run at 20\d\d-\d\d-\d\d \d\d:\d\d "
+        r"\+08:00 and is not queued again \(it carries that run's figures\)",
+        again.stdout.strip().splitlines()[-1],
+    )
 
 
 def test_the_monthly_flow_puts_the_figures_on_its_run_page(
