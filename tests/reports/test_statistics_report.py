@@ -194,7 +194,7 @@ async def test_the_artifacts_html_workbook_and_mail_show_the_same_figures(
     for rows in EXPECTED.values():
         for row in rows:
             assert "| " + " | ".join(shown(v) for v in row) + " |" in summary
-    assert "- **投诉总数**：12" in summary and str(files.xlsx) in summary
+    assert "- **投诉总数**：12" in summary and f"/reports/{files.xlsx.name})" in summary
     assert "### 净推荐值（NPS）\n\n暂无数据" in summary
 
     # the HTML file: the same rows in its tables, charts whose zh-CN text stays text (no glyph outlines)
@@ -343,8 +343,11 @@ def test_the_monthly_flow_puts_the_figures_on_its_run_page(
     assert json.loads(severity["data"]) == [
         dict(zip(("投诉等级", "投诉数", "占比（%）"), r, strict=True)) for r in EXPECTED["severity"]
     ]
-    link = (tmp_path / "reports" / "kefu-report-monthly-2026-11.html").as_uri()
+    # the files open through the operators' entrance (a file:// link to the server's disk opened nothing)
+    link = "http://127.0.0.1:8100/reports/kefu-report-monthly-2026-11.html"
     assert link in by_key["report-monthly-2026-11-files"]["data"]  # Prefect stores a link artifact as markdown
+    summary = by_key["report-monthly-2026-11"]["data"]
+    assert "(http://127.0.0.1:8100/reports/kefu-report-monthly-2026-11.xlsx)" in summary
     assert (tmp_path / "reports" / "kefu-report-monthly-2026-11.xlsx").is_file()
     with Session(sqlite_engine) as session:
         assert session.scalar(select(func.count()).select_from(OutboxAttachment)) == 2
@@ -448,3 +451,37 @@ def test_an_important_complaints_first_contact_has_its_name_and_a_milestone_noth
     sheet = load_workbook(files.xlsx)["时限达成情况"]
     assert [c.value for c in sheet[3]] == ["一般投诉", "给出解决方案", 0, 0, 0, 1, 1, "—"]
     assert "first_contact" not in files.html.read_text(encoding="utf-8")
+
+
+async def test_a_signed_in_person_opens_the_report_files_at_the_entrance_and_nobody_else_does(
+    sqlite_engine: Engine, policy: Policy, tmp_path: Path
+) -> None:
+    """The run page's links lead to /reports/<file> on the entrance: the HTML (its own inline style allowed, no
+    script) and the workbook for a signed-in person; the sign-in page for anyone else; only report files."""
+    from kefu.desk.app import create_app
+    from kefu.models import Role
+    from tests.desk.test_signin import desk_settings, sign_in
+    from tests.support.desk import PASSWORD, add_person, desk_client
+
+    settings = desk_settings(tmp_path, reports_dir=tmp_path / "reports")
+    figures = november(sqlite_engine, top_two(policy))
+    files = write_files(figures, settings.resolved_reports_dir, NOW)
+    (tmp_path / "var").mkdir(exist_ok=True)
+    (tmp_path / "var" / "secret.txt").write_text("SECRET-CONTENT")
+    add_person(sqlite_engine, "li.kefu", Role.AGENT)
+    async with desk_client(create_app(settings, sqlite_engine)) as http:
+        before = await http.get(f"/reports/{files.html.name}")
+        assert before.status_code == 303 and before.headers["location"].startswith("/signin")
+        await sign_in(http, "li.kefu", PASSWORD)
+        html = await http.get(f"/reports/{files.html.name}")
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        assert "style-src 'unsafe-inline'" in html.headers["content-security-policy"]
+        assert "script-src" not in html.headers["content-security-policy"]
+        assert "2026年11月投诉统计月报" in html.text
+        xlsx = await http.get(f"/reports/{files.xlsx.name}")
+        assert xlsx.status_code == 200 and xlsx.content == files.xlsx.read_bytes()
+        for name in ("kefu-report-monthly-2026-10.html", "secret.txt"):
+            missing = await http.get(f"/reports/{name}")
+            assert missing.status_code == 404 and "没有这份报告文件" in missing.text
+        outside = await http.get("/reports/..%2Fvar%2Fsecret.txt")
+        assert outside.status_code == 404 and "SECRET-CONTENT" not in outside.text
