@@ -51,6 +51,7 @@ from kefu.tasks.reports import (
     compute,
     milestone_name,
     monthly,
+    on_time_rate,
     share,
     trend_months,
 )
@@ -421,11 +422,11 @@ def naive(engine: Engine, policy: Policy, calendar: WorkCalendar, period: Period
                     names[severity.value],
                     milestone_name(policy, severity, milestone.id.value),
                     *c,
-                    share(c[0], c[0] + c[1] + c[2]),
+                    on_time_rate(c[0], c[0] + c[1] + c[2]),
                 )
             )
     sums = [sum(r[i] for r in sla_rows) for i in range(2, 7)]
-    result["sla"] = [*sla_rows, (TOTAL, "", *sums, share(sums[0], sums[0] + sums[1] + sums[2]))]
+    result["sla"] = [*sla_rows, (TOTAL, "", *sums, on_time_rate(sums[0], sums[0] + sums[1] + sums[2]))]
     duration_rows = []
     for severity in Severity:
         for measure in ("首次联系", "完成处理"):

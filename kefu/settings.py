@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PREFECT_UI_BASE = "/prefect"  # where the operators' entrance serves the Prefect UI
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY_FILE = PROJECT_ROOT / "policy" / "kefu.yaml"
 
@@ -221,6 +223,12 @@ class Settings(BaseSettings):
             return self.desk_public_url.rstrip("/")
         host = "127.0.0.1" if self.desk_host in {"0.0.0.0", "::"} else self.desk_host  # noqa: S104
         return f"http://{host}:{self.desk_port}"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        """The Prefect UI as people open it: through the entrance (Prefect's "View at" links to runs lead there; the
+        server itself asks for its auth string)."""
+        return f"{self.desk_url}{PREFECT_UI_BASE}"
 
     @property
     def prefect_auth_file(self) -> Path:

@@ -170,3 +170,12 @@ def test_a_component_that_keeps_exiting_is_restarted_three_times_then_kefu_up_gi
     assert err.count("kefu up: crashing exited with status 3; starting it again") == 3
     assert "crashing exited with status 3 again, after 3 restarts within 60 s; giving up" in err
     assert started[0][1].poll() is not None  # the steady one was stopped too
+
+
+def test_prefects_links_to_runs_lead_through_the_operators_entrance(tmp_path: Path) -> None:
+    """Prefect writes "View at <UI URL>/runs/flow-run/<id>" into every run's log (the Prefect UI, var/logs, the
+    commands that run a flow): the link is the entrance's, since the server itself asks for its auth string."""
+    default = Settings(var_dir=tmp_path / "var")
+    assert prefect_env(default)["PREFECT_UI_URL"] == "http://127.0.0.1:8100/prefect"
+    public = Settings(var_dir=tmp_path / "var", desk_public_url="https://kefu.example.com/")
+    assert prefect_env(public)["PREFECT_UI_URL"] == "https://kefu.example.com/prefect"

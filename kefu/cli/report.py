@@ -64,13 +64,32 @@ def run_report(args: argparse.Namespace) -> int:
         bar.update(job, advance=1, description=f"{period.label}: writing the files")
         files = write_files(figures, directory, now)
         bar.update(job, advance=1)
+        mailed: list[str] = []
         if args.mail:
             bar.update(job, description=f"{period.label}: queueing the mail")
             with unit_of_work(default_engine()) as session:
-                queue_mail(session, figures, files, policy, now=now)
+                rows = queue_mail(session, figures, files, policy, now=now)
+                recipients = policy.reports.recipients
+                mailed = [mail_line(row, who, now) for row, who in zip(rows, recipients, strict=True)]
             bar.update(job, advance=1)
         bar.update(job, description=f"{period.label}: done")
     print(f"{period.title}: {figures.total} complaints")
     print(files.html)
     print(files.xlsx)
+    for line in mailed:
+        print(line)
     return 0
+
+
+def mail_line(row: Any, recipient: Any, now: dt.datetime) -> str:
+    """What --mail did for one recipient: queued now, or queued by an earlier run of the period (not again)."""
+    from kefu.worktime import local_time
+
+    who = f"{recipient.name} <{recipient.email}>"
+    queued_at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.UTC)
+    if queued_at >= now:
+        return f"mail to {who} queued (internal: leaves at once, both files attached)"
+    return (
+        f"mail to {who} was queued by an earlier run at {local_time(row.created_at)} and is not queued again "
+        f"(it carries that run's figures)"
+    )

@@ -32,7 +32,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from kefu.desk.proxy import PREFECT_UI_BASE
 from kefu.engine.connection import prefect_auth_string
 from kefu.engine.contract import WORK_POOL
 from kefu.models import embedded_pg
@@ -42,7 +41,7 @@ from kefu.models.directory import first_administrator
 from kefu.models.migrate import upgrade
 from kefu.models.policy import current_policy
 from kefu.notifications.sms_providers import check_sms_settings, sms_dir
-from kefu.settings import Settings, get_settings
+from kefu.settings import PREFECT_UI_BASE, Settings, get_settings
 
 
 @dataclass
@@ -90,6 +89,7 @@ def prefect_env(settings: Settings) -> dict[str, str]:
         "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": settings.desk_url,
         "PREFECT_UI_API_URL": f"{settings.desk_url}/api",
         "PREFECT_UI_SERVE_BASE": PREFECT_UI_BASE,
+        "PREFECT_UI_URL": settings.prefect_ui_url,  # "View at" links in the runs' logs: through the entrance
         # The classic UI by default: Kefu's step forms are written for its schema form (kefu.engine.forms), and it
         # shows the entrance's refusal of a step (403 with a zh-CN detail); the new UI stays reachable.
         "PREFECT_SERVER_UI_V2_ENABLED": "false",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from collections.abc import AsyncIterator, Callable
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -57,6 +58,15 @@ from kefu.worktime.display import local_time
 COOKIE = "kefu_desk"
 MAX_FORM_BODY = 4096
 STATIC = Path(__file__).resolve().parent / "static"
+REPORT_FILE = re.compile(r"kefu-report-(?:weekly|monthly)-\d{4}-W?\d{2}\.(?P<kind>html|xlsx)")
+REPORT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+REPORT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
 INTAKE_STATIC = Path(__file__).resolve().parent.parent / "intake" / "static"  # the outbox pages' style
 
 Clock = Callable[[], dt.datetime]
@@ -374,6 +384,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, *
         if view is None:
             return page("search.html", 404, title="查找案件", person=person, q=case_no[:100], hits=[], searched=True)
         return page("case.html", title=f"案件 {view.case_no}", person=person, case=view)
+
+    @pages.get("/reports/{name}")
+    async def report_file(name: str, person: Signed = Depends(ready)) -> Response:  # noqa: B008
+        """A statistics report's HTML or XLSX file from the reports folder (the report run's page links here)."""
+        found = REPORT_FILE.fullmatch(name)
+        path = settings.resolved_reports_dir / name
+        if found is None or not path.is_file():
+            return page("search.html", 404, title="报告文件", person=person, q="", hits=[], searched=False,
+                        error=f"没有这份报告文件：{name[:100]}")  # fmt: skip
+        # The report's own inline style and charts (no script); the entrance's pages allow none inline.
+        headers = {"Content-Security-Policy": REPORT_CSP} if found["kind"] == "html" else {}
+        return Response(path.read_bytes(), media_type=REPORT_TYPES[found["kind"]], headers=headers)
 
     if settings.mail_sink_enabled or settings.sms_provider == "sink":  # the embedded default's local sinks
         pages.include_router(outbox_router(settings, the_engine), dependencies=[Depends(ready)])

@@ -37,8 +37,8 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kefu.engine.connection import basic_header
+from kefu.settings import PREFECT_UI_BASE
 
-PREFECT_UI_BASE = "/prefect"
 API_PREFIX = "/api"
 MAX_BODY = 16 * 1024 * 1024
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})

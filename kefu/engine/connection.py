@@ -134,7 +134,9 @@ def kefu_prefect(*, check: bool = True, extra: Mapping[str, Any] | None = None) 
     api_url = prefect_api_url()
     if check:
         ensure_answers(api_url)
-    values: dict[str, Any] = {"PREFECT_API_URL": api_url, **(extra or {})}
+    # Prefect's "View at" links to runs (in the command's output and the run's log): through the entrance
+    ui_url = get_settings().prefect_ui_url
+    values: dict[str, Any] = {"PREFECT_API_URL": api_url, "PREFECT_UI_URL": ui_url, **(extra or {})}
     auth_string = prefect_auth_string()
     if auth_string is not None:
         values["PREFECT_API_AUTH_STRING"] = auth_string

@@ -19,6 +19,7 @@ from kefu.settings import get_settings
 from kefu.tasks.report_files import (
     ReportFiles,
     artifact_tables,
+    file_url,
     load_renderers,
     markdown_summary,
     queue_mail,
@@ -57,7 +58,9 @@ def publish_artifacts(figures: Figures, files: ReportFiles) -> None:
     for key, description, rows in artifact_tables(figures):
         create_table_artifact(key=key, table=rows, description=description)
     create_link_artifact(
-        key=f"report-{slug}-files", link=files.html.as_uri(), link_text=f"{figures.period.title}（HTML，Excel同目录）"
+        key=f"report-{slug}-files",
+        link=file_url(files.html),
+        link_text=f"{figures.period.title}（HTML，登录员工入口后打开）",
     )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from kefu.models.notifications import OutboxAttachment, OutboxMessage
 from kefu.models.policy import Policy
 from kefu.notifications import MessageType, enqueue
+from kefu.settings import get_settings
 from kefu.tasks.reports import TOTAL, Figures, Table
 from kefu.worktime import local_time
 
@@ -99,8 +100,20 @@ def markdown_summary(figures: Figures, files: ReportFiles | None = None) -> str:
     for title, note in figures.pending:
         lines += [f"### {title}", "", note, ""]
     if files is not None:
-        lines += ["### 报告文件", "", f"- HTML：`{files.html}`", f"- Excel：`{files.xlsx}`", ""]
+        lines += [
+            "### 报告文件（登录员工入口后打开）",
+            "",
+            f"- HTML：[{files.html.name}]({file_url(files.html)})",
+            f"- Excel：[{files.xlsx.name}]({file_url(files.xlsx)})",
+            "",
+        ]
     return "\n".join(lines)
+
+
+def file_url(path: Path) -> str:
+    """Where a signed-in person opens a report file: the operators' entrance serves the reports folder's files (the
+    path on the server's disk, or a file:// link, opens nothing in a browser elsewhere)."""
+    return f"{get_settings().desk_url}/reports/{path.name}"
 
 
 def artifact_tables(figures: Figures) -> list[tuple[str, str, list[dict[str, Any]]]]:
@@ -142,7 +155,8 @@ def _bars(table: Table, label: str, value: str, title: str) -> str:
     def draw(ax: Any) -> None:
         names = [str(r[label]) for r in rows]
         values = [r[value] for r in rows]
-        bars = ax.barh(names[::-1], values[::-1], color="#3b6ea8")
+        lengths = [v if isinstance(v, int | float) else 0 for v in values]  # "—": no rate, no bar
+        bars = ax.barh(names[::-1], lengths[::-1], color="#3b6ea8")
         ax.bar_label(bars, labels=[_cell(v) for v in values[::-1]], padding=3)
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)

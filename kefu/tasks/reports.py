@@ -194,6 +194,9 @@ class Figures:
         return next(t for t in self.tables if t.key == key)
 
 
+NO_RATE = "—"  # a rate with nothing to rate
+
+
 def share(part: int, whole: int) -> float:
     """A percentage with one decimal (0.0 for an empty whole)."""
     return round(100.0 * part / whole, 1) if whole else 0.0
@@ -577,12 +580,17 @@ def durations_table(frame: pd.DataFrame, policy: Policy, calendar: WorkCalendar)
 
 
 def milestone_name(policy: Policy, severity: Severity, milestone: str) -> str:
+    """The policy's name of a milestone; one a severity keeps from another's rule (an important complaint's first
+    contact: raising the severity never makes a promise later) by that rule's name."""
     if milestone == MilestoneId.CALLBACK.value:
         return policy.complaints.callback.name
-    for rule in policy.complaints.severities[severity].milestones:
-        if rule.id.value == milestone:
-            return rule.name
-    return milestone
+    ordered = [policy.complaints.severities[severity], *policy.complaints.severities.values()]
+    return next((r.name for s in ordered for r in s.milestones if r.id.value == milestone), milestone)
+
+
+def on_time_rate(on_time: int, decided: int) -> float | str:
+    """The on-time rate of the decided milestones; "—" while none is decided (not yet due is not 0 % on time)."""
+    return share(on_time, decided) if decided else NO_RATE
 
 
 def sla_table(counts: pd.DataFrame, policy: Policy) -> Table:
@@ -592,6 +600,9 @@ def sla_table(counts: pd.DataFrame, policy: Policy) -> Table:
     for severity, rule in policy.complaints.severities.items():
         for milestone in [*rule.milestones, policy.complaints.callback]:
             order.setdefault((severity.value, milestone.id.value), len(order))
+        for other in policy.complaints.severities.values():  # milestones kept from another severity's rule
+            for milestone in other.milestones:
+                order.setdefault((severity.value, milestone.id.value), len(order))
     counts = counts.assign(
         rank=[order.get((s, m), len(order)) for s, m in zip(counts["severity"], counts["milestone"], strict=True)]
     )
@@ -612,11 +623,11 @@ def sla_table(counts: pd.DataFrame, policy: Policy) -> Table:
                 int(breached),
                 int(total - decided),
                 int(total),
-                share(int(on_time), decided),
+                on_time_rate(int(on_time), decided),
             )
         )
     sums = [sum(int(row[i]) for row in rows) for i in range(2, 7)]
-    rows.append((TOTAL, "", *sums, share(sums[0], sums[0] + sums[1] + sums[2])))
+    rows.append((TOTAL, "", *sums, on_time_rate(sums[0], sums[0] + sums[1] + sums[2])))
     return Table(
         "sla",
         "时限达成情况",
@@ -855,7 +866,22 @@ def assessment_table(connection: Connection, policy: Policy, month: str) -> Tabl
         if not assessment.is_published(session, month):
             return None
         rows = assessment.table_rows(session, policy, month)
-    return Table("assessment", ASSESSMENT_PENDING, assessment.COLUMNS, tuple(rows), note=assessment.marks_note(policy))
+    figures = tuple(tuple(_number(cell) if i in TEAM_FIGURES else cell for i, cell in enumerate(r)) for r in rows)
+    return Table("assessment", ASSESSMENT_PENDING, assessment.COLUMNS, figures, note=assessment.marks_note(policy))
+
+
+TEAM_FIGURES = frozenset({0, 2, 4, 5, 6, 7, 8, 9})  # rank, scores and measured figures (not the name, grade, notes)
+
+
+def _number(cell: str) -> int | float | str:
+    """A figure of the team view as a number (the workbook sorts and sums numbers, not text); "—" stays."""
+    try:
+        return int(cell)
+    except ValueError:
+        try:
+            return float(cell)
+        except ValueError:
+            return cell
 
 
 class _Readers:

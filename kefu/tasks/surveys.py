@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import func, select, union, update
 from sqlalchemy.orm import Session
 
+from kefu.models import registry
 from kefu.models.accounts import TEAM_ROLE_ZH, KeyAccountMember
 from kefu.models.complaints import CaseEvent, Complaint
 from kefu.models.contacts import RoutineCallback
@@ -352,7 +353,8 @@ def record_answer(
 
 
 def find_customer(session: Session, code: str) -> Customer:
-    customer = session.scalars(select(Customer).where(func.lower(Customer.code) == code.strip().lower())).first()
+    """The customer by the code `kefu customer list` shows: its own code, or C + its id for one without."""
+    customer = registry.find_customer(session, code)
     if customer is None:
         raise SurveyError(f"no customer with code '{code}' (kefu customer list shows the codes)")
     return customer

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from openpyxl import load_workbook
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from kefu.models.people import Staff
 from kefu.models.policy import Policy, PolicyError, parse_policy
 from kefu.settings import DEFAULT_POLICY_FILE
 from kefu.tasks import assessment
+from kefu.tasks.report_files import write_files
 from kefu.tasks.reports import compute, monthly
 from kefu.worktime import WorkCalendar
 from tests.support.clock import SHANGHAI
@@ -153,7 +155,7 @@ def answer(db: Session, sheet: assessment.AssessmentSheet, evaluator: str, actor
 
 
 def test_a_month_is_measured_from_kefus_records_combined_with_the_policy_weights_and_ranked(
-    db: Session, engine: Engine, month: dict[str, Staff], policy: Policy, calendar: WorkCalendar
+    db: Session, engine: Engine, month: dict[str, Staff], policy: Policy, calendar: WorkCalendar, tmp_path: Path
 ) -> None:
     sheets = {s.staff_id: s for s in assessment.open_month(db, policy, calendar, "2026-11", OPENED)}
     db.commit()
@@ -230,7 +232,14 @@ def test_a_month_is_measured_from_kefus_records_combined_with_the_policy_weights
     with engine.connect() as connection:
         figures = compute(connection, policy, calendar, monthly("2026-11", policy.timezone), now=OPENED)
     team = figures.table("assessment")
-    assert team.title == "员工月度考核" and [r[:4] for r in team.rows] == [r[:4] for r in rows]
+    # in the report its figures are numbers (a workbook sorts and sums them; text would not), "—" where none
+    assert team.title == "员工月度考核"
+    assert [r[:4] for r in team.rows] == [(1, "王客服", 82.09, "合格"), (2, "李客服", 60, "合格")]
+    assert team.rows[0][7:10] == (75.0, 66.7, 4.5) and team.rows[1][5] == "—"
+    files = write_files(figures, tmp_path, OPENED)
+    sheet = load_workbook(files.xlsx)["员工月度考核"]
+    assert [c.value for c in sheet[2]][:5] == [1, "王客服", 82.09, "合格", team.rows[0][4]]
+    assert sheet.cell(2, 3).data_type == "n" and sheet.cell(3, 6).value == "—"
     assert "优秀 ≥ 90 分，合格 ≥ 60 分" in team.note
     assert "员工月度考核" not in [title for title, _ in figures.pending]
 

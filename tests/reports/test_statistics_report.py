@@ -10,6 +10,7 @@ import email.policy
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -193,7 +194,7 @@ async def test_the_artifacts_html_workbook_and_mail_show_the_same_figures(
     for rows in EXPECTED.values():
         for row in rows:
             assert "| " + " | ".join(shown(v) for v in row) + " |" in summary
-    assert "- **投诉总数**：12" in summary and str(files.xlsx) in summary
+    assert "- **投诉总数**：12" in summary and f"/reports/{files.xlsx.name})" in summary
     assert "### 净推荐值（NPS）\n\n暂无数据" in summary
 
     # the HTML file: the same rows in its tables, charts whose zh-CN text stays text (no glyph outlines)
@@ -300,6 +301,20 @@ def test_kefu_report_monthly_writes_both_files_and_prints_their_paths(sqlite_eng
     assert Path(html) == (var / "reports" / "kefu-report-monthly-2026-11.html").resolve() and Path(html).is_file()
     assert Path(xlsx).is_file() and load_workbook(xlsx).sheetnames[1] == "按投诉等级"
 
+    # --mail says what became of the mail: queued now, and on a re-run of the period that it is not queued again
+    mailed = kefu("report", "monthly", "--month", "2026-11", "--mail", url=url, var=var)
+    assert mailed.returncode == 0, mailed.stderr
+    assert mailed.stdout.strip().splitlines()[-1] == (
+        "mail to 公司管理层 <management@example.com> queued (internal: leaves at once, both files attached)"
+    )
+    again = kefu("report", "monthly", "--month", "2026-11", "--mail", url=url, var=var)
+    assert again.returncode == 0, again.stderr
+    assert re.fullmatch(
+        r"mail to 公司管理层 <management@example.com> was queued by an earlier run at 20\d\d-\d\d-\d\d \d\d:\d\d "
+        r"\+08:00 and is not queued again \(it carries that run's figures\)",
+        again.stdout.strip().splitlines()[-1],
+    )
+
 
 def test_the_monthly_flow_puts_the_figures_on_its_run_page(
     prefect_server: str, sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -328,8 +343,11 @@ def test_the_monthly_flow_puts_the_figures_on_its_run_page(
     assert json.loads(severity["data"]) == [
         dict(zip(("投诉等级", "投诉数", "占比（%）"), r, strict=True)) for r in EXPECTED["severity"]
     ]
-    link = (tmp_path / "reports" / "kefu-report-monthly-2026-11.html").as_uri()
+    # the files open through the operators' entrance (a file:// link to the server's disk opened nothing)
+    link = "http://127.0.0.1:8100/reports/kefu-report-monthly-2026-11.html"
     assert link in by_key["report-monthly-2026-11-files"]["data"]  # Prefect stores a link artifact as markdown
+    summary = by_key["report-monthly-2026-11"]["data"]
+    assert "(http://127.0.0.1:8100/reports/kefu-report-monthly-2026-11.xlsx)" in summary
     assert (tmp_path / "reports" / "kefu-report-monthly-2026-11.xlsx").is_file()
     with Session(sqlite_engine) as session:
         assert session.scalar(select(func.count()).select_from(OutboxAttachment)) == 2
@@ -384,3 +402,86 @@ def test_a_milestone_whose_clock_stands_still_at_the_period_end_is_not_yet_due_a
     expected = next(row for row in EXPECTED["sla"] if row[1] == "给出解决方案")
     on_time, late, breached, not_due, total = expected[2:7]
     assert solution[2:7] == (on_time, late, breached + 1, not_due + 2, total + 3)
+
+
+def test_an_important_complaints_first_contact_has_its_name_and_a_milestone_nothing_decided_has_no_on_time_rate(
+    engine: Engine, policy: Policy, tmp_path: Path
+) -> None:
+    """Found walking issue 16 (December, as of 12-02 23:20): an important complaint's first contact — the general
+    rule's milestone it keeps (never later) — was listed as the bare id ``first_contact`` after the major rows, and
+    a milestone none of whose cases is decided yet read 按时率 0 % although the note says not-yet-due milestones do
+    not count. Now: 与客户取得联系 among the important rows, and "—" where nothing is decided."""
+    now = dt.datetime(2026, 12, 2, 23, 20, tzinfo=SHANGHAI)
+    with Session(engine) as session:
+        customer = Customer(name="十二月客户")
+        session.add(customer)
+        session.flush()
+
+        def case(no: str, severity: Severity, *milestones: tuple[MilestoneId, str, str | None]) -> None:
+            session.add(
+                Complaint(
+                    case_no=no, channel=Channel.HOTLINE, received_at=dataset.at("12-02 23:00"), severity=severity,
+                    status=ComplaintStatus.CLASSIFIED, customer_id=customer.id, content="包裹延误三天",
+                    milestones=[
+                        Milestone(
+                            milestone=m, starts_at=dataset.at("12-02 23:00"), due_at=dataset.at(due), unit="hours",
+                            target="x", met_at=dataset.at(met) if met else None,
+                        )
+                        for m, due, met in milestones
+                    ],
+                )
+            )  # fmt: skip
+
+        case("TS-DEC-0001", Severity.GENERAL, (MilestoneId.FIRST_CONTACT, "12-03 23:00", "12-02 23:10"),
+             (MilestoneId.SOLUTION, "12-04 23:00", None))  # fmt: skip
+        case("TS-DEC-0002", Severity.IMPORTANT, (MilestoneId.SUPERVISOR_REPORT, "12-03 11:00", None),
+             (MilestoneId.FIRST_CONTACT, "12-03 23:00", "12-02 23:15"))  # fmt: skip
+        session.commit()
+    with engine.connect() as connection:
+        figures = compute(connection, policy, WorkCalendar(policy), monthly("2026-12", policy.timezone), now=now)
+
+    assert list(figures.table("sla").rows) == [
+        ("一般投诉", "与客户取得联系", 1, 0, 0, 0, 1, 100.0),
+        ("一般投诉", "给出解决方案", 0, 0, 0, 1, 1, "—"),
+        ("重要投诉", "向上级主管报告", 0, 0, 0, 1, 1, "—"),
+        ("重要投诉", "与客户取得联系", 1, 0, 0, 0, 1, 100.0),
+        ("合计", "", 2, 0, 0, 2, 4, 100.0),
+    ]
+    files = write_files(figures, tmp_path, now)
+    sheet = load_workbook(files.xlsx)["时限达成情况"]
+    assert [c.value for c in sheet[3]] == ["一般投诉", "给出解决方案", 0, 0, 0, 1, 1, "—"]
+    assert "first_contact" not in files.html.read_text(encoding="utf-8")
+
+
+async def test_a_signed_in_person_opens_the_report_files_at_the_entrance_and_nobody_else_does(
+    sqlite_engine: Engine, policy: Policy, tmp_path: Path
+) -> None:
+    """The run page's links lead to /reports/<file> on the entrance: the HTML (its own inline style allowed, no
+    script) and the workbook for a signed-in person; the sign-in page for anyone else; only report files."""
+    from kefu.desk.app import create_app
+    from kefu.models import Role
+    from tests.desk.test_signin import desk_settings, sign_in
+    from tests.support.desk import PASSWORD, add_person, desk_client
+
+    settings = desk_settings(tmp_path, reports_dir=tmp_path / "reports")
+    figures = november(sqlite_engine, top_two(policy))
+    files = write_files(figures, settings.resolved_reports_dir, NOW)
+    (tmp_path / "var").mkdir(exist_ok=True)
+    (tmp_path / "var" / "secret.txt").write_text("SECRET-CONTENT")
+    add_person(sqlite_engine, "li.kefu", Role.AGENT)
+    async with desk_client(create_app(settings, sqlite_engine)) as http:
+        before = await http.get(f"/reports/{files.html.name}")
+        assert before.status_code == 303 and before.headers["location"].startswith("/signin")
+        await sign_in(http, "li.kefu", PASSWORD)
+        html = await http.get(f"/reports/{files.html.name}")
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        assert "style-src 'unsafe-inline'" in html.headers["content-security-policy"]
+        assert "script-src" not in html.headers["content-security-policy"]
+        assert "2026年11月投诉统计月报" in html.text
+        xlsx = await http.get(f"/reports/{files.xlsx.name}")
+        assert xlsx.status_code == 200 and xlsx.content == files.xlsx.read_bytes()
+        for name in ("kefu-report-monthly-2026-10.html", "secret.txt"):
+            missing = await http.get(f"/reports/{name}")
+            assert missing.status_code == 404 and "没有这份报告文件" in missing.text
+        outside = await http.get("/reports/..%2Fvar%2Fsecret.txt")
+        assert outside.status_code == 404 and "SECRET-CONTENT" not in outside.text

@@ -20,12 +20,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from kefu.desk.app import create_app
-from kefu.desk.proxy import PREFECT_UI_BASE
 from kefu.engine import prefect_private
 from kefu.engine.connection import PrefectAuth
 from kefu.flows.complaint_case import ClassifyInput
 from kefu.models import Complaint, Role, Staff
-from kefu.settings import Settings
+from kefu.settings import PREFECT_UI_BASE, Settings
 from kefu.tasks.casework import record_event
 from tests.support.prefect import PrefectServer
 from tests.support.processes import free_port

@@ -90,6 +90,8 @@ async def test_a_campaign_goes_out_is_answered_by_form_and_phone_alerts_a_team_a
     lines = launched.stdout.splitlines()
     campaign_id = int(re.match(r"survey campaign (\d+): 3 invited, 2 skipped", lines[0]).group(1))  # type: ignore[union-attr]
     run_id = re.match(r"flow run ([0-9a-f-]{36})", lines[1]).group(1)  # type: ignore[union-attr]
+    # Prefect's own line points at the run through the operators' entrance (the server asks for its auth string)
+    assert f"View at http://127.0.0.1:8100/prefect/runs/flow-run/{run_id}" in launched.stderr
     assert "  skipped SV04: 近90天内已被邀请2次（调查与回访合计，上限2次）" in lines
     assert "  skipped SV05: 未留邮箱，无法发送问卷（可电话访谈）" in lines
     opened_run = artifacts(prefect_server, run_id)

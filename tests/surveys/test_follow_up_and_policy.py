@@ -99,3 +99,30 @@ def test_the_survey_policy_is_checked_and_its_campaigns_are_scheduled_on_its_clo
         "survey-sweep": ("0 8 * * *", "Asia/Shanghai"),
     }
     assert policy.surveys.cron(1, besides=3) == "30 9 5 2,3,5,6,8,9,11,12 *"
+
+
+def test_a_phone_answer_is_entered_for_a_customer_without_a_code_by_the_code_kefu_customer_list_shows(
+    engine: Engine, policy: Policy, calendar: WorkCalendar
+) -> None:
+    """`kefu customer list` names a customer registered at the front door (no code of its own) C + its id, e.g.
+    C000012; `kefu survey enter C000012 ...` finds that customer (it said "no customer with code" before)."""
+    with unit_of_work(engine) as session:
+        made = customers(session)
+        made["SV03"].code = None
+        session.flush()
+        shown = f"C{made['SV03'].id:06d}"
+        campaign = open_campaign(
+            session, policy, calendar, kind=CampaignKind.AD_HOC, segment=Segment.GENERAL, reason="专项调查",
+            launched_by="cli", now=LAUNCH,
+        )  # fmt: skip
+        good = {key: "4" for key in policy.surveys.dimensions}
+        row = enter_answer(
+            session, policy, campaign_id=campaign.id, customer_code_=shown, via=CollectedBy.PHONE, login="li.kefu",
+            answer=validate_answer(policy, good, "9", ""), now=LAUNCH,
+        )  # fmt: skip
+        assert row.customer_id == made["SV03"].id
+        with pytest.raises(SurveyError, match="no customer with code 'C999999'"):
+            enter_answer(
+                session, policy, campaign_id=campaign.id, customer_code_="C999999", via=CollectedBy.PHONE,
+                login="li.kefu", answer=validate_answer(policy, good, "9", ""), now=LAUNCH,
+            )  # fmt: skip
