@@ -338,6 +338,16 @@ class ComplaintPolicy(BaseModel):
                 raise ValueError(f"pauses.milestones: no severity has a milestone '{milestone.value}'")
         return self
 
+    def milestone_name(self, severity: Severity, milestone: MilestoneId | str) -> str:
+        """The policy's own term for a milestone of a case of ``severity`` (e.g. 与客户取得联系); one the case keeps
+        from another severity's rule (an important complaint's first contact, kept by ``never_later``, or one met
+        before a reclassification) by that rule's name; the id itself when no rule names it."""
+        wanted = milestone.value if isinstance(milestone, MilestoneId) else milestone
+        if wanted == MilestoneId.CALLBACK.value:
+            return self.callback.name
+        ordered = [self.severities[severity], *self.severities.values()]
+        return next((r.name for s in ordered for r in s.milestones if r.id.value == wanted), wanted)
+
     def commitment_of(self, milestone: MilestoneId) -> str | None:
         """The never-later commitment a milestone makes (``never_later``), or None."""
         return next((name for name, ids in self.never_later.items() if milestone in ids), None)

@@ -31,9 +31,7 @@ if TYPE_CHECKING:
 
 def milestone_name(complaint: Complaint, milestone: MilestoneId) -> str:
     """The policy's own term for a milestone of this case (e.g. 与客户取得联系)."""
-    policy = current_policy()
-    rules = [*policy.complaints.severities[complaint.severity].milestones, policy.complaints.callback]
-    return next((rule.name for rule in rules if rule.id is milestone), milestone.value)
+    return current_policy().complaints.milestone_name(complaint.severity, milestone)
 
 
 def severity_name(complaint: Complaint) -> str:

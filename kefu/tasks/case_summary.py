@@ -65,11 +65,7 @@ def severity_name(policy: Policy, severity: Severity) -> str:
 
 def milestone_name(policy: Policy, severity: Severity, milestone: MilestoneId) -> str:
     """The policy's name of a milestone (that of another severity for one kept from before a reclassification)."""
-    if milestone is MilestoneId.CALLBACK:
-        return policy.complaints.callback.name
-    ordered = [policy.complaints.severities[severity], *policy.complaints.severities.values()]
-    rule = next((r for s in ordered for r in s.milestones if r.id is milestone), None)
-    return milestone.value if rule is None else rule.name
+    return policy.complaints.milestone_name(severity, milestone)
 
 
 def rule_reason(why: str) -> str:

@@ -582,10 +582,7 @@ def durations_table(frame: pd.DataFrame, policy: Policy, calendar: WorkCalendar)
 def milestone_name(policy: Policy, severity: Severity, milestone: str) -> str:
     """The policy's name of a milestone; one a severity keeps from another's rule (an important complaint's first
     contact: raising the severity never makes a promise later) by that rule's name."""
-    if milestone == MilestoneId.CALLBACK.value:
-        return policy.complaints.callback.name
-    ordered = [policy.complaints.severities[severity], *policy.complaints.severities.values()]
-    return next((r.name for s in ordered for r in s.milestones if r.id.value == milestone), milestone)
+    return policy.complaints.milestone_name(severity, milestone)
 
 
 def on_time_rate(on_time: int, decided: int) -> float | str:

@@ -177,3 +177,21 @@ def test_an_open_major_case_reminds_its_owner_of_the_progress_contact_every_two_
         "2026年11月4日 18:00" in reminders[0].body_text and "kefu case contact KF-MAIL-0004" in reminders[0].body_text
     )
     assert not [m for m in mails(db, complaint) if m.message_type == "progress_update"]  # the owner writes it
+
+
+def test_an_important_cases_warnings_name_the_first_contact_it_keeps_from_the_general_rule_in_the_policys_words(
+    db: Session, policy: Policy, calendar: WorkCalendar, staff: dict[str, Staff]
+) -> None:
+    complaint = new_complaint(db, "KF-MAIL-0010")
+    complaint.severity = Severity.IMPORTANT
+    db.commit()
+    register_case(db, complaint.case_no, policy, calendar, owner_id=staff["owner"].id, now=at(2, 10))
+    db.commit()
+    assert "first_contact" in {m.milestone.value for m in complaint.milestones}  # never later than a general case
+    for day in (2, 3):
+        for hour in range(11, 24):
+            sweep(db, policy, calendar, at(day, hour))
+            db.commit()
+    staff_mails = [m for m in mails(db, complaint) if m.recipient != "chen@example.com"]
+    assert any("与客户取得联系" in m.body_text for m in staff_mails)
+    assert not any("first_contact" in m.body_text or "first_contact" in (m.subject or "") for m in staff_mails)
