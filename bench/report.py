@@ -447,7 +447,10 @@ def naive(engine: Engine, policy: Policy, calendar: WorkCalendar, period: Period
     result["durations"] = duration_rows
     result["reopen"] = [(total, reopened, share(reopened, total))]
     now_counts = counts_by["category"]
-    categories = sorted(set(now_counts) | set(before), key=lambda k: (-now_counts.get(k, 0), -before.get(k, 0), k))
+    categories = sorted(
+        (set(now_counts) | set(before)) - {UNCATEGORISED},
+        key=lambda k: (-now_counts.get(k, 0), -before.get(k, 0), k),
+    )
     top = [k for k in categories if now_counts.get(k, 0) > 0][: policy.reports.top_causes]
     rest = [k for k in categories if k not in top]
 
@@ -461,6 +464,9 @@ def naive(engine: Engine, policy: Policy, calendar: WorkCalendar, period: Period
     if rest:
         a, b = sum(now_counts.get(k, 0) for k in rest), sum(before.get(k, 0) for k in rest)
         causes.append(("", OTHER_CAUSES, a, b, a - b, change(a, b)))
+    if UNCATEGORISED in now_counts or UNCATEGORISED in before:  # not a cause: apart, never ranked
+        a, b = now_counts.get(UNCATEGORISED, 0), before.get(UNCATEGORISED, 0)
+        causes.append(("", UNCATEGORISED, a, b, a - b, change(a, b)))
     a, b = sum(now_counts.values()), sum(before.values())
     result["causes"] = [*causes, (TOTAL, a, b, a - b, change(a, b))]
     result["causes"][-1] = ("", *result["causes"][-1])

@@ -221,7 +221,8 @@ def run_show(args: argparse.Namespace) -> int:
         owned_by = "—" if owner is None else f"{owner.name} ({owner.login or '—'}, #{owner.id})"
         print(
             f"{complaint.case_no}  severity={complaint.severity.value}  status={complaint.status.value}  "
-            f"owner={owned_by}  reopened={complaint.reopen_count}" + ("  URGENT 紧急投诉" if complaint.urgent else "")
+            f"owner={owned_by}  reopened={complaint.reopen_count}  cause={complaint.category or '—'}"
+            + ("  URGENT 紧急投诉" if complaint.urgent else "")
         )
         if complaint.policy_hash is not None:
             print(f"policy: version {complaint.policy_version}, content {complaint.policy_hash[:12]}")

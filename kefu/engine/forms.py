@@ -55,6 +55,8 @@ class Choice:
             if value.strip() in (word, str(code)):
                 return code
         choices = "、".join(words.values())
+        if all(str(code) == word for code, word in words.items()):  # the words are the codes (the policy's causes)
+            raise ValueError(f"「{value}」不是可选项；请选择{choices}")
         codes = ", ".join(str(code) for code in words)
         raise ValueError(f"「{value}」不是可选项；请选择{choices}（或 {codes}）")
 

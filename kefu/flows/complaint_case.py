@@ -91,12 +91,25 @@ class ReportInput(StepForm):
     summary: str = Field(min_length=1, title="报告内容", description="向上级主管报告的情况与拟定的调查安排。")
 
 
+def cause_words() -> dict[str, str]:
+    """The policy's causes (原因分类): the choices of the investigation form, each its own code."""
+    return {cause: cause for cause in current_policy().complaints.causes}
+
+
+def cause_help() -> str:
+    return (
+        "统计报表按原因分类总结投诉产生的原因和规律；本轮尚不能确定的可不选，"
+        "以最后一轮选定的为准（均未选定的计入「未分类」）。"
+    )
+
+
 class InvestigateInput(StepForm):
     model_config = ConfigDict(title="调查分析")
 
     actor_staff_id: int = actor()
     departments: list[str] = Field(min_length=1, title="参与调查的部门", description="例如：运营部、技术部。")
     findings: str = Field(min_length=1, title="调查结果")
+    cause: Annotated[str | None, Choice(cause_words, cause_help)] = Field(default=None, title="原因分类")
     done: bool = Field(default=True, title="调查已完成", description="关闭：本轮之后还要再调查一轮。")
 
 
@@ -213,7 +226,7 @@ def complaint_case(case_no: str) -> str:
     reopened = proposals = 0
     while True:
         # investigate: several departments, as many rounds as it takes
-        while not steps.ask(INVESTIGATE).done:
+        while not steps.ask(INVESTIGATE, check=lambda answer: name_cause(case_no, answer)).done:
             continue
 
         # propose → the customer's approval (through the link in the proposal, or given by phone and recorded by
@@ -271,6 +284,15 @@ def classify(case_no: str, answer: ClassifyInput, policy: Policy, calendar: Work
             return complaint.severity
     except casework.StepRejected as refused:
         raise StepRefused(str(refused)) from refused
+
+
+def name_cause(case_no: str, answer: InvestigateInput) -> InvestigateInput:
+    """The cause the investigation names (原因分类) is the complaint's, for the statistics report; a round that names
+    none leaves the one named before."""
+    if answer.cause is not None:
+        with case_work() as session:
+            casework.get_case(session, case_no).category = answer.cause
+    return answer
 
 
 def tag_run(case_no: str) -> None:

@@ -289,6 +289,12 @@ class PausePolicy(BaseModel):
     )
 
 
+# 原因分类: the causes a logistics complaint is counted under unless the policy file names its own
+DEFAULT_CAUSES = ("延误", "破损", "丢件", "错发错派", "服务态度", "收费与理赔", "包装", "信息与系统", "其他")
+UNCATEGORISED_CAUSE = "未分类"  # the report's word for a complaint whose investigation named no cause
+CAUSE_MAX_LENGTH = 64  # complaints.category
+
+
 class ComplaintPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -296,6 +302,11 @@ class ComplaintPolicy(BaseModel):
     key_account_overrides: dict[Severity, dict[MilestoneId, Duration]] = Field(default_factory=dict)
     callback: CallbackRule
     classification: ClassificationRule
+    causes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CAUSES),
+        description="原因分类 (seed 003 §3.4 总结投诉产生的原因和规律): the causes an investigation names a complaint "
+        "by, which the statistics report ranks; a complaint whose investigation named none counts as 未分类.",
+    )
     # --- fidelity (issue 13): the clock stops while waiting on the customer ---
     pauses: PausePolicy | None = None
     # --- fidelity (issue 13): the first receiver owns the case ---
@@ -329,6 +340,22 @@ class ComplaintPolicy(BaseModel):
                 if any(r.due == PROMISED for r in rules):
                     raise ValueError(f"never_later.{name}: '{milestone.value}' has no duration ('promised')")
         return self
+
+    @field_validator("causes")
+    @classmethod
+    def _causes_named_once(cls, causes: list[str]) -> list[str]:
+        cleaned = [c.strip() for c in causes]
+        if not cleaned:
+            raise ValueError("name at least one cause (原因分类)")
+        for cause in cleaned:
+            if not cause or len(cause) > CAUSE_MAX_LENGTH:
+                raise ValueError(f"a cause is 1-{CAUSE_MAX_LENGTH} characters: '{cause}'")
+            if cause == UNCATEGORISED_CAUSE:
+                raise ValueError(f"'{UNCATEGORISED_CAUSE}' is what the report says for no cause; name another")
+        doubled = sorted({c for c in cleaned if cleaned.count(c) > 1})
+        if doubled:
+            raise ValueError(f"a cause is named twice: {', '.join(doubled)}")
+        return cleaned
 
     @model_validator(mode="after")
     def _pausable_known(self) -> ComplaintPolicy:

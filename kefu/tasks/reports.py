@@ -42,13 +42,13 @@ from sqlalchemy import Connection, Date, bindparam, text
 
 from kefu.models.base import UTCDateTime
 from kefu.models.enums import CHANNEL_ZH, Channel, CustomerTier, MilestoneId, Severity
+from kefu.models.policy import UNCATEGORISED_CAUSE as UNCATEGORISED
 from kefu.models.policy import Policy, Unit
 from kefu.worktime import WorkCalendar
 
 Kind = Literal["weekly", "monthly"]
 T = TypeVar("T")
 NS_PER_HOUR = 3_600_000_000_000
-UNCATEGORISED = "未分类"
 NO_DEPARTMENT = "未指定（尚未调查）"
 OTHER_CAUSES = "其他"
 TOTAL = "合计"
@@ -640,8 +640,10 @@ def causes_table(current: pd.DataFrame, previous: pd.DataFrame, top: int) -> Tab
     before = previous.groupby("category")["n"].sum() if not previous.empty else pd.Series(dtype="int64")
     both = pd.DataFrame({"now": now, "before": before}).fillna(0).astype("int64")
     both = both.reset_index(names="category").sort_values(["now", "before", "category"], ascending=[False, False, True])
-    ranked = both[both["now"] > 0].head(top)
-    rest = both.drop(ranked.index)
+    unnamed = both[both["category"] == UNCATEGORISED]  # not a cause: shown apart, never ranked among the causes
+    named = both.drop(unnamed.index)
+    ranked = named[named["now"] > 0].head(top)
+    rest = named.drop(ranked.index)
     rows: list[tuple[Any, ...]] = []
 
     def change(now_n: int, before_n: int) -> float | str:
@@ -655,6 +657,9 @@ def causes_table(current: pd.DataFrame, previous: pd.DataFrame, top: int) -> Tab
     if not rest.empty:
         n, b = int(rest["now"].sum()), int(rest["before"].sum())
         rows.append(("", OTHER_CAUSES, n, b, n - b, change(n, b)))
+    if not unnamed.empty:
+        n, b = int(unnamed["now"].sum()), int(unnamed["before"].sum())
+        rows.append(("", UNCATEGORISED, n, b, n - b, change(n, b)))
     n, b = int(both["now"].sum()), int(both["before"].sum())
     rows.append(("", TOTAL, n, b, n - b, change(n, b)))
     return Table(
@@ -662,7 +667,8 @@ def causes_table(current: pd.DataFrame, previous: pd.DataFrame, top: int) -> Tab
         "主要投诉原因",
         columns,
         tuple(rows),
-        note=f"按原因分类（投诉类别）排名前{top}位，其余计入「其他」；上期为前一个同类统计周期。",
+        note=f"按原因分类（调查时选定，投诉类别）排名前{top}位，其余计入「其他」；「{UNCATEGORISED}」为调查尚未选定"
+        "原因分类的投诉，不参与排名；上期为前一个同类统计周期。",
     )
 
 

@@ -123,8 +123,11 @@ def test_a_general_complaint_walks_every_step_with_a_rejection_and_a_reopen_and_
     assert "summary" in capsys.readouterr().err  # refused with the field named; the run keeps waiting
     assert main(["step", "submit", case_no, "first_contact", "--data", "not json"]) == 2
     do(case_no, "first_contact", actor_staff_id=staff, summary="致歉并承诺")
+    wrong_cause = {"actor_staff_id": staff, "departments": ["运营部"], "findings": "中转延误", "cause": "天气"}
+    assert main(["step", "submit", case_no, "investigate", "--data", json.dumps(wrong_cause)]) == 2
+    assert "「天气」不是可选项" in capsys.readouterr().err  # the policy's causes named; the run keeps waiting
     do(case_no, "investigate", actor_staff_id=staff, departments=["运营部"], findings="中转延误", done=False)
-    do(case_no, "investigate", actor_staff_id=staff, departments=["技术部"], findings="系统排班错误")
+    do(case_no, "investigate", actor_staff_id=staff, departments=["技术部"], findings="系统排班错误", cause="延误")
     promised = (dt.datetime.now(SHANGHAI) + dt.timedelta(days=2)).isoformat()
     do(case_no, "propose", actor_staff_id=staff, solution="退运费", promised_completion_at=promised)
     do(case_no, "approve", actor_staff_id=staff, accepted=False, comment="不够")
@@ -163,6 +166,7 @@ def test_a_general_complaint_walks_every_step_with_a_rejection_and_a_reopen_and_
     assert main(["case", "show", case_no]) == 0
     shown = capsys.readouterr().out
     assert "status=closed" in shown and "reopened=1" in shown
+    assert "cause=延误" in shown  # named by the investigation; the re-investigation after the reopen named none
     for action in ("classified", "first_contact", "approve", "reopened", "callback", "closed"):
         assert action in shown
 
