@@ -276,6 +276,7 @@ def _onboarding_views(session: Session, roles: set[Any], now: dt.datetime) -> li
                 due_at=due_at,
                 overdue=due_at is not None and due_at <= now,
                 flow_run_id=str(row["flow_run_id"]),
+                kind="重点客户准入",
             )
         )
     return views
@@ -306,6 +307,7 @@ def _assessment_views(session: Session, staff_id: int, now: dt.datetime) -> list
                 due_at=due_at,
                 overdue=due_at <= now,
                 flow_run_id=str(row["flow_run_id"]),
+                kind="员工考核",
             )
         )
     return views
@@ -344,6 +346,7 @@ def _plan_views(session: Session, staff_id: int, roles: set[Any], now: dt.dateti
                 due_at=due_at,
                 overdue=due_at is not None and due_at <= now,
                 flow_run_id=str(row["flow_run_id"]),
+                kind="服务方案",
             )
         )
     return views

@@ -166,8 +166,9 @@ def test_a_month_runs_through_self_and_supervisor_steps_a_missed_one_and_publish
     now = dt.datetime.now(dt.UTC)
     mine = {(v.case_no, v.step) for v in my_waiting_steps(default_engine(), ids["wang"], now)}
     assert mine == {(f"{MONTH}/wang", "self_assessment")}
-    boss = {(v.case_no, v.step) for v in my_waiting_steps(default_engine(), ids["zhang"], now)}
-    assert boss == {(f"{MONTH}/wang", "supervisor_assessment"), (f"{MONTH}/li", "supervisor_assessment")}
+    boss = {(v.case_no, v.step, v.kind) for v in my_waiting_steps(default_engine(), ids["zhang"], now)}
+    assessed = {(f"{MONTH}/{who}", "supervisor_assessment", "员工考核") for who in ("wang", "li")}
+    assert boss == assessed  # labelled as an assessment, not linked as a case page on the start page
     with pytest.raises(Refusal, match="只能由被考核人本人填写"):  # 李 answering 王's self step through the entrance
         assessment_answer_as(default_engine(), ids["li"], wang_self["sheet_id"], wang_self["flow_run_id"], SCORES)
     listing = kefu(assessment_db, prefect_server, "step", "list", "--case", f"{MONTH}/wang")
