@@ -89,18 +89,33 @@ class OtherStep:
     answer: str
 
 
-def other_steps(session: Any, ref: str | None = None) -> list[OtherStep]:
-    """The steps enquiry, feedback, routine-callback and quality-review runs wait on (``ref``: only those of this
-    enquiry or feedback number, customer code or review), each with the command or desk page that answers it."""
+def _titles() -> dict[str, dict[str, str]]:
+    """The step titles of the enquiry, feedback, callback and quality-review flows, by kind (imports Prefect)."""
     from kefu.flows.enquiry import STEPS as ENQUIRY_STEPS
     from kefu.flows.feedback import STEPS as FEEDBACK_STEPS
     from kefu.flows.quality_check import SCORE
     from kefu.flows.routine_callbacks import RESULT
+
+    return {
+        "咨询": {name: s.title for name, s in ENQUIRY_STEPS.items()},
+        "意见反馈": {name: s.title for name, s in FEEDBACK_STEPS.items()},
+        "定期回访": {RESULT.name: RESULT.title},
+        "沟通记录质检": {SCORE.name: SCORE.title},
+    }
+
+
+def other_steps(session: Any, ref: str | None = None, *, titled: bool = True) -> list[OtherStep]:
+    """The steps enquiry, feedback, routine-callback and quality-review runs wait on (``ref``: only those of this
+    enquiry or feedback number, customer code or review), each with the command or desk page that answers it.
+    ``titled=False``: each step's name for its title, without importing the flows (and Prefect with them)."""
     from kefu.models.policy import current_policy
     from kefu.settings import get_settings
     from kefu.tasks import callbacks, enquiries, feedback, quality
 
-    def step(ref: str, kind: str, title: str, row: dict[str, Any], answer: str) -> OtherStep:
+    titles = _titles() if titled else {}
+
+    def step(ref: str, kind: str, row: dict[str, Any], answer: str) -> OtherStep:
+        title = titles.get(kind, {}).get(str(row["step"]), str(row["step"]))
         due_at = dt.datetime.fromisoformat(row["due_at"]) if row["due_at"] else None
         since = dt.datetime.fromisoformat(row["since"])
         return OtherStep(ref, kind, str(row["step"]), title, since, due_at, answer)
@@ -111,20 +126,18 @@ def other_steps(session: Any, ref: str | None = None) -> list[OtherStep]:
     found: list[OtherStep] = []
     for row in enquiries.waiting_steps(session, ref):
         no, name = row["enquiry_no"], row["step"]
-        title = ENQUIRY_STEPS[name].title if name in ENQUIRY_STEPS else name
-        found.append(step(no, "咨询", title, row, f"kefu enquiry submit {no} {name} --as STAFF --data JSON"))
+        found.append(step(no, "咨询", row, f"kefu enquiry submit {no} {name} --as STAFF --data JSON"))
     for row in feedback.waiting_steps(session, ref):
         no, name = row["feedback_no"], row["step"]
-        title = FEEDBACK_STEPS[name].title if name in FEEDBACK_STEPS else name
         if name == feedback.DEPARTMENT_STEP:
             command = f"kefu feedback answer {no} --as STAFF --solution TEXT --reply TEXT"
         else:
             command = f"kefu feedback close {no} --as STAFF [--note TEXT]"
-        found.append(step(no, "意见反馈", title, row, command))
+        found.append(step(no, "意见反馈", row, command))
     for row in callbacks.waiting_steps(session, current_policy(), ref):
-        found.append(step(row["code"], "定期回访", RESULT.title, row, desk_form(row)))
+        found.append(step(row["code"], "定期回访", row, desk_form(row)))
     for row in quality.waiting_steps(session, ref):
-        found.append(step(row["review"], "沟通记录质检", SCORE.title, row, desk_form(row)))
+        found.append(step(row["review"], "沟通记录质检", row, desk_form(row)))
     return found
 
 
@@ -307,9 +320,9 @@ def _resume(case_no: str, run_id: UUID, checked: dict[str, Any]) -> None:
 
 def answered_elsewhere(ref: str, step: str) -> None:
     """A waiting step of a process ``kefu step submit`` does not answer (an enquiry's, a callback's, ...): refused,
-    naming what does answer it."""
+    naming what does answer it. Prefect is not imported: with its server down, nothing must start."""
     with unit_of_work() as session:
-        for other in other_steps(session, ref):
+        for other in other_steps(session, ref, titled=False):
             if other.step == step:
                 raise UsageError(f"{ref} {step} is a {other.kind} step; step submit does not answer it: {other.answer}")
 
