@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from kefu.models.base import utcnow
 from kefu.models.cadence import ContactFollowUp
-from kefu.models.contacts import CHANNEL_ALIASES, CONTACT_CHANNELS, ContactKind, ContactStepEvent
+from kefu.models.contacts import CONTACT_CHANNELS, ContactKind, ContactStepEvent, stored_channel
 from kefu.models.directory import find_staff
 from kefu.models.people import CommunicationRecord, Customer, Staff
 from kefu.models.policy import Policy
@@ -39,8 +39,7 @@ class ContactRefused(ValueError):
 
 def parse_channel(text: str) -> str:
     """The stored channel ``text`` names (a channel, an alias such as ``mail``, or its zh-CN name)."""
-    value = text.strip().lower()
-    value = CHANNEL_ALIASES.get(value, value)
+    value = stored_channel(text)
     if value not in CONTACT_CHANNELS:
         known = "、".join(f"{c}（{n}）" for c, n in CONTACT_CHANNELS.items())
         raise ContactRefused(
