@@ -223,23 +223,8 @@ def my_waiting_steps(engine: Engine, staff_id: int, now: dt.datetime) -> list[Wa
             teams = owners.get(str(row["case_no"]), "")
             if not teams and not roles & set(policy.roles.may_answer(step)):
                 continue
-            dues = sorted(dt.datetime.fromisoformat(v) for v in row["deadlines"].values())
-            due_at = dues[0] if dues else None
-            if due_at is not None and due_at.tzinfo is None:
-                due_at = due_at.replace(tzinfo=dt.UTC)
-            views.append(
-                WaitingStep(
-                    case_no=str(row["case_no"]),
-                    step=step,
-                    title=STEPS[step].title if step in STEPS else step,
-                    since=local_time(dt.datetime.fromisoformat(row["since"])),
-                    due=local_time(due_at) if due_at else "—",
-                    due_at=due_at,
-                    overdue=due_at is not None and due_at <= now,
-                    flow_run_id=str(row["flow_run_id"]),
-                    team=teams,
-                )
-            )
+            title = STEPS[step].title if step in STEPS else step
+            views.append(_view(str(row["case_no"]), title, row, _earliest_due(row), now, team=teams))
         views += _onboarding_views(session, roles, now)
         views += _plan_views(session, staff_id, roles, now)
         views += _assessment_views(session, staff_id, now)
@@ -262,23 +247,7 @@ def _onboarding_views(session: Session, roles: set[Any], now: dt.datetime) -> li
         step = STEPS.get(str(row["step"]))
         if step is None or not roles & set(step_roles(step)):
             continue
-        dues = sorted(dt.datetime.fromisoformat(v) for v in row["deadlines"].values())
-        due_at = dues[0] if dues else None
-        if due_at is not None and due_at.tzinfo is None:
-            due_at = due_at.replace(tzinfo=dt.UTC)
-        views.append(
-            WaitingStep(
-                case_no=str(row["case_no"]),
-                step=step.name,
-                title=step.title,
-                since=local_time(dt.datetime.fromisoformat(row["since"])),
-                due=local_time(due_at) if due_at else "—",
-                due_at=due_at,
-                overdue=due_at is not None and due_at <= now,
-                flow_run_id=str(row["flow_run_id"]),
-                kind="重点客户准入",
-            )
-        )
+        views.append(_view(str(row["case_no"]), step.title, row, _earliest_due(row), now, kind="重点客户准入"))
     return views
 
 
@@ -296,20 +265,8 @@ def _assessment_views(session: Session, staff_id: int, now: dt.datetime) -> list
         answerer = sheet.staff_id if step.name.startswith(SELF) else sheet.supervisor_id
         if answerer != staff_id:
             continue
-        due_at = dt.datetime.fromisoformat(next(iter(row["deadlines"].values())))
-        views.append(
-            WaitingStep(
-                case_no=str(row["case_no"]),
-                step=step.name,
-                title=f"{step.title}：{sheet.staff.name}",
-                since=local_time(dt.datetime.fromisoformat(row["since"])),
-                due=local_time(due_at),
-                due_at=due_at,
-                overdue=due_at <= now,
-                flow_run_id=str(row["flow_run_id"]),
-                kind="员工考核",
-            )
-        )
+        title = f"{step.title}：{sheet.staff.name}"
+        views.append(_view(str(row["case_no"]), title, row, _earliest_due(row), now, kind="员工考核"))
     return views
 
 
@@ -332,31 +289,34 @@ def _plan_views(session: Session, staff_id: int, roles: set[Any], now: dt.dateti
                 continue
         elif not roles & set(step_roles(step)):
             continue
-        dues = sorted(dt.datetime.fromisoformat(v) for v in row["deadlines"].values())
-        due_at = dues[0] if dues else None
-        if due_at is not None and due_at.tzinfo is None:
-            due_at = due_at.replace(tzinfo=dt.UTC)
-        views.append(
-            WaitingStep(
-                case_no=str(row["case_no"]),
-                step=step.name,
-                title=step.title,
-                since=local_time(dt.datetime.fromisoformat(row["since"])),
-                due=local_time(due_at) if due_at else "—",
-                due_at=due_at,
-                overdue=due_at is not None and due_at <= now,
-                flow_run_id=str(row["flow_run_id"]),
-                kind="服务方案",
-            )
-        )
+        views.append(_view(str(row["case_no"]), step.title, row, _earliest_due(row), now, kind="服务方案"))
     return views
 
 
-def _other_view(
-    number: str, kind: str, title: str, row: dict[str, Any], now: dt.datetime, team: str = ""
+def _earliest_due(row: dict[str, Any]) -> dt.datetime | None:
+    """The earliest of a waiting step's ``deadlines`` (case, onboarding, plan, assessment rows); a naive one is UTC."""
+    dues = sorted(dt.datetime.fromisoformat(v) for v in row["deadlines"].values())
+    if not dues:
+        return None
+    return dues[0] if dues[0].tzinfo is not None else dues[0].replace(tzinfo=dt.UTC)
+
+
+def _one_due(row: dict[str, Any]) -> dt.datetime | None:
+    """The ``due_at`` of a waiting step's row (enquiry, feedback, callback, quality review)."""
+    return dt.datetime.fromisoformat(row["due_at"]) if row["due_at"] else None
+
+
+def _view(
+    number: str,
+    title: str,
+    row: dict[str, Any],
+    due_at: dt.datetime | None,
+    now: dt.datetime,
+    *,
+    team: str = "",
+    kind: str = "",
 ) -> WaitingStep:
-    """The view of a step whose row has one ``due_at`` (enquiry, feedback, callback, quality review)."""
-    due_at = dt.datetime.fromisoformat(row["due_at"]) if row["due_at"] else None
+    """One waiting step as the start page shows it: due and since in Shanghai time, overdue against ``now``."""
     return WaitingStep(
         case_no=number,
         step=str(row["step"]),
@@ -385,7 +345,8 @@ def _enquiry_views(session: Session, staff_id: int, now: dt.datetime) -> list[Wa
         except EnquiryRefused:
             continue
         step = STEPS.get(str(row["step"]))
-        views.append(_other_view(str(row["enquiry_no"]), "咨询", step.title if step else str(row["step"]), row, now))
+        title = step.title if step else str(row["step"])
+        views.append(_view(str(row["enquiry_no"]), title, row, _one_due(row), now, kind="咨询"))
     return views
 
 
@@ -404,7 +365,8 @@ def _feedback_views(session: Session, staff_id: int, now: dt.datetime) -> list[W
         except FeedbackRefused:
             continue
         step = STEPS.get(str(row["step"]))
-        views.append(_other_view(number, "意见反馈", step.title if step else str(row["step"]), row, now))
+        title = step.title if step else str(row["step"])
+        views.append(_view(number, title, row, _one_due(row), now, kind="意见反馈"))
     return views
 
 
@@ -422,10 +384,10 @@ def _callback_views(
     for row in callback_steps(session, policy):
         owner = row["owner_id"]
         if owner == staff_id or (owner is None and policy.complaints.ownership.rota_role in roles):
-            views.append(_other_view(str(row["code"]), "定期回访", RESULT.title, row, now))
+            views.append(_view(str(row["code"]), RESULT.title, row, _one_due(row), now, kind="定期回访"))
         elif owner in team:
             name = session.get_one(Staff, owner).name
-            views.append(_other_view(str(row["code"]), "定期回访", RESULT.title, row, now, team=name))
+            views.append(_view(str(row["code"]), RESULT.title, row, _one_due(row), now, team=name, kind="定期回访"))
     return views
 
 
@@ -446,5 +408,5 @@ def _quality_views(session: Session, staff_id: int, now: dt.datetime) -> list[Wa
         except ReviewRefused:
             continue
         title = f"{SCORE.title}：{session.get_one(Staff, review.agent_id).name}"
-        views.append(_other_view(str(row["review"]), "沟通记录质检", title, row, now))
+        views.append(_view(str(row["review"]), title, row, _one_due(row), now, kind="沟通记录质检"))
     return views
